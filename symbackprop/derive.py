@@ -1,0 +1,67 @@
+"""The two derivations of every gradient.
+
+(a) :func:`direct` — differentiate the whole loss J with respect to each entry: ∂J/∂W_k[i,j],
+    ∂J/∂b_k[i] and ∂J/∂z_k[i,e] (through the perturbation ε of z_k).  The chain rule is applied
+    node by node by the evaluator; nothing about layers is assumed.
+(b) :func:`backprop` — the textbook recurrences with the closed forms of the rules table:
+
+        δ_L = c · (output delta)          c = 1/m (mean) or 1 (sum)
+        δ_k = (W_{k+1}ᵀ δ_{k+1}) ⊙ g_k′(z_k)
+        ∂J/∂W_k = δ_k a_{k-1}ᵀ (+ λ W_k),   ∂J/∂b_k = δ_k 1_m,   ∂J/∂z_k = δ_k
+
+    (with examples as rows every product is transposed: δ_k = (δ_{k+1} W_{k+1}) ⊙ g_k′(z_k),
+    ∂J/∂W_k = δ_kᵀ a_{k-1}, ∂J/∂b_k = δ_kᵀ 1_m).
+
+Both return ``{(quantity, k): matrix}`` with quantity one of ``"z"``, ``"W"``, ``"b"``.
+"""
+
+from __future__ import annotations
+
+from . import rules
+from .evaluate import Partial
+from .matrices import Mat
+from .network import Network
+
+QUANTITIES = ("z", "W", "b")
+
+
+def gradient_of(net: Network, of, wrt: Mat, label=None) -> Mat:
+    """The matrix of true partial derivatives ∂(of)/∂(wrt entry), shaped like ``wrt``."""
+    label = label if label is not None else net.loss_symbol
+    return wrt.map(lambda theta: Partial(of, theta, label))
+
+
+def direct(net: Network) -> dict:
+    gradients = {}
+    for k in range(1, net.depth + 1):
+        gradients["z", k] = gradient_of(net, net.J, net.Ez[k])
+        gradients["W", k] = gradient_of(net, net.J, net.W[k])
+        gradients["b", k] = gradient_of(net, net.J, net.b[k])
+    return gradients
+
+
+def backprop(net: Network, *, shortcut: bool = True) -> dict:
+    alg, spec, L = net.alg, net.spec, net.depth
+    W, Z, A = net.W, net.Z, net.A
+    columns = spec.layout == "columns"
+    ones = alg.ones(net.batch, 1)
+
+    delta = {L: alg.scale(net.reduction_factor,
+                          rules.output_delta(alg, spec.loss_rule, spec.activation(L), A[L], net.Y, Z[L],
+                                             shortcut=shortcut))}
+    for k in range(L - 1, 0, -1):
+        back = alg.matmul(alg.T(W[k + 1]), delta[k + 1]) if columns else alg.matmul(delta[k + 1], W[k + 1])
+        delta[k] = alg.hadamard(back, alg.apply(spec.activation(k).derivative, Z[k]))
+
+    gradients = {}
+    for k in range(1, L + 1):
+        if columns:
+            dW = alg.matmul(delta[k], alg.T(A[k - 1]))
+            db = alg.matmul(delta[k], ones)
+        else:
+            dW = alg.matmul(alg.T(delta[k]), A[k - 1])
+            db = alg.matmul(alg.T(delta[k]), ones)
+        if net.penalty is not None:
+            dW = alg.add(dW, alg.scale(net.penalty, W[k]))
+        gradients["z", k], gradients["W", k], gradients["b", k] = delta[k], dW, db
+    return gradients

@@ -1,0 +1,212 @@
+"""A network spec and its symbolic instance: explicit weights, forward pass and loss in SymPy.
+
+    z_k = W_k a_{k-1} + b_k,   a_k = g_k(z_k),   a_0 = x,   ŷ = a_L
+    J   = (1/m) Σ_examples ℓ(a_L, y)  [+ (λ/2) Σ_k ‖W_k‖²]
+
+Every pre-activation and activation carries a *perturbation* symbol (ε, evaluated at 0): the
+true ∂J/∂z_k is then an ordinary partial derivative ∂J/∂ε_k, with no special casing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import sympy
+from sympy import Integer, Rational, Symbol
+
+from . import rules
+from .matrices import Explicit, Mat
+
+
+class SpecError(ValueError):
+    """A network spec that cannot be built; the message is one line for the user."""
+
+
+def _fraction(value, what: str) -> Fraction:
+    try:
+        return Fraction(str(value))
+    except (ValueError, ZeroDivisionError):
+        raise SpecError(f"{what} must be a number, not {value!r}") from None
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """What a network is: widths n_0..n_L, activations, loss, batch and conventions."""
+
+    widths: tuple
+    hidden: str | tuple = "sigmoid"
+    output: str = "sigmoid"
+    loss: str = "half_sse"
+    batch: int = 1
+    reduction: str = "mean"
+    layout: str = "columns"
+    l2: bool = False
+    relu_at_zero: Fraction = Fraction(0)
+    leaky_slope: Fraction = Fraction(1, 100)
+    activations: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        try:
+            widths = tuple(int(w) for w in self.widths)
+        except (TypeError, ValueError):
+            raise SpecError(f"widths must be integers, not {self.widths!r}") from None
+        if len(widths) < 2:
+            raise SpecError(f"widths need at least two entries (n_0 and n_L), got {list(widths)}")
+        if any(w < 1 for w in widths):
+            raise SpecError(f"every width must be at least 1, got {list(widths)}")
+        object.__setattr__(self, "widths", widths)
+        if int(self.batch) < 1:
+            raise SpecError(f"batch must be at least 1, got {self.batch}")
+        object.__setattr__(self, "batch", int(self.batch))
+        if self.reduction not in ("mean", "sum"):
+            raise SpecError(f"reduction must be 'mean' or 'sum', not {self.reduction!r}")
+        if self.layout not in ("columns", "rows"):
+            raise SpecError(f"layout must be 'columns' or 'rows', not {self.layout!r}")
+        object.__setattr__(self, "relu_at_zero", _fraction(self.relu_at_zero, "relu_at_zero"))
+        object.__setattr__(self, "leaky_slope", _fraction(self.leaky_slope, "leaky_slope"))
+        depth = len(widths) - 1
+        hidden = (self.hidden,) * (depth - 1) if isinstance(self.hidden, str) else tuple(self.hidden)
+        if len(hidden) != depth - 1:
+            raise SpecError(f"{len(hidden)} hidden activations given for {depth - 1} hidden layers")
+        object.__setattr__(self, "hidden", self.hidden if isinstance(self.hidden, str) else hidden)
+        rows = {}
+        built = []
+        for name in hidden + (self.output,):
+            if name not in rows:
+                try:
+                    rows[name] = rules.activation(name, relu_at_zero=self.relu_at_zero,
+                                                  leaky_slope=self.leaky_slope)
+                except KeyError as error:
+                    raise SpecError(error.args[0]) from None
+            built.append(rows[name])
+        for k, row in enumerate(built[:-1], start=1):
+            if row.output_only:
+                raise SpecError(f"{row.name} can only be the output activation (layer {k} is hidden)")
+        try:
+            loss_row = rules.loss(self.loss)
+        except KeyError as error:
+            raise SpecError(error.args[0]) from None
+        if loss_row.outputs is not None and self.output not in loss_row.outputs:
+            raise SpecError(f"loss {self.loss} needs outputs in (0, 1): use --output "
+                            f"{' or '.join(loss_row.outputs)}, not {self.output}")
+        object.__setattr__(self, "activations", tuple(built))
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths) - 1
+
+    def activation(self, k: int) -> rules.Activation:
+        """The activation row of layer k (1..L)."""
+        return self.activations[k - 1]
+
+    @property
+    def loss_rule(self) -> rules.Loss:
+        return rules.loss(self.loss)
+
+    def describe(self) -> str:
+        hidden = self.hidden if isinstance(self.hidden, str) else ",".join(self.hidden)
+        parts = ["-".join(map(str, self.widths))]
+        parts.append(f"{hidden}/{self.output}" if self.depth > 1 else self.output)
+        parts.append(self.loss)
+        text = " ".join(parts) + f", batch {self.batch}"
+        extras = [e for e in (self.reduction != "mean" and "sum over batch",
+                              self.layout != "columns" and "examples as rows",
+                              self.l2 and "L2 penalty") if e]
+        return text + (f" ({', '.join(extras)})" if extras else "")
+
+
+class Network:
+    """The symbolic instance of a spec: every quantity as an explicit matrix of SymPy expressions.
+
+    Quantities follow the spec's layout: with examples as columns, X is n_0 × m and W_k is
+    n_k × n_{k-1}; with examples as rows, X is m × n_0 (W_k and b_k keep their shapes).
+    """
+
+    def __init__(self, spec: NetworkSpec):
+        self.spec = spec
+        self.alg = alg = Explicit(spec.layout)
+        L, n, m = spec.depth, spec.widths, spec.batch
+        self.depth, self.batch = L, m
+        self.parameters: dict[str, list[Symbol]] = {"weight": [], "bias": [], "input": [], "target": []}
+
+        def entry_name(stem, i, e):
+            return f"{stem}[{i + 1},{e + 1}]" if m > 1 else f"{stem}[{i + 1}]"
+
+        def data(width, stem, kind, make=None):
+            """A width × m block (transposed for rows layout) of fresh symbols."""
+            make = make or (lambda i, e: self._symbol(entry_name(stem, i, e), kind))
+            block = Mat.build(width, m, make)
+            return block if spec.layout == "columns" else block.T
+
+        self.W = {k: Mat.build(n[k], n[k - 1], lambda i, j, k=k: self._symbol(f"W{k}[{i + 1},{j + 1}]", "weight"))
+                  for k in range(1, L + 1)}
+        self.b = {k: Mat.build(n[k], 1, lambda i, j, k=k: self._symbol(f"b{k}[{i + 1}]", "bias"))
+                  for k in range(1, L + 1)}
+        self.X = data(n[0], "x", "input")
+        self.Y = self._targets(data, n[L])
+        self.perturbation: list[Symbol] = []
+        self.Z: dict[int, Mat] = {}
+        self.A: dict[int, Mat] = {0: self.X}
+        self.Ez: dict[int, Mat] = {}
+        self.Ea: dict[int, Mat] = {}
+        for k in range(1, L + 1):
+            self.Ez[k] = data(n[k], f"εz{k}", None, lambda i, e, k=k: self._perturbation(f"εz{k}", entry_name("", i, e)))
+            self.Ea[k] = data(n[k], f"εa{k}", None, lambda i, e, k=k: self._perturbation(f"εa{k}", entry_name("", i, e)))
+            self.Z[k] = alg.add(alg.affine(self.W[k], self.A[k - 1], self.b[k]), self.Ez[k])
+            g = spec.activation(k)
+            activated = alg.softmax(self.Z[k], g.atom) if g.vector else alg.apply(g.atom, self.Z[k])
+            self.A[k] = alg.add(activated, self.Ea[k])
+        self.penalty = self._symbol("λ", "penalty") if spec.l2 else None
+        self.reduction_factor = Rational(1, m) if spec.reduction == "mean" else Integer(1)
+        loss = alg.scale(self.reduction_factor, spec.loss_rule.formula(alg, self.A[L], self.Y))
+        if self.penalty is not None:
+            squares = sympy.Add(*[alg.total(alg.hadamard(self.W[k], self.W[k])) for k in range(1, L + 1)])
+            loss = loss + self.penalty / 2 * squares
+        self.J = loss
+        self.loss_symbol = Symbol("J")
+
+    # ---- symbols
+    def _symbol(self, name: str, kind: str | None) -> Symbol:
+        symbol = Symbol(name)
+        if kind is not None:
+            self.parameters.setdefault(kind, []).append(symbol)
+        return symbol
+
+    def _perturbation(self, stem: str, index: str) -> Symbol:
+        symbol = Symbol(stem + index)
+        self.perturbation.append(symbol)
+        return symbol
+
+    def _targets(self, data, width: int) -> Mat:
+        """Free targets, except that one-hot/soft targets sum to 1: the last is 1 − Σ others."""
+        if not self.spec.loss_rule.simplex_targets:
+            return data(width, "y", "target")
+        m = self.spec.batch
+        free = {}
+
+        def make(i, e):
+            name = f"y[{i + 1},{e + 1}]" if m > 1 else f"y[{i + 1}]"
+            if i < width - 1:
+                free[i, e] = self._symbol(name, "target")
+                return free[i, e]
+            return 1 - sympy.Add(*[free[j, e] for j in range(width - 1)])
+
+        return data(width, "y", "target", make)
+
+    # ---- access by the derivation-file quantity names
+    def quantity(self, kind: str, k: int | None = None) -> Mat:
+        table = {"weight": self.W, "bias": self.b, "preactivation": self.Z, "activation": self.A}
+        if kind in table:
+            return table[kind][k]
+        if kind == "input":
+            return self.X
+        if kind in ("output",):
+            return self.A[self.depth]
+        if kind in ("target", "onehot"):
+            return self.Y
+        raise KeyError(kind)
+
+    def perturbation_of(self, kind: str, k: int) -> Mat:
+        """The ε symbols whose partial derivatives are ∂J/∂z_k or ∂J/∂a_k."""
+        return {"preactivation": self.Ez, "activation": self.Ea}[kind][k]

@@ -1,0 +1,451 @@
+"""Verdicts: proved / refuted / ill-formed / undecided — and ``proved`` only from an exact zero.
+
+Deciding ``lhs = rhs`` for explicit matrices:
+
+1. Evaluate ``lhs − rhs`` entry by entry in the ring of rational functions whose generators are
+   the parameters, the data and every atom (σ(z), tanh(z), eᶻ, log u, …).  If every numerator is
+   the zero polynomial, the identity holds wherever the denominators (σ, 1−σ, Σeᶻ, …: never 0)
+   are defined — a proof, provided every activation rule used is itself a proved lemma.
+2. A non-zero normal form is *not* a refutation (atoms satisfy relations the ring ignores).
+   After unfolding identity atoms, look for a rational point where the two sides certifiably
+   differ — exact ``Fraction`` arithmetic, or 256-bit interval arithmetic with disjoint
+   enclosures.  Such a point is a refutation anyone can re-evaluate.
+3. Otherwise ``undecided``; numeric agreement is reported as such, never as a proof.
+
+Every obligation runs under a time budget; running out gives ``undecided``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+
+import sympy
+
+from . import budget, rules
+from .derive import QUANTITIES, backprop, direct
+from .evaluate import (Evaluation, ExactDomain, IntervalDomain, RingDomain, Unsupported,
+                       interval_precision)
+from .matrices import Mat, ShapeError, shape_text
+from .network import Network, NetworkSpec
+from .polys import DegreeOverflow, generators_of
+
+PROVED, REFUTED, ILL_FORMED, UNDECIDED = "proved", "refuted", "ill-formed", "undecided"
+EXACT_METHOD = "exact: rational normal form over activation atoms"
+DEFAULT_TIMEOUT = 60.0
+
+
+@dataclass
+class Verdict:
+    status: str
+    scope: str = "instance"
+    method: str = ""
+    seconds: float = 0.0
+    message: str = ""
+    counterexample: dict | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def proved(self) -> bool:
+        return self.status == PROVED
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------ lemmas
+
+_lemma_cache: dict = {}
+
+
+def elementary(expr):
+    """``expr`` with every atom replaced by its definition, until only SymPy's functions remain."""
+    for _ in range(8):
+        mapping = {}
+        for atom in expr.atoms(rules.Atom):
+            rule = atom.rule
+            if rule.unfold is not None:
+                mapping[atom] = rule.unfold(atom)
+            elif rule.definition is not None:
+                mapping[atom] = rule.definition(*atom.args)
+        if not mapping:
+            return expr
+        expr = expr.xreplace(mapping)
+    return expr
+
+
+def needs_lemma(row: rules.Activation) -> bool:
+    return row.derivative_rule is not None or row.partial_rule is not None
+
+
+def lemma_statement(row: rules.Activation, width: int | None = None) -> str:
+    if row.vector:
+        return f"∂ softmax_i/∂z_j = ŷ_i((i = j) − ŷ_j) for n = {width}"
+    if row.definition is None:
+        return f"{row.name}′ is the derivative of {row.name} (definition)"
+    return f"d/dz {row.name}(z) = {row.derivative_text}"
+
+
+def prove_lemma(row: rules.Activation, width: int | None = None, timeout: float | None = 20.0) -> Verdict:
+    """Prove the row's closed-form derivative equal to the derivative of its definition."""
+    cached = _lemma_cache.get((row, width))
+    if cached is not None:
+        return cached
+    started = time.perf_counter()
+    if not needs_lemma(row) or (row.definition is None and not row.vector):
+        verdict = Verdict(PROVED, "general", "definition", message=lemma_statement(row))
+    else:
+        try:
+            with budget.budget(timeout):
+                verdict = _prove_vector_lemma(row, width) if row.vector else _prove_lemma(row)
+        except budget.OutOfTime:
+            verdict = Verdict(UNDECIDED, "general", message=f"ran out of the {timeout:g} s budget")
+    verdict.seconds = time.perf_counter() - started
+    _lemma_cache[row, width] = verdict
+    return verdict
+
+
+def _zero_after_exp_substitution(difference, variables) -> bool:
+    """cancel(difference) = 0 once every exp(v) is a positive symbol t_v (a rational identity)."""
+    difference = difference.rewrite(sympy.exp)
+    for v in variables:
+        difference = difference.subs(sympy.exp(v), sympy.Symbol(f"t_{v}", positive=True))
+    return sympy.cancel(difference) == 0
+
+
+def _prove_lemma(row: rules.Activation) -> Verdict:
+    x = sympy.Symbol("x", real=True)
+    p = sympy.Symbol("p", positive=True)
+    statement = lemma_statement(row)
+    if row.kink:
+        # Away from 0 the function is smooth: check x = p > 0 and x = −p < 0 separately.
+        for sign in (1, -1):
+            lhs = sympy.diff(row.definition(sign * p), p) / sign
+            rhs = elementary(row.derivative(sign * p))
+            if sympy.simplify(lhs - rhs) != 0:
+                return _lemma_counterexample(row, x, statement) or Verdict(
+                    UNDECIDED, "general", message=f"{statement}: not shown for {'x > 0' if sign > 0 else 'x < 0'}")
+        at_zero = row.params[-1] if row.params else 0
+        return Verdict(PROVED, "general", "by cases x > 0, x < 0",
+                       message=f"{statement} for x ≠ 0 (the value at 0 is the convention {at_zero})")
+    difference = sympy.diff(row.definition(x), x) - elementary(row.derivative(x))
+    if _zero_after_exp_substitution(difference, [x]):
+        return Verdict(PROVED, "general", "cancel after exp(x) = t", message=statement)
+    if sympy.simplify(difference) == 0:
+        return Verdict(PROVED, "general", "simplify", message=statement)
+    return _lemma_counterexample(row, x, statement) or Verdict(
+        UNDECIDED, "general", message=f"{statement}: not reduced to 0 and no counterexample found")
+
+
+def _prove_vector_lemma(row: rules.Activation, width: int) -> Verdict:
+    zs = sympy.symbols(f"z1:{width + 1}", real=True)
+    statement = lemma_statement(row, width)
+    for i in range(width):
+        node = row.atom(i, *zs)
+        definition = elementary(node)
+        for j in range(width):
+            difference = sympy.diff(definition, zs[j]) - elementary(row.partial(node, j + 2))
+            if not _zero_after_exp_substitution(difference, zs):
+                return Verdict(UNDECIDED, "instance", message=f"{statement}: entry ({i + 1},{j + 1}) not reduced to 0")
+    return Verdict(PROVED, "instance", "cancel after exp(z_j) = t_j", message=statement)
+
+
+def _lemma_counterexample(row, x, statement) -> Verdict | None:
+    lhs = sympy.diff(row.definition(x), x)
+    rhs = elementary(row.derivative(x))
+    for value in (Fraction(1, 3), Fraction(-2, 3), Fraction(3, 2), Fraction(-5, 2), Fraction(1, 7)):
+        with interval_precision():
+            evaluation = Evaluation(IntervalDomain(), {x: IntervalDomain().const(value)})
+            try:
+                left, right = evaluation.value(lhs), evaluation.value(rhs)
+            except (ArithmeticError, Unsupported):
+                continue
+            if left.b < right.a or right.b < left.a:
+                return Verdict(REFUTED, "general", "interval arithmetic", message=f"{statement} is false",
+                               counterexample={"point": {"x": str(value)},
+                                               "lhs": _interval_text(left), "rhs": _interval_text(right)})
+    return None
+
+
+# ---------------------------------------------------------------------------- the decider
+
+
+def _interval_text(value) -> str:
+    """Midpoint to 17 digits and the enclosure's radius, e.g. ``-0.00033126618219325643 ± 1e-78``."""
+    import mpmath
+
+    low, high = (mpmath.mpf(end) for end in value._mpi_)
+    return f"{mpmath.nstr((low + high) / 2, 17)} ± {mpmath.nstr((high - low) / 2, 2)}"
+
+
+class Decider:
+    """Decides claimed identities about one network instance, sharing all memoised work."""
+
+    def __init__(self, net: Network, seed: int = 0):
+        self.net = net
+        self.domain = RingDomain()
+        env = {eps: self.domain.zero for eps in net.perturbation}
+        self.evaluation = Evaluation(self.domain, env)
+        self.seed = seed
+
+    # ---- the sampled points
+    def _variables(self) -> list:
+        params = self.net.parameters
+        return [(s, kind) for kind in ("weight", "bias", "input", "target", "penalty") for s in params.get(kind, [])]
+
+    def _sample(self, rng: random.Random) -> dict:
+        point = {}
+        for symbol, kind in self._variables():
+            if kind == "target":
+                value = Fraction(rng.randint(0, 8), 8)
+                if self.net.spec.loss_rule.simplex_targets:
+                    value /= self.net.spec.widths[-1]
+            elif kind == "penalty":
+                value = Fraction(rng.randint(1, 8), 8)
+            else:
+                value = Fraction(rng.randint(-8, 8), rng.choice((2, 3, 4, 5)))
+            point[symbol] = value
+        return point
+
+    def _generic_choices(self, rng, rows) -> tuple[dict, dict]:
+        """Concrete cubics standing in for generic functions g (and their derivatives g′)."""
+        choices, shown = {}, {}
+        for row in rows:
+            if row.params[:1] != ("generic",) or row.derivative_of is not None:
+                continue
+            c = [Fraction(rng.randint(-6, 6), rng.choice((1, 2, 3))) for _ in range(3)]
+            c[1] = c[1] or Fraction(1)
+
+            def g(x, c=c):
+                return c[0] + c[1] * x + c[2] * x * x / 2 + x * x * x / 3
+
+            def g_prime(x, c=c):
+                return c[1] + c[2] * x + x * x
+
+            prime = row.derivative(sympy.Symbol("x")).func.rule
+            choices[row.key], choices[prime.key] = g, g_prime
+            shown[row.name] = f"{c[0]} + {c[1]}·x + {c[2]}·x²/2 + x³/3"
+        return choices, shown
+
+    # ---- deciding
+    def decide(self, lhs, rhs, *, timeout: float | None = DEFAULT_TIMEOUT, attempts: int = 12) -> Verdict:
+        started = time.perf_counter()
+        try:
+            with budget.budget(timeout):
+                verdict = self._decide(lhs, rhs, attempts)
+        except budget.OutOfTime:
+            verdict = Verdict(UNDECIDED, message=f"ran out of the {timeout:g} s budget")
+        except DegreeOverflow as error:
+            verdict = Verdict(UNDECIDED, message=f"normal form too large: {error}")
+        except Unsupported as error:
+            verdict = Verdict(UNDECIDED, message=str(error))
+        finally:
+            self.evaluation.partials.clear()  # derivatives are per obligation; values are shared
+        verdict.seconds = time.perf_counter() - started
+        return verdict
+
+    def _decide(self, lhs, rhs, attempts: int) -> Verdict:
+        lhs, rhs = _as_matrix(lhs), _as_matrix(rhs)
+        if lhs.shape != rhs.shape:
+            return Verdict(ILL_FORMED, message=f"shape mismatch: left side is {shape_text(lhs.shape)}, "
+                                                f"right side is {shape_text(rhs.shape)}")
+        d, ev = self.domain, self.evaluation
+        residuals = []
+        for i in range(lhs.rows):
+            for j in range(lhs.cols):
+                try:
+                    difference = d.sub(ev.value(lhs[i, j]), ev.value(rhs[i, j]))
+                except ZeroDivisionError:
+                    return Verdict(ILL_FORMED, message=f"entry [{i + 1},{j + 1}] divides by an expression that is identically 0")
+                if not difference.is_zero:
+                    residuals.append((i, j, difference))
+        unfolded = False
+        if residuals:
+            residuals = [(i, j, r) for i, j, r in ((i, j, self._unfold(r)) for i, j, r in residuals) if not r.is_zero]
+            unfolded = True
+        if not residuals:
+            return self._proved(unfolded)
+        return self._search(lhs, rhs, residuals, attempts)
+
+    def _unfold(self, value):
+        """Substitute atoms that have a defining expression (id(z) = z, softmax = eᶻ/Σeᶻ, …)."""
+        for _ in range(4):
+            changed = False
+            for index in sorted(generators_of(value.num)):
+                rule, node = self.domain.atom_of_generator.get(index, (None, None))
+                if rule is not None and rule.unfold is not None:
+                    replacement = self.evaluation.value(rule.unfold(node))
+                    value = self.domain.ring.substitute(value, index, replacement)
+                    changed = True
+            if not changed or value.is_zero:
+                break
+        return value
+
+    def _proved(self, unfolded: bool) -> Verdict:
+        keys = self.evaluation.rules_seen | self.evaluation.rules_differentiated
+        lemmas = {key: prove_lemma(*key) for key in keys if needs_lemma(key[0])}
+        unproved = sorted({row.name for (row, _), v in lemmas.items() if not v.proved})
+        if unproved:
+            return Verdict(UNDECIDED, method=EXACT_METHOD,
+                           message=f"reduced to 0, but relies on the derivative rule of {', '.join(unproved)}, "
+                                   f"which is not proved")
+        rows = {row for row, _ in keys}
+        notes = []
+        kinks = sorted({row for row in rows if row.kink and row.derivative_of is None}, key=lambda r: r.name)
+        if kinks:
+            notes.append(f"{', '.join(r.name for r in kinks)}: holds wherever no pre-activation is exactly 0; "
+                         f"the derivative at 0 is taken as {kinks[0].params[-1]} in both derivations")
+        generic = sorted({row.name for row in rows if row.params[:1] == ("generic",) and row.derivative_of is None})
+        if generic:
+            notes.append(f"for every differentiable {', '.join(generic)}")
+        method = EXACT_METHOD + (" (after unfolding atoms into their definitions)" if unfolded else "")
+        return Verdict(PROVED, method=method, notes=notes)
+
+    def _search(self, lhs: Mat, rhs: Mat, residuals, attempts: int) -> Verdict:
+        rng = random.Random(self.seed)
+        env_zero = {eps: 0 for eps in self.net.perturbation}
+        rows = {row for row, _ in self.evaluation.rules_seen | self.evaluation.rules_differentiated}
+        agreed = 0
+        for attempt in range(attempts):
+            point = self._sample(rng)
+            generic, shown = self._generic_choices(rng, rows)
+            for i, j, _ in residuals[:3]:
+                try:
+                    outcome = _compare_at(lhs[i, j], rhs[i, j], point, env_zero, generic)
+                except (ArithmeticError, Unsupported):
+                    continue  # a kink, a zero denominator: try another point
+                if outcome is None:
+                    agreed += 1
+                    continue
+                left, right, arithmetic = outcome
+                counterexample = {
+                    "entry": f"[{i + 1},{j + 1}]",
+                    "point": {str(s): str(v) for s, v in point.items()},
+                    "lhs": left, "rhs": right, "arithmetic": arithmetic,
+                }
+                if shown:
+                    counterexample["functions"] = shown
+                if self.net.spec.loss_rule.simplex_targets:
+                    counterexample["note"] = "each example's last target is 1 minus the sum of the others"
+                return Verdict(REFUTED, method="certified counterexample", counterexample=counterexample,
+                               message=f"entry [{i + 1},{j + 1}] differs")
+        total = sum(len(r.num) for _, _, r in residuals)
+        message = f"{len(residuals)} entries not reduced to 0 ({total} terms)"
+        if agreed:
+            message += f"; the sides agree numerically at {agreed} sampled points (not a proof)"
+        return Verdict(UNDECIDED, method=EXACT_METHOD, message=message)
+
+
+def _compare_at(lhs, rhs, point, env_zero, generic):
+    """Both sides at ``point``: (left, right, arithmetic) if certifiably different, else None."""
+    try:
+        domain = ExactDomain(generic)
+        env = {s: Fraction(v) for s, v in {**env_zero, **point}.items()}
+        evaluation = Evaluation(domain, env)
+        left, right = evaluation.value(lhs), evaluation.value(rhs)
+        return None if left == right else (str(left), str(right), "exact rational")
+    except rules.NotRational:
+        pass
+    with interval_precision():
+        domain = IntervalDomain(generic)
+        env = {s: domain.const(v) for s, v in {**env_zero, **point}.items()}
+        evaluation = Evaluation(domain, env)
+        left, right = evaluation.value(lhs), evaluation.value(rhs)
+        if left.b < right.a or right.b < left.a:
+            return _interval_text(left), _interval_text(right), "interval (256-bit, disjoint enclosures)"
+    return None
+
+
+def _as_matrix(value) -> Mat:
+    if isinstance(value, Mat):
+        return value
+    return Mat([[value]])
+
+
+# ------------------------------------------------------------------------- whole networks
+
+
+QUANTITY_TEXT = {"z": "∂J/∂z", "W": "∂J/∂W", "b": "∂J/∂b"}
+
+
+@dataclass
+class QuantityResult:
+    quantity: str
+    layer: int
+    verdict: Verdict
+
+    def to_dict(self) -> dict:
+        return {"quantity": self.quantity, "layer": self.layer, **self.verdict.to_dict()}
+
+
+@dataclass
+class LemmaResult:
+    name: str
+    statement: str
+    verdict: Verdict
+
+    def to_dict(self) -> dict:
+        return {"lemma": self.name, "statement": self.statement, **self.verdict.to_dict()}
+
+
+@dataclass
+class NetworkProof:
+    spec: NetworkSpec
+    lemmas: list
+    results: list
+    seconds: float
+
+    @property
+    def all_proved(self) -> bool:
+        return all(r.verdict.proved for r in self.results) and all(l.verdict.proved for l in self.lemmas)
+
+    def to_dict(self) -> dict:
+        spec = self.spec
+        return {
+            "network": {"widths": list(spec.widths), "hidden": spec.hidden if isinstance(spec.hidden, str) else list(spec.hidden),
+                        "output": spec.output, "loss": spec.loss, "batch": spec.batch,
+                        "reduction": spec.reduction, "layout": spec.layout, "l2": spec.l2},
+            "lemmas": [l.to_dict() for l in self.lemmas],
+            "results": [r.to_dict() for r in self.results],
+            "all_proved": self.all_proved,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def lemmas_for(spec: NetworkSpec) -> list[tuple]:
+    """The (rule, width) lemmas a network's derivations rely on: its activations and their derivatives."""
+    found: list = []
+
+    def visit(row, width=None):
+        if (row, width) in found or not needs_lemma(row):
+            return
+        found.append((row, width))
+        if row.derivative_rule is not None:
+            for atom in row.derivative(sympy.Symbol("x")).atoms(rules.Atom):
+                visit(atom.rule)
+
+    for k, row in enumerate(spec.activations, start=1):
+        visit(row, spec.widths[k] if row.vector else None)
+    return found
+
+
+def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT, claims: dict | None = None,
+                  progress=None, seed: int = 0) -> NetworkProof:
+    """Prove that the backprop recurrences (or the given ``claims``) equal the direct gradients."""
+    started = time.perf_counter()
+    net = Network(spec)
+    lemma_results = [LemmaResult(row.name, lemma_statement(row, width), prove_lemma(row, width))
+                     for row, width in lemmas_for(spec)]
+    truth = direct(net)
+    claimed = claims if claims is not None else backprop(net)
+    decider = Decider(net, seed=seed)
+    results = []
+    for k in range(spec.depth, 0, -1):
+        for quantity in QUANTITIES:
+            if progress:
+                progress(f"{QUANTITY_TEXT[quantity]}{k}")
+            verdict = decider.decide(truth[quantity, k], claimed[quantity, k], timeout=timeout)
+            results.append(QuantityResult(QUANTITY_TEXT[quantity], k, verdict))
+    return NetworkProof(spec, lemma_results, results, time.perf_counter() - started)
