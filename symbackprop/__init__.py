@@ -1,0 +1,11 @@
+"""symbackprop: proves backpropagation.
+
+Builds a feed-forward network and its loss in SymPy, derives every gradient twice — by direct
+differentiation and by the textbook backprop recurrences — and proves the two equal.
+"""
+
+from .network import Network, NetworkSpec, SpecError
+from .prove import Decider, NetworkProof, Verdict, prove_network
+
+__all__ = ["Network", "NetworkSpec", "SpecError", "Decider", "NetworkProof", "Verdict", "prove_network"]
+__version__ = "0.1.0"

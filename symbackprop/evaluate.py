@@ -98,6 +98,14 @@ class RingDomain:
         return value.is_zero
 
 
+def polynomial_value(domain, coefficients, x):
+    """Σ c_k x^k by Horner's rule, in the domain's own arithmetic."""
+    total = domain.const(coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        total = domain.add(domain.mul(total, x), domain.const(c))
+    return total
+
+
 class ExactDomain:
     """Exact rational arithmetic; fails with NotRational on transcendental functions."""
 
@@ -106,7 +114,7 @@ class ExactDomain:
     one = Fraction(1)
 
     def __init__(self, generic: dict | None = None):
-        self.generic = generic or {}  # rule key -> callable standing in for a generic function
+        self.generic = generic or {}  # rule key -> polynomial coefficients standing in for it
 
     @staticmethod
     def const(value):
@@ -143,7 +151,7 @@ class ExactDomain:
 
     def atom(self, rule, arguments, indices=(), node=None):
         if rule.key in self.generic:
-            return self.generic[rule.key](*arguments)
+            return polynomial_value(self, self.generic[rule.key], arguments[0])
         if rule.exact is None:
             raise NotRational(rule.name)
         return rule.exact(*indices, *arguments)
@@ -166,7 +174,7 @@ class IntervalDomain:
     PRECISION = 256
 
     def __init__(self, generic: dict | None = None):
-        self.generic = generic or {}
+        self.generic = generic or {}  # rule key -> polynomial coefficients standing in for it
         self.iv = mpmath.iv
         self.zero = self.iv.mpf(0)
         self.one = self.iv.mpf(1)
@@ -208,7 +216,7 @@ class IntervalDomain:
 
     def atom(self, rule, arguments, indices=(), node=None):
         if rule.key in self.generic:
-            return self.generic[rule.key](*arguments)
+            return polynomial_value(self, self.generic[rule.key], arguments[0])
         if rule.interval is None:
             raise Unsupported(f"no numeric form for {rule.name}")
         return rule.interval(*indices, *arguments)

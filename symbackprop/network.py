@@ -72,6 +72,15 @@ class NetworkSpec:
         object.__setattr__(self, "hidden", self.hidden if isinstance(self.hidden, str) else hidden)
         rows = {}
         built = []
+        if isinstance(self.hidden, str) and depth == 1:
+            hidden_names = (self.hidden,)  # unused, but a misspelt name is still an error
+        else:
+            hidden_names = hidden
+        for name in set(hidden_names) - set(hidden):
+            try:
+                rules.activation(name)
+            except KeyError as error:
+                raise SpecError(error.args[0]) from None
         for name in hidden + (self.output,):
             if name not in rows:
                 try:

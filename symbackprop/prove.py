@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 import sympy
@@ -52,7 +52,9 @@ class Verdict:
         return self.status == PROVED
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"verdict": self.status, "scope": self.scope, "method": self.method,
+                "seconds": round(self.seconds, 4), "message": self.message,
+                "counterexample": self.counterexample, "notes": list(self.notes)}
 
 
 # ------------------------------------------------------------------------------------ lemmas
@@ -173,11 +175,12 @@ def _lemma_counterexample(row, x, statement) -> Verdict | None:
 
 
 def _interval_text(value) -> str:
-    """Midpoint to 17 digits and the enclosure's radius, e.g. ``-0.00033126618219325643 ± 1e-78``."""
+    """Midpoint to 25 digits and the enclosure's radius, e.g. ``-0.000331266… ± 1.0e-78``."""
     import mpmath
 
-    low, high = (mpmath.mpf(end) for end in value._mpi_)
-    return f"{mpmath.nstr((low + high) / 2, 17)} ± {mpmath.nstr((high - low) / 2, 2)}"
+    with mpmath.workprec(IntervalDomain.PRECISION):
+        low, high = (mpmath.mpf(end) for end in value._mpi_)
+        return f"{mpmath.nstr((low + high) / 2, 25)} ± {mpmath.nstr((high - low) / 2, 2)}"
 
 
 class Decider:
@@ -205,28 +208,28 @@ class Decider:
             elif kind == "penalty":
                 value = Fraction(rng.randint(1, 8), 8)
             else:
-                value = Fraction(rng.randint(-8, 8), rng.choice((2, 3, 4, 5)))
+                value = Fraction(rng.randint(-6, 6), rng.choice((3, 4, 5)))
             point[symbol] = value
         return point
 
     def _generic_choices(self, rng, rows) -> tuple[dict, dict]:
-        """Concrete cubics standing in for generic functions g (and their derivatives g′)."""
+        """Concrete cubics standing in for generic functions g, with g′ their exact derivative.
+
+        A claim that fails for one differentiable g is refuted; the cubic is part of the witness.
+        """
         choices, shown = {}, {}
+        x = sympy.Symbol("x")
         for row in rows:
             if row.params[:1] != ("generic",) or row.derivative_of is not None:
                 continue
-            c = [Fraction(rng.randint(-6, 6), rng.choice((1, 2, 3))) for _ in range(3)]
-            c[1] = c[1] or Fraction(1)
-
-            def g(x, c=c):
-                return c[0] + c[1] * x + c[2] * x * x / 2 + x * x * x / 3
-
-            def g_prime(x, c=c):
-                return c[1] + c[2] * x + x * x
-
-            prime = row.derivative(sympy.Symbol("x")).func.rule
-            choices[row.key], choices[prime.key] = g, g_prime
-            shown[row.name] = f"{c[0]} + {c[1]}·x + {c[2]}·x²/2 + x³/3"
+            coefficients = [Fraction(rng.randint(-3, 3), rng.choice((2, 3))) for _ in range(3)]
+            coefficients.append(Fraction(1, 3))
+            coefficients[1] = coefficients[1] or Fraction(1)
+            prime = row.derivative(x).func.rule
+            choices[row.key] = coefficients
+            choices[prime.key] = [k * c for k, c in enumerate(coefficients)][1:]
+            polynomial = sum(sympy.Rational(c.numerator, c.denominator) * x ** k for k, c in enumerate(coefficients))
+            shown[row.name] = str(polynomial)
         return choices, shown
 
     # ---- deciding

@@ -1,0 +1,216 @@
+"""The command line: ``symbackprop prove | verify | …``.  The only module that knows them all.
+
+Every error the user can cause is one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from fractions import Fraction
+
+from . import rules
+from .network import NetworkSpec, SpecError
+
+
+class UsageError(Exception):
+    """A bad argument or input; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+# ------------------------------------------------------------------------------ formatting
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(headers, widths)).rstrip()]
+    lines += ["  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def format_counterexample(counterexample: dict, indent: str = "    ", limit: int = 12) -> str:
+    point = counterexample.get("point", {})
+    shown = list(point.items())[:limit]
+    text = ", ".join(f"{name}={value}" for name, value in shown)
+    if len(point) > limit:
+        text += f", … ({len(point) - limit} more in --json)"
+    lines = [f"{indent}counterexample at {text}"]
+    for name, definition in counterexample.get("functions", {}).items():
+        lines.append(f"{indent}  with {name}(x) = {definition}")
+    entry = counterexample.get("entry")
+    where = f"entry {entry}: " if entry else ""
+    lines.append(f"{indent}  {where}left side = {counterexample['lhs']}, right side = {counterexample['rhs']}"
+                 f"  [{counterexample.get('arithmetic', '')}]")
+    if counterexample.get("note"):
+        lines.append(f"{indent}  ({counterexample['note']})")
+    return "\n".join(lines)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}"
+
+
+class Progress:
+    """One updating status line on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool | None = None):
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.shown = False
+
+    def __call__(self, message: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r\033[K{message} …")
+            sys.stderr.flush()
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+# ------------------------------------------------------------------------------- prove
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths must be comma-separated integers like 3,4,2, not {text!r}")
+    return widths
+
+
+def _fraction(text: str) -> Fraction:
+    try:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"expected a number like 0 or 1/2, not {text!r}")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+    return value
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    elementwise = [name for name, row in rules.ACTIVATIONS.items() if not row.output_only]
+    parser.add_argument("--widths", type=_widths, required=True, metavar="N0,N1,...,NL",
+                        help="layer widths n_0..n_L, input first (e.g. 3,4,2)")
+    parser.add_argument("--hidden", default="sigmoid", metavar="NAME",
+                        help=f"activation of the hidden layers: {', '.join(elementwise)}, or generic "
+                             "(an unspecified differentiable g); default sigmoid")
+    parser.add_argument("--output", default="sigmoid", metavar="NAME",
+                        help=f"activation of the output layer: any of the above or softmax; default sigmoid")
+    parser.add_argument("--loss", default="half_sse", choices=list(rules.LOSSES),
+                        help="per-example loss; default half_sse (½‖a−y‖²)")
+    parser.add_argument("--batch", type=int, default=1, metavar="M", help="examples in the batch; default 1")
+    parser.add_argument("--reduction", choices=("mean", "sum"), default="mean",
+                        help="how the batch is reduced; default mean (the 1/m is part of the claim)")
+    parser.add_argument("--layout", choices=("columns", "rows"), default="columns",
+                        help="examples as columns (default, as in the documents) or as rows")
+    parser.add_argument("--l2", action="store_true", help="add the penalty (λ/2)·Σ‖W_k‖² with a symbolic λ")
+    parser.add_argument("--relu-at-zero", type=_fraction, default=Fraction(0), metavar="V",
+                        help="value taken for ReLU′(0) in both derivations; default 0")
+
+
+def spec_from_arguments(args) -> NetworkSpec:
+    try:
+        return NetworkSpec(widths=args.widths, hidden=args.hidden, output=args.output, loss=args.loss,
+                           batch=args.batch, reduction=args.reduction, layout=args.layout, l2=args.l2,
+                           relu_at_zero=args.relu_at_zero)
+    except SpecError as error:
+        raise UsageError(f"symbackprop: {error}") from None
+
+
+def run_prove(args) -> int:
+    from .prove import prove_network
+
+    spec = spec_from_arguments(args)
+    progress = Progress()
+    proof = prove_network(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"))
+    progress.done()
+    if args.json:
+        print(json.dumps(proof.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(render_network_proof(proof))
+    return 0 if proof.all_proved else 1
+
+
+def render_network_proof(proof) -> str:
+    lines = [f"network {proof.spec.describe()}", ""]
+    lemma_rows = [[l.name, l.statement, l.verdict.status, l.verdict.method, _seconds(l.verdict.seconds)]
+                  for l in proof.lemmas]
+    if lemma_rows:
+        lines += [format_table(["lemma", "statement", "verdict", "method", "seconds"], lemma_rows), ""]
+    rows = [[r.quantity, str(r.layer), r.verdict.status, r.verdict.method or r.verdict.message,
+             _seconds(r.verdict.seconds)] for r in proof.results]
+    lines.append(format_table(["quantity", "layer", "verdict", "method", "seconds"], rows))
+    for r in proof.results:
+        v = r.verdict
+        if not v.proved:
+            lines.append(f"  {r.quantity}{r.layer}: {v.status} — {v.message}")
+            if v.counterexample:
+                lines.append(format_counterexample(v.counterexample))
+    notes = sorted({note for r in proof.results for note in r.verdict.notes})
+    if notes:
+        lines.append("")
+        lines += [f"note: {note}" for note in notes]
+    proved = sum(r.verdict.proved for r in proof.results)
+    lines.append("")
+    summary = "all" if proof.all_proved else f"{proved} of"
+    lines.append(f"{summary} {len(proof.results)} gradients proved equal to the backprop recurrences "
+                 f"(scope: instance; {proof.seconds:.2f} s)")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="symbackprop",
+                     description="Proves backpropagation: derives every gradient of a network twice "
+                                 "(direct differentiation and the backprop recurrences) and proves them equal.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    prove = commands.add_parser("prove", help="prove the backprop recurrences for a network",
+                                description="Prove that the backprop recurrences give ∂J/∂z_k, ∂J/∂W_k and "
+                                            "∂J/∂b_k for every layer of the given network (exactly, on this "
+                                            "instance). Exit 0 when everything is proved, 1 otherwise.")
+    add_network_arguments(prove)
+    prove.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="S",
+                       help="time budget per gradient, in seconds; running out gives 'undecided' (default 60)")
+    prove.add_argument("--json", action="store_true", help="print the report as JSON")
+    prove.set_defaults(run=run_prove)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "run", None):
+            parser.print_help()
+            return 2
+        return args.run(args)
+    except UsageError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("symbackprop: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The command line: tables, JSON, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from symbackprop.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "symbackprop", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("hidden,output,loss", [
+    ("sigmoid", "sigmoid", "half_sse"), ("relu", "softmax", "cross_entropy"),
+    ("tanh", "sigmoid", "bce"), ("sigmoid", "identity", "half_sse"),
+])
+def test_prove_json_reports_every_quantity_proved(hidden, output, loss):
+    result = run("prove", "--widths", "3,4,2", "--hidden", hidden, "--output", output, "--loss", loss,
+                 "--batch", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["all_proved"] is True
+    assert len(report["results"]) == 6
+    assert {r["verdict"] for r in report["results"]} == {"proved"}
+    assert {(r["quantity"], r["layer"]) for r in report["results"]} == {
+        (q, k) for q in ("∂J/∂z", "∂J/∂W", "∂J/∂b") for k in (1, 2)}
+    assert all(l["verdict"] == "proved" for l in report["lemmas"])
+
+
+def test_prove_table(capsys):
+    assert main(["prove", "--widths", "2,3,2", "--hidden", "relu", "--output", "sigmoid"]) == 0
+    out = capsys.readouterr().out
+    assert "all 6 gradients proved" in out
+    assert "exactly 0" in out  # the ReLU kink is stated
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["prove", "--widths", "3,x"], "comma-separated integers"),
+    (["prove", "--widths", "3,4", "--hidden", "foo"], "unknown activation 'foo'"),
+    (["prove", "--widths", "3,4", "--output", "tanh", "--loss", "bce"], "outputs in (0, 1)"),
+    (["prove", "--widths", "3,4", "--loss", "hinge"], "invalid choice"),
+    (["prove"], "required"),
+    (["prove", "--widths", "3,4", "--timeout", "-1"], "positive number of seconds"),
+    (["nonsense"], "invalid choice"),
+])
+def test_bad_arguments_exit_2_with_one_line(args, fragment):
+    result = run(*args)
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_every_command_has_help():
+    for args in (["--help"], ["prove", "--help"]):
+        result = run(*args)
+        assert result.returncode == 0 and "usage" in result.stdout
