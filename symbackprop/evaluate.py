@@ -237,6 +237,74 @@ class IntervalDomain:
         return value.a == 0 and value.b == 0
 
 
+class NumpyDomain:
+    """Floating point on NumPy arrays (elementwise), for numeric evaluation of the same formulas."""
+
+    exact = False
+    zero = 0.0
+    one = 1.0
+
+    @staticmethod
+    def const(value):
+        return float(value)
+
+    @staticmethod
+    def add(a, b):
+        return a + b
+
+    @staticmethod
+    def sub(a, b):
+        return a - b
+
+    @staticmethod
+    def neg(a):
+        return -a
+
+    @staticmethod
+    def mul(a, b):
+        return a * b
+
+    @staticmethod
+    def power(a, n):
+        return a ** float(n) if n < 0 else a ** n
+
+    @staticmethod
+    def divide(a, b):
+        return a / b
+
+    def symbol(self, symbol):
+        raise Unsupported(f"no value for {symbol}")
+
+    def atom(self, rule, arguments, indices=(), node=None):
+        if not rule.numpy:
+            raise Unsupported(f"no NumPy form for {rule.name}")
+        return numpy_function(rule)(*arguments)
+
+    @staticmethod
+    def log(argument):
+        import numpy
+
+        return numpy.log(argument)
+
+    @staticmethod
+    def root(base, exponent):
+        return base ** float(exponent)
+
+
+_numpy_functions: dict = {}
+
+
+def numpy_function(rule):
+    """The row's NumPy template ``rule.numpy`` (trusted table text, not user input) as a function."""
+    function = _numpy_functions.get(rule)
+    if function is None:
+        import numpy
+
+        function = eval("lambda x: " + rule.numpy.format(x="x"), {"np": numpy})  # noqa: S307
+        _numpy_functions[rule] = function
+    return function
+
+
 class interval_precision:
     """Context manager: run with mpmath intervals at :attr:`IntervalDomain.PRECISION` bits."""
 

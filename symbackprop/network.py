@@ -125,6 +125,29 @@ class NetworkSpec:
         return text + (f" ({', '.join(extras)})" if extras else "")
 
 
+def forward(spec: NetworkSpec, alg, W: dict, b: dict, X, Ez: dict | None = None, Ea: dict | None = None):
+    """z_k = W_k a_{k-1} + b_k (+ ε), a_k = g_k(z_k) (+ ε), in any matrix algebra: (Z, A) by layer."""
+    Z, A = {}, {0: X}
+    for k in range(1, spec.depth + 1):
+        Z[k] = alg.affine(W[k], A[k - 1], b[k])
+        if Ez:
+            Z[k] = alg.add(Z[k], Ez[k])
+        g = spec.activation(k)
+        A[k] = alg.softmax(Z[k], g.atom) if g.vector else alg.apply(g.atom, Z[k])
+        if Ea:
+            A[k] = alg.add(A[k], Ea[k])
+    return Z, A
+
+
+def objective(spec: NetworkSpec, alg, output, Y, W: dict, reduction_factor, penalty=None):
+    """J = c · Σ_examples ℓ(a_L, y) [+ (λ/2) Σ_k ‖W_k‖²], c = 1/m (mean) or 1 (sum)."""
+    J = alg.scale(reduction_factor, spec.loss_rule.formula(alg, output, Y))
+    if penalty is not None:
+        squares = [alg.total(alg.hadamard(W[k], W[k])) for k in range(1, spec.depth + 1)]
+        J = J + penalty / 2 * sum(squares[1:], squares[0])
+    return J
+
+
 class Network:
     """The symbolic instance of a spec: every quantity as an explicit matrix of SymPy expressions.
 
@@ -155,24 +178,15 @@ class Network:
         self.X = data(n[0], "x", "input")
         self.Y = self._targets(data, n[L])
         self.perturbation: list[Symbol] = []
-        self.Z: dict[int, Mat] = {}
-        self.A: dict[int, Mat] = {0: self.X}
         self.Ez: dict[int, Mat] = {}
         self.Ea: dict[int, Mat] = {}
         for k in range(1, L + 1):
             self.Ez[k] = data(n[k], f"εz{k}", None, lambda i, e, k=k: self._perturbation(f"εz{k}", entry_name("", i, e)))
             self.Ea[k] = data(n[k], f"εa{k}", None, lambda i, e, k=k: self._perturbation(f"εa{k}", entry_name("", i, e)))
-            self.Z[k] = alg.add(alg.affine(self.W[k], self.A[k - 1], self.b[k]), self.Ez[k])
-            g = spec.activation(k)
-            activated = alg.softmax(self.Z[k], g.atom) if g.vector else alg.apply(g.atom, self.Z[k])
-            self.A[k] = alg.add(activated, self.Ea[k])
+        self.Z, self.A = forward(spec, alg, self.W, self.b, self.X, self.Ez, self.Ea)
         self.penalty = self._symbol("λ", "penalty") if spec.l2 else None
         self.reduction_factor = Rational(1, m) if spec.reduction == "mean" else Integer(1)
-        loss = alg.scale(self.reduction_factor, spec.loss_rule.formula(alg, self.A[L], self.Y))
-        if self.penalty is not None:
-            squares = sympy.Add(*[alg.total(alg.hadamard(self.W[k], self.W[k])) for k in range(1, L + 1)])
-            loss = loss + self.penalty / 2 * squares
-        self.J = loss
+        self.J = objective(spec, alg, self.A[L], self.Y, self.W, self.reduction_factor, self.penalty)
         self.loss_symbol = Symbol("J")
 
     # ---- symbols

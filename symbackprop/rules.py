@@ -200,7 +200,8 @@ def step_row(at_zero: Fraction = Fraction(0)) -> Activation:
         name="step", latex=r"H", definition=lambda x: sympy.Heaviside(x, Rational(at_zero)),
         derivative_rule=lambda x: sympy.Integer(0),  # away from 0
         derivative_text="0 (z ≠ 0)", interval=interval, exact=exact,
-        numpy=f"np.where({{x}} > 0, 1.0, {float(at_zero)!r})" if at_zero else "({x} > 0).astype({x}.dtype)",
+        numpy=(f"np.where({{x}} > 0, 1.0, np.where({{x}} < 0, 0.0, {float(at_zero)!r}))" if at_zero
+               else "({x} > 0).astype({x}.dtype)"),
         numpy_derivative="np.zeros_like({x})", kink=True, params=(at_zero,),
     )
 
