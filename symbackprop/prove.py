@@ -183,6 +183,27 @@ def _interval_text(value) -> str:
         return f"{mpmath.nstr((low + high) / 2, 25)} ± {mpmath.nstr((high - low) / 2, 2)}"
 
 
+def generic_choices(rng: random.Random, rows) -> tuple[dict, dict]:
+    """Concrete cubics standing in for generic functions g, with g′ their exact derivative.
+
+    A claim that fails for one differentiable g is refuted; the cubic is part of the witness.
+    """
+    choices, shown = {}, {}
+    x = sympy.Symbol("x")
+    for row in rows:
+        if row.params[:1] != ("generic",) or row.derivative_of is not None:
+            continue
+        coefficients = [Fraction(rng.randint(-3, 3), rng.choice((2, 3))) for _ in range(3)]
+        coefficients.append(Fraction(1, 3))
+        coefficients[1] = coefficients[1] or Fraction(1)
+        prime = row.derivative(x).func.rule
+        choices[row.key] = coefficients
+        choices[prime.key] = [k * c for k, c in enumerate(coefficients)][1:]
+        polynomial = sum(sympy.Rational(c.numerator, c.denominator) * x ** k for k, c in enumerate(coefficients))
+        shown[row.name] = str(polynomial)
+    return choices, shown
+
+
 class Decider:
     """Decides claimed identities about one network instance, sharing all memoised work."""
 
@@ -211,26 +232,6 @@ class Decider:
                 value = Fraction(rng.randint(-6, 6), rng.choice((3, 4, 5)))
             point[symbol] = value
         return point
-
-    def _generic_choices(self, rng, rows) -> tuple[dict, dict]:
-        """Concrete cubics standing in for generic functions g, with g′ their exact derivative.
-
-        A claim that fails for one differentiable g is refuted; the cubic is part of the witness.
-        """
-        choices, shown = {}, {}
-        x = sympy.Symbol("x")
-        for row in rows:
-            if row.params[:1] != ("generic",) or row.derivative_of is not None:
-                continue
-            coefficients = [Fraction(rng.randint(-3, 3), rng.choice((2, 3))) for _ in range(3)]
-            coefficients.append(Fraction(1, 3))
-            coefficients[1] = coefficients[1] or Fraction(1)
-            prime = row.derivative(x).func.rule
-            choices[row.key] = coefficients
-            choices[prime.key] = [k * c for k, c in enumerate(coefficients)][1:]
-            polynomial = sum(sympy.Rational(c.numerator, c.denominator) * x ** k for k, c in enumerate(coefficients))
-            shown[row.name] = str(polynomial)
-        return choices, shown
 
     # ---- deciding
     def decide(self, lhs, rhs, *, timeout: float | None = DEFAULT_TIMEOUT, attempts: int = 12) -> Verdict:
@@ -313,10 +314,10 @@ class Decider:
         agreed = 0
         for attempt in range(attempts):
             point = self._sample(rng)
-            generic, shown = self._generic_choices(rng, rows)
+            generic, shown = generic_choices(rng, rows)
             for i, j, _ in residuals[:3]:
                 try:
-                    outcome = _compare_at(lhs[i, j], rhs[i, j], point, env_zero, generic)
+                    outcome = compare_at(lhs[i, j], rhs[i, j], point, env_zero, generic)
                 except (ArithmeticError, Unsupported):
                     continue  # a kink, a zero denominator: try another point
                 if outcome is None:
@@ -341,7 +342,7 @@ class Decider:
         return Verdict(UNDECIDED, method=EXACT_METHOD, message=message)
 
 
-def _compare_at(lhs, rhs, point, env_zero, generic):
+def compare_at(lhs, rhs, point, env_zero, generic):
     """Both sides at ``point``: (left, right, arithmetic) if certifiably different, else None."""
     try:
         domain = ExactDomain(generic)
