@@ -418,21 +418,26 @@ class NetworkProof:
         }
 
 
-def lemmas_for(spec: NetworkSpec) -> list[tuple]:
-    """The (rule, width) lemmas a network's derivations rely on: its activations and their derivatives."""
+def lemma_rows(rows) -> list:
+    """The rows whose derivative rules a derivation over ``rows`` relies on (with their derivative atoms)."""
     found: list = []
 
-    def visit(row, width=None):
-        if (row, width) in found or not needs_lemma(row):
+    def visit(row):
+        if row in found or not needs_lemma(row):
             return
-        found.append((row, width))
+        found.append(row)
         if row.derivative_rule is not None:
             for atom in row.derivative(sympy.Symbol("x")).atoms(rules.Atom):
                 visit(atom.rule)
 
-    for k, row in enumerate(spec.activations, start=1):
-        visit(row, spec.widths[k] if row.vector else None)
+    for row in rows:
+        visit(row)
     return found
+
+
+def lemmas_for(spec: NetworkSpec) -> list[tuple]:
+    """The (rule, width) lemmas a network's derivations rely on: its activations and their derivatives."""
+    return [(row, spec.widths[-1] if row.vector else None) for row in lemma_rows(spec.activations)]
 
 
 def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT, claims: dict | None = None,
