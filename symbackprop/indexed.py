@@ -311,7 +311,10 @@ def _nonnegative(expr, ranges) -> bool:
     """expr ≥ 0 for every index in its range: linear in each index, so check both ends."""
     for variable, (low, high) in ranges.items():
         if expr.has(variable):
-            if sympy.degree(expr, variable) > 1:
+            try:
+                if sympy.degree(expr, variable) > 1:
+                    return False
+            except sympy.PolynomialError:
                 return False
             return all(_nonnegative(sympy.expand(expr.subs(variable, end)), ranges) for end in (low, high))
     return bool(expr.is_nonnegative)
@@ -368,7 +371,8 @@ def _sum_over(body, variable, low, high):
         factors = Mul.make_args(term)
         free = [f for f in factors if not f.has(variable)]
         bound = [f for f in factors if f.has(variable)]
-        delta = next((f for f in bound if isinstance(f, KroneckerDelta) and variable in f.args), None)
+        delta = next((f for f in bound if isinstance(f, KroneckerDelta) and len(f.args) == 2
+                      and variable in f.args), None)
         other = None if delta is None else (delta.args[1] if delta.args[0] == variable else delta.args[0])
         if delta is not None and not other.has(variable):
             rest = Mul(*[f for f in bound if f is not delta]).xreplace({variable: other})
