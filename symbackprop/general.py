@@ -3,7 +3,7 @@
 An instance proof (widths 3-4-2) says nothing about 784-256-10.  Here the sizes are symbols: each
 lemma is an identity between entries of matrices of symbolic size (``indexed.Sized``), decided
 for every size at once.  The lemmas are about the very functions the instance prover and the
-kernels use — ``derive.hidden_delta``, ``derive.parameter_gradients``, ``rules.output_delta``,
+numeric evaluation run — ``derive.hidden_delta``, ``derive.parameter_gradients``, ``rules.output_delta``,
 ``network.reduction_factor`` and the rows of ``rules`` — evaluated over the symbolic algebra:
 
 * hidden step: for an arbitrary differentiable φ(z_{k+1}), ∂φ/∂z_k = (W_{k+1}ᵀ∇φ) ⊙ g′(z_k);
@@ -44,7 +44,7 @@ from .indexed import (Gradient, ShapeMismatch, Sized, SizedMat, arbitrary_functi
                       entries, index, per_example_function, readable, size)
 from .network import NetworkSpec, reduction_factor
 from .prove import (ILL_FORMED, PROVED, REFUTED, UNDECIDED, Verdict, compare_at, generic_choices, lemma_rows,
-                    lemma_statement, prove_lemma)
+                    prove_lemma)
 
 GENERAL = "general"
 METHOD = "exact, symbolic sizes (indexed sums)"
@@ -436,6 +436,8 @@ def decide(name: str, build: Callable, hypotheses: tuple = (), *, rows=(), timeo
                     verdict = _not_zero(obligation, residual, rows, shape_note)
     except budget.OutOfTime:
         verdict = Verdict(UNDECIDED, GENERAL, message=f"ran out of the {timeout:g} s budget")
+    except Exception as error:  # SymPy failing on a rule is "not shown", never a crash of the report
+        verdict = Verdict(UNDECIDED, GENERAL, message=f"could not be decided: {type(error).__name__}: {error}")
     verdict.seconds = time.perf_counter() - started
     if statement is None:
         statement = Equation(Symbol(name), Symbol("?"))
@@ -515,7 +517,8 @@ def witness(obligation: Obligation, rows=(), attempts: int = 6, seed: int = 0) -
             counterexample["functions"] = shown
         notes = []
         if any(s.name.startswith("∂") for s in point):
-            notes.append("∂φ/∂u[…] are the coefficients of a linear φ (any values are some φ's partials)")
+            notes.append("∂…/∂u[…] are the coefficients of a linear function (any values are some function's "
+                         "partials)")
         if substitution:
             notes.append("each example's last target is 1 minus the sum of the others")
         if notes:
@@ -790,5 +793,10 @@ def prove_general(spec: NetworkSpec | GeneralSetting, recurrences: Recurrences =
     started = time.perf_counter()
     setting = spec if isinstance(spec, GeneralSetting) else GeneralSetting.from_spec(spec)
     lemmas = lemmas_for(setting, recurrences, timeout=timeout)
-    argument = induction(setting, lemmas, recurrences)
+    try:
+        argument = induction(setting, lemmas, recurrences)
+    except Exception as error:  # a rule that cannot even be stated: no argument, and said so
+        unstated = Equation(Symbol("∂J/∂z_k"), Symbol("δ_k"))
+        argument = Induction([], unstated, [], [], [], [], "none",
+                             [f"the recurrences could not be stated: {type(error).__name__}: {error}"])
     return GeneralProof(setting, lemmas, argument, time.perf_counter() - started)

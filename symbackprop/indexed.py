@@ -35,6 +35,7 @@ from sympy import Add, And, Integer, KroneckerDelta, Mul, Piecewise, Sum, Symbol
 from sympy.core.relational import Relational
 
 from . import budget
+from .matrices import Elementwise
 
 BOUND_NAMES = ("l", "q", "r", "s", "t", "u", "v", "w")
 
@@ -115,8 +116,10 @@ def _zip(op, a, b, fn):
     return SizedMat(a.rows, a.cols, lambda i, j: fn(a(i, j), b(i, j)))
 
 
-class Sized:
+class Sized(Elementwise):
     """The matrix algebra of ``matrices.Explicit`` over matrices of symbolic size."""
+
+    _zip = staticmethod(_zip)
 
     def __init__(self, layout: str = "columns"):
         if layout not in ("columns", "rows"):
@@ -130,18 +133,6 @@ class Sized:
 
     def T(self, a: SizedMat) -> SizedMat:
         return SizedMat(a.cols, a.rows, lambda i, j: a(j, i))
-
-    def add(self, a, b):
-        return _zip("sum", a, b, lambda x, y: x + y)
-
-    def sub(self, a, b):
-        return _zip("difference", a, b, lambda x, y: x - y)
-
-    def hadamard(self, a, b):
-        return _zip("elementwise product", a, b, lambda x, y: x * y)
-
-    def divide(self, a, b):
-        return _zip("elementwise quotient", a, b, lambda x, y: x / y)
 
     def scale(self, c, a):
         c = sympy.sympify(c)
@@ -497,7 +488,7 @@ def readable(expr):
         if len(sums) != 1:
             rest.append(term)
             continue
-        coefficient, (variable, low, high) = term / sums[0], sums[0].limits[0]
+        coefficient, (_, low, high) = term / sums[0], sums[0].limits[0]
         sign = -1 if coefficient.could_extract_minus_sign() else 1
         groups.setdefault((sign * coefficient, low, high), []).append((sign, sums[0]))
     k = sympy.Dummy("k", integer=True)

@@ -189,6 +189,16 @@ def test_out_of_time_is_undecided():
     assert lemma.verdict.status == UNDECIDED and "budget" in lemma.verdict.message
 
 
+def test_a_rule_that_crashes_is_undecided_not_a_traceback():
+    def broken(alg, W_next, delta_next, derivative, Z):
+        raise RuntimeError("broken rule")
+
+    proof = prove_general(setting("tanh", "sigmoid", "half_sse"), Recurrences(hidden_delta=broken))
+    lemma = next(l for l in proof.lemmas if l.name == "hidden step")
+    assert lemma.verdict.status == UNDECIDED and "broken rule" in lemma.verdict.message
+    assert not proof.all_proved
+
+
 def test_symbolic_algebra_matches_the_explicit_one_at_a_concrete_size():
     """The sized algebra is the explicit algebra with sums: W a + b at n = 2 agrees entry by entry."""
     alg = Sized("columns")
