@@ -24,7 +24,7 @@ import sympy
 from sympy import Add, Mul, Pow
 
 from . import budget
-from .polys import Frac, Ring
+from .polys import Frac, Ring, poly_content
 from .rules import EXP, Atom, NotRational
 
 
@@ -83,10 +83,26 @@ class RingDomain:
         return self.ring.generator(("symbol", symbol))
 
     def atom(self, rule, arguments: tuple, indices: tuple = (), node=None) -> Frac:
+        if rule.key == EXP.key:
+            return self._exp(arguments[0], node)
         key = (rule.key, indices, tuple(self.ring.key(a) for a in arguments))
         value = self.ring.generator(key)
         self.atom_of_generator.setdefault(self.ring.generator_index[key], (rule, node))
         return value
+
+    def _exp(self, argument: Frac, node) -> Frac:
+        """exp(c·u) = exp(u)^c for an integer c (the argument's content, signed): so that
+        exp(−z) is 1/exp(z) and exp(2z) is exp(z)², not unrelated generators."""
+        c = 1
+        if argument.num and argument.den == 1 and not argument.factors:
+            c = poly_content(argument.num)
+            if argument.num[max(argument.num)] < 0:
+                c = -c
+        base = argument if c == 1 else Frac({m: k // c for m, k in argument.num.items()}, 1, (), argument.degree)
+        key = (EXP.key, (), (self.ring.key(base),))
+        generator = self.ring.generator(key)
+        self.atom_of_generator.setdefault(self.ring.generator_index[key], (EXP, node))
+        return generator if c == 1 else self.ring.power(generator, c)
 
     def log(self, argument: Frac) -> Frac:
         return self.ring.generator(("log", self.ring.key(argument)))

@@ -160,8 +160,10 @@ class Network:
     n_k × n_{k-1}; with examples as rows, X is m × n_0 (W_k and b_k keep their shapes).
     """
 
-    def __init__(self, spec: NetworkSpec):
+    def __init__(self, spec: NetworkSpec, labels: tuple | None = None):
+        """``labels`` (one class index per example, 0-based) fixes the targets to one-hot columns."""
         self.spec = spec
+        self.labels = labels
         self.alg = alg = Explicit(spec.layout)
         L, n, m = spec.depth, spec.widths, spec.batch
         self.depth, self.batch = L, m
@@ -181,7 +183,12 @@ class Network:
         self.b = {k: Mat.build(n[k], 1, lambda i, j, k=k: self._symbol(f"b{k}[{i + 1}]", "bias"))
                   for k in range(1, L + 1)}
         self.X = data(n[0], "x", "input")
-        self.Y = self._targets(data, n[L])
+        if labels is None:
+            self.Y = self._targets(data, n[L])
+        else:
+            if len(labels) != m or not all(0 <= c < n[L] for c in labels):
+                raise SpecError(f"labels {list(labels)} do not fit {m} examples of {n[L]} classes")
+            self.Y = data(n[L], "y", None, lambda i, e: Integer(1 if labels[e] == i else 0))
         self.perturbation: list[Symbol] = []
         self.Ez: dict[int, Mat] = {}
         self.Ea: dict[int, Mat] = {}

@@ -229,7 +229,7 @@ class Decider:
             elif kind == "penalty":
                 value = Fraction(rng.randint(1, 8), 8)
             else:
-                value = Fraction(rng.randint(-6, 6), rng.choice((3, 4, 5)))
+                value = Fraction(rng.randint(-5, 5), rng.choice((3, 4, 5)))
             point[symbol] = value
         return point
 
@@ -265,13 +265,17 @@ class Decider:
                     return Verdict(ILL_FORMED, message=f"entry [{i + 1},{j + 1}] divides by an expression that is identically 0")
                 if not difference.is_zero:
                     residuals.append((i, j, difference))
-        unfolded = False
-        if residuals:
-            residuals = [(i, j, r) for i, j, r in ((i, j, self._unfold(r)) for i, j, r in residuals) if not r.is_zero]
-            unfolded = True
         if not residuals:
-            return self._proved(unfolded)
-        return self._search(lhs, rhs, residuals, attempts)
+            return self._proved(unfolded=False)
+        # Not zero with free atoms: a cheap counterexample search first, then the costlier
+        # unfolding of atoms into their definitions (σ = 1/(1+e⁻ᶻ), …), which may prove it.
+        refutation = self._search(lhs, rhs, residuals, attempts)
+        if refutation.status == REFUTED:
+            return refutation
+        remaining = [(i, j, r) for i, j, r in ((i, j, self._unfold(r)) for i, j, r in residuals) if not r.is_zero]
+        if not remaining:
+            return self._proved(unfolded=True)
+        return refutation
 
     def _unfold(self, value):
         """Substitute atoms that have a defining expression (id(z) = z, softmax = eᶻ/Σeᶻ, …)."""
@@ -331,7 +335,7 @@ class Decider:
                 }
                 if shown:
                     counterexample["functions"] = shown
-                if self.net.spec.loss_rule.simplex_targets:
+                if self.net.spec.loss_rule.simplex_targets and self.net.labels is None:
                     counterexample["note"] = "each example's last target is 1 minus the sum of the others"
                 return Verdict(REFUTED, method="certified counterexample", counterexample=counterexample,
                                message=f"entry [{i + 1},{j + 1}] differs")

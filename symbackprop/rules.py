@@ -165,6 +165,7 @@ def _make_sigmoid() -> Activation:
         derivative_rule=None, derivative_text="σ(z)(1 − σ(z))",
         interval=_sigmoid_interval,
         numpy="0.5 * (1 + np.tanh(0.5 * {x}))", numpy_derivative="{a} * (1 - {a})",
+        unfold=lambda node: 1 / (1 + EXP.atom(-node.args[0])),
     )
     object.__setattr__(row, "derivative_rule", lambda x: row.atom(x) * (1 - row.atom(x)))
     return row
@@ -179,6 +180,8 @@ def _make_tanh() -> Activation:
         definition=lambda x: (sympy.exp(x) - sympy.exp(-x)) / (sympy.exp(x) + sympy.exp(-x)),
         derivative_rule=None, derivative_text="1 − tanh(z)²",
         interval=_tanh_interval, numpy="np.tanh({x})", numpy_derivative="1 - {a} ** 2",
+        unfold=lambda node: ((EXP.atom(node.args[0]) - EXP.atom(-node.args[0]))
+                             / (EXP.atom(node.args[0]) + EXP.atom(-node.args[0]))),
     )
     object.__setattr__(row, "derivative_rule", lambda x: 1 - row.atom(x) ** 2)
     return row
@@ -267,6 +270,7 @@ def _make_softplus() -> Activation:
         derivative_rule=lambda x: SIGMOID.atom(x), derivative_text="σ(z)",
         interval=lambda x: mpmath.iv.log(1 + mpmath.iv.exp(x)),
         numpy="np.logaddexp(0, {x})", numpy_derivative="0.5 * (1 + np.tanh(0.5 * {x}))",
+        unfold=lambda node: sympy.log(1 + EXP.atom(node.args[0])),
     )
 
 
@@ -293,6 +297,7 @@ def _make_silu() -> Activation:
         interval=lambda x: x * _sigmoid_interval(x),
         numpy="{x} * 0.5 * (1 + np.tanh(0.5 * {x}))",
         numpy_derivative=prime.numpy,
+        unfold=lambda node: node.args[0] * SIGMOID.atom(node.args[0]),
     )
     object.__setattr__(prime, "derivative_of", row)
     return row
