@@ -6,8 +6,10 @@ Pin to one core on a shared machine:
 
     taskset -c 0 python benchmarks/bench_general.py [--layout rows]
 
-Prints a table: pairing, lemmas proved / total, seconds for the whole general proof, the slowest
-lemma and its seconds.  Target: under 2 s per pairing.
+Prints a table: pairing, lemmas proved / total, seconds for the whole general proof, the
+reference (the instance proof of the same pairing at widths 3-4-2, batch 2, measured right after
+in the same interpreter) and the ratio, the slowest lemma and its seconds.  Target: under 2 s per
+pairing.
 """
 
 from __future__ import annotations
@@ -24,14 +26,20 @@ CHILD = """
 import json, sys, time
 from symbackprop.network import NetworkSpec
 from symbackprop.general import prove_general
+from symbackprop.prove import prove_network
 hidden, output, loss, layout = sys.argv[1:5]
-spec = NetworkSpec(widths=(2, 2, 2), hidden=hidden, output=output, loss=loss, layout=layout)
+spec = NetworkSpec(widths=(3, 4, 2), hidden=hidden, output=output, loss=loss, batch=2, layout=layout)
 started = time.perf_counter()
 proof = prove_general(spec, timeout=60)
 seconds = time.perf_counter() - started
+started = time.perf_counter()
+instance = prove_network(spec, timeout=60)  # the reference: one small instance, same interpreter
+reference = time.perf_counter() - started
+assert instance.all_proved
 slowest = max(proof.lemmas, key=lambda l: l.verdict.seconds)
 print(json.dumps({"proved": sum(l.verdict.proved for l in proof.lemmas), "lemmas": len(proof.lemmas),
-                  "seconds": seconds, "slowest": slowest.name, "slowest_seconds": slowest.verdict.seconds}))
+                  "seconds": seconds, "slowest": slowest.name, "slowest_seconds": slowest.verdict.seconds,
+                  "reference": reference}))
 """
 
 
@@ -60,8 +68,10 @@ def main() -> int:
         r = json.loads(result.stdout)
         worst = max(worst, r["seconds"])
         rows.append([f"{hidden} / {output} + {loss}", f"{r['proved']}/{r['lemmas']}", f"{r['seconds']:.2f}",
-                     r["slowest"], f"{r['slowest_seconds']:.2f}"])
-    headers = ["hidden / output + loss", "proved", "seconds", "slowest lemma", "its seconds"]
+                     f"{r['reference']:.2f}", f"{r['seconds'] / r['reference']:.1f}", r["slowest"],
+                     f"{r['slowest_seconds']:.2f}"])
+    headers = ["hidden / output + loss", "proved", "general s", "instance 3-4-2 s", "ratio", "slowest lemma",
+               "its s"]
     widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
     print(f"| {' | '.join(h.ljust(w) for h, w in zip(headers, widths))} |")
     print(f"|{'|'.join('-' * (w + 2) for w in widths)}|")
