@@ -120,7 +120,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"activation of the hidden layers: {', '.join(elementwise)}, or generic "
                              "(an unspecified differentiable g); default sigmoid")
     parser.add_argument("--output", default="sigmoid", metavar="NAME",
-                        help=f"activation of the output layer: any of the above or softmax; default sigmoid")
+                        help="activation of the output layer: any of the above or softmax; default sigmoid")
     parser.add_argument("--loss", default="half_sse", choices=list(rules.LOSSES),
                         help="per-example loss; default half_sse (½‖a−y‖²)")
     parser.add_argument("--batch", type=int, default=1, metavar="M", help="examples in the batch; default 1")

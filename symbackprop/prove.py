@@ -28,7 +28,7 @@ from . import budget, rules
 from .derive import QUANTITIES, backprop, direct
 from .evaluate import (Evaluation, ExactDomain, IntervalDomain, RingDomain, Unsupported,
                        interval_precision)
-from .matrices import Mat, ShapeError, shape_text
+from .matrices import Mat, shape_text
 from .network import Network, NetworkSpec
 from .polys import DegreeOverflow, generators_of
 
