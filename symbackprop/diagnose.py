@@ -30,19 +30,19 @@ from .derive import backprop
 from .evaluate import Unsupported
 from .network import NetworkSpec
 from .numeric import NumericNetwork
-from .rounding import bounded_network, tolerance
+from .rounding import bounded_network
 
 
 @dataclass(frozen=True)
 class Quantity:
-    """A float64 value and its rounding bound (``rounding``: |computed − exact| ≤ u·bound)."""
+    """A float64 reference value and how far an honest evaluation may differ from it (``rounding``)."""
 
     value: np.ndarray
-    bound: np.ndarray
+    tolerance: np.ndarray
 
     @property
     def T(self) -> "Quantity":
-        return Quantity(self.value.T, self.bound.T)
+        return Quantity(self.value.T, self.tolerance.T)
 
 
 def diagnose(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, claimed,
@@ -62,17 +62,17 @@ def diagnose(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, c
     dtype = claimed.dtype if np.issubdtype(claimed.dtype, np.floating) else np.dtype(np.float64)
     claimed = claimed.astype(float)
     try:
-        slips = Slips(spec, params, X, Y, penalty)
+        slips = Slips(spec, params, X, Y, penalty, dtype)
         truth = slips.quantity(_unchanged, quantity, layer)
     except (Unsupported, NotImplementedError):
         return None
-    if agrees(claimed, truth, quantity, dtype):
+    if agrees(claimed, truth, quantity):
         return None
     for phrase, evaluate in slips.candidates(quantity, layer, truth):
         slip = evaluate()
-        if slip is None or not differs(slip, truth, dtype):
+        if slip is None or not differs(slip, truth):
             continue  # does not apply here, or is no slip on this network
-        if agrees(claimed, slip, quantity, dtype):
+        if agrees(claimed, slip, quantity):
             return phrase
     return None
 
@@ -88,22 +88,21 @@ def views(claimed: np.ndarray, quantity: str) -> list:
     return shown + [claimed, claimed.T]
 
 
-def agrees(claimed: np.ndarray, reference: Quantity, quantity: str, dtype) -> bool:
-    """Some view of ``claimed`` equals ``reference`` within the rounding bound for ``dtype``."""
-    limit = tolerance(reference.bound, dtype)
+def agrees(claimed: np.ndarray, reference: Quantity, quantity: str) -> bool:
+    """Some view of ``claimed`` equals ``reference`` within its tolerance."""
     for view in views(claimed, quantity):
         if view.shape == reference.value.shape and np.all(np.isfinite(view)):
-            if np.all(np.abs(view - reference.value) <= limit):
+            if np.all(np.abs(view - reference.value) <= reference.tolerance):
                 return True
     return False
 
 
-def differs(a: Quantity, b: Quantity, dtype) -> bool:
-    """The two certainly differ: another shape, or an entry apart by more than both bounds allow."""
+def differs(a: Quantity, b: Quantity) -> bool:
+    """The two certainly differ: another shape, or an entry apart by more than both tolerances."""
     if a.value.shape != b.value.shape:
         return True
     with np.errstate(invalid="ignore"):
-        return bool(np.any(np.abs(a.value - b.value) > tolerance(a.bound + b.bound, dtype)))
+        return bool(np.any(np.abs(a.value - b.value) > a.tolerance + b.tolerance))
 
 
 # ------------------------------------------------------------------------------ the slips
@@ -189,11 +188,13 @@ def _elementwise_softmax() -> rules.Activation:
 
 
 class Slips:
-    """The network once in float64 values and once in rounding bounds, and its slip variants."""
+    """The network in float64 values and in rounding bounds (for ``dtype`` and float64), and its slips."""
 
-    def __init__(self, spec: NetworkSpec, params: dict, X, Y, penalty: float | None = None):
+    def __init__(self, spec: NetworkSpec, params: dict, X, Y, penalty: float | None = None, dtype="float64"):
         self.spec = spec
-        self.nets = (NumericNetwork(spec, params, X, Y, penalty), bounded_network(spec, params, X, Y, penalty))
+        formats = [np.dtype(dtype)] + ([np.dtype(np.float64)] if np.dtype(dtype) != np.float64 else [])
+        self.nets = (NumericNetwork(spec, params, X, Y, penalty),
+                     *(bounded_network(spec, params, X, Y, penalty, f) for f in formats))
         self.batch = self.nets[0].batch
         self.penalty = penalty if spec.l2 else None
         self._cache: dict = {}
@@ -206,8 +207,11 @@ class Slips:
                     runs = [self._run(make, net) for net in self.nets]
             except (ValueError, IndexError):  # shapes that do not fit: the slip is impossible here
                 self._cache[make] = None
-            else:
-                self._cache[make] = {key: Quantity(np.asarray(runs[0][key]), np.asarray(runs[1][key].error))
+            else:  # tolerance: the bound for dtype plus the float64 reference's own (twice if the same)
+                bounds = [{key: value.error for key, value in run.items()} for run in runs[1:]]
+                if len(bounds) == 1:
+                    bounds *= 2
+                self._cache[make] = {key: Quantity(np.asarray(runs[0][key]), bounds[0][key] + bounds[1][key])
                                      for key in runs[0]}
         return self._cache[make]
 

@@ -1,23 +1,28 @@
-"""How far a floating-point evaluation of the proven formulas may stray: first-order error bounds.
+"""How far a floating-point evaluation of the proven formulas may stray: running error bounds.
 
 The forward pass, the loss and the recurrences (``network.forward``, ``network.objective``,
-``derive.backprop``) are run once more, over :class:`RoundingAlgebra`: every value v carries a
-coefficient e such that evaluating the same formulas in floating point with unit roundoff u — in
-any order of summation — lands within u·e of v, to first order in u (Wilkinson's running error
-analysis).  The rules, for inputs a, b carrying e_a, e_b:
+``derive.backprop``) are run once more, over :class:`RoundingAlgebra`: every value v carries an
+absolute bound e such that evaluating the same formulas in a given floating-point format — in any
+order of summation — lands within e of the exact value (Wilkinson's running error analysis).
+With u the unit roundoff and η the smallest subnormal of the format, a result r whose inputs
+carry e_a, e_b is charged the inputs' errors propagated, plus its own rounding
+R = u·(|r| + e) + η:
 
-    a ± b,  a ⊙ b,  a / b     the inputs' errors propagated, plus |result| (one rounding)
-    A B  (inner size n)       |A| e_B + e_A |B| + n·|A||B|        (γ_n ≤ n·u for a dot product)
-    c · a  (constant c)       |c| e_a + 2|c a|                   (c itself may be rounded)
-    f(a)   (tanh, exp, …)     |f′(a)| e_a + ULPS·|f(a)|          (libm is accurate to a few ulps)
-    activations               their NumPy form (``rules`` rows' ``numpy`` text) evaluated by these
-                              rules, so 0.5·(1 + tanh(x/2)) is charged its cancellation near 0
-    softmax                   s_i (e_i + Σ_j s_j e_j) + s_i (|z_i| + |max z| + max_j(|z_j| + |max z|)
-                              + 2·ULPS + n)   (shift, exp, sum of n, divide)
+    a ± b                 e_a + e_b + R
+    a ⊙ b                 |a| e_b + e_a |b| + e_a e_b + R
+    a / b                 (e_a |b| + |a| e_b) / (|b| (|b| − e_b)) + R       (∞ if e_b ≥ |b|)
+    A B  (inner size n)   |A| e_B + e_A |B| + e_A e_B + γ_n (|A| + e_A)(|B| + e_B) + n η,  γ_n = n u/(1 − n u)
+    f(a)  (tanh, exp, …)  max |f(a ± e_a) − f(a)| + ULPS·u·|f(a)| + η  (monotone; libm within ULPS ulps)
+
+Activations are their NumPy forms (the ``numpy`` text of their ``rules`` row) evaluated by these
+rules, so 0.5·(1 + tanh(x/2)) is charged its cancellation when σ(x) is tiny, plus
+ACTIVATION_ULPS·u·(|g| + 1) for the other ways to write a transcendental g (1/(1 + e^{−x}),
+log(1 + e^x), …); softmax is exp(z − max z)/Σ exp(z − max z) by the same rules.  The products e_a e_b and the η terms keep the
+bound honest where values underflow or are smaller than their own errors (saturated layers).
 
 Parameters and data are exact inputs (e = 0): the reference is computed from the very numbers a
-user's code was given, whatever their dtype.  ``ULPS`` is measured, not assumed: the tests check
-NumPy's tanh, exp, log and logaddexp against 50-digit mpmath in float32 and float64.
+user's code was given.  ``ULPS`` is measured, not assumed: the tests check NumPy's tanh, exp, log
+and logaddexp against 50-digit mpmath in float32 and float64.
 """
 
 from __future__ import annotations
@@ -33,29 +38,55 @@ from .evaluate import Evaluation, NumpyDomain, Unsupported
 from .numeric import VARIABLE, NumericNetwork, NumpyAlgebra
 
 ULPS = 4  # NumPy's elementary functions, in ulps of their value (measured: tests/test_rounding.py)
+# A transcendental activation as someone else writes it (1/(1+e^{−x}), log(1+e^x), 2σ(2x)−1, …) is
+# within ACTIVATION_ULPS·u·(|g| + 1) of ours: cancellation inside such forms costs ulps of 1, not of
+# g (measured: tests/test_rounding.py).
+ACTIVATION_ULPS = 4
+_HUGE = 1e300  # an unbounded error, capped in products so that an exact 0 times it stays 0 (not NaN)
+
+
+def _capped(error):
+    return np.minimum(error, _HUGE)
+
+
+class Format:
+    """A floating-point format: unit roundoff u = 2^-p and η, the smallest subnormal."""
+
+    def __init__(self, dtype):
+        info = np.finfo(np.dtype(dtype))
+        self.dtype = np.dtype(dtype)
+        self.u = float(info.eps) / 2
+        self.eta = float(info.smallest_subnormal)
+
+    def rounding(self, result, error):
+        """R: the error of rounding a result of magnitude up to |result| + error."""
+        return self.u * (np.abs(result) + error) + self.eta
 
 
 def unit_roundoff(dtype) -> float:
-    """u = 2^-p for a floating dtype with p significand bits (float64: 2^-53, float32: 2^-24)."""
-    return float(np.finfo(dtype).eps) / 2
+    return Format(dtype).u
 
 
 class Bounded:
-    """A float array ``value`` and its error coefficient ``error`` (same shape, ≥ 0).
+    """A float64 array ``value`` and an absolute error bound ``error`` for computing it in ``format``.
 
     NumPy arrays and Python numbers mixed in are exact constants.
     """
 
-    __slots__ = ("value", "error")
+    __slots__ = ("value", "error", "format")
     __array_ufunc__ = None  # ndarray ∘ Bounded defers to Bounded's reflected operators
 
-    def __init__(self, value, error=None):
+    def __init__(self, value, error=None, format: Format | None = None):
         self.value = np.asarray(value, dtype=float)
         self.error = np.zeros_like(self.value) if error is None else np.asarray(error, dtype=float)
+        self.format = format
 
-    @staticmethod
-    def of(x) -> "Bounded":
-        return x if isinstance(x, Bounded) else Bounded(x)
+    def _exact(self, x) -> "Bounded":
+        return x if isinstance(x, Bounded) else Bounded(x, None, self.format)
+
+    def _made(self, value, propagated, other: "Bounded | None" = None) -> "Bounded":
+        fmt = self.format or (other.format if other is not None else None)
+        return Bounded(value, propagated + fmt.rounding(value, propagated), fmt)
 
     @property
     def shape(self):
@@ -67,7 +98,7 @@ class Bounded:
 
     @property
     def T(self) -> "Bounded":
-        return Bounded(self.value.T, self.error.T)
+        return Bounded(self.value.T, self.error.T, self.format)
 
     def astype(self, dtype) -> "Bounded":
         return self
@@ -77,65 +108,81 @@ class Bounded:
 
     # --- arithmetic: each result is rounded once
     def __add__(self, other):
-        other = Bounded.of(other)
-        value = self.value + other.value
-        return Bounded(value, self.error + other.error + np.abs(value))
+        other = self._exact(other)
+        return self._made(self.value + other.value, self.error + other.error, other)
 
     __radd__ = __add__
 
     def __neg__(self):
-        return Bounded(-self.value, self.error)
+        return Bounded(-self.value, self.error, self.format)
 
     def __sub__(self, other):
-        return self + (-Bounded.of(other))
+        return self + (-self._exact(other))
 
     def __rsub__(self, other):
-        return Bounded.of(other) + (-self)
+        return self._exact(other) + (-self)
 
     def __mul__(self, other):
         if not isinstance(other, Bounded) and np.ndim(other) == 0:
             c = float(other)
             value = c * self.value
-            rounded = 0 if c == 0 or math.frexp(c)[0] in (0.5, -0.5) else 2  # powers of 2 are exact
-            return Bounded(value, abs(c) * self.error + rounded * np.abs(value))
-        other = Bounded.of(other)
-        value = self.value * other.value
-        return Bounded(value, np.abs(self.value) * other.error + self.error * np.abs(other.value)
-                       + np.abs(value))
+            if c == 0 or math.frexp(c)[0] in (0.5, -0.5):  # a power of 2: exact but for underflow
+                return Bounded(value, abs(c) * self.error + self.format.eta, self.format)
+            return self._made(value, abs(c) * self.error + self.format.u * np.abs(value))  # c is rounded
+        other = self._exact(other)
+        e_a, e_b = _capped(self.error), _capped(other.error)
+        return self._made(self.value * other.value,
+                          np.abs(self.value) * e_b + e_a * np.abs(other.value) + e_a * e_b, other)
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        other = Bounded.of(other)
-        value = self.value / other.value
-        return Bounded(value, self.error / np.abs(other.value)
-                       + np.abs(self.value) * other.error / other.value ** 2 + np.abs(value))
+        other = self._exact(other)
+        b, e_b = np.abs(other.value), _capped(other.error)
+        exact_zero = (self.value == 0) & (self.error == 0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            propagated = np.where(e_b < b, (_capped(self.error) * b + np.abs(self.value) * e_b) / (b * (b - e_b)),
+                                  np.inf)
+        propagated = np.where(exact_zero, 0.0, propagated)
+        return self._made(self.value / other.value, propagated, other)
 
     def __rtruediv__(self, other):
-        return Bounded.of(other) / self
+        return self._exact(other) / self
 
     def __pow__(self, n):
         if int(n) != n:
             raise Unsupported(f"power {n}")
         n = int(n)
         if n < 0:
-            return Bounded(1.0) / self ** (-n)
+            return 1.0 / self ** (-n)
         if n == 0:
-            return Bounded(np.ones_like(self.value))
+            return Bounded(np.ones_like(self.value), None, self.format)
         result = self
         for _ in range(n - 1):
             result = result * self
         return result
 
     def __matmul__(self, other):
-        other = Bounded.of(other)
+        other = self._exact(other)
+        fmt = self.format or other.format
         inner = self.value.shape[-1]
-        magnitude = np.abs(self.value) @ np.abs(other.value)
-        return Bounded(self.value @ other.value,
-                       np.abs(self.value) @ other.error + self.error @ np.abs(other.value) + inner * magnitude)
+        gamma = inner * fmt.u / (1 - inner * fmt.u)
+        a, b = np.abs(self.value), np.abs(other.value)
+        e_a, e_b = _capped(self.error), _capped(other.error)
+        with np.errstate(over="ignore"):
+            error = a @ e_b + e_a @ b + e_a @ e_b + gamma * ((a + e_a) @ (b + e_b)) + inner * fmt.eta
+        return Bounded(self.value @ other.value, error, fmt)
 
     def __rmatmul__(self, other):
-        return Bounded.of(other) @ self
+        return self._exact(other) @ self
+
+    def sum(self, axis=None, keepdims: bool = False) -> "Bounded":
+        terms = self.value.size if axis is None else self.value.shape[axis]
+        gamma = terms * self.format.u / (1 - terms * self.format.u)
+        magnitude = (np.abs(self.value) + self.error).sum(axis=axis, keepdims=keepdims)
+        return Bounded(self.value.sum(axis=axis, keepdims=keepdims),
+                       self.error.sum(axis=axis, keepdims=keepdims) + gamma * magnitude + terms * self.format.eta,
+                       self.format)
 
     # --- comparisons select branches (np.where, step): plain boolean arrays
     def __gt__(self, other):
@@ -144,22 +191,21 @@ class Bounded:
     def __lt__(self, other):
         return self.value < other
 
-    def __ge__(self, other):
-        return self.value >= other
 
-    def __le__(self, other):
-        return self.value <= other
-
-
-def _elementary(rule: rules.Activation, ulps: int = ULPS):
-    """A libm function from a rules row: value, and error |f′| e + ulps·|f| (its row's f′)."""
+def _monotone(rule: rules.Activation):
+    """A monotone libm function from a rules row (its NumPy form and its derivative, for tiny errors)."""
     slope = sympy.sympify(rule.derivative(VARIABLE))
+    evaluate = NumpyDomain().atom
 
-    def function(x):
-        x = Bounded.of(x)
-        value = NumpyDomain().atom(rule, (x.value,))
-        derivative = Evaluation(NumpyDomain(), {VARIABLE: x.value}).value(slope)
-        return Bounded(value, np.abs(derivative) * x.error + ulps * np.abs(value))
+    def function(x: Bounded) -> Bounded:
+        with np.errstate(all="ignore"):
+            value = evaluate(rule, (x.value,))
+            spread = np.maximum(np.abs(evaluate(rule, (x.value + x.error,)) - value),
+                                np.abs(evaluate(rule, (x.value - x.error,)) - value))
+            linear = np.abs(Evaluation(NumpyDomain(), {VARIABLE: x.value}).value(slope)) * x.error
+            propagated = np.nan_to_num(np.maximum(spread, linear), nan=np.inf)
+        fmt = x.format
+        return Bounded(value, propagated + ULPS * fmt.u * np.abs(value) + fmt.eta, fmt)
 
     return function
 
@@ -167,9 +213,9 @@ def _elementary(rule: rules.Activation, ulps: int = ULPS):
 class _BoundedNumpy:
     """The part of NumPy that the rows' ``numpy`` forms use, on :class:`Bounded` arrays."""
 
-    tanh = staticmethod(_elementary(rules.TANH))
-    exp = staticmethod(_elementary(rules.EXP))
-    _softplus = staticmethod(_elementary(rules.SOFTPLUS))
+    tanh = staticmethod(_monotone(rules.TANH))
+    exp = staticmethod(_monotone(rules.EXP))
+    _softplus = staticmethod(_monotone(rules.SOFTPLUS))
 
     @classmethod
     def logaddexp(cls, zero, x):
@@ -179,21 +225,23 @@ class _BoundedNumpy:
 
     @staticmethod
     def where(condition, a, b):
-        a, b = Bounded.of(a), Bounded.of(b)
-        return Bounded(np.where(condition, a.value, b.value), np.where(condition, a.error, b.error))
+        fmt = next(x.format for x in (a, b) if isinstance(x, Bounded))
+        a, b = (x if isinstance(x, Bounded) else Bounded(x, None, fmt) for x in (a, b))
+        return Bounded(np.where(condition, a.value, b.value), np.where(condition, a.error, b.error), fmt)
 
     @classmethod
     def maximum(cls, a, b):
-        a, b = Bounded.of(a), Bounded.of(b)
-        return cls.where(a.value >= b.value, a, b)
+        a_value = a.value if isinstance(a, Bounded) else a
+        b_value = b.value if isinstance(b, Bounded) else b
+        return cls.where(a_value >= b_value, a, b)
 
     @staticmethod
     def ones_like(x):
-        return Bounded(np.ones_like(Bounded.of(x).value))
+        return Bounded(np.ones_like(x.value), None, x.format)
 
     @staticmethod
     def zeros_like(x):
-        return Bounded(np.zeros_like(Bounded.of(x).value))
+        return Bounded(np.zeros_like(x.value), None, x.format)
 
 
 _bounded_forms: dict = {}
@@ -210,10 +258,14 @@ def _bounded_form(rule: rules.Activation):
     return function
 
 
-def _log(a) -> Bounded:
-    a = Bounded.of(a)
-    value = np.log(a.value)
-    return Bounded(value, a.error / np.abs(a.value) + ULPS * np.abs(value))
+def _log(a: Bounded) -> Bounded:
+    with np.errstate(all="ignore"):
+        value = np.log(a.value)
+        low = np.where(a.value > a.error, np.log(np.abs(a.value - a.error)), -np.inf)
+        propagated = np.maximum(np.abs(np.log(a.value + a.error) - value), np.abs(value - low))
+        linear = a.error / np.abs(a.value)
+        propagated = np.nan_to_num(np.maximum(propagated, linear), nan=np.inf)
+    return Bounded(value, propagated + ULPS * a.format.u * np.abs(value) + a.format.eta, a.format)
 
 
 class RoundingDomain(NumpyDomain):
@@ -225,12 +277,19 @@ class RoundingDomain(NumpyDomain):
 
     @staticmethod
     def power(a, n):
-        return Bounded.of(a) ** n
+        return a ** n
 
     def atom(self, rule, arguments, indices=(), node=None):
         if rule.vector:
             raise Unsupported(f"{rule.name} is not elementwise")
-        return Bounded.of(_bounded_form(rule)(Bounded.of(arguments[0])))
+        x = arguments[0]
+        result = _bounded_form(rule)(x)
+        if not isinstance(result, Bounded):  # a step: exact 0s and 1s
+            return Bounded(result, None, x.format)
+        if rule.exact is None:  # transcendental: written some other way, it may differ by this much
+            return Bounded(result.value, result.error + ACTIVATION_ULPS * x.format.u * (np.abs(result.value) + 1),
+                           x.format)
+        return result
 
     @staticmethod
     def log(argument):
@@ -242,64 +301,74 @@ class RoundingDomain(NumpyDomain):
 
 
 class RoundingAlgebra(NumpyAlgebra):
-    """``numeric.NumpyAlgebra`` on :class:`Bounded` arrays: values with their error coefficients."""
+    """``numeric.NumpyAlgebra`` on :class:`Bounded` arrays: values with their error bounds in ``dtype``."""
+
+    def __init__(self, layout: str = "columns", dtype="float64"):
+        super().__init__(layout)
+        self.format = Format(dtype)
 
     def lift(self, array):
-        return Bounded(np.asarray(array, dtype=float))
+        return Bounded(np.asarray(array, dtype=float), None, self.format)
 
     def apply(self, fn, a):
-        value = Bounded.of(Evaluation(RoundingDomain(), {VARIABLE: a}).value(self.closed_form(fn)))
-        return Bounded(np.broadcast_to(value.value, a.shape), np.broadcast_to(value.error, a.shape))
+        value = Evaluation(RoundingDomain(), {VARIABLE: a}).value(self.closed_form(fn))
+        if not isinstance(value, Bounded):  # a constant, such as 1 for the identity's derivative
+            value = self.lift(value)
+        return Bounded(np.broadcast_to(value.value, a.shape), np.broadcast_to(value.error, a.shape), self.format)
 
     def log(self, a):
         return _log(a)
 
+    def full(self, value, like):
+        return self.lift(np.full(like.shape, float(value)))
+
+    def ones(self, rows: int, cols: int = 1):
+        return self.lift(np.ones((rows, cols)))
+
     def total(self, a):
-        a = Bounded.of(a)
-        return Bounded(np.sum(a.value), np.sum(a.error) + a.value.size * np.sum(np.abs(a.value)))
+        return a.sum()
 
     def example_sums(self, a):
-        axis = 0 if self.layout == "columns" else 1
-        units = a.value.shape[axis]
-        value = a.value.sum(axis=axis, keepdims=True)
-        error = a.error.sum(axis=axis, keepdims=True) + units * np.abs(a.value).sum(axis=axis, keepdims=True)
-        return Bounded(np.broadcast_to(value, a.shape), np.broadcast_to(error, a.shape))
+        sums = a.sum(axis=0 if self.layout == "columns" else 1, keepdims=True)
+        return Bounded(np.broadcast_to(sums.value, a.shape), np.broadcast_to(sums.error, a.shape), self.format)
 
     def softmax(self, Z, atom=None):
         axis = 0 if self.layout == "columns" else 1
-        z = Z.value
-        top = np.abs(z.max(axis=axis, keepdims=True))
-        s = np.exp(z - z.max(axis=axis, keepdims=True))
-        s = s / s.sum(axis=axis, keepdims=True)
-        units = z.shape[axis]
-        shift = np.abs(z) + top  # bounds |z_i − max z| and |z_i|: with or without the shift
-        propagated = s * (Z.error + np.sum(s * Z.error, axis=axis, keepdims=True))
-        local = s * (shift + np.max(shift, axis=axis, keepdims=True) + 2 * ULPS + units)
-        return Bounded(s, propagated + local)
+        shifted = _BoundedNumpy.exp(Z - Z.value.max(axis=axis, keepdims=True))
+        return shifted / shifted.sum(axis=axis, keepdims=True)
 
 
-def tolerance(bound, dtype) -> np.ndarray:
-    """Largest honest disagreement between a computation in ``dtype`` and the float64 reference.
+def bounded_network(spec, params: dict, X, Y, penalty: float | None = None, dtype="float64") -> NumericNetwork:
+    """The network over :class:`RoundingAlgebra`: ``.Z``, ``.A``, ``.loss`` carry error bounds for ``dtype``."""
+    return NumericNetwork(spec, params, X, Y, penalty, alg=RoundingAlgebra(spec.layout, dtype))
 
-    Each is within u·bound of the exact value, so they are within (u_dtype + u_float64)·bound of
-    each other.
+
+def gradient_bounds(net: NumericNetwork, *, shortcut: bool = True) -> dict:
+    """``{(quantity, k): error bound}`` of ``derive.backprop`` over a bounded network."""
+    with np.errstate(all="ignore"):
+        return {key: value.error for key, value in backprop(net, shortcut=shortcut).items()}
+
+
+def error_bounds(spec, params: dict, X, Y, penalty: float | None = None, dtype="float64") -> dict:
+    """``{"W1": e, "b1": e (1-D), "z1": e, …, "loss": e}``: how far an evaluation in ``dtype`` may stray.
+
+    Shaped like ``numeric.gradients``.
     """
-    return (unit_roundoff(dtype) + unit_roundoff(np.float64)) * np.asarray(bound)
-
-
-def bounded_network(spec, params: dict, X, Y, penalty: float | None = None) -> NumericNetwork:
-    """The network over :class:`RoundingAlgebra`: ``.Z``, ``.A``, ``.loss`` carry error coefficients."""
-    return NumericNetwork(spec, params, X, Y, penalty, alg=RoundingAlgebra(spec.layout))
-
-
-def error_bounds(spec, params: dict, X, Y, penalty: float | None = None) -> dict:
-    """``{"W1": e, "b1": e (1-D), "z1": e, …, "loss": e}``: coefficients of u bounding each value's error.
-
-    Shaped like ``numeric.gradients``; |computed − exact| ≤ u·e for a computation in unit roundoff u.
-    """
-    net = bounded_network(spec, params, X, Y, penalty)
+    net = bounded_network(spec, params, X, Y, penalty, dtype)
     with np.errstate(all="ignore"):  # log 0 at saturation: an infinite bound, not a warning
-        bounds = {"loss": float(Bounded.of(net.loss).error)}
-    for (quantity, k), value in backprop(net).items():
-        bounds[f"{quantity}{k}"] = value.error.reshape(-1) if quantity == "b" else value.error
+        bounds = {"loss": float(net.loss.error)}
+    for (quantity, k), error in gradient_bounds(net).items():
+        bounds[f"{quantity}{k}"] = error.reshape(-1) if quantity == "b" else error
     return bounds
+
+
+def tolerances(spec, params: dict, X, Y, penalty: float | None = None, dtype="float64") -> dict:
+    """Largest honest disagreement between an evaluation in ``dtype`` and the float64 reference.
+
+    Each is within its own bound of the exact value; the tolerance is the sum of the two bounds.
+    """
+    user = error_bounds(spec, params, X, Y, penalty, dtype)
+    if np.dtype(dtype) == np.float64:
+        return {name: 2 * bound for name, bound in user.items()}
+    reference = error_bounds(spec, params, X, Y, penalty, np.float64)
+    return {name: user[name] + reference[name] for name in user}

@@ -56,7 +56,7 @@ from . import rules
 from .diagnose import Quantity, diagnose, views
 from .network import NetworkSpec, SpecError
 from .numeric import gradients, loss as numeric_loss
-from .rounding import bounded_network, error_bounds, tolerance, unit_roundoff
+from .rounding import bounded_network, tolerances, unit_roundoff
 
 __all__ = ["networks", "parameters", "batches", "problems", "Problem", "check_backprop",
            "assert_backprop", "BackpropMismatch", "BackpropCheckFailed"]
@@ -204,8 +204,9 @@ def clear_of_kinks(network: NetworkSpec, params: dict, X, Y, dtype="float64") ->
     kinked = [k for k in range(1, network.depth + 1) if network.activation(k).kink]
     if not kinked:
         return True
-    net = bounded_network(network, params, X, Y, 0.0 if network.l2 else None)
-    return all(np.all(np.abs(net.Z[k].value) > tolerance(net.Z[k].error, dtype)) for k in kinked)
+    penalty = 0.0 if network.l2 else None
+    user, reference = (bounded_network(network, params, X, Y, penalty, d) for d in (dtype, np.float64))
+    return all(np.all(np.abs(user.Z[k].value) > user.Z[k].error + reference.Z[k].error) for k in kinked)
 
 
 def _cast(array, dtype):
@@ -391,11 +392,11 @@ class WrongGradient:
     claimed_view: np.ndarray | None = None
 
 
-def _compare(name: str, claimed, truth: np.ndarray, bound: np.ndarray, dtype) -> WrongGradient | None:
+def _compare(name: str, claimed, truth: np.ndarray, allowed: np.ndarray) -> WrongGradient | None:
     quantity = name[0] if name != "loss" else "loss"
-    truth, bound = np.asarray(truth, dtype=float), np.asarray(bound, dtype=float)
+    truth, allowed = np.asarray(truth, dtype=float), np.asarray(allowed, dtype=float)
     if quantity == "b":
-        truth, bound = truth.reshape(-1, 1), bound.reshape(-1, 1)
+        truth, allowed = truth.reshape(-1, 1), allowed.reshape(-1, 1)
     if claimed is None:
         return WrongGradient(name, None, truth, problem="missing from what your function returned")
     claimed = np.asarray(claimed)
@@ -406,7 +407,6 @@ def _compare(name: str, claimed, truth: np.ndarray, bound: np.ndarray, dtype) ->
         shape = "()" if truth.ndim == 0 else str(truth.shape if quantity != "b" else (truth.shape[0],))
         return WrongGradient(name, claimed, truth, problem=f"shape {claimed.shape} where {shape} belongs")
     view = fitting[0].astype(float)
-    allowed = tolerance(bound, _less_precise(dtype, claimed.dtype))
     with np.errstate(invalid="ignore"):
         difference = np.abs(view - truth)
         bad = ~(difference <= allowed)  # NaN counts as bad
@@ -426,9 +426,10 @@ def _compare(name: str, claimed, truth: np.ndarray, bound: np.ndarray, dtype) ->
     return wrong
 
 
-def _less_precise(dtype, other) -> np.dtype:
-    candidates = [np.dtype(d) for d in (dtype, other) if np.issubdtype(np.dtype(d), np.floating)]
-    return max(candidates, key=unit_roundoff) if candidates else np.dtype(np.float64)
+def _least_precise(dtype, returned: dict) -> np.dtype:
+    """The dtype the user's numbers were computed in: the given one, or a less precise one returned."""
+    candidates = [np.dtype(dtype)] + [np.asarray(v).dtype for v in returned.values()]
+    return max((d for d in candidates if np.issubdtype(d, np.floating)), key=unit_roundoff)
 
 
 def _accepts(fn: Callable, name: str) -> bool:
@@ -475,21 +476,21 @@ def _call(user_fn: Callable, problem: Problem, convention: Convention):
 def _wrong_gradients(problem: Problem, returned: dict, convention: Convention, dtype) -> list:
     network, params, X, Y, penalty = problem
     reference = gradients(network, params, X, Y, penalty)
-    bounds = error_bounds(network, params, X, Y, penalty)
+    allowed = tolerances(network, params, X, Y, penalty, _least_precise(dtype, returned))
     names = [f"{q}{k}" for k in range(1, network.depth + 1) for q in ("W", "b")]
     names += [f"z{k}" for k in range(1, network.depth + 1) if f"z{k}" in returned]
     wrong = []
     for name in names:
         claimed = returned.get(name)
         claimed = None if claimed is None else convention.from_user(name, np.asarray(claimed))
-        mismatch = _compare(name, claimed, reference[name], bounds[name], dtype)
+        mismatch = _compare(name, claimed, reference[name], allowed[name])
         if mismatch is not None:
             wrong.append(mismatch)
     if "loss" in returned:
         with np.errstate(all="ignore"):
             true_loss = numeric_loss(network, params, X, Y, penalty)
         if np.isfinite(true_loss):  # the reference's plain log(σ) overflows before a stable user's does
-            mismatch = _compare("loss", returned["loss"], true_loss, bounds["loss"], dtype)
+            mismatch = _compare("loss", returned["loss"], true_loss, allowed["loss"])
             if mismatch is not None:
                 wrong.append(mismatch)
     return wrong
