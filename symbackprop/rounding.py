@@ -17,7 +17,8 @@ R = u·(|r| + e) + η:
 Activations are their NumPy forms (the ``numpy`` text of their ``rules`` row) evaluated by these
 rules, so 0.5·(1 + tanh(x/2)) is charged its cancellation when σ(x) is tiny, plus
 ACTIVATION_ULPS·u·(|g| + 1) for the other ways to write a transcendental g (1/(1 + e^{−x}),
-log(1 + e^x), …); softmax is exp(z − max z)/Σ exp(z − max z) by the same rules.  The products e_a e_b and the η terms keep the
+log(1 + e^x), …); softmax is exp(z − max z)/Σ exp(z − max z) by the same rules, plus
+ACTIVATION_ULPS·u·ŷ·(|z − max z| + 1) for writing it without the shift or through log Σ exp.  The products e_a e_b and the η terms keep the
 bound honest where values underflow or are smaller than their own errors (saturated layers).
 
 Parameters and data are exact inputs (e = 0): the reference is computed from the very numbers a
@@ -225,6 +226,8 @@ class _BoundedNumpy:
 
     @staticmethod
     def where(condition, a, b):
+        if not isinstance(a, Bounded) and not isinstance(b, Bounded):
+            return np.where(condition, a, b)  # constants: exact
         fmt = next(x.format for x in (a, b) if isinstance(x, Bounded))
         a, b = (x if isinstance(x, Bounded) else Bounded(x, None, fmt) for x in (a, b))
         return Bounded(np.where(condition, a.value, b.value), np.where(condition, a.error, b.error), fmt)
@@ -311,10 +314,15 @@ class RoundingAlgebra(NumpyAlgebra):
         return Bounded(np.asarray(array, dtype=float), None, self.format)
 
     def apply(self, fn, a):
-        value = Evaluation(RoundingDomain(), {VARIABLE: a}).value(self.closed_form(fn))
+        expr = self.closed_form(fn)
+        value = Evaluation(RoundingDomain(), {VARIABLE: a}).value(expr)
         if not isinstance(value, Bounded):  # a constant, such as 1 for the identity's derivative
             value = self.lift(value)
-        return Bounded(np.broadcast_to(value.value, a.shape), np.broadcast_to(value.error, a.shape), self.format)
+        error = value.error
+        if not isinstance(expr, rules.Atom) and any(atom.rule.exact is None for atom in expr.atoms(rules.Atom)):
+            # a closed form such as σ(1 − σ) or 1 − tanh², which others write as e^{−x}/(1 + e^{−x})², 1/cosh²
+            error = error + ACTIVATION_ULPS * self.format.u * (np.abs(value.value) + 1)
+        return Bounded(np.broadcast_to(value.value, a.shape), np.broadcast_to(error, a.shape), self.format)
 
     def log(self, a):
         return _log(a)
@@ -334,8 +342,12 @@ class RoundingAlgebra(NumpyAlgebra):
 
     def softmax(self, Z, atom=None):
         axis = 0 if self.layout == "columns" else 1
-        shifted = _BoundedNumpy.exp(Z - Z.value.max(axis=axis, keepdims=True))
-        return shifted / shifted.sum(axis=axis, keepdims=True)
+        offsets = Z - Z.value.max(axis=axis, keepdims=True)
+        shifted = _BoundedNumpy.exp(offsets)
+        s = shifted / shifted.sum(axis=axis, keepdims=True)
+        # written another way (no shift, or exp(z − max − log Σ)): other roundings of the exponents
+        other_ways = ACTIVATION_ULPS * self.format.u * s.value * (np.abs(offsets.value) + 1)
+        return Bounded(s.value, s.error + other_ways, self.format)
 
 
 def bounded_network(spec, params: dict, X, Y, penalty: float | None = None, dtype="float64") -> NumericNetwork:

@@ -440,7 +440,7 @@ def _accepts(fn: Callable, name: str) -> bool:
     return any(p.name == name or p.kind == p.VAR_KEYWORD for p in parameters_)
 
 
-def _returned_gradients(result, depth: int) -> dict:
+def _returned_gradients(result) -> dict:
     """The user's return value as ``{"W1": …, "b1": …, ["z1": …,] ["loss": …]}``."""
     loss = None
     if isinstance(result, tuple) and len(result) == 2 and any(isinstance(part, dict) for part in result):
@@ -461,16 +461,20 @@ def _returned_gradients(result, depth: int) -> dict:
     return named
 
 
-def _call(user_fn: Callable, problem: Problem, convention: Convention):
-    network = problem.network
-    kwargs = {}
+def _keywords(user_fn: Callable, problem: Problem) -> dict:
+    """``network=`` if the function takes it; ``penalty=`` for networks with an L2 penalty."""
+    keywords = {}
     if _accepts(user_fn, "network"):
-        kwargs["network"] = network
-    if network.l2:
+        keywords["network"] = problem.network
+    if problem.network.l2:
         if not _accepts(user_fn, "penalty"):
             raise TypeError("this network has an L2 penalty: your function must accept penalty=λ")
-        kwargs["penalty"] = problem.penalty
-    return user_fn(convention.to_user(problem.params), problem.X, problem.Y, **kwargs)
+        keywords["penalty"] = problem.penalty
+    return keywords
+
+
+def _call(user_fn: Callable, problem: Problem, convention: Convention, keywords: dict):
+    return user_fn(convention.to_user(problem.params), problem.X, problem.Y, **keywords)
 
 
 def _wrong_gradients(problem: Problem, returned: dict, convention: Convention, dtype) -> list:
@@ -529,7 +533,8 @@ class Failure:
             if problem is None:
                 continue
             try:
-                returned = _returned_gradients(_call(self.user_fn, problem, self.convention), self.network.depth)
+                result = _call(self.user_fn, problem, self.convention, _keywords(self.user_fn, problem))
+                returned = _returned_gradients(result)
             except Exception:  # noqa: BLE001 — the user's code; its failure is reported elsewhere
                 continue
             again = {w.name: w for w in _wrong_gradients(problem, returned, self.convention, self.dtype)}
@@ -586,14 +591,16 @@ def _summary(failures: list) -> str:
 def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, on_error: str) -> None:
     """Raise BackpropMismatch on wrong gradients; on an exception from the user's function:
     ``"raise"`` it, ``"report"`` it as UserFunctionRaised, or ``"skip"`` the example."""
+    keywords = _keywords(user_fn, problem)
     try:
-        returned = _returned_gradients(_call(user_fn, problem, convention), problem.network.depth)
+        result = _call(user_fn, problem, convention, keywords)
     except Exception as error:  # noqa: BLE001 — the user's code
         if on_error == "raise":
             raise
         if on_error == "skip":
             hypothesis.reject()
         raise UserFunctionRaised(Failure(problem, convention, dtype, user_fn, raised=error)) from error
+    returned = _returned_gradients(result)
     wrong = _wrong_gradients(problem, returned, convention, dtype)
     if wrong:
         raise BackpropMismatch(Failure(problem, convention, dtype, user_fn, wrong=wrong))
