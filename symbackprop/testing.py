@@ -412,13 +412,14 @@ def _compare(name: str, claimed, truth: np.ndarray, allowed: np.ndarray) -> Wron
         bad = ~(difference <= allowed)  # NaN counts as bad
     if not np.any(bad):
         return None
-    ratio = np.where(bad, np.nan_to_num(difference / np.maximum(allowed, 1e-300), nan=np.inf), -1)
+    with np.errstate(all="ignore"):
+        ratio = np.where(bad, np.nan_to_num(difference / np.maximum(allowed, 1e-300), nan=np.inf), -1)
+        norm = float(np.linalg.norm(truth))
+        relative = float(np.linalg.norm(np.nan_to_num(view - truth, nan=np.inf))) / norm if norm else float("inf")
     worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.ndim else ()
-    norm = float(np.linalg.norm(truth))
     wrong = WrongGradient(name, claimed, truth, worst=tuple(int(i) for i in worst),
                           error=float(np.asarray(difference)[worst]), allowed=float(np.asarray(allowed)[worst]),
-                          relative=float(np.linalg.norm(np.nan_to_num(view - truth, nan=np.inf))) / norm
-                          if norm else float("inf"))
+                          relative=relative)
     wrong.claimed_view = view
     if not np.all(np.isfinite(view)):
         where = f"entry [{','.join(str(i + 1) for i in wrong.worst)}]" if wrong.worst else "it"

@@ -50,7 +50,8 @@ def _loss(network, z, a, Y, m):
         total = np.sum((a - Y) ** 2) / Y.shape[0]
     elif network.output == "softmax":
         log_a = z - z.max(axis=0) - np.log(np.sum(np.exp(z - z.max(axis=0)), axis=0))
-        log_1_minus_a = np.log1p(-a)
+        with np.errstate(divide="ignore"):  # a one-unit softmax is 1: log 0
+            log_1_minus_a = np.log1p(-a)
         total = -np.sum(Y * log_a) if network.loss == "cross_entropy" else \
             -np.sum(Y * log_a + (1 - Y) * log_1_minus_a)
     else:  # sigmoid output: log σ(z) = −log(1 + e^{−z}), log(1 − σ(z)) = −log(1 + e^{z})
