@@ -582,8 +582,8 @@ def _example_text(problem: Problem, convention: Convention) -> str:
 
 def _summary(failures: list) -> str:
     count = len(failures)
-    lines = [f"check_backprop: {count} distinct failure{'s' * (count != 1)}, each shrunk to the smallest network "
-             "that shows it:"]
+    lines = ["check_backprop: 1 failure, shrunk to the smallest network that shows it:" if count == 1 else
+             f"check_backprop: {count} distinct failures, each shrunk to the smallest network that shows it:"]
     for i, failure in enumerate(failures, 1):
         lines.append(f"{i}. " + failure.report())
     return "\n".join(lines)
