@@ -326,8 +326,8 @@ class Convention:
 # ------------------------------------------------------------------------------ the check
 
 
-class BackpropMismatch(AssertionError):
-    """The user's gradients disagree with the proven ones on one example; ``.failure`` says how."""
+class _FailedExample(AssertionError):
+    """A failing example; ``.failure`` holds it, its message is the report (composed when shown)."""
 
     def __init__(self, failure: "Failure"):
         super().__init__()
@@ -337,15 +337,12 @@ class BackpropMismatch(AssertionError):
         return self.failure.report()
 
 
-class UserFunctionRaised(AssertionError):
-    """The user's function raised on an example; ``.failure`` holds the example."""
+class BackpropMismatch(_FailedExample):
+    """The user's gradients disagree with the proven ones on one example."""
 
-    def __init__(self, failure: "Failure"):
-        super().__init__()
-        self.failure = failure
 
-    def __str__(self):
-        return self.failure.report()
+class UserFunctionRaised(_FailedExample):
+    """The user's function raised on an example (a type of its own: Hypothesis shrinks it apart)."""
 
 
 class BackpropCheckFailed(AssertionError):
@@ -369,6 +366,7 @@ class WrongGradient:
     allowed: float = float("nan")  # the tolerance at that entry
     relative: float = float("nan")  # ‖claimed − proven‖ / ‖proven‖
     diagnosis: str | None = None
+    claimed_view: np.ndarray | None = None  # claimed, lined up with the truth (a bias as a column)
 
     @property
     def symbol(self) -> str:
@@ -388,8 +386,6 @@ class WrongGradient:
         if self.diagnosis:
             text += f"\n      likely slip: {self.diagnosis}"
         return text
-
-    claimed_view: np.ndarray | None = None
 
 
 def _compare(name: str, claimed, truth: np.ndarray, allowed: np.ndarray) -> WrongGradient | None:
@@ -429,7 +425,12 @@ def _compare(name: str, claimed, truth: np.ndarray, allowed: np.ndarray) -> Wron
 
 def _least_precise(dtype, returned: dict) -> np.dtype:
     """The dtype the user's numbers were computed in: the given one, or a less precise one returned."""
-    candidates = [np.dtype(dtype)] + [np.asarray(v).dtype for v in returned.values()]
+    candidates = [np.dtype(dtype)]
+    for value in returned.values():
+        try:
+            candidates.append(np.asarray(value).dtype)
+        except ValueError:  # ragged: reported as a wrong shape
+            pass
     return max((d for d in candidates if np.issubdtype(d, np.floating)), key=unit_roundoff)
 
 
@@ -475,7 +476,9 @@ def _keywords(user_fn: Callable, problem: Problem) -> dict:
 
 
 def _call(user_fn: Callable, problem: Problem, convention: Convention, keywords: dict):
-    return user_fn(convention.to_user(problem.params), problem.X, problem.Y, **keywords)
+    """The user's function on copies: an update in place must not change the reference's inputs."""
+    params = {name: value.copy() for name, value in convention.to_user(problem.params).items()}
+    return user_fn(params, problem.X.copy(), problem.Y.copy(), **keywords)
 
 
 def _wrong_gradients(problem: Problem, returned: dict, convention: Convention, dtype) -> list:
@@ -511,7 +514,7 @@ class Failure:
     user_fn: Callable | None = None
     wrong: list = field(default_factory=list)
     raised: BaseException | None = None
-    _report: str | None = None
+    _report: str | None = field(default=None, repr=False)
 
     @property
     def network(self) -> NetworkSpec:
@@ -561,7 +564,10 @@ class Failure:
         head = f"network {network.describe()}, {np.dtype(self.dtype).name}"
         if self.raised is not None:
             message = str(self.raised).strip().splitlines()[0] if str(self.raised).strip() else ""
-            return f"{head}: your function raised {type(self.raised).__name__}: {message}"
+            text = f"{head}: your function raised {type(self.raised).__name__}: {message}"
+            if isinstance(self.raised, ValueError) and any(w in message for w in ("shape", "mismatch", "broadcast", "align")):
+                text += "\n  (shapes clash: a transpose missing or extra, or a layer index off by one?)"
+            return text
         self.diagnose()
         count = len(self.wrong)
         lines = [f"{head}: {count} value{'s disagree' if count != 1 else ' disagrees'} with the proven ones"]
@@ -675,11 +681,11 @@ def _failures(run: Callable) -> list:
     """Run a Hypothesis test; the failures it found (several distinct ones come as a group)."""
     try:
         run()
-    except (BackpropMismatch, UserFunctionRaised) as error:
+    except _FailedExample as error:
         return [error.failure]
     except BaseException as error:  # noqa: BLE001 — a group, or not ours: then re-raised
         inner = list(getattr(error, "exceptions", ()))
-        if inner and all(isinstance(e, (BackpropMismatch, UserFunctionRaised)) for e in inner):
+        if inner and all(isinstance(e, _FailedExample) for e in inner):
             return [e.failure for e in inner]
         raise
     return []

@@ -117,6 +117,16 @@ def rows_in_out_sum(params, X, Y):
 # ------------------------------------------------------------------ the slips (sigmoid MLPs)
 
 
+def backward(params, A, delta):
+    """The correct loop over layers, from δ_L (for slips that happen before it)."""
+    grads = {}
+    for k in range(len(A) - 1, 0, -1):
+        grads[f"W{k}"], grads[f"b{k}"] = delta @ A[k - 1].T, delta.sum(axis=1)
+        if k > 1:
+            delta = (params[f"W{k}"].T @ delta) * A[k - 1] * (1 - A[k - 1])
+    return grads
+
+
 def missing_transpose(params, X, Y):
     """Sigmoid layers, ½‖a − y‖²: W_{k+1} where W_{k+1}ᵀ belongs."""
     L, m = len(params) // 2, X.shape[1]
@@ -147,13 +157,7 @@ def forgotten_mean(params, X, Y):
     """Sigmoid layers, ½‖a − y‖² averaged over the batch — but no 1/m."""
     L = len(params) // 2
     Z, A = forward(params, X)
-    delta = (A[L] - Y) * A[L] * (1 - A[L])  # SLIP: no / m
-    grads = {}
-    for k in range(L, 0, -1):
-        grads[f"W{k}"], grads[f"b{k}"] = delta @ A[k - 1].T, delta.sum(axis=1)
-        if k > 1:
-            delta = (params[f"W{k}"].T @ delta) * A[k - 1] * (1 - A[k - 1])
-    return grads
+    return backward(params, A, (A[L] - Y) * A[L] * (1 - A[L]))  # SLIP: no / m
 
 
 def bias_not_summed(params, X, Y):
@@ -173,26 +177,14 @@ def softmax_shortcut_without_cross_entropy(params, X, Y):
     """Sigmoid hidden layers, softmax output, ½‖ŷ − y‖²: δ_L = ŷ − y, true only for cross-entropy."""
     L, m = len(params) // 2, X.shape[1]
     Z, A = forward(params, X, output="softmax")
-    delta = (A[L] - Y) / m  # SLIP: the softmax Jacobian is missing
-    grads = {}
-    for k in range(L, 0, -1):
-        grads[f"W{k}"], grads[f"b{k}"] = delta @ A[k - 1].T, delta.sum(axis=1)
-        if k > 1:
-            delta = (params[f"W{k}"].T @ delta) * A[k - 1] * (1 - A[k - 1])
-    return grads
+    return backward(params, A, (A[L] - Y) / m)  # SLIP: the softmax Jacobian is missing
 
 
 def softmax_derivative_elementwise(params, X, Y):
     """Sigmoid hidden layers, softmax + cross-entropy through ∂ℓ/∂ŷ — with softmax′ = ŷ(1 − ŷ)."""
     L, m = len(params) // 2, X.shape[1]
     Z, A = forward(params, X, output="softmax")
-    delta = (-Y / A[L]) * A[L] * (1 - A[L]) / m  # SLIP: only the diagonal of the Jacobian
-    grads = {}
-    for k in range(L, 0, -1):
-        grads[f"W{k}"], grads[f"b{k}"] = delta @ A[k - 1].T, delta.sum(axis=1)
-        if k > 1:
-            delta = (params[f"W{k}"].T @ delta) * A[k - 1] * (1 - A[k - 1])
-    return grads
+    return backward(params, A, (-Y / A[L]) * A[L] * (1 - A[L]) / m)  # SLIP: only the Jacobian's diagonal
 
 
 def off_by_one_layer(params, X, Y):
