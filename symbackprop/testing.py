@@ -53,7 +53,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from . import rules
-from .diagnose import Quantity, diagnose, views
+from .diagnose import diagnose, views
 from .network import NetworkSpec, SpecError
 from .numeric import gradients, loss as numeric_loss
 from .rounding import bounded_network, tolerances, unit_roundoff
