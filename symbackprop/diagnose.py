@@ -236,7 +236,7 @@ class Slips:
             return lambda: self.quantity(make, quantity, layer)
 
         if quantity == "W":
-            yield "gradient transposed: (n_{k-1} × n_k) where (n_k × n_{k-1}) belongs", lambda: truth.T
+            yield "gradient transposed: (n_{k−1} × n_k) where (n_k × n_{k−1}) belongs", lambda: truth.T
         yield "sign flipped", at(lambda net: (_with(net, reduction_factor=-net.reduction_factor), True))
         if m > 1:
             if spec.reduction == "mean":
