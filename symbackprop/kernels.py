@@ -34,13 +34,13 @@ import numpy as np
 import sympy
 from sympy import Add, Integer, Mul, Pow, Symbol
 from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.str import StrPrinter
 
 from . import budget, rules
 from .derive import backprop
 from .matrices import ShapeError, shape_text
 from .network import Network, NetworkSpec, forward, objective
-from .prove import (PROVED, UNDECIDED, Decider, Verdict, _zero_after_exp_substitution, lemmas_for,
-                    prove_lemma)
+from .prove import PROVED, UNDECIDED, Decider, LemmaResult, Verdict, elementary, lemmas_for
 
 BATCH = Symbol("m")  # the batch size: buffers are allocated per m at run time
 SCALE = Symbol("c")  # 1/m (gradients) or lr/m (train_step): the reduction factor
@@ -1017,5 +1017,230 @@ def build(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None = 
     return Kernel(spec, dtype, source, module, time.perf_counter() - started)
 
 
-def module_docstring(spec, dtype, built, proofs, penalty) -> str:
-    return f"Kernel for {spec.describe()}"
+# -------------------------------------------------------------------------------- proofs
+
+
+def _equal_everywhere(lhs, rhs, variables) -> bool:
+    """lhs = rhs on all of ℝⁿ: equal at 0 and every partial derivative of lhs − rhs is 0.
+
+    Both sides are smooth on the connected ℝⁿ, so this is a proof.  Each partial derivative is
+    a rational function once exp(v/2) is a positive symbol t_v (``cancel`` decides it exactly);
+    the value at 0 is a constant SymPy evaluates exactly (log(1/2) + log 2 → 0).
+    """
+    difference = elementary(lhs - rhs).rewrite(sympy.exp)
+    at_zero = difference.subs({v: 0 for v in variables})
+    if sympy.simplify(at_zero) != 0:
+        return False
+    halves = {v: sympy.Symbol(f"u_{v}", real=True) for v in variables}
+    ts = {h: sympy.Symbol(f"t_{v}", positive=True) for v, h in halves.items()}
+    for v in variables:
+        partial = sympy.diff(difference, v).subs({w: 2 * h for w, h in halves.items()})
+        partial = sympy.expand_power_exp(partial.rewrite(sympy.exp))
+        partial = partial.subs({sympy.exp(h): t for h, t in ts.items()})
+        if partial.has(sympy.exp) or sympy.cancel(sympy.together(partial)) != 0:
+            return False
+    return True
+
+
+def _forms(spec: NetworkSpec):
+    """(name, statement, lhs, rhs, variables) for every stable form the kernel computes."""
+    x, c = sympy.Symbol("x", real=True), sympy.Symbol("c", real=True)
+    rows = [row for row, _ in lemmas_for(spec)] + list(spec.activations)
+    seen, forms = set(), []
+    for row in rows:
+        if row in seen:
+            continue
+        seen.add(row)
+        if row.vector:
+            n = spec.widths[-1]
+            zs = sympy.symbols(f"z1:{n + 1}", real=True)
+            node = row.atom(0, *zs)
+            forms.append((f"{row.name} (shift)", f"softmax_i(z) = exp(z_i − c)/Σ_j exp(z_j − c) for any c (n = {n})",
+                          row.unfold(node), row.stable(0, zs, c), [*zs, c]))
+            if spec.loss_rule.name in ("cross_entropy", "bce"):
+                forms.append((f"log {row.name}", f"log softmax_i(z) = z_i − c − log Σ_j exp(z_j − c) (n = {n})",
+                              sympy.log(row.unfold(node)), row.log_form(0, zs, c), [*zs, c]))
+            continue
+        if row.stable is not None and row.definition is not None:
+            forms.append((row.name, f"{row.name}(x) = {sympy.sstr(row.definition(x))} computed as "
+                                    f"{sympy.sstr(row.stable(x))}", row.definition(x),
+                          row.stable(x), [x]))
+        if row is spec.activations[-1] and spec.loss_rule.name in ("cross_entropy", "bce"):
+            if row.log_form is not None:
+                forms.append((f"log {row.name}", f"log {row.name}(x) = {sympy.sstr(row.log_form(x))}",
+                              sympy.log(row.definition(x)), row.log_form(x), [x]))
+            if row.log_complement_form is not None and spec.loss_rule.name == "bce":
+                forms.append((f"log(1 − {row.name})", f"log(1 − {row.name}(x)) = {sympy.sstr(row.log_complement_form(x))}",
+                              sympy.log(1 - row.definition(x)), row.log_complement_form(x), [x]))
+    return forms
+
+
+def stable_form_lemmas(spec: NetworkSpec, timeout: float = 20.0) -> list:
+    """Each overflow-free form the kernel computes, proved equal to the textbook definition."""
+    results = []
+    for name, statement, lhs, rhs, variables in _forms(spec):
+        started = time.perf_counter()
+        try:
+            with budget.budget(timeout):
+                ok = _equal_everywhere(lhs, rhs, variables)
+            verdict = Verdict(PROVED if ok else UNDECIDED, "general" if len(variables) == 1 else "instance",
+                              "derivative 0 (cancel after exp(v/2) = t) and equal at 0" if ok else "",
+                              message=statement if ok else f"{statement}: not shown")
+        except budget.OutOfTime:
+            verdict = Verdict(UNDECIDED, message=f"{statement}: ran out of the {timeout:g} s budget")
+        verdict.seconds = time.perf_counter() - started
+        results.append(LemmaResult(name, statement, verdict))
+    return results
+
+
+def proof_instance(spec: NetworkSpec) -> NetworkSpec:
+    """A small network of the same kind (depth, activations, loss, layout): widths ≤ 3, batch 2."""
+    return replace(spec, widths=tuple(min(n, 3) for n in spec.widths), batch=2)
+
+
+@dataclass
+class KernelProof:
+    """What the kernel's formulas rest on, each with its verdict."""
+
+    spec: NetworkSpec
+    instance: NetworkSpec
+    lemmas: list  # LemmaResult: derivative rules and stable forms
+    network: object  # prove.NetworkProof of the recurrences on the small instance
+    sgd: list  # QuantityResult: lr folded into δ_L gives lr·∂J/∂θ
+    seconds: float
+
+    @property
+    def all_proved(self) -> bool:
+        return (self.network.all_proved and all(l.verdict.proved for l in self.lemmas)
+                and all(r.verdict.proved for r in self.sgd))
+
+    def lines(self) -> list[str]:
+        lines = ["Lemmas (derivative rules and the overflow-free forms the code computes):"]
+        for lemma in self.network.lemmas + self.lemmas:
+            lines.append(f"  {lemma.verdict.status:9s} {lemma.statement}  [{lemma.verdict.scope}]")
+        proved = sum(r.verdict.proved for r in self.network.results)
+        lines.append(f"Recurrences (backprop = direct differentiation, every ∂J/∂z_k, ∂J/∂W_k, ∂J/∂b_k): "
+                     f"{proved} of {len(self.network.results)} proved on the instance {self.instance.describe()}")
+        for r in self.network.results:
+            if not r.verdict.proved:
+                lines.append(f"  {r.quantity}{r.layer}: {r.verdict.status} — {r.verdict.message}")
+        proved = sum(r.verdict.proved for r in self.sgd)
+        lines.append(f"train_step (lr folded into δ_L gives lr·∂J/∂θ): {proved} of {len(self.sgd)} proved "
+                     f"on the same instance")
+        lines.append("Scope: instance proofs with exact arithmetic; `symbackprop prove --general` covers every "
+                     "width and depth.")
+        return lines
+
+
+def kernel_proofs(spec: NetworkSpec, timeout: float = 60.0) -> KernelProof:
+    """Prove what the kernel computes: lemmas, stable forms, recurrences and the SGD update."""
+    from .derive import direct
+    from .prove import QuantityResult, prove_network
+
+    started = time.perf_counter()
+    small = proof_instance(spec)
+    network_proof = prove_network(small, timeout=timeout)
+    net = Network(small)
+    rate = sympy.Symbol("lr", positive=True)
+    folded = SimpleNamespace(**vars(net))
+    folded.reduction_factor = rate * net.reduction_factor
+    if net.penalty is not None:
+        folded.penalty = rate * net.penalty
+    claimed, truth = backprop(folded), direct(net)
+    decider = Decider(net)
+    sgd = []
+    for k in range(small.depth, 0, -1):
+        for quantity in ("W", "b"):
+            verdict = decider.decide(truth[quantity, k].map(lambda e: rate * e), claimed[quantity, k], timeout=timeout)
+            sgd.append(QuantityResult(f"lr·∂J/∂{quantity}", k, verdict))
+    lemmas = stable_form_lemmas(spec)
+    return KernelProof(spec, small, lemmas, network_proof, sgd, time.perf_counter() - started)
+
+
+class FormulaPrinter(StrPrinter):
+    """The program's named quantities as formulas (Z1 = X·W1ᵀ + b1, D1 = (D2·W2)*step(Z1), …)."""
+
+    def __init__(self, alg: ProgramAlgebra):
+        super().__init__()
+        self.alg = alg
+
+    def _print_Symbol(self, symbol):
+        buffer = self.alg.buffers.get(symbol)
+        if buffer is None:
+            return symbol.name
+        if isinstance(buffer.op, Input) or buffer.role[:1] in ("Z", "A", "D", "G") and buffer.role.isidentifier():
+            return self.definition(buffer) if isinstance(buffer.op, Input) else buffer.role
+        return f"({self.definition(buffer)})"
+
+    def definition(self, buffer: Buffer) -> str:
+        op = buffer.op
+        if isinstance(op, Input):
+            return op.name
+        if isinstance(op, Product):
+            if isinstance(op.right.op, Input) and op.right.op.name == "ones":
+                return f"Σ_examples {self._print(op.left.symbol)}"
+            left = self._print(op.left.symbol) + ("ᵀ" if op.left_t else "")
+            return f"{left}·{self._print(op.right.symbol)}" + ("ᵀ" if op.right_t else "")
+        if isinstance(op, Map):
+            return self._print(op.expr)
+        if isinstance(op, Softmax):
+            return f"softmax({self._print(op.z.symbol)}) per example"
+        if isinstance(op, Total):
+            return f"Σ_entries {self._print(op.expr)}"
+        if isinstance(op, ExampleSum):
+            return f"Σ_units {self._print(op.expr)}"
+        return str(op)
+
+    def formulas(self, outputs: dict) -> list[str]:
+        """Forward quantities in layer order, then deltas and gradients from layer L down."""
+        named = {b.role: b for b in self.alg.buffers.values()
+                 if b.role[:1] in ("Z", "A", "D", "G") and not isinstance(b.op, Input)}
+        L = max(int(role.lstrip("ZADGWb")) for role in named)
+        order = [f"{q}{k}" for k in range(1, L + 1) for q in ("Z", "A")]
+        order += [f"{q}{k}" for k in range(L, 0, -1) for q in ("D", "GW", "Gb")]
+        return [f"{role} = {self.definition(named[role])}" for role in order if role in named]
+
+
+def module_docstring(spec: NetworkSpec, dtype: str, built: dict, proofs, penalty) -> str:
+    n = spec.widths
+    rows = spec.layout == "rows"
+    x_shape, y_shape = ((f"(m, {n[0]})", f"(m, {n[-1]})") if rows else (f"({n[0]}, m)", f"({n[-1]}, m)"))
+    reduction = "1/m" if spec.reduction == "mean" else "1"
+    lines = [
+        f"NumPy kernel for the network {spec.describe().rsplit(', batch', 1)[0]}, {dtype}.",
+        "",
+        "Generated by symbackprop from the formulas it proves (forward pass, loss, backprop",
+        "recurrences); imports only NumPy.",
+        "",
+        f"Data: X is {x_shape}, Y is {y_shape} ({'one example per row' if rows else 'one example per column'}).",
+        "Parameters: W_k is (n_k, n_{k-1}), b_k is (n_k,); init_params(seed) returns a Params dict whose",
+        "arrays are views into one flat array (train_step then updates all of them in one call).",
+        "",
+        "    init_params(seed=0) -> Params",
+        "    forward(params, X) -> a_L",
+        "    loss(params, X, Y) -> J",
+        "    loss_and_grads(params, X, Y) -> (J, {'W1': dJ/dW1, 'b1': dJ/db1, ...})",
+        "    train_step(params, X, Y, lr)  # in place: theta <- theta - lr * dJ/dtheta",
+        "",
+        "Returned arrays are reused by the next call of the same function (copy them to keep them);",
+        "the functions are not thread-safe.",
+        "",
+    ]
+    if penalty is not None:
+        lines += [f"L2 penalty: J += (λ/2)·Σ_k ‖W_k‖² with λ = l2 = {penalty!r}.", ""]
+    lines.append(f"Formulas (c = {reduction}; train_step uses c = lr·{reduction}, which yields lr·∂J/∂θ):")
+    program = built["loss_and_grads"]
+    printer = FormulaPrinter(program.alg)
+    lines += ["    " + line for line in printer.formulas(program.outputs)]
+    lines.append(f"    J = {printer._print(program.outputs['loss'])}")
+    lines += ["", "Numerically stable forms: each activation is computed from the stable form of its rule",
+              "row (σ(x) = (1 + tanh(x/2))/2, softplus by logaddexp), softmax with the example's maximum",
+              "subtracted, and the log of an output activation from its log form (log-sum-exp",
+              "cross-entropy, binary cross-entropy from logits).", "", "Proof status:"]
+    if proofs is None:
+        lines.append("    not checked here (symbackprop export runs symbackprop.kernels.kernel_proofs)")
+    else:
+        lines += ["    " + line for line in proofs.lines()]
+        lines.append(f"    overall: {'every statement proved' if proofs.all_proved else 'NOT all proved'} "
+                     f"({proofs.seconds:.2f} s)")
+    return "\n".join(lines).replace("\\", "\\\\").replace('"""', "'''")
