@@ -763,6 +763,8 @@ class KernelPrinter(NumPyPrinter):
         if call.function == "copyto":
             return f"copyto({self._print(call.args[0])}, {self._print(call.args[1])})"
         args = ", ".join(self._argument(a) for a in call.args)
+        if call.function in ("maximum", "minimum"):  # NumPy deprecates a positional out for these two
+            return f"{call.function}({args}, out={self._print(call.out)})"
         return f"{call.function}({args}, {self._print(call.out)})"
 
     def _argument(self, arg):
