@@ -295,7 +295,7 @@ class Program:
     spec: NetworkSpec
 
 
-def _symbolic_network(spec: NetworkSpec, *, scale=SCALE, rate=None, penalty=None):
+def _symbolic_network(spec: NetworkSpec, *, penalty=None):
     """The quantities ``derive.backprop`` reads, as symbolic matrices of a fresh program."""
     alg = ProgramAlgebra(spec.layout)
     n, L = spec.widths, spec.depth
@@ -310,9 +310,8 @@ def _symbolic_network(spec: NetworkSpec, *, scale=SCALE, rate=None, penalty=None
     for k in range(1, L + 1):
         alg.materialise(Z[k]).role = f"Z{k}"
         alg.materialise(A[k]).role = f"A{k}"
-    net = SimpleNamespace(alg=alg, spec=spec, depth=L, W=W, b=b, X=X, Y=Y, Z=Z, A=A, batch=BATCH,
-                          reduction_factor=scale, penalty=penalty)
-    return net
+    return SimpleNamespace(alg=alg, spec=spec, depth=L, W=W, b=b, X=X, Y=Y, Z=Z, A=A, batch=BATCH,
+                           reduction_factor=SCALE, penalty=penalty)
 
 
 def _name_gradients(alg, gradients, L):
@@ -392,11 +391,6 @@ class ScalarTotal:
 @dataclass(frozen=True)
 class Constant:
     value: float
-
-
-@dataclass(frozen=True)
-class TransposedOperand:
-    buffer: Buffer
 
 
 class Lowering:
@@ -562,8 +556,8 @@ class Lowering:
             self.statements.append(Call("matmul", (right, left) if op.left_t else (left, right), buffer))
             buffer.vector = True
             return
-        a = TransposedOperand(left) if op.left_t else left
-        b = TransposedOperand(right) if op.right_t else right
+        a = Transposed(left) if op.left_t else left
+        b = Transposed(right) if op.right_t else right
         self.statements.append(Call("matmul", (a, b), buffer))
 
     def _softmax(self, buffer, op: Softmax):
@@ -750,7 +744,7 @@ class KernelPrinter(NumPyPrinter):
     def _print_Buffer(self, buffer):
         return self.names[buffer]
 
-    def _print_TransposedOperand(self, operand):
+    def _print_Transposed(self, operand):
         return f"{self._print(operand.buffer)}.T"
 
     def _print_Constant(self, constant):
@@ -798,13 +792,7 @@ UFUNCS = ("add", "subtract", "multiply", "divide", "negative", "reciprocal", "sq
           "copyto")
 
 
-@dataclass
-class FunctionCode:
-    name: str
-    source: str
-
-
-def _function_source(program: Program, printer_names: dict, constants: dict) -> str:
+def _function_source(program: Program, constants: dict) -> str:
     spec, alg = program.spec, program.alg
     lowering = Lowering(program)
     L, columns = spec.depth, spec.layout == "columns"
@@ -978,7 +966,7 @@ def generate(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None
             raise KernelError(f"activation {row.name} has no numeric form: kernels need a concrete function")
     built = programs(spec, penalty)
     constants: dict = {}
-    functions = [_function_source(p, {}, constants) for p in built.values()]
+    functions = [_function_source(p, constants) for p in built.values()]
     n = spec.widths
     parameters = ", ".join(f'("W{k}", ({n[k]}, {n[k - 1]})), ("b{k}", ({n[k]},))' for k in range(1, spec.depth + 1))
     size = sum(n[k] * n[k - 1] + n[k] for k in range(1, spec.depth + 1))
