@@ -185,22 +185,16 @@ def _kernel_arguments(parser) -> None:
                         help="the L2 penalty's λ (with --l2); default 1e-4")
 
 
-def _build_kernel(args, spec=None):
-    from .kernels import KernelError, build
-
-    spec = spec or spec_from_arguments(args)
-    penalty = (args.l2_lambda if args.l2_lambda is not None else 1e-4) if spec.l2 else None
-    try:
-        return build(spec, args.dtype, penalty=penalty), penalty
-    except KernelError as error:
-        raise UsageError(f"symbackprop: {error}") from None
+def _penalty(args, spec):
+    """The L2 penalty's λ when the network has one (--l2), else None."""
+    return (args.l2_lambda if args.l2_lambda is not None else 1e-4) if spec.l2 else None
 
 
 def run_export(args) -> int:
     from .kernels import KernelError, generate, kernel_proofs
 
     spec = spec_from_arguments(args)
-    penalty = (args.l2_lambda if args.l2_lambda is not None else 1e-4) if spec.l2 else None
+    penalty = _penalty(args, spec)
     progress = Progress()
     progress("proving the formulas the kernel computes")
     try:
@@ -223,6 +217,7 @@ def run_export(args) -> int:
 
 def run_train(args) -> int:
     from . import train
+    from .kernels import KernelError, build
 
     spec = spec_from_arguments(args)
     if spec.layout != "rows":
@@ -239,7 +234,10 @@ def run_train(args) -> int:
                                   classification=spec.loss in ("cross_entropy", "bce"))
     except train.DataError as error:
         raise UsageError(f"symbackprop: {error}") from None
-    kernel, _ = _build_kernel(args, spec)
+    try:
+        kernel = build(spec, args.dtype, penalty=_penalty(args, spec))
+    except KernelError as error:
+        raise UsageError(f"symbackprop: {error}") from None
     print(f"training {spec.describe().rsplit(', batch', 1)[0]} on {data.name}: {len(data.X_train)} training and "
           f"{len(data.X_test)} test examples, batch {spec.batch}, lr {args.lr:g}, {args.dtype} "
           f"(kernel built in {kernel.seconds:.2f} s)")
@@ -269,34 +267,24 @@ def run_train(args) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
-    return value
+def _checked_number(convert, accept, expected: str):
+    """An argparse type: ``convert`` the text and require ``accept(value)``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, not {text!r}")
-    return value
-
-
-def _fraction_below_one(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), not {text!r}")
-    return value
+_positive_int = _checked_number(int, lambda v: v >= 1, "a positive integer")
+_positive_float = _checked_number(float, lambda v: 0 < v < float("inf"), "a positive number")
+_fraction_below_one = _checked_number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def add_kernel_commands(commands) -> None:
