@@ -427,7 +427,7 @@ class Lowering:
         self.done.add(buffer)
         op = buffer.op
         if isinstance(op, Map):
-            expr = self._prepare(op.expr, top=buffer)
+            expr = self._prepare(op.expr)
             self.rewritten[buffer] = expr
             self._visit(expr)
         elif isinstance(op, (ExampleSum, Total)):
@@ -445,15 +445,16 @@ class Lowering:
             self._visit_buffer(self.alg.buffers[op.softmax])
         self.order.append(buffer)
 
-    def _prepare(self, expr, top: Buffer | None = None):
-        """Stable logs, then every activation atom inside ``expr`` as a buffer of its own."""
+    def _prepare(self, expr):
+        """Stable logs, then every activation atom inside ``expr`` as a buffer of its own
+        (a Map that *is* one atom computes that atom's numeric form)."""
         expr = self._stable_logs(expr)
         top_atom = expr if isinstance(expr, rules.Atom) else None
 
         def atoms_first(e):
             if isinstance(e, rules.Atom):
                 inner = e.func(*[atoms_first(a) for a in e.args])
-                if inner is top_atom or inner == top_atom:
+                if inner == top_atom:
                     return _numeric_form(inner)
                 form = _numeric_form(inner)
                 if isinstance(form, Symbol) or form.is_Number:
