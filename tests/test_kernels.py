@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import subprocess
 import sys
 from fractions import Fraction
@@ -280,3 +281,22 @@ def test_export_errors_are_one_line(tmp_path, capsys):
     assert main(["export", "--widths", "2,2", "-o", str(tmp_path / "no" / "such" / "k.py")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and "no numeric form" in errors[0] and "cannot write" in errors[1]
+
+
+@pytest.mark.parametrize("at_zero", ["0", "1/2", "1"])
+def test_relu_derivative_at_zero_follows_the_stated_convention(at_zero):
+    from symbackprop.numeric import gradients
+
+    spec = NetworkSpec(widths=(2, 2, 2), hidden="relu", output="softmax", loss="cross_entropy", batch=2,
+                       layout="rows", relu_at_zero=at_zero)
+    params = {"W1": np.array([[1.0, -1.0], [0.5, 0.25]]), "b1": np.zeros(2),
+              "W2": np.array([[1.0, 2.0], [-1.0, 0.5]]), "b2": np.array([0.1, -0.2])}
+    X = np.array([[1.0, 1.0], [2.0, -1.0]])  # z1[0, 0] = 0 exactly
+    Y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    _, got = kernels.build(spec).loss_and_grads(_params(kernels.build(spec), params), X, Y)
+    expected = gradients(spec, params, X, Y)
+    for name in params:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-14, atol=1e-15, err_msg=name)
+    if at_zero != "0":  # the convention matters at this point
+        with_zero = dataclasses.replace(spec, relu_at_zero=0)
+        assert not np.allclose(gradients(with_zero, params, X, Y)["W1"], expected["W1"])
