@@ -187,30 +187,50 @@ def flat_copy(params, L):
 
 
 def implementations(spec, dtype, X, Y, torch, jax):
-    """name -> (step, params, X, Y, read back {"W1": …} as float64)."""
+    """name -> (step, params, X, Y, read back {"W1": …} as float64, reset to the start)."""
     L = spec.depth
     kernel = kernels.build(spec, dtype)
     start = kernel.init_params(0)
     result = {}
     params = kernel.init_params(0)
-    result["kernel"] = (kernel.train_step, params, X, Y, lambda p=params: {n: np.array(v, float) for n, v in p.items()})
+
+    def reset_kernel():
+        params.flat[...] = start.flat
+
+    result["kernel"] = (kernel.train_step, params, X, Y, lambda p=params: {n: np.array(v, float) for n, v in p.items()},
+                        reset_kernel)
     hand = flat_copy(start, L)
+
+    def reset_hand():
+        for k in range(L):
+            hand["W"][k][...] = start[f"W{k + 1}"]
+            hand["b"][k][...] = start[f"b{k + 1}"]
+
     result["hand NumPy"] = (hand_step_factory(spec.hidden, spec.output, spec.loss), hand, X, Y,
-                            lambda p=hand: _named(p["W"], p["b"]))
+                            lambda p=hand: _named(p["W"], p["b"]), reset_hand)
     if torch is not None:
         tdtype = torch.float64 if dtype == "float64" else torch.float32
         tp = {"W": [torch.tensor(w, dtype=tdtype, requires_grad=True) for w in hand["W"]],
               "b": [torch.tensor(b, dtype=tdtype, requires_grad=True) for b in hand["b"]]}
+        def reset_torch():
+            with torch.no_grad():
+                for k in range(L):
+                    tp["W"][k].copy_(torch.from_numpy(start[f"W{k + 1}"]))
+                    tp["b"][k].copy_(torch.from_numpy(start[f"b{k + 1}"]))
+
         result["PyTorch"] = (torch_step_factory(torch, spec.hidden, spec.output, spec.loss), tp,
                              torch.tensor(X), torch.tensor(Y),
-                             lambda p=tp: _named([w.detach().numpy() for w in p["W"]], [b.detach().numpy() for b in p["b"]]))
+                             lambda p=tp: _named([w.detach().numpy() for w in p["W"]], [b.detach().numpy() for b in p["b"]]),
+                             reset_torch)
     if jax is not None:
         step, _ = jax_step_factory(jax, spec.hidden, spec.output, spec.loss)
-        jp = {"state": {"W": [jax.numpy.asarray(w) for w in hand["W"]], "b": [jax.numpy.asarray(b) for b in hand["b"]]}}
+        initial = {"W": [jax.numpy.asarray(w) for w in hand["W"]], "b": [jax.numpy.asarray(b) for b in hand["b"]]}
+        jp = {"state": initial}
         result["JAX jit"] = (step, jp, jax.numpy.asarray(X), jax.numpy.asarray(Y),
                              lambda p=jp: _named([np.asarray(w) for w in p["state"]["W"]],
-                                                 [np.asarray(b) for b in p["state"]["b"]]))
-    result["GEMM floor"] = (floor_step_factory(spec.widths, X.shape[0], dtype), None, X, Y, None)
+                                                 [np.asarray(b) for b in p["state"]["b"]]),
+                             lambda: jp.__setitem__("state", initial))
+    result["GEMM floor"] = (floor_step_factory(spec.widths, X.shape[0], dtype), None, X, Y, None, lambda: None)
     return kernel, result
 
 
@@ -225,11 +245,12 @@ def check_agreement(impls, dtype):
     """One step of each implementation from the same start gives the same parameters."""
     tolerance = 1e-9 if dtype == "float64" else 2e-3
     after = {}
-    for name, (step, params, X, Y, read) in impls.items():
+    for name, (step, params, X, Y, read, reset) in impls.items():
         if read is None:
             continue
         step(params, X, Y, LR)
         after[name] = read()
+        reset()
     reference = after["kernel"]
     for name, values in after.items():
         for key, value in values.items():
@@ -240,9 +261,14 @@ def check_agreement(impls, dtype):
 
 
 def measure(impls, rounds, target_seconds=0.004):
-    """Round-robin: each round takes one sample (mean of n steps) of every implementation."""
+    """Round-robin: each round takes one sample (mean of n steps) of every implementation.
+
+    Parameters are reset to the same start before every sample (untimed): many steps on one
+    batch would saturate the softmax and fill the arrays with subnormal numbers, whose
+    arithmetic is many times slower and would make the timings depend on the step count.
+    """
     counts = {}
-    for name, (step, params, X, Y, _) in impls.items():
+    for name, (step, params, X, Y, _, reset) in impls.items():
         step(params, X, Y, LR)  # warm up: buffers, jit compilation
         started = time.perf_counter()
         n = 0
@@ -251,9 +277,11 @@ def measure(impls, rounds, target_seconds=0.004):
             n += 1
         per_step = (time.perf_counter() - started) / n
         counts[name] = max(1, int(target_seconds / per_step))
+        reset()
     samples = {name: [] for name in impls}
     for _ in range(rounds):
-        for name, (step, params, X, Y, _) in impls.items():
+        for name, (step, params, X, Y, _, reset) in impls.items():
+            reset()
             n = counts[name]
             started = time.perf_counter()
             for _ in range(n):
