@@ -5,8 +5,9 @@ Run pinned to one core:   taskset -c 0 python benchmarks/bench_kernels.py
 Quicker, noisier:         taskset -c 0 python benchmarks/bench_kernels.py --rounds 5
 
 Every implementation is timed in the same run, round-robin (one timing sample of each in turn,
-so drifts in machine load hit all of them alike); a sample is the mean of enough steps to last
-a few milliseconds; the table gives the median sample per step.  The floor is the 3L−1 matrix
+in a fresh random order every round, so drifts in machine load hit all of them alike); a sample
+is the mean of enough steps to last about a millisecond (one step for the big nets); the table
+gives the median sample per step.  The floor is the 3L−1 matrix
 products of a step (L forward, L−1 for the deltas, L weight gradients) into preallocated arrays:
 no activation, loss, bias or update work at all.  Before timing, every implementation's step is
 checked against the kernel's on the same parameters.
@@ -22,6 +23,9 @@ import time
 
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")  # one core: no BLAS thread pool fighting the pinning
+# PyTorch's OpenMP workers otherwise spin after every operation and, pinned to the same core, steal
+# milliseconds from whichever implementation runs next (measured: 1.7 ms steps became 5.8 ms)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import numpy as np  # noqa: E402
@@ -260,8 +264,11 @@ def check_agreement(impls, dtype):
                 raise SystemExit(f"{name} disagrees with the kernel on {key} after one step: {error:.2e}")
 
 
-def measure(impls, rounds, target_seconds=0.004):
-    """Round-robin: each round takes one sample (mean of n steps) of every implementation.
+def measure(impls, rounds, target_seconds=0.001):
+    """Round-robin: each round takes one sample (mean of n steps, about a millisecond) of every
+    implementation, in a fresh random order: when another process shares the core, the kernel's
+    scheduler hands out time slices of a few milliseconds, and a fixed order can fall into step
+    with them and charge the same implementation every time.
 
     Parameters are reset to the same start before every sample (untimed): many steps on one
     batch would saturate the softmax and fill the arrays with subnormal numbers, whose
@@ -279,8 +286,11 @@ def measure(impls, rounds, target_seconds=0.004):
         counts[name] = max(1, int(target_seconds / per_step))
         reset()
     samples = {name: [] for name in impls}
+    shuffler = np.random.default_rng(0)
     for _ in range(rounds):
-        for name, (step, params, X, Y, _, reset) in impls.items():
+        for index in shuffler.permutation(len(impls)):
+            name = list(impls)[index]
+            step, params, X, Y, _, reset = impls[name]
             reset()
             n = counts[name]
             started = time.perf_counter()
@@ -298,7 +308,7 @@ def fmt(seconds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=21, help="timing samples per implementation (median)")
+    parser.add_argument("--rounds", type=int, default=51, help="timing samples per implementation (median)")
     parser.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
     parser.add_argument("--nets", default="", help="comma-separated indices into the list of nets (default all)")
     args = parser.parse_args(argv)
