@@ -270,9 +270,9 @@ def measure(impls, rounds, target_seconds=0.001):
     scheduler hands out time slices of a few milliseconds, and a fixed order can fall into step
     with them and charge the same implementation every time.
 
-    Parameters are reset to the same start before every sample (untimed): many steps on one
-    batch would saturate the softmax and fill the arrays with subnormal numbers, whose
-    arithmetic is many times slower and would make the timings depend on the step count.
+    Parameters are reset to the same start before every sample (untimed), so that every sample
+    times the same computation rather than a network trained ever further on one batch (where a
+    saturating softmax could bring subnormal numbers and their slow arithmetic).
     """
     counts = {}
     for name, (step, params, X, Y, _, reset) in impls.items():
