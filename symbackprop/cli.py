@@ -44,11 +44,21 @@ def format_counterexample(counterexample: dict, indent: str = "    ", limit: int
         lines.append(f"{indent}  with {name}(x) = {definition}")
     entry = counterexample.get("entry")
     where = f"entry {entry}: " if entry else ""
-    lines.append(f"{indent}  {where}left side = {counterexample['lhs']}, right side = {counterexample['rhs']}"
-                 f"  [{counterexample.get('arithmetic', '')}]")
+    lines.append(f"{indent}  {where}left side = {_readable(counterexample['lhs'])}, "
+                 f"right side = {_readable(counterexample['rhs'])}  [{counterexample.get('arithmetic', '')}]")
     if counterexample.get("note"):
         lines.append(f"{indent}  ({counterexample['note']})")
     return "\n".join(lines)
+
+
+def _readable(value: str) -> str:
+    """A long exact fraction gets its decimal value alongside (the JSON keeps it exact)."""
+    if "/" in value and "±" not in value and len(value) > 14:
+        try:
+            return f"{value} (≈ {float(Fraction(value)):.6g})"
+        except (ValueError, ZeroDivisionError, OverflowError):
+            return value
+    return value
 
 
 def _seconds(value: float) -> str:
@@ -110,7 +120,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"activation of the hidden layers: {', '.join(elementwise)}, or generic "
                              "(an unspecified differentiable g); default sigmoid")
     parser.add_argument("--output", default="sigmoid", metavar="NAME",
-                        help=f"activation of the output layer: any of the above or softmax; default sigmoid")
+                        help="activation of the output layer: any of the above or softmax; default sigmoid")
     parser.add_argument("--loss", default="half_sse", choices=list(rules.LOSSES),
                         help="per-example loss; default half_sse (½‖a−y‖²)")
     parser.add_argument("--batch", type=int, default=1, metavar="M", help="examples in the batch; default 1")
@@ -138,12 +148,24 @@ def run_prove(args) -> int:
     spec = spec_from_arguments(args)
     progress = Progress()
     proof = prove_network(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"))
+    general = None
+    if args.general:
+        from .general import prove_general
+
+        progress("proving for every width and depth")
+        general = prove_general(spec, timeout=args.timeout)
     progress.done()
     if args.json:
-        print(json.dumps(proof.to_dict(), indent=2, ensure_ascii=False))
+        report = proof.to_dict()
+        if general is not None:
+            report["general"] = general.to_dict()
+        print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         print(render_network_proof(proof))
-    return 0 if proof.all_proved else 1
+        if general is not None:
+            print()
+            print(render_general_proof(general))
+    return 0 if proof.all_proved and (general is None or general.all_proved) else 1
 
 
 def render_network_proof(proof) -> str:
@@ -171,6 +193,123 @@ def render_network_proof(proof) -> str:
     lines.append(f"{summary} {len(proof.results)} gradients proved equal to the backprop recurrences "
                  f"(scope: instance; {proof.seconds:.2f} s)")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ prove --general
+
+
+def render_general_proof(general) -> str:
+    """The every-width, every-depth proof: its lemmas, then the induction over depth."""
+    lines = [f"general: {general.setting.describe()}", ""]
+    rows = [[l.name, l.verdict.status, l.verdict.scope, l.verdict.method or l.verdict.message,
+             _seconds(l.verdict.seconds)] for l in general.lemmas]
+    lines.append(format_table(["lemma", "verdict", "scope", "method", "seconds"], rows))
+    for lemma in general.lemmas:
+        v = lemma.verdict
+        if not v.proved:
+            lines.append(f"  {lemma.name}: {v.status} — {v.message}")
+            lines.append(f"    statement: {lemma.statement}")
+            if v.counterexample:
+                where = {**v.counterexample.get("sizes", {}), **v.counterexample.get("indices", {})}
+                lines.append(f"    at {', '.join(f'{k}={x}' for k, x in where.items())}:")
+                lines.append(format_counterexample(v.counterexample, indent="    "))
+    lines += ["", str(general.induction), ""]
+    proved = sum(l.verdict.proved for l in general.lemmas)
+    summary = "all" if general.all_proved else f"{proved} of"
+    lines.append(f"{summary} {len(general.lemmas)} lemmas proved (scope: general; {general.seconds:.2f} s)")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- verify
+
+
+def run_verify(args) -> int:
+    from .derivation import Checker, FileError, expand_paths, load, summarize
+
+    try:
+        paths = expand_paths(args.paths)
+    except FileError as error:
+        raise UsageError(f"symbackprop verify: {error}") from None
+    reports, file_errors = [], []
+    progress = Progress()
+    for path in paths:
+        try:
+            derivation = load(path)
+        except FileError as error:
+            file_errors.append(str(error))
+            continue
+        file_errors += derivation.errors
+        reports.append(Checker(derivation, timeout=args.timeout).check(progress=lambda item: progress(f"checking {item}")))
+    progress.done()
+    summary = summarize(reports)
+    if args.json:
+        document = {"files": [r.to_dict() for r in reports], "summary": summary}
+        if file_errors:
+            document["errors"] = file_errors
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            print(render_file_report(report))
+            print()
+        print(render_summary(summary, len(reports)))
+    for error in file_errors:
+        print(error, file=sys.stderr)
+    if file_errors:
+        return 2
+    return 0 if summary["unexpected"] == 0 else 1
+
+
+def render_file_report(report) -> str:
+    d = report.derivation
+    heading = f"{d.path} — {d.title}" if d.title else d.path
+    lines = [heading + (f" ({d.source})" if d.source else "")]
+    instances = []
+    for result in report.results:
+        for item in result.instances:
+            if item not in instances:
+                instances.append(item)
+    if instances:
+        lines.append("checked on: " + "; ".join(instances))
+    rows = []
+    for result in report.results:
+        v = result.verdict
+        expected = "" if result.expected else f"UNEXPECTED (expected {result.claim.expect})"
+        rows.append([result.claim.id, _clip(result.claim.text, 58), v.status, v.scope, _seconds(v.seconds), expected])
+    lines.append("")
+    lines.append(format_table(["id", "claim (as printed)", "verdict", "scope", "seconds", ""], rows))
+    for result in report.results:
+        details = _claim_details(result)
+        if details:
+            lines.append(f"{result.claim.id}:")
+            lines += details
+    return "\n".join(lines)
+
+
+def _claim_details(result) -> list[str]:
+    v, lines = result.verdict, []
+    if v.status != "proved":
+        lines.append(f"    {v.status}: {v.message}")
+    if v.counterexample:
+        lines.append(format_counterexample(v.counterexample))
+    if result.slip:
+        lines.append(f"    likely slip: {result.slip}")
+    if result.correction:
+        c = result.correction
+        lines.append(f"    correction: {c['lhs']} = {c['rhs']} — {c['verdict']}"
+                     + (f" ({c['message']})" if c["verdict"] != "proved" and c.get("message") else ""))
+    return lines
+
+
+def render_summary(summary: dict, files: int) -> str:
+    counts = ", ".join(f"{summary[k]} {k}" for k in ("proved", "refuted", "ill-formed", "undecided"))
+    total = sum(summary[k] for k in ("proved", "refuted", "ill-formed", "undecided"))
+    verdict = "every verdict as expected" if summary["unexpected"] == 0 else f"{summary['unexpected']} UNEXPECTED"
+    return f"{files} file{'s' if files != 1 else ''}, {total} claims: {counts} — {verdict}"
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # ------------------------------------------------------------------------ export and train
@@ -335,7 +474,21 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="S",
                        help="time budget per gradient, in seconds; running out gives 'undecided' (default 60)")
     prove.add_argument("--json", action="store_true", help="print the report as JSON")
+    prove.add_argument("--general", action="store_true",
+                       help="also prove the recurrences for every width and every depth (symbolic sizes and "
+                            "induction over layers); exit 0 only if both proofs succeed")
     prove.set_defaults(run=run_prove)
+
+    verify = commands.add_parser("verify", help="check a document's gradient formulas (derivation files)",
+                                 description="Check derivation files claim by claim: proved, refuted (with a "
+                                             "counterexample), ill-formed or undecided. A folder means every "
+                                             "*.toml in it. Exit 0 when every verdict is the claim's expected one, "
+                                             "1 otherwise, 2 when a file itself is broken.")
+    verify.add_argument("paths", nargs="+", metavar="PATH", help="derivation files or folders")
+    verify.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="S",
+                        help="time budget per claim, in seconds (default 60)")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON (SPEC §4)")
+    verify.set_defaults(run=run_verify)
     add_kernel_commands(commands)
     return parser
 

@@ -86,6 +86,7 @@ class Activation:
     log_form: Callable | None = None  # x -> log g(x) without cancellation (softmax: (i, zs, c))
     log_complement_form: Callable | None = None  # x -> log(1 − g(x))
     init_variance: float = 1.0  # initial weights ~ N(0, init_variance / fan_in) (2: He, for ReLU)
+    jacobian: Callable | None = None  # vector rows: (ŷ_i, ŷ_j, [i = j]) -> ∂ŷ_i/∂z_j, any width
     atom: type = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -186,6 +187,7 @@ def _make_sigmoid() -> Activation:
         stable=_half_tanh_sigmoid,
         log_form=lambda x: -LogAddExp(0, -x),  # log σ(x) = −softplus(−x): BCE from logits
         log_complement_form=lambda x: -LogAddExp(0, x),  # log(1 − σ(x)) = −softplus(x)
+        unfold=lambda node: 1 / (1 + EXP.atom(-node.args[0])),
     )
     object.__setattr__(row, "derivative_rule", lambda x: row.atom(x) * (1 - row.atom(x)))
     return row
@@ -201,6 +203,8 @@ def _make_tanh() -> Activation:
         derivative_rule=None, derivative_text="1 − tanh(z)²",
         interval=_tanh_interval, numpy="np.tanh({x})", numpy_derivative="1 - {a} ** 2",
         stable=sympy.tanh,
+        unfold=lambda node: ((EXP.atom(node.args[0]) - EXP.atom(-node.args[0]))
+                             / (EXP.atom(node.args[0]) + EXP.atom(-node.args[0]))),
     )
     object.__setattr__(row, "derivative_rule", lambda x: 1 - row.atom(x) ** 2)
     return row
@@ -291,6 +295,7 @@ def _make_softplus() -> Activation:
         interval=lambda x: mpmath.iv.log(1 + mpmath.iv.exp(x)),
         numpy="np.logaddexp(0, {x})", numpy_derivative="0.5 * (1 + np.tanh(0.5 * {x}))",
         stable=lambda x: LogAddExp(0, x),
+        unfold=lambda node: sympy.log(1 + EXP.atom(node.args[0])),
     )
 
 
@@ -317,6 +322,7 @@ def _make_silu() -> Activation:
         interval=lambda x: x * _sigmoid_interval(x),
         numpy="{x} * 0.5 * (1 + np.tanh(0.5 * {x}))",
         numpy_derivative=prime.numpy, stable=lambda x: x * _half_tanh_sigmoid(x),
+        unfold=lambda node: node.args[0] * SIGMOID.atom(node.args[0]),
     )
     object.__setattr__(prime, "derivative_of", row)
     return row
@@ -331,13 +337,17 @@ def _softmax_definition(node):
     return EXP.atom(zs[i]) / sympy.Add(*[EXP.atom(z) for z in zs])
 
 
+def _softmax_jacobian(y_i, y_j, same):
+    """∂ŷ_i/∂z_j = ŷ_i ([i = j] − ŷ_j): the Jacobian diag(ŷ) − ŷŷᵀ (``same`` is [i = j])."""
+    return y_i * (same - y_j)
+
+
 def _softmax_partial(node, argindex):
-    """∂ softmax_i / ∂ z_j = ŷ_i ((i == j) − ŷ_j): the Jacobian diag(ŷ) − ŷŷᵀ."""
     i, zs = int(node.args[0]), node.args[1:]
     j = argindex - 2
     if not 0 <= j < len(zs):
         raise sympy.ArgumentIndexError(node, argindex)
-    return node * ((1 if i == j else 0) - node.func(j, *zs))
+    return _softmax_jacobian(node, node.func(j, *zs), 1 if i == j else 0)
 
 
 def _softmax_interval(i, *zs):
@@ -359,7 +369,7 @@ def _log_softmax_shifted(i, zs, c):
 SOFTMAX = Activation(
     name="softmax", latex=r"\operatorname{softmax}", definition=None, derivative_rule=None,
     derivative_text="diag(ŷ) − ŷŷᵀ", interval=_softmax_interval, vector=True, output_only=True,
-    index_args=1, partial_rule=_softmax_partial, unfold=_softmax_definition,
+    index_args=1, partial_rule=_softmax_partial, jacobian=_softmax_jacobian, unfold=_softmax_definition,
     stable=_softmax_shifted, log_form=_log_softmax_shifted,
 )
 
@@ -477,7 +487,7 @@ def _bce_grad(alg, A, Y):
 
 def _mse(alg, A, Y):
     R = alg.sub(A, Y)
-    return alg.scale(Rational(1, alg.output_width(A)), alg.total(alg.hadamard(R, R)))
+    return alg.scale(sympy.Integer(1) / alg.output_width(A), alg.total(alg.hadamard(R, R)))
 
 
 LOSSES: dict[str, Loss] = {
@@ -487,7 +497,7 @@ LOSSES: dict[str, Loss] = {
     ),
     "mse": Loss(
         name="mse", latex=r"\tfrac1{n}\lVert a - y\rVert^2", formula=_mse,
-        grad_output=lambda alg, A, Y: alg.scale(Rational(2, alg.output_width(A)), alg.sub(A, Y)),
+        grad_output=lambda alg, A, Y: alg.scale(sympy.Integer(2) / alg.output_width(A), alg.sub(A, Y)),
         text="(1/n)‖a − y‖²",
     ),
     "bce": Loss(

@@ -1,0 +1,281 @@
+"""Checking a derivation file claim by claim, on the document's network and on extra instances.
+
+The document's own network may hide a slip: with equal widths a missing transpose still
+type-checks, with one example a missing 1/m is invisible, with two layers a recurrence over
+hidden layers is never exercised.  So each claim is also checked on instances the tool chooses:
+pairwise distinct widths, depth ≥ 3 for claims that range over layers, and, when the document
+averages over a batch, a different batch size.  A claim is proved only if it is proved on every
+instance; the report names them.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from .. import budget
+from ..network import Network, NetworkSpec, SpecError
+from ..prove import ILL_FORMED, PROVED, REFUTED, UNDECIDED, Decider, Verdict
+from .language import ClaimError, Env, Scope, evaluate, parse, parse_range
+from .loader import Claim, Derivation
+
+SEVERITY = {ILL_FORMED: 3, REFUTED: 2, UNDECIDED: 1, PROVED: 0}
+WIDTH_POOL = (3, 5, 4, 2, 6, 7, 8, 9)
+
+
+@dataclass
+class Instance:
+    spec: NetworkSpec
+    labels: tuple | None
+    reason: str
+
+    @property
+    def key(self):
+        return (self.spec, self.labels)
+
+    def describe(self) -> str:
+        """e.g. ``3-4-2, batch 1 (the document's network)``."""
+        text = "-".join(map(str, self.spec.widths)) + f", batch {self.spec.batch}"
+        if self.labels is not None:
+            text += f", label {'/'.join(str(c + 1) for c in self.labels)}"
+        return f"{text} ({self.reason})"
+
+    def where(self) -> str:
+        return f"on {self.describe()}"
+
+
+@dataclass
+class ClaimResult:
+    claim: Claim
+    verdict: Verdict
+    instances: list = field(default_factory=list)
+    correction: dict | None = None
+    slip: str | None = None
+
+    @property
+    def expected(self) -> bool:
+        ok = self.verdict.status == self.claim.expect
+        if self.correction is not None:
+            ok = ok and self.correction["verdict"] == PROVED
+        return ok
+
+    def to_dict(self) -> dict:
+        v = self.verdict
+        return {"id": self.claim.id, "text": self.claim.text, "lhs": self.claim.lhs, "rhs": self.claim.rhs,
+                "verdict": v.status, "expect": self.claim.expect, "scope": v.scope,
+                "seconds": round(v.seconds, 4), "message": v.message, "counterexample": v.counterexample,
+                "correction": self.correction, "method": v.method, "notes": v.notes,
+                "instances": self.instances, "likely_slip": self.slip}
+
+
+@dataclass
+class FileReport:
+    derivation: Derivation
+    results: list
+    seconds: float
+
+    def to_dict(self) -> dict:
+        d = self.derivation
+        return {"path": d.path, "title": d.title, "source": d.source, "errors": d.errors,
+                "claims": [r.to_dict() for r in self.results], "seconds": round(self.seconds, 3)}
+
+
+# -------------------------------------------------------------------------------- instances
+
+
+def _distinct_widths(depth: int, base: tuple, offset: int) -> tuple:
+    """Pairwise distinct widths for ``depth`` layers, differing from ``base``; a single output
+    unit (binary classification) stays single."""
+    keep_single_output = base[-1] == 1
+    pool = [w for w in WIDTH_POOL if not (keep_single_output and w == 1)]
+    for shift in range(offset, offset + len(pool)):
+        rotated = pool[shift % len(pool):] + pool[:shift % len(pool)]
+        widths = tuple(rotated[: depth + 1])
+        if keep_single_output:
+            widths = widths[:-1] + (1,)
+        if widths != tuple(base) and (widths[-1] >= 2 or keep_single_output):
+            return widths
+    return tuple(base)  # pragma: no cover
+
+
+def _uses(claim_nodes, derivation: Derivation) -> tuple[bool, bool]:
+    """(ranges over layers, uses the label): looking through the definitions the claim uses."""
+    depth_names = {n for n, b in derivation.bindings.items() if b.quantity == "depth"}
+    label_names = {n for n, b in derivation.bindings.items() if b.quantity == "label"}
+    by_name = {}
+    for definition in derivation.definitions:
+        by_name.setdefault(definition.name, []).append(definition)
+    seen, stack = set(), list(claim_nodes)
+    over_layers = uses_label = False
+    while stack:
+        node = stack.pop()
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name):
+                over_layers |= sub.id in depth_names
+                uses_label |= sub.id in label_names
+                if sub.id in by_name and sub.id not in seen:
+                    seen.add(sub.id)
+                    for definition in by_name[sub.id]:
+                        over_layers |= definition.range is not None
+                        stack.append(definition.expr)
+    return over_layers, uses_label
+
+
+def instances_for(derivation: Derivation, claim: Claim, claim_nodes) -> list[Instance]:
+    base = dataclasses.replace(derivation.spec, **claim.network) if claim.network else derivation.spec
+    over_layers, uses_label = _uses(claim_nodes, derivation)
+    over_layers |= claim.range is not None
+    batch = base.batch + 1 if base.batch > 1 else 1
+    chosen = [Instance(base, None, "the document's network")]
+    same_depth = _distinct_widths(base.depth, base.widths, 0)
+    if same_depth != base.widths or batch != base.batch:
+        chosen.append(Instance(dataclasses.replace(base, widths=same_depth, batch=batch), None,
+                               "distinct widths" + (f", batch {batch}" if batch != base.batch else "")))
+    if over_layers and isinstance(base.hidden, str):
+        depth = max(base.depth + 1, 3)
+        chosen.append(Instance(dataclasses.replace(base, widths=_distinct_widths(depth, base.widths, 2), batch=batch),
+                               None, f"depth {depth}"))
+    if uses_label:
+        labelled = []
+        for instance in chosen:
+            classes = instance.spec.widths[-1]
+            combos = list(itertools.product(range(classes), repeat=instance.spec.batch))[:6]
+            labelled += [Instance(instance.spec, combo, instance.reason) for combo in combos]
+        chosen = labelled
+    return chosen
+
+
+# ----------------------------------------------------------------------------------- checking
+
+
+class Checker:
+    """Checks one derivation; networks, deciders and scopes are shared by all its claims."""
+
+    def __init__(self, derivation: Derivation, timeout: float | None = 60.0):
+        self.derivation = derivation
+        self.timeout = timeout
+        self._instances: dict = {}
+
+    def _context(self, instance: Instance):
+        context = self._instances.get(instance.key)
+        if context is None:
+            net = Network(instance.spec, labels=instance.labels)
+            scope = Scope(self.derivation.bindings, self.derivation.definitions, net,
+                          einstein=self.derivation.einstein)
+            context = self._instances[instance.key] = (scope, Decider(net))
+        return context
+
+    def check(self, progress=None) -> FileReport:
+        started = time.perf_counter()
+        results = []
+        for claim in self.derivation.claims:
+            if progress:
+                progress(f"{self.derivation.path}: {claim.id}")
+            results.append(self.check_claim(claim))
+        return FileReport(self.derivation, results, time.perf_counter() - started)
+
+    def check_claim(self, claim: Claim) -> ClaimResult:
+        started = time.perf_counter()
+        if claim.error:
+            verdict = Verdict(ILL_FORMED, message=claim.error)
+            return ClaimResult(claim, verdict)
+        verdict, described = self._decide(claim, claim.lhs, claim.rhs)
+        verdict.seconds = time.perf_counter() - started
+        result = ClaimResult(claim, verdict, described)
+        if claim.correction:
+            lhs = claim.correction_lhs or claim.lhs
+            corrected, _ = self._decide(claim, lhs, claim.correction)
+            result.correction = {"lhs": lhs, "rhs": claim.correction, "verdict": corrected.status,
+                                 "message": corrected.message, "counterexample": corrected.counterexample}
+        return result
+
+    def _decide(self, claim: Claim, lhs_text: str, rhs_text: str) -> tuple[Verdict, list]:
+        try:
+            lhs, rhs = parse(lhs_text), parse(rhs_text)
+            range_ = parse_range(claim.range) if claim.range else None
+            broken = self._broken_definition(lhs, rhs)
+            if broken:
+                return Verdict(ILL_FORMED, message=broken), []
+            chosen = instances_for(self.derivation, claim, [lhs, rhs])
+        except ClaimError as error:
+            return Verdict(ILL_FORMED, message=str(error)), []
+        except SpecError as error:
+            return Verdict(ILL_FORMED, message=f"network override: {error}"), []
+        worst, described, decided_any = Verdict(PROVED, method=""), [], False
+        methods, notes = set(), set()
+        try:
+            with budget.budget(self.timeout):
+                for instance in chosen:
+                    described.append(instance.describe())
+                    verdict = self._decide_on(instance, claim, lhs, rhs, range_)
+                    if verdict is None:
+                        continue
+                    decided_any = True
+                    methods.add(verdict.method)
+                    notes.update(verdict.notes)
+                    if SEVERITY[verdict.status] > SEVERITY[worst.status]:
+                        worst = verdict
+                    if verdict.status in (ILL_FORMED, REFUTED):
+                        break
+        except budget.OutOfTime:
+            worst = Verdict(UNDECIDED, message=f"ran out of the {self.timeout:g} s budget")
+        if not decided_any and worst.status == PROVED:
+            worst = Verdict(ILL_FORMED, message=f"the range {claim.range} is empty on every network checked")
+        if worst.status == PROVED:
+            worst.method = "; ".join(sorted(m for m in methods if m))
+        worst.notes = sorted(notes)
+        return worst, described
+
+    def _decide_on(self, instance: Instance, claim: Claim, lhs, rhs, range_) -> Verdict | None:
+        scope, decider = self._context(instance)
+        where = instance.where()
+        try:
+            if range_ is None:
+                layer_values = [None]
+            else:
+                variable, low, high = range_
+                layer_values = list(range(scope.integer(low, Env()), scope.integer(high, Env()) + 1))
+                if not layer_values:
+                    return None
+        except ClaimError as error:
+            return Verdict(ILL_FORMED, message=f"{error} — {where}")
+        worst = None
+        for layer in layer_values:
+            env = Env({range_[0]: layer}) if range_ is not None else Env()
+            at = f"{range_[0]} = {layer}, " if range_ is not None else ""
+            try:
+                left, right = evaluate(scope, lhs, rhs, env)
+            except ClaimError as error:
+                return Verdict(ILL_FORMED, message=f"{error} — {at}{where}")
+            verdict = decider.decide(left, right, timeout=budget.remaining())
+            if verdict.status != PROVED:
+                verdict.message = f"{verdict.message} — {at}{where}"
+                if verdict.counterexample is not None:
+                    verdict.counterexample["instance"] = instance.describe()
+                    if range_ is not None:
+                        verdict.counterexample[range_[0]] = layer
+            if worst is None or SEVERITY[verdict.status] > SEVERITY[worst.status]:
+                worst = verdict
+            if verdict.status in (ILL_FORMED, REFUTED):
+                break
+        return worst
+
+    def _broken_definition(self, *nodes) -> str | None:
+        broken = self.derivation.broken_definitions
+        for node in nodes:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and sub.id in broken:
+                    return f"uses {sub.id}, whose definition is broken: {broken[sub.id]}"
+        return None
+
+
+def summarize(reports: list[FileReport]) -> dict:
+    summary = {PROVED: 0, REFUTED: 0, ILL_FORMED: 0, UNDECIDED: 0, "unexpected": 0}
+    for report in reports:
+        for result in report.results:
+            summary[result.verdict.status] += 1
+            summary["unexpected"] += not result.expected
+    return summary

@@ -1,0 +1,818 @@
+"""The claim language: a document's formulas, in its own notation, parsed and never run.
+
+Formulas use Python syntax (``@``, ``*``, ``.T``, ``X[k]``, ``X[k][i, j]``, ``f'(z)``, ``⊙``) and
+are read with :func:`ast.parse`; a whitelist walker turns the tree into explicit SymPy matrices
+over a network instance.  Nothing is passed to ``eval``, ``exec`` or ``sympify``: a derivation
+file cannot run code, only name quantities and the functions listed in :data:`FUNCTIONS`.
+
+Indices: layers are the document's own numbers (a symbol's ``shift`` maps them to the network's);
+entry indices are 1-based, as in the documents.  A letter used as an entry index and not defined
+as a name is a *free index* — it ranges over the entry's dimension, as the left side uses it — or,
+with Einstein summation, a *dummy* summed over when it repeats within a term.  Iverson brackets
+``(i == j)`` are 1 or 0 and strongly zero: a product with a false bracket is 0 even where its
+other factors are undefined (Knuth's convention, which the documents' Kronecker deltas rely on).
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import sympy
+from sympy import Integer, Rational
+
+from .. import rules
+from ..evaluate import Partial
+from ..matrices import Mat, ShapeError, shape_text
+from ..network import Network
+
+FUNCTIONS = ("grad", "jacobian", "diag", "ones", "sum", "outer", "log", "exp", "sigmoid", "tanh", "relu",
+             "softmax", "heaviside")
+QUANTITIES = ("weight", "bias", "preactivation", "activation", "input", "output", "target", "onehot", "label",
+              "loss", "depth", "batch", "width", "activation_function", "hidden_activation", "output_activation")
+LAYERED = {"weight": (1, 0), "bias": (1, 0), "preactivation": (1, 0), "activation": (0, 0), "width": (0, 0)}
+FUNCTION_QUANTITIES = ("activation_function", "hidden_activation", "output_activation")
+PRIME = "__prime"
+
+
+class ClaimError(Exception):
+    """The formula cannot be evaluated: the claim is ill-formed.  One line, naming the problem."""
+
+
+# ----------------------------------------------------------------------------------- parsing
+
+
+def preprocess(text: str) -> str:
+    """⊙ and ∘ are elementwise products; ``f'(x)`` becomes the call ``f__prime(x)``."""
+    text = text.replace("⊙", "*").replace("∘", "*")
+    return re.sub(r"(\w+)'\s*\(", lambda m: m.group(1) + PRIME + "(", text)
+
+
+_BINARY = (ast.Add, ast.Sub, ast.Mult, ast.MatMult, ast.Div, ast.Pow)
+
+
+def _show(node) -> str:
+    """A parsed formula as the document writes it (f'(x), not the internal f__prime(x))."""
+    return ast.unparse(node).replace(PRIME + "(", "'(")
+
+
+def parse(text: str) -> ast.expr:
+    """Parse one formula and check that it uses only the claim language."""
+    if not isinstance(text, str) or not text.strip():
+        raise ClaimError("empty formula")
+    try:
+        tree = ast.parse(preprocess(text.strip()), mode="eval")
+    except SyntaxError as error:
+        column = f" at column {error.offset}" if error.offset else ""
+        hint = " (use .T for transpose and ** for powers)" if "^" in text else ""
+        raise ClaimError(f"cannot parse {text!r}{column}: {error.msg}{hint}") from None
+    for node in ast.walk(tree):
+        _check_node(node, text)
+    return tree.body
+
+
+def _check_node(node, text):
+    where = f" at column {node.col_offset + 1}" if hasattr(node, "col_offset") else ""
+    if isinstance(node, (ast.Expression, ast.Load, ast.USub, ast.UAdd, ast.Eq, ast.NotEq) + _BINARY):
+        return
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise ClaimError(f"only numbers are allowed as constants, not {node.value!r}{where}")
+        return
+    if isinstance(node, ast.Name):
+        if node.id.startswith("_"):
+            raise ClaimError(f"names starting with '_' are not allowed: {node.id}{where}")
+        return
+    if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.BitXor):
+            raise ClaimError(f"^ is not allowed{where}: use .T for transpose and ** for powers")
+        if not isinstance(node.op, _BINARY):
+            raise ClaimError(f"operator {type(node.op).__name__} is not allowed{where} "
+                             "(use + - * / ** @ and .T)")
+        return
+    if isinstance(node, ast.UnaryOp):
+        if not isinstance(node.op, (ast.USub, ast.UAdd)):
+            raise ClaimError(f"operator {type(node.op).__name__} is not allowed{where}")
+        return
+    if isinstance(node, (ast.Subscript, ast.Tuple, ast.Slice)):
+        return
+    if isinstance(node, ast.Attribute):
+        if node.attr != "T":
+            raise ClaimError(f"attribute access .{node.attr} is not allowed{where} (only .T, the transpose)")
+        return
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            raise ClaimError(f"only named functions can be called{where} (functions: {', '.join(FUNCTIONS)})")
+        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
+            raise ClaimError(f"keyword and starred arguments are not allowed in {node.func.id}(…){where}")
+        return
+    if isinstance(node, ast.Compare):
+        if len(node.ops) != 1 or not isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
+            raise ClaimError(f"only comparisons (i == j) and (i != j) are allowed{where}")
+        return
+    raise ClaimError(f"{type(node).__name__.lower()} is not allowed in a formula{where}")
+
+
+def parse_range(text: str) -> tuple[str, ast.expr, ast.expr]:
+    """``"l in 1..L-1"`` → (variable, low, high), both bounds inclusive."""
+    match = re.fullmatch(r"\s*([^\W\d]\w*)\s+in\s+(.+?)\s*\.\.\s*(.+?)\s*", text or "")
+    if not match:
+        raise ClaimError(f"range {text!r} is not of the form 'l in 1..L-1'")
+    return match.group(1), parse(match.group(2)), parse(match.group(3))
+
+
+# ------------------------------------------------------------------------------ documents
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A document name for a network quantity; document layer = network layer + shift."""
+
+    name: str
+    quantity: str
+    shift: int = 0
+
+
+@dataclass
+class Definition:
+    """``name[layer][indices] = expr`` for ``variable in range`` (layer and indices optional)."""
+
+    name: str
+    layer: ast.expr | None
+    indices: tuple
+    expr: ast.expr
+    range: tuple | None = None  # (variable, low, high)
+    text: str = ""
+
+    @property
+    def variable(self):
+        return self.range[0] if self.range else None
+
+
+def parse_definition(target: str, expr: str, range_text: str | None) -> Definition:
+    """A ``[define]`` entry: ``"delta[l]"``, ``"eps[l][i]"``, ``"E"``, ``"E[i, j]"``."""
+    node = parse(target)
+    subscripts = []
+    while isinstance(node, ast.Subscript):
+        subscripts.insert(0, node.slice)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        raise ClaimError(f"cannot define {target!r}: the left side must be a name like delta[l] or eps[l][i]")
+    if len(subscripts) > 2:
+        raise ClaimError(f"cannot define {target!r}: at most a layer and an entry index")
+    layer, indices = None, ()
+
+    def index_names(slice_node):
+        elements = slice_node.elts if isinstance(slice_node, ast.Tuple) else [slice_node]
+        if not all(isinstance(e, ast.Name) for e in elements):
+            raise ClaimError(f"cannot define {target!r}: entry indices must be letters")
+        return tuple(e.id for e in elements)
+
+    if len(subscripts) == 2:
+        layer, indices = subscripts[0], index_names(subscripts[1])
+    elif len(subscripts) == 1:
+        sl = subscripts[0]
+        if isinstance(sl, ast.Tuple):
+            indices = index_names(sl)
+        else:
+            layer = sl
+    range_ = parse_range(range_text) if range_text else None
+    return Definition(node.id, layer, indices, parse(expr), range_, text=expr)
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+@dataclass
+class Env:
+    layers: dict = field(default_factory=dict)  # layer variables, e.g. l -> 2 (document numbering)
+    indices: dict = field(default_factory=dict)  # entry indices, 1-based
+
+    def bind(self, layers=None, indices=None) -> "Env":
+        return Env({**self.layers, **(layers or {})}, {**self.indices, **(indices or {})})
+
+
+def _is_matrix(value) -> bool:
+    return isinstance(value, Mat)
+
+
+def _scalar(value):
+    """A 1×1 matrix acts as a scalar."""
+    if isinstance(value, Mat) and value.shape == (1, 1):
+        return value[0, 0]
+    return value
+
+
+def _elementwise(op: str, a, b, fn):
+    """Entry by entry; a scalar, or a 1×1 matrix against a larger one, broadcasts."""
+    if isinstance(a, Mat) and isinstance(b, Mat) and a.shape != b.shape:
+        a, b = _scalar(a), _scalar(b)
+    if isinstance(a, Mat) and isinstance(b, Mat):
+        if a.shape != b.shape:
+            raise ClaimError(f"shape mismatch in {op}: {shape_text(a.shape)} and {shape_text(b.shape)}")
+        return Mat([[fn(x, y) for x, y in zip(ra, rb)] for ra, rb in zip(a.entries, b.entries)])
+    if isinstance(a, Mat):
+        return a.map(lambda x: fn(x, b))
+    if isinstance(b, Mat):
+        return b.map(lambda y: fn(a, y))
+    return fn(a, b)
+
+
+class Scope:
+    """What a document's names mean on one network instance; evaluates its formulas."""
+
+    def __init__(self, bindings: dict, definitions: list, net: Network, *, einstein: bool = False,
+                 label_names: tuple = ()):
+        self.bindings = bindings
+        self.definitions: dict[str, list[Definition]] = {}
+        for d in definitions:
+            self.definitions.setdefault(d.name, []).append(d)
+        self.net = net
+        self.spec = net.spec
+        self.einstein = einstein
+        self.memo: dict = {}
+        self.active: set = set()
+        self.alg = net.alg
+
+    # ---- names
+    def known_names(self) -> list[str]:
+        return sorted(set(self.bindings) | set(self.definitions))
+
+    def _undefined(self, name: str) -> ClaimError:
+        return ClaimError(f"{name} is not defined (defined: {', '.join(self.known_names())})")
+
+    def is_layered(self, name: str) -> bool:
+        if name in self.bindings:
+            return self.bindings[name].quantity in LAYERED
+        if name in self.definitions:
+            return any(d.layer is not None for d in self.definitions[name])
+        return False
+
+    def is_index_letter(self, name: str, env: Env) -> bool:
+        return name not in self.bindings and name not in self.definitions and name not in env.layers \
+            and name not in FUNCTIONS
+
+    # ---- layers and integers
+    def integer(self, node, env: Env) -> int:
+        """A layer number, an index or an integer expression (document numbering)."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in env.layers:
+                return env.layers[node.id]
+            if node.id in env.indices:
+                return env.indices[node.id]
+            binding = self.bindings.get(node.id)
+            if binding is not None and binding.quantity in ("depth", "batch", "label"):
+                return int(self._quantity_value(binding))
+            if binding is None and node.id not in self.definitions:
+                raise self._undefined(node.id)
+            raise ClaimError(f"{node.id} is not an integer here")
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
+                and self.bindings.get(node.value.id, Binding("", "")).quantity == "width":
+            return int(self._quantity_value(self.bindings[node.value.id], self.integer(node.slice, env)))
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult)):
+            a, b = self.integer(node.left, env), self.integer(node.right, env)
+            return a + b if isinstance(node.op, ast.Add) else a - b if isinstance(node.op, ast.Sub) else a * b
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -self.integer(node.operand, env)
+        raise ClaimError(f"{_show(node)} is not an integer expression")
+
+    def layer_range(self, binding: Binding) -> tuple[int, int]:
+        low_network, _ = LAYERED[binding.quantity]
+        return low_network + binding.shift, self.net.depth + binding.shift
+
+    # ---- quantities
+    def _quantity_value(self, binding: Binding, layer: int | None = None):
+        net, q = self.net, binding.quantity
+        if q == "depth":
+            return Integer(net.depth + binding.shift)
+        if q == "batch":
+            return Integer(net.batch)
+        if q == "loss":
+            return net.J
+        if q == "input":
+            return net.X
+        if q in ("target", "onehot"):
+            return net.Y
+        if q == "output":
+            return net.A[net.depth]
+        if q == "label":
+            if net.labels is None or len(net.labels) != 1:
+                raise ClaimError(f"{binding.name} (the label) needs a single example (batch = 1)")
+            return Integer(net.labels[0] + 1)
+        if q in FUNCTION_QUANTITIES:
+            raise ClaimError(f"{binding.name} is a function: apply it, as in {binding.name}(z)")
+        if layer is None:
+            low, high = self.layer_range(binding)
+            raise ClaimError(f"{binding.name} needs a layer, as in {binding.name}[{low}] "
+                             f"(defined: {binding.name}[{low}] … {binding.name}[{high}])")
+        low, high = self.layer_range(binding)
+        if not low <= layer <= high:
+            defined = ", ".join(f"{binding.name}[{k}]" for k in range(low, high + 1))
+            raise ClaimError(f"{binding.name}[{layer}] is not defined (defined: {defined})")
+        k = layer - binding.shift
+        if q == "width":
+            return Integer(self.spec.widths[k])
+        return net.quantity(q, k)
+
+    def _variables(self, binding: Binding, layer: int | None, text: str) -> Mat:
+        """The differentiation variables standing for a quantity (symbols or perturbations ε)."""
+        net, q = self.net, binding.quantity
+        if q in ("preactivation", "activation", "weight", "bias"):
+            self._quantity_value(binding, layer)  # checks the layer
+            k = layer - binding.shift
+            if q == "weight":
+                return net.W[k]
+            if q == "bias":
+                return net.b[k]
+            if q == "activation" and k == 0:
+                return net.X
+            return net.perturbation_of(q, k)
+        if q == "input":
+            return net.X
+        if q == "output":
+            return net.perturbation_of("activation", net.depth)
+        if q in ("target", "onehot"):
+            if not all(isinstance(e, sympy.Symbol) for e in net.Y):
+                raise ClaimError(f"cannot differentiate with respect to {text}: targets are constrained "
+                                 "(one-hot, or soft targets summing to 1)")
+            return net.Y
+        raise ClaimError(f"cannot differentiate with respect to {text} ({q})")
+
+    # ---- definitions
+    def _definition_for(self, name: str, layer: int | None, env: Env) -> tuple[Definition, Env]:
+        candidates = self.definitions[name]
+        for d in candidates:
+            if (d.layer is None) != (layer is None):
+                continue
+            if layer is None:
+                return d, Env()
+            if d.range is not None and isinstance(d.layer, ast.Name) and d.layer.id == d.variable:
+                low, high = self.integer(d.range[1], Env()), self.integer(d.range[2], Env())
+                if low <= layer <= high:
+                    return d, Env({d.variable: layer})
+            elif self.integer(d.layer, Env()) == layer:
+                return d, Env()
+        if layer is None:
+            raise ClaimError(f"{name} needs a layer, as in {name}[…]")
+        raise ClaimError(f"{name}[{layer}] is not defined (defined: {self._defined_layers(name)})")
+
+    def _defined_layers(self, name: str) -> str:
+        layers = []
+        for d in self.definitions[name]:
+            if d.layer is None:
+                continue
+            try:
+                if d.range is not None and isinstance(d.layer, ast.Name) and d.layer.id == d.variable:
+                    layers += range(self.integer(d.range[1], Env()), self.integer(d.range[2], Env()) + 1)
+                else:
+                    layers.append(self.integer(d.layer, Env()))
+            except ClaimError:
+                continue
+        return ", ".join(f"{name}[{k}]" for k in sorted(set(layers))) or "none on this network"
+
+    def definition_value(self, name: str, layer: int | None, env: Env, entry: tuple | None = None):
+        d, denv = self._definition_for(name, layer, env)
+        key = (name, layer, entry)
+        if key in self.memo:
+            return self.memo[key]
+        if key in self.active:
+            raise ClaimError(f"the definition of {name}{'' if layer is None else f'[{layer}]'} refers to itself")
+        self.active.add(key)
+        try:
+            if not d.indices:
+                value = self.value(d.expr, denv)
+                if entry is not None:
+                    value = self._entry(value, entry, name)
+            elif entry is not None:
+                if len(entry) != len(d.indices):
+                    raise ClaimError(f"{name} has {len(d.indices)} entry indices, not {len(entry)}")
+                value = self.value(d.expr, denv.bind(indices=dict(zip(d.indices, entry))))
+            else:
+                shape = [self.index_range(letter, d.expr, denv) for letter in d.indices]
+                if len(shape) == 1:
+                    shape.append(1)
+                value = Mat.build(shape[0], shape[1], lambda i, j: self.definition_value(
+                    name, layer, env, (i + 1,) if len(d.indices) == 1 else (i + 1, j + 1)))
+        finally:
+            self.active.discard(key)
+        self.memo[key] = value
+        return value
+
+    # ---- index letters
+    def index_counts(self, node, env: Env) -> Counter:
+        """How often each letter is used as an entry index (or in (i == j)) in the term ``node``.
+
+        Einstein's convention is per term: a nested sum (in parentheses, or inside grad(…))
+        contributes only its own free letters, once — its dummies stay inside it.
+        """
+        counts = Counter()
+
+        def letters_in(element):
+            return [n.id for n in ast.walk(element) if isinstance(n, ast.Name) and self.is_index_letter(n.id, env)]
+
+        def visit(sub):
+            if isinstance(sub, ast.BinOp) and isinstance(sub.op, (ast.Add, ast.Sub)):
+                counts.update(self.free_letters(sub, env))
+            elif isinstance(sub, ast.Subscript) and self._is_entry_subscript(sub):
+                elements = sub.slice.elts if isinstance(sub.slice, ast.Tuple) else [sub.slice]
+                for element in elements:
+                    counts.update(letters_in(element))
+                visit(sub.value)
+            elif isinstance(sub, ast.Compare):
+                for side in (sub.left, *sub.comparators):
+                    counts.update(letters_in(side))
+            else:
+                for child in ast.iter_child_nodes(sub):
+                    visit(child)
+
+        visit(node)
+        return counts
+
+    def free_letters(self, node, env: Env) -> set:
+        """The letters a (sum of) term(s) leaves free: with Einstein summation those not repeated
+        within their term, otherwise all of them."""
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            return self.free_letters(node.left, env) | self.free_letters(node.right, env)
+        counts = self.index_counts(node, env)
+        return {letter for letter, count in counts.items() if count == 1 or not self.einstein}
+
+    def _is_entry_subscript(self, node: ast.Subscript) -> bool:
+        """``W[l]`` selects a layer; ``W[l][i, j]`` and ``x[i]`` select entries."""
+        return not (isinstance(node.value, ast.Name) and self.is_layered(node.value.id))
+
+    def index_range(self, letter: str, node, env: Env) -> int:
+        """The dimension an index letter runs over, read from the entries it selects."""
+        found = {}
+        for sub in ast.walk(node):
+            if not (isinstance(sub, ast.Subscript) and self._is_entry_subscript(sub)):
+                continue
+            elements = sub.slice.elts if isinstance(sub.slice, ast.Tuple) else [sub.slice]
+            positions = [p for p, e in enumerate(elements) if isinstance(e, ast.Name) and e.id == letter]
+            if not positions:
+                continue
+            base = self._peek_base(sub.value, env)
+            if base is None:
+                continue
+            where = _show(sub.value)
+            for p in positions:
+                if len(elements) == 1:
+                    if base.cols != 1 and base.rows != 1:
+                        raise ClaimError(f"{where} is {shape_text(base.shape)}: give two indices")
+                    size = base.rows if base.cols == 1 else base.cols
+                else:
+                    size = base.shape[p]
+                found.setdefault(size, where)
+        if not found:
+            raise ClaimError(f"cannot tell the range of index {letter}: use it as an entry index")
+        if len(found) > 1:
+            (n1, w1), (n2, w2) = list(found.items())[:2]
+            raise ClaimError(f"index {letter} runs over {n1} in {w1} but over {n2} in {w2}")
+        return next(iter(found))
+
+    def _peek_base(self, node, env: Env):
+        """The matrix an entry subscript selects from, evaluated with unbound letters set to 1."""
+        letters = {name.id: 1 for name in ast.walk(node)
+                   if isinstance(name, ast.Name) and self.is_index_letter(name.id, env) and name.id not in env.indices}
+        value = self.value(node, env.bind(indices=letters))
+        return value if isinstance(value, Mat) else None
+
+    # ---- the evaluator
+    def value(self, node, env: Env):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+            a, b = self.value(node.left, env), self.value(node.right, env)
+            if isinstance(node.op, ast.Add):
+                return _elementwise("a sum", a, b, lambda x, y: x + y)
+            return _elementwise("a difference", a, b, lambda x, y: x - y)
+        return self.term(node, env)
+
+    def term(self, node, env: Env):
+        """One term of a sum: with Einstein summation, letters repeated here are summed over."""
+        counts = self.index_counts(node, env)
+        unbound = [letter for letter in counts if letter not in env.indices]
+        if not unbound:
+            return self.atom(node, env)
+        dummies = [letter for letter in unbound if counts[letter] >= 2]
+        lonely = [letter for letter in unbound if counts[letter] < 2]
+        if not self.einstein or lonely:
+            letter = (lonely or unbound)[0]
+            hint = "" if self.einstein else " (with summation = \"einstein\" a repeated index is summed)"
+            raise ClaimError(f"index {letter} in {_show(node)} is not bound: it does not appear on the "
+                             f"left side{hint}")
+        ranges = [range(1, self.index_range(letter, node, env) + 1) for letter in dummies]
+        total = Integer(0)
+        for values in itertools.product(*ranges):
+            total = _elementwise("a sum", total, self.atom(node, env.bind(indices=dict(zip(dummies, values)))),
+                                 lambda x, y: x + y)
+        return total
+
+    def atom(self, node, env: Env):
+        if isinstance(node, ast.Constant):
+            value = node.value
+            return Integer(value) if isinstance(value, int) else Rational(str(value))
+        if isinstance(node, ast.Name):
+            return self.name(node.id, env)
+        if isinstance(node, ast.BinOp):
+            if isinstance(node.op, (ast.Add, ast.Sub)):
+                return self.value(node, env)
+            if isinstance(node.op, ast.Mult) and self._bracket_is_zero(node, env):
+                return Integer(0)
+            a, b = self.value(node.left, env), self.value(node.right, env)
+            if isinstance(node.op, ast.Mult):
+                return _elementwise("an elementwise product", a, b, lambda x, y: x * y)
+            if isinstance(node.op, ast.Div):
+                return _elementwise("a quotient", a, b, lambda x, y: x / y)
+            if isinstance(node.op, ast.Pow):
+                if _is_matrix(_scalar(b)):
+                    raise ClaimError("a power's exponent must be a number")
+                return _elementwise("a power", a, b, lambda x, y: x ** y)
+            if isinstance(node.op, ast.MatMult):
+                if not (_is_matrix(a) and _is_matrix(b)):
+                    raise ClaimError(f"@ needs two matrices in {_show(node)} (use * with a scalar)")
+                try:
+                    return self.alg.matmul(a, b)
+                except ShapeError:
+                    raise ClaimError(f"shape mismatch in {_show(node)}: {shape_text(a.shape)} @ "
+                                     f"{shape_text(b.shape)}") from None
+        if isinstance(node, ast.UnaryOp):
+            operand = self.value(node.operand, env)
+            if isinstance(node.op, ast.UAdd):
+                return operand
+            return operand.map(lambda x: -x) if _is_matrix(operand) else -operand
+        if isinstance(node, ast.Attribute):  # .T, checked by the parser
+            operand = self.value(node.value, env)
+            return operand.T if _is_matrix(operand) else operand
+        if isinstance(node, ast.Compare):
+            a, b = self.integer(node.left, env), self.integer(node.comparators[0], env)
+            equal = a == b if isinstance(node.ops[0], ast.Eq) else a != b
+            return Integer(1 if equal else 0)
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node, env)
+        if isinstance(node, ast.Call):
+            return self.call(node, env)
+        raise ClaimError(f"cannot evaluate {_show(node)}")
+
+    def _bracket_is_zero(self, node: ast.BinOp, env: Env) -> bool:
+        """Iverson brackets are strongly zero (Knuth): in a product with a false (i == j), the
+        other factors need not even be defined — as in the δ_(l,L−1) guarding a term that only
+        exists for l = L−1."""
+        factors, stack = [], [node]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, ast.BinOp) and isinstance(item.op, ast.Mult):
+                stack += [item.left, item.right]
+            else:
+                factors.append(item)
+        return any(isinstance(f, ast.Compare) and self.atom(f, env) == 0 for f in factors)
+
+    def name(self, name: str, env: Env):
+        if name in env.indices:
+            return Integer(env.indices[name])
+        if name in env.layers:
+            return Integer(env.layers[name])
+        if name in self.bindings:
+            return self._quantity_value(self.bindings[name])
+        if name in self.definitions:
+            return self.definition_value(name, None, env)
+        if name in FUNCTIONS:
+            raise ClaimError(f"{name} is a function: call it, as in {name}(…)")
+        raise self._undefined(name)
+
+    def subscript(self, node: ast.Subscript, env: Env):
+        base = node.value
+        if isinstance(base, ast.Name) and self.is_layered(base.id):
+            layer = self.integer(node.slice, env)
+            if base.id in self.bindings:
+                return self._quantity_value(self.bindings[base.id], layer)
+            return self.definition_value(base.id, layer, env)
+        # an entry: a defined element-level quantity evaluates the entry directly
+        entry = self._entry_indices(node.slice, env)
+        if isinstance(base, ast.Subscript) and isinstance(base.value, ast.Name) and base.value.id in self.definitions \
+                and self.is_layered(base.value.id):
+            layer = self.integer(base.slice, env)
+            d, _ = self._definition_for(base.value.id, layer, env)
+            if d.indices:
+                return self.definition_value(base.value.id, layer, env, self._normalise(entry, d, base))
+        if isinstance(base, ast.Name) and base.id in self.definitions:
+            d, _ = self._definition_for(base.id, None, env)
+            if d.indices:
+                return self.definition_value(base.id, None, env, self._normalise(entry, d, base))
+        return self._entry(self.value(base, env), entry, _show(base))
+
+    @staticmethod
+    def _normalise(entry, definition, base):
+        if len(entry) != len(definition.indices):
+            raise ClaimError(f"{_show(base)} takes {len(definition.indices)} entry indices, not {len(entry)}")
+        return entry
+
+    def _entry_indices(self, slice_node, env: Env) -> tuple:
+        """Entry indices (1-based); None stands for a whole row or column, written ':'."""
+        elements = slice_node.elts if isinstance(slice_node, ast.Tuple) else [slice_node]
+        result = []
+        for e in elements:
+            if isinstance(e, ast.Slice):
+                if e.lower is not None or e.upper is not None or e.step is not None:
+                    raise ClaimError("only ':' (a whole row or column) is allowed as a slice")
+                result.append(None)
+            else:
+                result.append(self.integer(e, env))
+        return tuple(result)
+
+    @staticmethod
+    def _entry(value, entry: tuple, where: str):
+        if not isinstance(value, Mat):
+            raise ClaimError(f"{where} is a scalar and has no entries")
+        if None in entry:
+            if len(entry) != 2 or entry == (None, None):
+                raise ClaimError(f"{where}[…]: use [i, :] for row i or [:, j] for column j")
+            i, j = entry
+            if i is None:
+                Scope._entry(value, (1, j), where)  # bounds check
+                return Mat([[row[j - 1]] for row in value.entries])
+            Scope._entry(value, (i, 1), where)
+            return Mat([list(value.entries[i - 1])])
+        if len(entry) == 1:
+            if value.cols == 1:
+                entry = (entry[0], 1)
+            elif value.rows == 1:
+                entry = (1, entry[0])
+            else:
+                raise ClaimError(f"{where} is {shape_text(value.shape)}: give two indices")
+        if len(entry) != 2:
+            raise ClaimError(f"{where} takes at most two indices")
+        i, j = entry
+        if not (1 <= i <= value.rows and 1 <= j <= value.cols):
+            raise ClaimError(f"entry [{i},{j}] is outside {where}, which is {shape_text(value.shape)} "
+                             "(entries are numbered from 1)")
+        return value[i - 1, j - 1]
+
+    # ---- references (what grad and jacobian differentiate with respect to)
+    def reference(self, node, env: Env):
+        text = _show(node)
+        if isinstance(node, ast.Name) and node.id in self.bindings:
+            binding = self.bindings[node.id]
+            if binding.quantity in LAYERED:
+                self._quantity_value(binding)  # raises "needs a layer"
+            return self._variables(binding, None, text)
+        if isinstance(node, ast.Subscript):
+            base = node.value
+            if isinstance(base, ast.Name) and base.id in self.bindings and self.is_layered(base.id):
+                return self._variables(self.bindings[base.id], self.integer(node.slice, env), text)
+            if isinstance(base, ast.Name) and base.id in self.bindings:  # an entry of x, y, ŷ
+                return Mat([[self._entry(self.reference(base, env), self._entry_indices(node.slice, env), text)]])
+            if isinstance(base, ast.Subscript):
+                whole = self.reference(base, env)
+                return Mat([[self._entry(whole, self._entry_indices(node.slice, env), text)]])
+        if isinstance(node, ast.Name) and node.id not in self.bindings and node.id not in self.definitions:
+            raise self._undefined(node.id)
+        raise ClaimError(f"cannot differentiate with respect to {text}: name a quantity such as W[k], b[k], "
+                         "z[k], a[k] or one of their entries")
+
+    # ---- functions
+    def call(self, node: ast.Call, env: Env):
+        name, args = node.func.id, node.args
+        if name.endswith(PRIME):
+            base = name[: -len(PRIME)]
+            self._arity(base + "'", args, 1)
+            rule = self._function_rule(base)
+            if rule.vector:
+                raise ClaimError(f"{base}' of a vector function: use jacobian(…)")
+            return self._apply(rule.derivative, self.value(args[0], env))
+        if name == "grad":
+            self._arity(name, args, 2)
+            f = _scalar(self.value(args[0], env))
+            if isinstance(f, Mat):
+                raise ClaimError(f"grad needs a scalar first argument, not a {shape_text(f.shape)} matrix "
+                                 "(for a vector use jacobian)")
+            if self._is_integer_quantity(args[0]):
+                raise ClaimError(f"grad of {_show(args[0])}: it is an integer "
+                                 f"({self.bindings[args[0].id].quantity}), not a function to differentiate")
+            label = sympy.Symbol(_show(args[0]))
+            return self.reference(args[1], env).map(lambda theta: Partial(f, theta, label))
+        if name == "jacobian":
+            self._arity(name, args, 2)
+            y = self.value(args[0], env)
+            x = self.reference(args[1], env)
+            ys = [y] if not isinstance(y, Mat) else self._vector(y, args[0])
+            if x.rows > 1 and x.cols > 1:
+                raise ClaimError(f"jacobian({_show(args[0])}, {_show(args[1])}): "
+                                 f"{_show(args[1])} is a {shape_text(x.shape)} matrix, so the derivative is a "
+                                 "3-tensor, which matrix notation cannot multiply (differentiate by an entry instead)")
+            xs = self._vector(x, args[1])
+            labels = [sympy.Symbol(f"{_show(args[0])}_{i + 1}") for i in range(len(ys))]
+            return Mat([[Partial(yi, xj, labels[i]) for xj in xs] for i, yi in enumerate(ys)])
+        if name == "diag":
+            self._arity(name, args, 1)
+            v = self._vector(self.value(args[0], env), args[0])
+            return Mat.build(len(v), len(v), lambda i, j: v[i] if i == j else Integer(0))
+        if name == "ones":
+            self._arity(name, args, 1)
+            n = self.integer(args[0], env)
+            if n < 1:
+                raise ClaimError(f"ones({_show(args[0])}) needs a positive size, not {n}")
+            return self.alg.ones(n, 1)
+        if name == "sum":
+            self._arity(name, args, 1)
+            value = self.value(args[0], env)
+            return sympy.Add(*value) if isinstance(value, Mat) else value
+        if name == "outer":
+            self._arity(name, args, 2)
+            u = self._vector(self.value(args[0], env), args[0])
+            v = self._vector(self.value(args[1], env), args[1])
+            return Mat.build(len(u), len(v), lambda i, j: u[i] * v[j])
+        if name == "log":
+            self._arity(name, args, 1)
+            return self._apply(sympy.log, self.value(args[0], env))
+        if name in FUNCTIONS or name in self.bindings:
+            self._arity(name, args, 1)
+            rule = self._function_rule(name)
+            value = self.value(args[0], env)
+            if rule.vector:
+                if not isinstance(value, Mat):
+                    raise ClaimError(f"{name} needs a vector")
+                return self.alg.softmax(value, rule.atom)
+            return self._apply(rule.atom, value)
+        if name in self.definitions:
+            raise ClaimError(f"{name} is defined as a quantity, not a function")
+        raise ClaimError(f"unknown function {name} (functions: {', '.join(FUNCTIONS)}, and names mapped to "
+                         "activation functions)")
+
+    def _is_integer_quantity(self, node) -> bool:
+        return isinstance(node, ast.Name) and node.id in self.bindings and \
+            self.bindings[node.id].quantity in ("depth", "batch", "label", "width")
+
+    @staticmethod
+    def _arity(name, args, n):
+        if len(args) != n:
+            raise ClaimError(f"{name} takes {n} argument{'s' if n > 1 else ''}, not {len(args)}")
+
+    @staticmethod
+    def _vector(value, node) -> list:
+        if not isinstance(value, Mat):
+            return [value]
+        if value.cols == 1 or value.rows == 1:
+            return list(value)
+        raise ClaimError(f"{_show(node)} is {shape_text(value.shape)}, not a vector")
+
+    @staticmethod
+    def _apply(fn, value):
+        return value.map(fn) if isinstance(value, Mat) else fn(value)
+
+    def _function_rule(self, name: str) -> rules.Activation:
+        spec = self.spec
+        if name in self.bindings:
+            q = self.bindings[name].quantity
+            if q == "hidden_activation":
+                if spec.depth < 2:
+                    raise ClaimError(f"{name} is the hidden activation, but the network has no hidden layer")
+                return spec.activation(1)
+            if q == "output_activation":
+                return spec.activation(spec.depth)
+            if q == "activation_function":
+                keys = {spec.activation(k).key for k in range(1, spec.depth + 1)}
+                if len(keys) > 1:
+                    raise ClaimError(f"{name} is mapped to activation_function but the layers use different "
+                                     "functions: map hidden_activation and output_activation instead")
+                return spec.activation(1)
+            raise ClaimError(f"{name} is a {q}, not a function")
+        if name == "exp":
+            return rules.EXP
+        if name == "heaviside":
+            return rules.relu_row(spec.relu_at_zero).derivative(sympy.Symbol("x")).func.rule
+        if name == "relu":
+            return rules.activation("relu", relu_at_zero=spec.relu_at_zero)
+        return rules.activation(name)
+
+
+def evaluate(scope: Scope, lhs: ast.expr, rhs: ast.expr, env: Env) -> tuple[Mat, Mat]:
+    """Both sides of a claim as matrices of the same layout: whole matrices, or one entry per
+    assignment of the free indices — every letter of the left side, as in ∂z_i/∂W_ij."""
+    free = sorted(letter for letter in scope.index_counts(lhs, env) if letter not in env.indices)
+    if not free:
+        left_value, right_value = scope.value(lhs, env), scope.value(rhs, env)
+        return _as_matrix(left_value), _as_matrix(right_value)
+    # The left side sets the grid; an entry the right side cannot supply is reported where it is used.
+    ranges = {letter: scope.index_range(letter, lhs, env) for letter in free}
+    left_entries, right_entries = [], []
+    for values in itertools.product(*(range(1, ranges[letter] + 1) for letter in free)):
+        bound = env.bind(indices=dict(zip(free, values)))
+        left_entries.append(_single(scope.value(lhs, bound), lhs))
+        right_entries.append(_single(scope.value(rhs, bound), rhs))
+    return Mat([left_entries]), Mat([right_entries])
+
+
+def _single(value, node):
+    value = _scalar(value)
+    if isinstance(value, Mat):
+        raise ClaimError(f"{_show(node)} is a {shape_text(value.shape)} matrix where an entry is expected")
+    return value
+
+
+def _as_matrix(value) -> Mat:
+    return value if isinstance(value, Mat) else Mat([[value]])
+
+

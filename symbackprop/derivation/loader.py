@@ -1,0 +1,217 @@
+"""Derivation files (TOML, SPEC §5): read, validated key by key, errors that say where."""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..network import NetworkSpec, SpecError
+from .language import QUANTITIES, Binding, ClaimError, parse, parse_definition, parse_range
+
+VERDICTS = ("proved", "refuted", "ill-formed", "undecided")
+TOP_KEYS = ("title", "source", "summation", "network", "symbols", "define", "claim", "notes")
+NETWORK_KEYS = ("widths", "hidden", "output", "loss", "batch", "reduction", "layout", "l2", "relu_at_zero",
+                "leaky_slope")
+CLAIM_KEYS = ("id", "text", "lhs", "rhs", "for", "expect", "correction", "correction_lhs", "note", "network")
+DEFINE_KEYS = ("expr", "for")
+SYMBOL_KEYS = ("quantity", "shift")
+
+
+class FileError(Exception):
+    """A problem with the file itself (not with one claim's mathematics)."""
+
+
+@dataclass
+class Claim:
+    id: str
+    text: str
+    lhs: str
+    rhs: str
+    range: str | None = None
+    expect: str = "proved"
+    correction: str | None = None
+    correction_lhs: str | None = None  # when the erratum is on the left side too
+    note: str | None = None
+    network: dict = field(default_factory=dict)
+    error: str | None = None  # set when the claim's entry in the file is itself broken
+
+
+@dataclass
+class Derivation:
+    path: str
+    title: str = ""
+    source: str = ""
+    network: dict = field(default_factory=dict)
+    spec: NetworkSpec | None = None
+    bindings: dict = field(default_factory=dict)
+    definitions: list = field(default_factory=list)
+    broken_definitions: dict = field(default_factory=dict)  # name -> message
+    claims: list = field(default_factory=list)
+    einstein: bool = False
+    errors: list = field(default_factory=list)  # file-level problems, one line each
+
+
+def _unknown(keys, allowed, where) -> list[str]:
+    return [f"{where}: unknown key {key!r} (allowed: {', '.join(allowed)})" for key in keys if key not in allowed]
+
+
+def load(path: str | Path) -> Derivation:
+    """Read a derivation file.  Raises FileError only when nothing in it can be checked."""
+    path = Path(path)
+    shown = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileError(f"{shown}: no such file") from None
+    except UnicodeDecodeError as error:
+        raise FileError(f"{shown}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise FileError(f"{shown}: malformed TOML: {error}") from None
+    except OSError as error:
+        raise FileError(f"{shown}: cannot read: {error.strerror}") from None
+    d = Derivation(path=shown)
+    d.errors += _unknown(data, TOP_KEYS, shown)
+    d.title = str(data.get("title", ""))
+    d.source = str(data.get("source", ""))
+    summation = data.get("summation")
+    if summation not in (None, "einstein"):
+        d.errors.append(f"{shown}: summation must be \"einstein\" (or absent), not {summation!r}")
+    d.einstein = summation == "einstein"
+    _load_network(d, data.get("network"), shown)
+    _load_symbols(d, data.get("symbols", {}), shown)
+    _load_definitions(d, data.get("define", {}), shown)
+    _load_claims(d, data.get("claim", []), shown)
+    return d
+
+
+def _load_network(d: Derivation, network, shown):
+    if not isinstance(network, dict):
+        raise FileError(f"{shown}: missing [network] table (widths, hidden, output, loss, …)")
+    d.errors += _unknown(network, NETWORK_KEYS, f"{shown}: [network]")
+    d.network = {k: v for k, v in network.items() if k in NETWORK_KEYS}
+    if "widths" not in d.network:
+        raise FileError(f"{shown}: [network] needs widths = [n_0, …, n_L]")
+    try:
+        d.spec = NetworkSpec(**d.network)
+    except (SpecError, TypeError) as error:
+        raise FileError(f"{shown}: [network]: {error}") from None
+
+
+def _load_symbols(d: Derivation, symbols, shown):
+    if not isinstance(symbols, dict):
+        d.errors.append(f"{shown}: [symbols] must be a table of name = \"quantity\"")
+        return
+    for name, value in symbols.items():
+        where = f"{shown}: [symbols] {name}"
+        normalised = unicodedata.normalize("NFKC", name)
+        if normalised != name:
+            d.errors.append(f"{where}: Python reads this name as {normalised!r}; use that spelling")
+            continue
+        if not name.isidentifier() or name.startswith("_"):
+            d.errors.append(f"{where}: not a usable name (letters, digits and _, not starting with _)")
+            continue
+        shift = 0
+        if isinstance(value, dict):
+            d.errors += _unknown(value, SYMBOL_KEYS, where)
+            shift = value.get("shift", 0)
+            value = value.get("quantity")
+            if not isinstance(shift, int) or isinstance(shift, bool):
+                d.errors.append(f"{where}: shift must be an integer, not {shift!r}")
+                continue
+        if value not in QUANTITIES:
+            d.errors.append(f"{where}: unknown quantity {value!r} (quantities: {', '.join(QUANTITIES)})")
+            continue
+        d.bindings[name] = Binding(name, value, shift)
+
+
+def _load_definitions(d: Derivation, define, shown):
+    if not isinstance(define, dict):
+        d.errors.append(f"{shown}: [define] must be a table of \"name[l]\" = \"formula\"")
+        return
+    for target, value in define.items():
+        where = f"{shown}: [define] {target}"
+        range_text = None
+        if isinstance(value, dict):
+            d.errors += _unknown(value, DEFINE_KEYS, where)
+            range_text, value = value.get("for"), value.get("expr")
+        if not isinstance(value, str):
+            d.errors.append(f"{where}: the definition must be a formula string")
+            continue
+        try:
+            definition = parse_definition(target, value, range_text)
+        except ClaimError as error:
+            d.errors.append(f"{where}: {error}")
+            d.broken_definitions[target.split("[")[0].strip()] = str(error)
+            continue
+        if definition.name in d.bindings:
+            d.errors.append(f"{where}: {definition.name} is already a symbol for {d.bindings[definition.name].quantity}")
+            continue
+        d.definitions.append(definition)
+
+
+def _load_claims(d: Derivation, claims, shown):
+    if not isinstance(claims, list):
+        d.errors.append(f"{shown}: claims are [[claim]] tables")
+        return
+    seen = set()
+    for number, entry in enumerate(claims, start=1):
+        claim_id = str(entry.get("id", f"C{number}")) if isinstance(entry, dict) else f"C{number}"
+        where = f"{shown}: claim {claim_id}"
+        if not isinstance(entry, dict):
+            d.errors.append(f"{where}: must be a table")
+            continue
+        problems = _unknown(entry, CLAIM_KEYS, where)
+        if claim_id in seen:
+            problems.append(f"{where}: duplicate id")
+        seen.add(claim_id)
+        for key in ("lhs", "rhs"):
+            if not isinstance(entry.get(key), str):
+                problems.append(f"{where}: needs {key} = \"formula\"")
+        expect = entry.get("expect", "proved")
+        if expect not in VERDICTS:
+            problems.append(f"{where}: expect must be one of {', '.join(VERDICTS)}, not {expect!r}")
+        overrides = entry.get("network", {})
+        if not isinstance(overrides, dict):
+            problems.append(f"{where}: network must be a table of [network] keys to override")
+            overrides = {}
+        problems += _unknown(overrides, NETWORK_KEYS, f"{where}: network")
+        if entry.get("correction_lhs") is not None and entry.get("correction") is None:
+            problems.append(f"{where}: correction_lhs needs a correction (the corrected right side)")
+        for key in ("for",):
+            if entry.get(key) is not None:
+                try:
+                    parse_range(entry[key])
+                except ClaimError as error:
+                    problems.append(f"{where}: {error}")
+        claim = Claim(id=claim_id, text=str(entry.get("text", entry.get("lhs", ""))), lhs=entry.get("lhs", ""),
+                      rhs=entry.get("rhs", ""), range=entry.get("for"), expect=expect,
+                      correction=entry.get("correction"), correction_lhs=entry.get("correction_lhs"),
+                      note=entry.get("note"), network=overrides,
+                      error="; ".join(p.split(": ", 2)[-1] for p in problems) or None)
+        d.errors += problems
+        d.claims.append(claim)
+
+
+def expand_paths(paths: list[str]) -> list[Path]:
+    """Files as given; a folder means every ``*.toml`` in it, sorted."""
+    result = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found = sorted(path.glob("*.toml"))
+            if not found:
+                raise FileError(f"{text}: no *.toml derivation files in this folder")
+            result += found
+        else:
+            result.append(path)
+    return result
+
+
+__all__ = ["Claim", "Derivation", "FileError", "load", "expand_paths", "parse", "VERDICTS"]
