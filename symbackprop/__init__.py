@@ -9,3 +9,5 @@ from .prove import Decider, NetworkProof, Verdict, prove_network
 
 __all__ = ["Network", "NetworkSpec", "SpecError", "Decider", "NetworkProof", "Verdict", "prove_network"]
 __version__ = "0.1.0"
+
+from . import latex  # noqa: E402  (an output: attaches the notebook displays, _repr_latex_)

@@ -84,6 +84,48 @@ class Progress:
             sys.stderr.flush()
 
 
+# ------------------------------------------------------------------------ LaTeX and PDF
+
+
+def add_latex_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--latex", metavar="FILE", help="also write the proof as a LaTeX document to FILE")
+    parser.add_argument("--pdf", action="store_true",
+                        help="compile the LaTeX document with pdflatex; the PDF lands next to FILE")
+
+
+def check_latex_arguments(args) -> None:
+    """Fail before the work, not after it: --pdf without a file or without pdflatex."""
+    from pathlib import Path
+
+    from .latex.pdf import INSTALL_HINT, pdflatex
+
+    if args.pdf and not args.latex:
+        raise UsageError(f"symbackprop {args.command}: --pdf needs --latex FILE (the PDF lands next to FILE)")
+    if args.pdf and pdflatex() is None:
+        raise UsageError(f"symbackprop {args.command}: --pdf needs pdflatex, which is not installed ({INSTALL_HINT})")
+    if args.latex and not Path(args.latex).resolve().parent.is_dir():
+        raise UsageError(f"symbackprop {args.command}: --latex {args.latex}: no such directory")
+
+
+def write_latex(args, tex: str) -> None:
+    from pathlib import Path
+
+    from .latex import PdfError, compile_pdf, write
+
+    try:
+        path = write(tex, args.latex)
+    except OSError as error:
+        raise UsageError(f"symbackprop {args.command}: cannot write {args.latex}: {error.strerror}") from None
+    written = [args.latex]
+    if args.pdf:
+        try:
+            compile_pdf(path)
+            written.append(str(Path(args.latex).with_suffix(".pdf")))
+        except PdfError as error:
+            raise UsageError(f"symbackprop {args.command}: {error}") from None
+    print("wrote " + " and ".join(written), file=sys.stderr)
+
+
 # ------------------------------------------------------------------------------- prove
 
 
@@ -146,6 +188,7 @@ def run_prove(args) -> int:
     from .prove import prove_network
 
     spec = spec_from_arguments(args)
+    check_latex_arguments(args)
     progress = Progress()
     proof = prove_network(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"))
     progress.done()
@@ -153,7 +196,16 @@ def run_prove(args) -> int:
         print(json.dumps(proof.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(render_network_proof(proof))
-    return 0 if proof.all_proved else 1
+    proved = proof.all_proved
+    if args.latex:
+        from .latex import network_document
+
+        progress("checking the calculational proofs")
+        document = network_document(proof, timeout=args.timeout)
+        progress.done()
+        write_latex(args, document.text)
+        proved = proved and document.proved
+    return 0 if proved else 1
 
 
 def render_network_proof(proof) -> str:
@@ -193,6 +245,7 @@ def run_verify(args) -> int:
         paths = expand_paths(args.paths)
     except FileError as error:
         raise UsageError(f"symbackprop verify: {error}") from None
+    check_latex_arguments(args)
     reports, file_errors = [], []
     progress = Progress()
     for path in paths:
@@ -215,6 +268,10 @@ def run_verify(args) -> int:
             print(render_file_report(report))
             print()
         print(render_summary(summary, len(reports)))
+    if args.latex and reports:
+        from .latex import derivation_document
+
+        write_latex(args, derivation_document(reports))
     for error in file_errors:
         print(error, file=sys.stderr)
     if file_errors:
@@ -292,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="S",
                        help="time budget per gradient, in seconds; running out gives 'undecided' (default 60)")
     prove.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_latex_arguments(prove)
     prove.set_defaults(run=run_prove)
 
     verify = commands.add_parser("verify", help="check a document's gradient formulas (derivation files)",
@@ -303,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="S",
                         help="time budget per claim, in seconds (default 60)")
     verify.add_argument("--json", action="store_true", help="print the report as JSON (SPEC §4)")
+    add_latex_arguments(verify)
     verify.set_defaults(run=run_verify)
     return parser
 
