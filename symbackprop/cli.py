@@ -162,7 +162,7 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"activation of the hidden layers: {', '.join(elementwise)}, or generic "
                              "(an unspecified differentiable g); default sigmoid")
     parser.add_argument("--output", default="sigmoid", metavar="NAME",
-                        help=f"activation of the output layer: any of the above or softmax; default sigmoid")
+                        help="activation of the output layer: any of the above or softmax; default sigmoid")
     parser.add_argument("--loss", default="half_sse", choices=list(rules.LOSSES),
                         help="per-example loss; default half_sse (½‖a−y‖²)")
     parser.add_argument("--batch", type=int, default=1, metavar="M", help="examples in the batch; default 1")
@@ -191,12 +191,24 @@ def run_prove(args) -> int:
     check_latex_arguments(args)
     progress = Progress()
     proof = prove_network(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"))
+    general = None
+    if args.general:
+        from .general import prove_general
+
+        progress("proving for every width and depth")
+        general = prove_general(spec, timeout=args.timeout)
     progress.done()
     if args.json:
-        print(json.dumps(proof.to_dict(), indent=2, ensure_ascii=False))
+        report = proof.to_dict()
+        if general is not None:
+            report["general"] = general.to_dict()
+        print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         print(render_network_proof(proof))
-    proved = proof.all_proved
+        if general is not None:
+            print()
+            print(render_general_proof(general))
+    proved = proof.all_proved and (general is None or general.all_proved)
     if args.latex:
         from .latex import network_document
 
@@ -232,6 +244,31 @@ def render_network_proof(proof) -> str:
     summary = "all" if proof.all_proved else f"{proved} of"
     lines.append(f"{summary} {len(proof.results)} gradients proved equal to the backprop recurrences "
                  f"(scope: instance; {proof.seconds:.2f} s)")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ prove --general
+
+
+def render_general_proof(general) -> str:
+    """The every-width, every-depth proof: its lemmas, then the induction over depth."""
+    lines = [f"general: {general.setting.describe()}", ""]
+    rows = [[l.name, l.verdict.status, l.verdict.scope, l.verdict.method or l.verdict.message,
+             _seconds(l.verdict.seconds)] for l in general.lemmas]
+    lines.append(format_table(["lemma", "verdict", "scope", "method", "seconds"], rows))
+    for lemma in general.lemmas:
+        v = lemma.verdict
+        if not v.proved:
+            lines.append(f"  {lemma.name}: {v.status} — {v.message}")
+            lines.append(f"    statement: {lemma.statement}")
+            if v.counterexample:
+                where = {**v.counterexample.get("sizes", {}), **v.counterexample.get("indices", {})}
+                lines.append(f"    at {', '.join(f'{k}={x}' for k, x in where.items())}:")
+                lines.append(format_counterexample(v.counterexample, indent="    "))
+    lines += ["", str(general.induction), ""]
+    proved = sum(l.verdict.proved for l in general.lemmas)
+    summary = "all" if general.all_proved else f"{proved} of"
+    lines.append(f"{summary} {len(general.lemmas)} lemmas proved (scope: general; {general.seconds:.2f} s)")
     return "\n".join(lines)
 
 
@@ -349,6 +386,9 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="S",
                        help="time budget per gradient, in seconds; running out gives 'undecided' (default 60)")
     prove.add_argument("--json", action="store_true", help="print the report as JSON")
+    prove.add_argument("--general", action="store_true",
+                       help="also prove the recurrences for every width and every depth (symbolic sizes and "
+                            "induction over layers); exit 0 only if both proofs succeed")
     add_latex_arguments(prove)
     prove.set_defaults(run=run_prove)
 

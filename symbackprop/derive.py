@@ -40,28 +40,42 @@ def direct(net: Network) -> dict:
     return gradients
 
 
+def hidden_delta(alg, W_next, delta_next, derivative, Z):
+    """δ_k = (W_{k+1}ᵀ δ_{k+1}) ⊙ g_k′(z_k)  (examples as rows: (δ_{k+1} W_{k+1}) ⊙ g_k′(z_k))."""
+    if alg.layout == "columns":
+        back = alg.matmul(alg.T(W_next), delta_next)
+    else:
+        back = alg.matmul(delta_next, W_next)
+    return alg.hadamard(back, alg.apply(derivative, Z))
+
+
+def parameter_gradients(alg, delta, A_prev, ones):
+    """(∂J/∂W_k, ∂J/∂b_k) = (δ_k a_{k-1}ᵀ, δ_k 1_m)  (examples as rows: (δ_kᵀ a_{k-1}, δ_kᵀ 1_m))."""
+    if alg.layout == "columns":
+        return alg.matmul(delta, alg.T(A_prev)), alg.matmul(delta, ones)
+    return alg.matmul(alg.T(delta), A_prev), alg.matmul(alg.T(delta), ones)
+
+
+def penalty_gradient(alg, penalty, W):
+    """∂/∂W_k of (λ/2)·Σ‖W‖² = λ W_k."""
+    return alg.scale(penalty, W)
+
+
 def backprop(net: Network, *, shortcut: bool = True) -> dict:
     alg, spec, L = net.alg, net.spec, net.depth
     W, Z, A = net.W, net.Z, net.A
-    columns = spec.layout == "columns"
     ones = alg.ones(net.batch, 1)
 
     delta = {L: alg.scale(net.reduction_factor,
                           rules.output_delta(alg, spec.loss_rule, spec.activation(L), A[L], net.Y, Z[L],
                                              shortcut=shortcut))}
     for k in range(L - 1, 0, -1):
-        back = alg.matmul(alg.T(W[k + 1]), delta[k + 1]) if columns else alg.matmul(delta[k + 1], W[k + 1])
-        delta[k] = alg.hadamard(back, alg.apply(spec.activation(k).derivative, Z[k]))
+        delta[k] = hidden_delta(alg, W[k + 1], delta[k + 1], spec.activation(k).derivative, Z[k])
 
     gradients = {}
     for k in range(1, L + 1):
-        if columns:
-            dW = alg.matmul(delta[k], alg.T(A[k - 1]))
-            db = alg.matmul(delta[k], ones)
-        else:
-            dW = alg.matmul(alg.T(delta[k]), A[k - 1])
-            db = alg.matmul(alg.T(delta[k]), ones)
+        dW, db = parameter_gradients(alg, delta[k], A[k - 1], ones)
         if net.penalty is not None:
-            dW = alg.add(dW, alg.scale(net.penalty, W[k]))
+            dW = alg.add(dW, penalty_gradient(alg, net.penalty, W[k]))
         gradients["z", k], gradients["W", k], gradients["b", k] = delta[k], dW, db
     return gradients

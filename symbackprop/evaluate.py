@@ -118,19 +118,19 @@ def polynomial_value(domain, coefficients, x):
     return total
 
 
-class ExactDomain:
-    """Exact rational arithmetic; fails with NotRational on transcendental functions."""
+class _Operators:
+    """Arithmetic by Python's operators, shared by the numeric domains (which evaluate at a
+    point: every symbol has a value, and generic functions g are stood in for by polynomials)."""
 
-    exact = True
-    zero = Fraction(0)
-    one = Fraction(1)
+    generic: dict = {}  # rule key -> polynomial coefficients standing in for a generic function
 
-    def __init__(self, generic: dict | None = None):
-        self.generic = generic or {}  # rule key -> polynomial coefficients standing in for it
+    def symbol(self, symbol):
+        raise Unsupported(f"no value for {symbol}")
 
-    @staticmethod
-    def const(value):
-        return Fraction(value)
+    def atom(self, rule, arguments, indices=(), node=None):
+        if rule.key in self.generic:
+            return polynomial_value(self, self.generic[rule.key], arguments[0])
+        return self._atom(rule, arguments, indices)
 
     @staticmethod
     def add(a, b):
@@ -148,6 +148,21 @@ class ExactDomain:
     def mul(a, b):
         return a * b
 
+
+class ExactDomain(_Operators):
+    """Exact rational arithmetic; fails with NotRational on transcendental functions."""
+
+    exact = True
+    zero = Fraction(0)
+    one = Fraction(1)
+
+    def __init__(self, generic: dict | None = None):
+        self.generic = generic or {}  # rule key -> polynomial coefficients standing in for it
+
+    @staticmethod
+    def const(value):
+        return Fraction(value)
+
     @staticmethod
     def power(a, n):
         return a ** n
@@ -158,12 +173,7 @@ class ExactDomain:
             raise ZeroDivisionError("division by zero at this point")
         return a / b
 
-    def symbol(self, symbol):
-        raise Unsupported(f"no value for {symbol}")
-
-    def atom(self, rule, arguments, indices=(), node=None):
-        if rule.key in self.generic:
-            return polynomial_value(self, self.generic[rule.key], arguments[0])
+    def _atom(self, rule, arguments, indices):
         if rule.exact is None:
             raise NotRational(rule.name)
         return rule.exact(*indices, *arguments)
@@ -179,7 +189,7 @@ class ExactDomain:
         return value == 0
 
 
-class IntervalDomain:
+class IntervalDomain(_Operators):
     """mpmath intervals at a fixed high precision: every value is a certified enclosure."""
 
     exact = False
@@ -196,22 +206,6 @@ class IntervalDomain:
         return self.iv.mpf(value.numerator) / self.iv.mpf(value.denominator)
 
     @staticmethod
-    def add(a, b):
-        return a + b
-
-    @staticmethod
-    def sub(a, b):
-        return a - b
-
-    @staticmethod
-    def neg(a):
-        return -a
-
-    @staticmethod
-    def mul(a, b):
-        return a * b
-
-    @staticmethod
     def power(a, n):
         if n < 0:
             return IntervalDomain.divide(mpmath.iv.mpf(1), a ** (-n))
@@ -223,12 +217,7 @@ class IntervalDomain:
             raise ZeroDivisionError("a denominator's enclosure contains 0")
         return a / b
 
-    def symbol(self, symbol):
-        raise Unsupported(f"no value for {symbol}")
-
-    def atom(self, rule, arguments, indices=(), node=None):
-        if rule.key in self.generic:
-            return polynomial_value(self, self.generic[rule.key], arguments[0])
+    def _atom(self, rule, arguments, indices):
         if rule.interval is None:
             raise Unsupported(f"no numeric form for {rule.name}")
         return rule.interval(*indices, *arguments)
@@ -249,7 +238,7 @@ class IntervalDomain:
         return value.a == 0 and value.b == 0
 
 
-class NumpyDomain:
+class NumpyDomain(_Operators):
     """Floating point on NumPy arrays (elementwise), for numeric evaluation of the same formulas."""
 
     exact = False
@@ -261,22 +250,6 @@ class NumpyDomain:
         return float(value)
 
     @staticmethod
-    def add(a, b):
-        return a + b
-
-    @staticmethod
-    def sub(a, b):
-        return a - b
-
-    @staticmethod
-    def neg(a):
-        return -a
-
-    @staticmethod
-    def mul(a, b):
-        return a * b
-
-    @staticmethod
     def power(a, n):
         return a ** float(n) if n < 0 else a ** n
 
@@ -284,10 +257,7 @@ class NumpyDomain:
     def divide(a, b):
         return a / b
 
-    def symbol(self, symbol):
-        raise Unsupported(f"no value for {symbol}")
-
-    def atom(self, rule, arguments, indices=(), node=None):
+    def _atom(self, rule, arguments, indices):
         if not rule.numpy:
             raise Unsupported(f"no NumPy form for {rule.name}")
         return numpy_function(rule)(*arguments)

@@ -85,7 +85,27 @@ def _zip(op: str, a, b, fn) -> "Mat | sympy.Expr":
     return Mat([[fn(x, y) for x, y in zip(ra, rb)] for ra, rb in zip(a.entries, b.entries)])
 
 
-class Explicit:
+class Elementwise:
+    """The elementwise operations of a matrix algebra, over the algebra's own ``_zip``."""
+
+    @staticmethod
+    def _zip(op: str, a, b, fn):
+        return _zip(op, a, b, fn)
+
+    def add(self, a, b):
+        return self._zip("sum", a, b, lambda x, y: x + y)
+
+    def sub(self, a, b):
+        return self._zip("difference", a, b, lambda x, y: x - y)
+
+    def hadamard(self, a, b):
+        return self._zip("elementwise product", a, b, lambda x, y: x * y)
+
+    def divide(self, a, b):
+        return self._zip("elementwise quotient", a, b, lambda x, y: x / y)
+
+
+class Explicit(Elementwise):
     """The algebra of explicit instances.  ``layout`` says where examples are: columns or rows."""
 
     def __init__(self, layout: str = "columns"):
@@ -102,18 +122,6 @@ class Explicit:
 
     def T(self, a: Mat) -> Mat:
         return a.T
-
-    def add(self, a, b):
-        return _zip("sum", a, b, lambda x, y: x + y)
-
-    def sub(self, a, b):
-        return _zip("difference", a, b, lambda x, y: x - y)
-
-    def hadamard(self, a, b):
-        return _zip("elementwise product", a, b, lambda x, y: x * y)
-
-    def divide(self, a, b):
-        return _zip("elementwise quotient", a, b, lambda x, y: x / y)
 
     def scale(self, c, a):
         c = sympy.sympify(c)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import sympy
-from sympy import Integer, Rational, Symbol
+from sympy import Integer, Symbol
 
 from . import rules
 from .matrices import Explicit, Mat
@@ -139,6 +139,11 @@ def forward(spec: NetworkSpec, alg, W: dict, b: dict, X, Ez: dict | None = None,
     return Z, A
 
 
+def reduction_factor(reduction: str, m):
+    """c in J = c · Σ_examples ℓ: 1/m for the mean over the batch, 1 for the sum (m may be symbolic)."""
+    return Integer(1) / m if reduction == "mean" else Integer(1)
+
+
 def objective(spec: NetworkSpec, alg, output, Y, W: dict, reduction_factor, penalty=None):
     """J = c · Σ_examples ℓ(a_L, y) [+ (λ/2) Σ_k ‖W_k‖²], c = 1/m (mean) or 1 (sum)."""
     J = alg.scale(reduction_factor, spec.loss_rule.formula(alg, output, Y))
@@ -192,7 +197,7 @@ class Network:
             self.Ea[k] = data(n[k], f"εa{k}", None, lambda i, e, k=k: self._perturbation(f"εa{k}", entry_name("", i, e)))
         self.Z, self.A = forward(spec, alg, self.W, self.b, self.X, self.Ez, self.Ea)
         self.penalty = self._symbol("λ", "penalty") if spec.l2 else None
-        self.reduction_factor = Rational(1, m) if spec.reduction == "mean" else Integer(1)
+        self.reduction_factor = reduction_factor(spec.reduction, m)
         self.J = objective(spec, alg, self.A[L], self.Y, self.W, self.reduction_factor, self.penalty)
         self.loss_symbol = Symbol("J")
 

@@ -28,7 +28,7 @@ from . import budget, rules
 from .derive import QUANTITIES, backprop, direct
 from .evaluate import (Evaluation, ExactDomain, IntervalDomain, RingDomain, Unsupported,
                        interval_precision)
-from .matrices import Mat, ShapeError, shape_text
+from .matrices import Mat, shape_text
 from .network import Network, NetworkSpec
 from .polys import DegreeOverflow, generators_of
 
@@ -183,6 +183,27 @@ def _interval_text(value) -> str:
         return f"{mpmath.nstr((low + high) / 2, 25)} ± {mpmath.nstr((high - low) / 2, 2)}"
 
 
+def generic_choices(rng: random.Random, rows) -> tuple[dict, dict]:
+    """Concrete cubics standing in for generic functions g, with g′ their exact derivative.
+
+    A claim that fails for one differentiable g is refuted; the cubic is part of the witness.
+    """
+    choices, shown = {}, {}
+    x = sympy.Symbol("x")
+    for row in rows:
+        if row.params[:1] != ("generic",) or row.derivative_of is not None:
+            continue
+        coefficients = [Fraction(rng.randint(-3, 3), rng.choice((2, 3))) for _ in range(3)]
+        coefficients.append(Fraction(1, 3))
+        coefficients[1] = coefficients[1] or Fraction(1)
+        prime = row.derivative(x).func.rule
+        choices[row.key] = coefficients
+        choices[prime.key] = [k * c for k, c in enumerate(coefficients)][1:]
+        polynomial = sum(sympy.Rational(c.numerator, c.denominator) * x ** k for k, c in enumerate(coefficients))
+        shown[row.name] = str(polynomial)
+    return choices, shown
+
+
 class Decider:
     """Decides claimed identities about one network instance, sharing all memoised work."""
 
@@ -211,26 +232,6 @@ class Decider:
                 value = Fraction(rng.randint(-5, 5), rng.choice((3, 4, 5)))
             point[symbol] = value
         return point
-
-    def _generic_choices(self, rng, rows) -> tuple[dict, dict]:
-        """Concrete cubics standing in for generic functions g, with g′ their exact derivative.
-
-        A claim that fails for one differentiable g is refuted; the cubic is part of the witness.
-        """
-        choices, shown = {}, {}
-        x = sympy.Symbol("x")
-        for row in rows:
-            if row.params[:1] != ("generic",) or row.derivative_of is not None:
-                continue
-            coefficients = [Fraction(rng.randint(-3, 3), rng.choice((2, 3))) for _ in range(3)]
-            coefficients.append(Fraction(1, 3))
-            coefficients[1] = coefficients[1] or Fraction(1)
-            prime = row.derivative(x).func.rule
-            choices[row.key] = coefficients
-            choices[prime.key] = [k * c for k, c in enumerate(coefficients)][1:]
-            polynomial = sum(sympy.Rational(c.numerator, c.denominator) * x ** k for k, c in enumerate(coefficients))
-            shown[row.name] = str(polynomial)
-        return choices, shown
 
     # ---- deciding
     def decide(self, lhs, rhs, *, timeout: float | None = DEFAULT_TIMEOUT, attempts: int = 12) -> Verdict:
@@ -317,10 +318,10 @@ class Decider:
         agreed = 0
         for attempt in range(attempts):
             point = self._sample(rng)
-            generic, shown = self._generic_choices(rng, rows)
+            generic, shown = generic_choices(rng, rows)
             for i, j, _ in residuals[:3]:
                 try:
-                    outcome = _compare_at(lhs[i, j], rhs[i, j], point, env_zero, generic)
+                    outcome = compare_at(lhs[i, j], rhs[i, j], point, env_zero, generic)
                 except (ArithmeticError, Unsupported):
                     continue  # a kink, a zero denominator: try another point
                 if outcome is None:
@@ -345,7 +346,7 @@ class Decider:
         return Verdict(UNDECIDED, method=EXACT_METHOD, message=message)
 
 
-def _compare_at(lhs, rhs, point, env_zero, generic):
+def compare_at(lhs, rhs, point, env_zero, generic):
     """Both sides at ``point``: (left, right, arithmetic) if certifiably different, else None."""
     try:
         domain = ExactDomain(generic)
@@ -421,21 +422,26 @@ class NetworkProof:
         }
 
 
-def lemmas_for(spec: NetworkSpec) -> list[tuple]:
-    """The (rule, width) lemmas a network's derivations rely on: its activations and their derivatives."""
+def lemma_rows(rows) -> list:
+    """The rows whose derivative rules a derivation over ``rows`` relies on (with their derivative atoms)."""
     found: list = []
 
-    def visit(row, width=None):
-        if (row, width) in found or not needs_lemma(row):
+    def visit(row):
+        if row in found or not needs_lemma(row):
             return
-        found.append((row, width))
+        found.append(row)
         if row.derivative_rule is not None:
             for atom in row.derivative(sympy.Symbol("x")).atoms(rules.Atom):
                 visit(atom.rule)
 
-    for k, row in enumerate(spec.activations, start=1):
-        visit(row, spec.widths[k] if row.vector else None)
+    for row in rows:
+        visit(row)
     return found
+
+
+def lemmas_for(spec: NetworkSpec) -> list[tuple]:
+    """The (rule, width) lemmas a network's derivations rely on: its activations and their derivatives."""
+    return [(row, spec.widths[-1] if row.vector else None) for row in lemma_rows(spec.activations)]
 
 
 def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT, claims: dict | None = None,

@@ -74,6 +74,7 @@ class Activation:
     derivative_of: "Activation | None" = None  # this row is the derivative atom of that one
     index_args: int = 0
     partial_rule: Callable | None = None  # (atom node, argindex) -> closed form (vector rows)
+    jacobian: Callable | None = None  # vector rows: (ŷ_i, ŷ_j, [i = j]) -> ∂ŷ_i/∂z_j, any width
     atom: type = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -304,13 +305,17 @@ def _softmax_definition(node):
     return EXP.atom(zs[i]) / sympy.Add(*[EXP.atom(z) for z in zs])
 
 
+def _softmax_jacobian(y_i, y_j, same):
+    """∂ŷ_i/∂z_j = ŷ_i ([i = j] − ŷ_j): the Jacobian diag(ŷ) − ŷŷᵀ (``same`` is [i = j])."""
+    return y_i * (same - y_j)
+
+
 def _softmax_partial(node, argindex):
-    """∂ softmax_i / ∂ z_j = ŷ_i ((i == j) − ŷ_j): the Jacobian diag(ŷ) − ŷŷᵀ."""
     i, zs = int(node.args[0]), node.args[1:]
     j = argindex - 2
     if not 0 <= j < len(zs):
         raise sympy.ArgumentIndexError(node, argindex)
-    return node * ((1 if i == j else 0) - node.func(j, *zs))
+    return _softmax_jacobian(node, node.func(j, *zs), 1 if i == j else 0)
 
 
 def _softmax_interval(i, *zs):
@@ -322,7 +327,7 @@ def _softmax_interval(i, *zs):
 SOFTMAX = Activation(
     name="softmax", latex=r"\operatorname{softmax}", definition=None, derivative_rule=None,
     derivative_text="diag(ŷ) − ŷŷᵀ", interval=_softmax_interval, vector=True, output_only=True,
-    index_args=1, partial_rule=_softmax_partial, unfold=_softmax_definition,
+    index_args=1, partial_rule=_softmax_partial, jacobian=_softmax_jacobian, unfold=_softmax_definition,
 )
 
 
@@ -439,7 +444,7 @@ def _bce_grad(alg, A, Y):
 
 def _mse(alg, A, Y):
     R = alg.sub(A, Y)
-    return alg.scale(Rational(1, alg.output_width(A)), alg.total(alg.hadamard(R, R)))
+    return alg.scale(sympy.Integer(1) / alg.output_width(A), alg.total(alg.hadamard(R, R)))
 
 
 LOSSES: dict[str, Loss] = {
@@ -449,7 +454,7 @@ LOSSES: dict[str, Loss] = {
     ),
     "mse": Loss(
         name="mse", latex=r"\tfrac1{n}\lVert a - y\rVert^2", formula=_mse,
-        grad_output=lambda alg, A, Y: alg.scale(Rational(2, alg.output_width(A)), alg.sub(A, Y)),
+        grad_output=lambda alg, A, Y: alg.scale(sympy.Integer(2) / alg.output_width(A), alg.sub(A, Y)),
         text="(1/n)‖a − y‖²",
     ),
     "bce": Loss(

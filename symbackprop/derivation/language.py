@@ -54,6 +54,11 @@ def preprocess(text: str) -> str:
 _BINARY = (ast.Add, ast.Sub, ast.Mult, ast.MatMult, ast.Div, ast.Pow)
 
 
+def _show(node) -> str:
+    """A parsed formula as the document writes it (f'(x), not the internal f__prime(x))."""
+    return ast.unparse(node).replace(PRIME + "(", "'(")
+
+
 def parse(text: str) -> ast.expr:
     """Parse one formula and check that it uses only the claim language."""
     if not isinstance(text, str) or not text.strip():
@@ -82,6 +87,8 @@ def _check_node(node, text):
             raise ClaimError(f"names starting with '_' are not allowed: {node.id}{where}")
         return
     if isinstance(node, ast.BinOp):
+        if isinstance(node.op, ast.BitXor):
+            raise ClaimError(f"^ is not allowed{where}: use .T for transpose and ** for powers")
         if not isinstance(node.op, _BINARY):
             raise ClaimError(f"operator {type(node.op).__name__} is not allowed{where} "
                              "(use + - * / ** @ and .T)")
@@ -200,7 +207,9 @@ def _scalar(value):
 
 
 def _elementwise(op: str, a, b, fn):
-    a, b = _scalar(a), _scalar(b)
+    """Entry by entry; a scalar, or a 1×1 matrix against a larger one, broadcasts."""
+    if isinstance(a, Mat) and isinstance(b, Mat) and a.shape != b.shape:
+        a, b = _scalar(a), _scalar(b)
     if isinstance(a, Mat) and isinstance(b, Mat):
         if a.shape != b.shape:
             raise ClaimError(f"shape mismatch in {op}: {shape_text(a.shape)} and {shape_text(b.shape)}")
@@ -270,7 +279,7 @@ class Scope:
             return a + b if isinstance(node.op, ast.Add) else a - b if isinstance(node.op, ast.Sub) else a * b
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -self.integer(node.operand, env)
-        raise ClaimError(f"{ast.unparse(node)} is not an integer expression")
+        raise ClaimError(f"{_show(node)} is not an integer expression")
 
     def layer_range(self, binding: Binding) -> tuple[int, int]:
         low_network, _ = LAYERED[binding.quantity]
@@ -449,7 +458,7 @@ class Scope:
             base = self._peek_base(sub.value, env)
             if base is None:
                 continue
-            where = ast.unparse(sub.value)
+            where = _show(sub.value)
             for p in positions:
                 if len(elements) == 1:
                     if base.cols != 1 and base.rows != 1:
@@ -492,7 +501,7 @@ class Scope:
         if not self.einstein or lonely:
             letter = (lonely or unbound)[0]
             hint = "" if self.einstein else " (with summation = \"einstein\" a repeated index is summed)"
-            raise ClaimError(f"index {letter} in {ast.unparse(node)} is not bound: it does not appear on the "
+            raise ClaimError(f"index {letter} in {_show(node)} is not bound: it does not appear on the "
                              f"left side{hint}")
         ranges = [range(1, self.index_range(letter, node, env) + 1) for letter in dummies]
         total = Integer(0)
@@ -523,11 +532,11 @@ class Scope:
                 return _elementwise("a power", a, b, lambda x, y: x ** y)
             if isinstance(node.op, ast.MatMult):
                 if not (_is_matrix(a) and _is_matrix(b)):
-                    raise ClaimError(f"@ needs two matrices in {ast.unparse(node)} (use * with a scalar)")
+                    raise ClaimError(f"@ needs two matrices in {_show(node)} (use * with a scalar)")
                 try:
                     return self.alg.matmul(a, b)
                 except ShapeError:
-                    raise ClaimError(f"shape mismatch in {ast.unparse(node)}: {shape_text(a.shape)} @ "
+                    raise ClaimError(f"shape mismatch in {_show(node)}: {shape_text(a.shape)} @ "
                                      f"{shape_text(b.shape)}") from None
         if isinstance(node, ast.UnaryOp):
             operand = self.value(node.operand, env)
@@ -545,7 +554,7 @@ class Scope:
             return self.subscript(node, env)
         if isinstance(node, ast.Call):
             return self.call(node, env)
-        raise ClaimError(f"cannot evaluate {ast.unparse(node)}")
+        raise ClaimError(f"cannot evaluate {_show(node)}")
 
     def _bracket_is_zero(self, node: ast.BinOp, env: Env) -> bool:
         """Iverson brackets are strongly zero (Knuth): in a product with a false (i == j), the
@@ -592,12 +601,12 @@ class Scope:
             d, _ = self._definition_for(base.id, None, env)
             if d.indices:
                 return self.definition_value(base.id, None, env, self._normalise(entry, d, base))
-        return self._entry(self.value(base, env), entry, ast.unparse(base))
+        return self._entry(self.value(base, env), entry, _show(base))
 
     @staticmethod
     def _normalise(entry, definition, base):
         if len(entry) != len(definition.indices):
-            raise ClaimError(f"{ast.unparse(base)} takes {len(definition.indices)} entry indices, not {len(entry)}")
+            raise ClaimError(f"{_show(base)} takes {len(definition.indices)} entry indices, not {len(entry)}")
         return entry
 
     def _entry_indices(self, slice_node, env: Env) -> tuple:
@@ -643,7 +652,7 @@ class Scope:
 
     # ---- references (what grad and jacobian differentiate with respect to)
     def reference(self, node, env: Env):
-        text = ast.unparse(node)
+        text = _show(node)
         if isinstance(node, ast.Name) and node.id in self.bindings:
             binding = self.bindings[node.id]
             if binding.quantity in LAYERED:
@@ -680,9 +689,9 @@ class Scope:
                 raise ClaimError(f"grad needs a scalar first argument, not a {shape_text(f.shape)} matrix "
                                  "(for a vector use jacobian)")
             if self._is_integer_quantity(args[0]):
-                raise ClaimError(f"grad of {ast.unparse(args[0])}: it is an integer "
+                raise ClaimError(f"grad of {_show(args[0])}: it is an integer "
                                  f"({self.bindings[args[0].id].quantity}), not a function to differentiate")
-            label = sympy.Symbol(ast.unparse(args[0]))
+            label = sympy.Symbol(_show(args[0]))
             return self.reference(args[1], env).map(lambda theta: Partial(f, theta, label))
         if name == "jacobian":
             self._arity(name, args, 2)
@@ -690,11 +699,11 @@ class Scope:
             x = self.reference(args[1], env)
             ys = [y] if not isinstance(y, Mat) else self._vector(y, args[0])
             if x.rows > 1 and x.cols > 1:
-                raise ClaimError(f"jacobian({ast.unparse(args[0])}, {ast.unparse(args[1])}): "
-                                 f"{ast.unparse(args[1])} is a {shape_text(x.shape)} matrix, so the derivative is a "
+                raise ClaimError(f"jacobian({_show(args[0])}, {_show(args[1])}): "
+                                 f"{_show(args[1])} is a {shape_text(x.shape)} matrix, so the derivative is a "
                                  "3-tensor, which matrix notation cannot multiply (differentiate by an entry instead)")
             xs = self._vector(x, args[1])
-            labels = [sympy.Symbol(f"{ast.unparse(args[0])}_{i + 1}") for i in range(len(ys))]
+            labels = [sympy.Symbol(f"{_show(args[0])}_{i + 1}") for i in range(len(ys))]
             return Mat([[Partial(yi, xj, labels[i]) for xj in xs] for i, yi in enumerate(ys)])
         if name == "diag":
             self._arity(name, args, 1)
@@ -704,7 +713,7 @@ class Scope:
             self._arity(name, args, 1)
             n = self.integer(args[0], env)
             if n < 1:
-                raise ClaimError(f"ones({ast.unparse(args[0])}) needs a positive size, not {n}")
+                raise ClaimError(f"ones({_show(args[0])}) needs a positive size, not {n}")
             return self.alg.ones(n, 1)
         if name == "sum":
             self._arity(name, args, 1)
@@ -747,7 +756,7 @@ class Scope:
             return [value]
         if value.cols == 1 or value.rows == 1:
             return list(value)
-        raise ClaimError(f"{ast.unparse(node)} is {shape_text(value.shape)}, not a vector")
+        raise ClaimError(f"{_show(node)} is {shape_text(value.shape)}, not a vector")
 
     @staticmethod
     def _apply(fn, value):
@@ -799,7 +808,7 @@ def evaluate(scope: Scope, lhs: ast.expr, rhs: ast.expr, env: Env) -> tuple[Mat,
 def _single(value, node):
     value = _scalar(value)
     if isinstance(value, Mat):
-        raise ClaimError(f"{ast.unparse(node)} is a {shape_text(value.shape)} matrix where an entry is expected")
+        raise ClaimError(f"{_show(node)} is a {shape_text(value.shape)} matrix where an entry is expected")
     return value
 
 

@@ -13,7 +13,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..network import NetworkSpec, SpecError
-from .language import QUANTITIES, Binding, ClaimError, Definition, parse, parse_definition, parse_range
+from .language import QUANTITIES, Binding, ClaimError, parse, parse_definition, parse_range
 
 VERDICTS = ("proved", "refuted", "ill-formed", "undecided")
 TOP_KEYS = ("title", "source", "summation", "network", "symbols", "define", "claim", "notes")
