@@ -159,7 +159,11 @@ class ClaimPrinter(ast.NodeVisitor):
         value = node.value
         simple = isinstance(value, ast.Name) or (isinstance(value, ast.Subscript) and self._is_entry(value)) \
             or (isinstance(value, ast.Call) and value.func.id == "ones")
-        return rf"{inner}^{{\top}}" if simple else rf"{parens(inner)}^{{\top}}"
+        if not simple:
+            inner = parens(inner)
+        elif "^" in inner:  # a layer superscript already: group it, no double superscript
+            inner = f"{{{inner}}}"
+        return rf"{inner}^{{\top}}"
 
     def visit_Compare(self, node):
         relation = "=" if isinstance(node.ops[0], ast.Eq) else r"\neq"

@@ -179,9 +179,7 @@ def _conclusion(calculation: Calculation) -> str:
     statement = rf"${latex(calculation.start, fold=True)} = {latex(last, fold=True)}$"
     if calculation.proved:
         seconds = sum(step.verdict.seconds for step in calculation.steps)
-        notes = sorted({note for step in calculation.steps for note in step.verdict.notes})
-        return (rf"Hence {statement}: every line proved equal to the one before ({seconds:.2f}\,s"
-                + "".join(f"; {text(note)}" for note in notes) + r"). \hfill$\checkmark$")
+        return rf"Hence {statement}: every line proved equal to the one before ({seconds:.2f}\,s). \hfill$\checkmark$"
     failed = ", ".join(f"line {n} ({text(step.verdict.status)})" for n, step in calculation.failures)
     unchecked = [] if calculation.checked else ["some lines were not checked"]
     reasons = ", ".join([failed] if failed else [] + unchecked)
@@ -315,6 +313,8 @@ def _calculations(spec, calculations: list) -> str:
         lines.append(rf"\paragraph{{{calculation.title}}}")
         lines.append(calculation_latex(calculation.start, calculation.steps))
         lines.append(_conclusion(calculation))
+    notes = sorted({note for c in calculations for s in c.steps if s.proved for note in s.verdict.notes})
+    lines += [f"\n\nNote: {text(note)}." for note in notes]
     return "\n".join(lines)
 
 

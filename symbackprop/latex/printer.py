@@ -340,7 +340,8 @@ class ProofPrinter(LatexPrinter):
         function, a product of functions of matrices is entrywise: ⊙."""
         coefficient, factors = expr.as_coeff_mul()
         factors = sorted(factors, key=_factor_rank)
-        if not self._entrywise:
+        quotient = not coefficient.is_Integer or any(f.is_Pow and f.exp.is_negative for f in factors)
+        if quotient and not self._entrywise:  # SymPy's printer makes the fraction
             return super()._print_Mul(sympy.Mul(coefficient, *factors, evaluate=False) if coefficient != 1
                                       else sympy.Mul(*factors, evaluate=False))
         sign = ""
@@ -348,7 +349,7 @@ class ProofPrinter(LatexPrinter):
             sign, coefficient = "- ", -coefficient
         parts = [self.parenthesize(f, PRECEDENCE["Mul"]) for f in factors]
         prefix = "" if coefficient == 1 else self._print(coefficient) + " "
-        return sign + prefix + r" \odot ".join(parts)
+        return sign + prefix + (r" \odot " if self._entrywise else " ").join(parts)
 
     # ---- matrices
     def _print_Layer(self, expr):
