@@ -8,7 +8,7 @@ from .network import Network, NetworkSpec, SpecError
 from .prove import Decider, NetworkProof, Verdict, prove_network
 from .general import prove_general
 
-__all__ = ["Network", "NetworkSpec", "SpecError", "Decider", "NetworkProof", "Verdict", "prove_network",
+__all__ = ["Network", "NetworkSpec", "SpecError", "Decider", "NetworkProof", "Verdict", "prove_network", "latex",
            "prove_general"]
 __version__ = "0.1.0"
 

@@ -137,7 +137,7 @@ class ClaimPrinter(ast.NodeVisitor):
             # a ⊙ product next to a matrix product (or the reverse) gets parentheses: no
             # precedence between them is assumed
             if level == _MUL and not (isinstance(child, ast.BinOp) and isinstance(child.op, ast.Div)):
-                if (hadamard and not self._is_hadamard(child)) or ((matmul or not hadamard) and self._is_hadamard(child)):
+                if hadamard != self._is_hadamard(child):
                     return parens(text)
             return text
 

@@ -383,8 +383,10 @@ def _range(printer: ClaimPrinter, source: str | None) -> str:
 
 def _claim_latex(result, printer: ClaimPrinter) -> str:
     claim, v = result.claim, result.verdict
-    expected = "as expected" if result.expected else rf"\textcolor{{failed}}{{\textbf{{UNEXPECTED}}}} (expected {text(claim.expect)})"
-    lines = [rf"\subsection*{{{text(claim.id)} \hfill {status_latex(v.status)} {{\normalsize\normalfont ({expected})}}}}",
+    expected = "as expected" if result.expected else \
+        rf"\textcolor{{failed}}{{\textbf{{UNEXPECTED}}}} (expected {text(claim.expect)})"
+    lines = [rf"\subsection*{{{text(claim.id)} \hfill {status_latex(v.status)} "
+             rf"{{\normalsize\normalfont ({expected})}}}}",
              rf"As printed: \texttt{{{text(claim.text)}}}",
              r"Read as" + _range(printer, claim.range) + ":" + _formula(printer, claim.lhs, claim.rhs),
              "Verdict: " + verdict_latex(v)]
@@ -422,7 +424,8 @@ def _definitions(derivation, printer: ClaimPrinter) -> str:
         where = ""
         if d.range is not None:
             variable, low, high = d.range
-            where = rf"\quad\text{{for }} {printer.symbol(variable)} = {printer.visit(low)}, \dots, {printer.visit(high)}"
+            where = (rf"\quad\text{{for }} {printer.symbol(variable)} = {printer.visit(low)}, \dots, "
+                     rf"{printer.visit(high)}")
         rows.append(rf"{target} &:= {printer.visit(d.expr)}{where}")
     return "Definitions:\n\\begin{align*}\n" + "\\\\\n".join(rows) + "\n\\end{align*}"
 

@@ -38,8 +38,8 @@ def network_proof_repr(proof: NetworkProof) -> str:
     rows = [[rf"\partial J/\partial {layer_name(stems.get(r.quantity, r.quantity), r.layer)}",
              _status(r.verdict.status), mathjax_text(r.verdict.method or r.verdict.message),
              f"{r.verdict.seconds:.2f}"] for r in proof.results]
-    rows += [[mathjax_text(f"lemma {l.name}"), _status(l.verdict.status), mathjax_text(l.statement),
-              f"{l.verdict.seconds:.2f}"] for l in proof.lemmas]
+    rows += [[mathjax_text(f"lemma {lemma.name}"), _status(lemma.verdict.status), mathjax_text(lemma.statement),
+              f"{lemma.verdict.seconds:.2f}"] for lemma in proof.lemmas]
     header = [mathjax_text(proof.spec.describe()), r"\text{verdict}", r"\text{method}", r"\text{seconds}"]
     return _array(header, rows)
 

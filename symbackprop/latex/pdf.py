@@ -25,7 +25,7 @@ def _first_error(log: str) -> str:
     lines = log.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("!"):
-            where = next((l.split(" ", 1)[0] for l in lines[i + 1:i + 12] if l.startswith("l.")), "")
+            where = next((after.split(" ", 1)[0] for after in lines[i + 1:i + 12] if after.startswith("l.")), "")
             return line[1:].strip() + (f" (input line {where[2:]})" if where else "")
     return "see the log (no error line found)"
 

@@ -17,14 +17,13 @@ import re
 import unicodedata
 
 import sympy
-from sympy import Basic, Integer, MatMul, Symbol, sympify
+from sympy import Basic, MatMul, Symbol, sympify
 from sympy.core.symbol import Str
 from sympy.matrices.expressions.matexpr import MatrixExpr
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 
 from .. import rules
-from ..evaluate import Partial
 
 # ------------------------------------------------------------------------ unicode -> LaTeX
 
