@@ -53,6 +53,16 @@ def run_cli(*args, env=None):
                           timeout=300, cwd=ROOT, env=env)
 
 
+def test_ci_fails_rather_than_skips_without_pdflatex(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
+    monkeypatch.setenv("SYMBACKPROP_REQUIRE_PDFLATEX", "1")
+    with pytest.raises(pytest.fail.Exception, match="CI must compile"):
+        require_pdflatex()
+    monkeypatch.delenv("SYMBACKPROP_REQUIRE_PDFLATEX")
+    with pytest.raises(pytest.skip.Exception):
+        require_pdflatex()
+
+
 # ------------------------------------------------------------------------------ the printer
 
 
