@@ -369,6 +369,151 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+# ------------------------------------------------------------------------ export and train
+
+
+def _kernel_arguments(parser) -> None:
+    add_network_arguments(parser)
+    parser.set_defaults(layout="rows")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                        help="floating-point type of the kernel's arrays; default float64")
+    parser.add_argument("--l2-lambda", type=float, default=None, metavar="λ",
+                        help="the L2 penalty's λ (with --l2); default 1e-4")
+
+
+def _penalty(args, spec):
+    """The L2 penalty's λ when the network has one (--l2), else None."""
+    return (args.l2_lambda if args.l2_lambda is not None else 1e-4) if spec.l2 else None
+
+
+def run_export(args) -> int:
+    from .kernels import KernelError, generate, kernel_proofs
+
+    spec = spec_from_arguments(args)
+    penalty = _penalty(args, spec)
+    progress = Progress()
+    progress("proving the formulas the kernel computes")
+    try:
+        proofs = kernel_proofs(spec, timeout=args.timeout)
+        source = generate(spec, args.dtype, penalty=penalty, proofs=proofs)
+    except KernelError as error:
+        raise UsageError(f"symbackprop: {error}") from None
+    finally:
+        progress.done()
+    try:
+        with open(args.path, "w", encoding="utf-8") as handle:
+            handle.write(source)
+    except OSError as error:
+        raise UsageError(f"symbackprop: cannot write {args.path}: {error.strerror or error}") from None
+    status = "every formula proved" if proofs.all_proved else "NOT every formula proved (see its docstring)"
+    print(f"wrote {args.path}: {spec.describe().rsplit(', batch', 1)[0]}, {args.dtype}; {status} "
+          f"({proofs.seconds:.2f} s)")
+    return 0 if proofs.all_proved else 1
+
+
+def run_train(args) -> int:
+    from . import train
+    from .kernels import KernelError, build
+
+    spec = spec_from_arguments(args)
+    if spec.layout != "rows":
+        raise UsageError("symbackprop: train uses examples as rows (drop --layout columns)")
+    n = spec.widths
+    try:
+        if args.data == "digits":
+            if (n[0], n[-1]) != (64, 10):
+                raise UsageError(f"symbackprop: digits has 64 features and 10 classes: use --widths 64,...,10, "
+                                 f"not {','.join(map(str, n))}")
+            data = train.load_digits(args.test_fraction, args.seed)
+        else:
+            data = train.load_csv(args.data, n[0], n[-1], args.test_fraction, args.seed,
+                                  classification=spec.loss in ("cross_entropy", "bce"))
+    except train.DataError as error:
+        raise UsageError(f"symbackprop: {error}") from None
+    try:
+        kernel = build(spec, args.dtype, penalty=_penalty(args, spec))
+    except KernelError as error:
+        raise UsageError(f"symbackprop: {error}") from None
+    print(f"training {spec.describe().rsplit(', batch', 1)[0]} on {data.name}: {len(data.X_train)} training and "
+          f"{len(data.X_test)} test examples, batch {spec.batch}, lr {args.lr:g}, {args.dtype} "
+          f"(kernel built in {kernel.seconds:.2f} s)")
+    status = Progress()
+    width = 24
+
+    def progress(epoch, fraction):
+        filled = int(fraction * width)
+        status(f"epoch {epoch}/{args.epochs} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%}")
+
+    result = train.train(kernel, data, epochs=args.epochs, lr=args.lr, batch=spec.batch, seed=args.seed,
+                         progress=progress if status.enabled else None)
+    status.done()
+
+    def percent(value):
+        return "-" if value is None else f"{100 * value:.2f}%"
+
+    rows = [[str(e.epoch), f"{e.loss:.4f}", "-" if e.test_loss is None else f"{e.test_loss:.4f}",
+             percent(e.train_accuracy), percent(e.test_accuracy), f"{e.seconds:.3f}"] for e in result.history]
+    print(format_table(["epoch", "loss", "test loss", "train acc", "test acc", "seconds"], rows))
+    if args.plot:
+        try:
+            train.plot(result.history, args.plot, title=spec.describe().rsplit(", batch", 1)[0])
+        except train.DataError as error:
+            raise UsageError(f"symbackprop: {error}") from None
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _checked_number(convert, accept, expected: str):
+    """An argparse type: ``convert`` the text and require ``accept(value)``."""
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, not {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _checked_number(int, lambda v: v >= 1, "a positive integer")
+_positive_float = _checked_number(float, lambda v: 0 < v < float("inf"), "a positive number")
+_fraction_below_one = _checked_number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def add_kernel_commands(commands) -> None:
+    export = commands.add_parser(
+        "export", help="write a standalone NumPy kernel for a network",
+        description="Generate NumPy code (imports only NumPy) from the proven forward pass, loss and backprop "
+                    "recurrences: init_params, forward, loss, loss_and_grads, train_step. The module's docstring "
+                    "lists the formulas and their proof status. Examples are rows by default (X is m×n_0). "
+                    "Exit 0 when every formula is proved, 1 otherwise.")
+    _kernel_arguments(export)
+    export.add_argument("-o", dest="path", required=True, metavar="FILE", help="the Python file to write")
+    export.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="S",
+                        help="time budget per proof obligation, in seconds (default 60)")
+    export.set_defaults(run=run_export)
+
+    trainer = commands.add_parser(
+        "train", help="train a network with the generated kernels (mini-batch SGD)",
+        description="Train with mini-batch SGD using the generated kernel; prints loss and accuracy per epoch. "
+                    "--batch is the mini-batch size. A CSV file has one example per line: n_0 features, then "
+                    "n_L targets or one integer class label.")
+    _kernel_arguments(trainer)
+    trainer.set_defaults(batch=32, hidden="relu", output="softmax", loss="cross_entropy")
+    trainer.add_argument("--data", required=True, metavar="digits|FILE.csv",
+                         help="scikit-learn's digits (pip install 'symbackprop[train]') or a CSV file")
+    trainer.add_argument("--epochs", type=_positive_int, default=30, metavar="E", help="passes over the data; default 30")
+    trainer.add_argument("--lr", type=_positive_float, default=0.1, help="learning rate; default 0.1")
+    trainer.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffles")
+    trainer.add_argument("--test-fraction", type=_fraction_below_one, default=0.2, metavar="F",
+                         help="share of the examples held out for testing; default 0.2")
+    trainer.add_argument("--plot", metavar="FILE.png", help="save the learning curve (needs matplotlib)")
+    trainer.set_defaults(run=run_train)
+
+
 # --------------------------------------------------------------------------------- main
 
 
@@ -403,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the report as JSON (SPEC §4)")
     add_latex_arguments(verify)
     verify.set_defaults(run=run_verify)
+    add_kernel_commands(commands)
     return parser
 
 

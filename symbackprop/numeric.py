@@ -22,6 +22,9 @@ from .evaluate import Evaluation, NumpyDomain
 from .network import NetworkSpec, forward, objective
 
 
+VARIABLE = sympy.Symbol("x")
+
+
 class NumpyAlgebra:
     """The matrix algebra of ``matrices.Explicit``, on float arrays."""
 
@@ -50,13 +53,21 @@ class NumpyAlgebra:
     def scale(self, c, a):
         return float(c) * a
 
-    def apply(self, fn: Callable, a):
-        """``fn`` is a SymPy-level function (an atom class or a closed form); evaluate it elementwise."""
-        x = sympy.Symbol("x")
+    def lift(self, array):
+        """An input (parameter or data array) as a value of this algebra."""
+        return np.asarray(array, dtype=float)
+
+    def closed_form(self, fn: Callable):
+        """``fn`` (an atom class or a closed form) as a SymPy expression in ``VARIABLE``, cached."""
         expr = self._compiled.get(fn)
         if expr is None:
-            expr = self._compiled[fn] = sympy.sympify(fn(x))
-        return np.broadcast_to(Evaluation(NumpyDomain(), {x: a}).value(expr), a.shape).astype(float)
+            expr = self._compiled[fn] = sympy.sympify(fn(VARIABLE))
+        return expr
+
+    def apply(self, fn: Callable, a):
+        """``fn`` is a SymPy-level function (an atom class or a closed form); evaluate it elementwise."""
+        value = Evaluation(NumpyDomain(), {VARIABLE: a}).value(self.closed_form(fn))
+        return np.broadcast_to(value, a.shape).astype(float)
 
     def log(self, a):
         return np.log(a)
@@ -90,16 +101,20 @@ class NumpyAlgebra:
 
 
 class NumericNetwork:
-    """A spec with concrete parameters and data: the quantities ``derive.backprop`` reads, as arrays."""
+    """A spec with concrete parameters and data: the quantities ``derive.backprop`` reads, as arrays.
 
-    def __init__(self, spec: NetworkSpec, params: dict, X, Y, penalty: float | None = None):
+    ``alg`` may be another algebra over arrays (``rounding.RoundingAlgebra`` carries error bounds).
+    """
+
+    def __init__(self, spec: NetworkSpec, params: dict, X, Y, penalty: float | None = None,
+                 alg: NumpyAlgebra | None = None):
         self.spec = spec
-        self.alg = alg = NumpyAlgebra(spec.layout)
+        self.alg = alg = alg if alg is not None else NumpyAlgebra(spec.layout)
         self.depth = L = spec.depth
-        self.W = {k: np.asarray(params[f"W{k}"], dtype=float) for k in range(1, L + 1)}
-        self.b = {k: np.asarray(params[f"b{k}"], dtype=float).reshape(-1, 1) for k in range(1, L + 1)}
-        self.X = np.asarray(X, dtype=float)
-        self.Y = np.asarray(Y, dtype=float)
+        self.W = {k: alg.lift(params[f"W{k}"]) for k in range(1, L + 1)}
+        self.b = {k: alg.lift(np.reshape(params[f"b{k}"], (-1, 1))) for k in range(1, L + 1)}
+        self.X = alg.lift(X)
+        self.Y = alg.lift(Y)
         self.batch = alg.examples(self.X)
         self.reduction_factor = 1.0 / self.batch if spec.reduction == "mean" else 1.0
         self.penalty = penalty if spec.l2 else None

@@ -74,6 +74,11 @@ class Activation:
     derivative_of: "Activation | None" = None  # this row is the derivative atom of that one
     index_args: int = 0
     partial_rule: Callable | None = None  # (atom node, argindex) -> closed form (vector rows)
+    # What the kernels compute (``kernels``), each proved equal to the definition before it is used:
+    stable: Callable | None = None  # x -> overflow-free elementary form (None: the definition is)
+    log_form: Callable | None = None  # x -> log g(x) without cancellation (softmax: (i, zs, c))
+    log_complement_form: Callable | None = None  # x -> log(1 − g(x))
+    init_variance: float = 1.0  # initial weights ~ N(0, init_variance / fan_in) (2: He, for ReLU)
     jacobian: Callable | None = None  # vector rows: (ŷ_i, ŷ_j, [i = j]) -> ∂ŷ_i/∂z_j, any width
     atom: type = field(init=False, repr=False)
 
@@ -136,6 +141,20 @@ def _exp_x(x):
     return sympy.exp(x)
 
 
+class LogAddExp(Function):
+    """log(eᵃ + eᵇ) as one node: NumPy's ``logaddexp`` computes it without overflow."""
+
+    nargs = 2
+
+    def _eval_rewrite_as_exp(self, a, b, **kwargs):
+        return sympy.log(sympy.exp(a) + sympy.exp(b))
+
+
+def _half_tanh_sigmoid(x):
+    """σ(x) = (1 + tanh(x/2))/2: no exp(−x) to overflow for large negative x."""
+    return (1 + sympy.tanh(x / 2)) / 2
+
+
 # ----------------------------------------------------------------------- the activation rows
 
 
@@ -158,6 +177,9 @@ def _make_sigmoid() -> Activation:
         derivative_rule=None, derivative_text="σ(z)(1 − σ(z))",
         interval=_sigmoid_interval,
         numpy="0.5 * (1 + np.tanh(0.5 * {x}))", numpy_derivative="{a} * (1 - {a})",
+        stable=_half_tanh_sigmoid,
+        log_form=lambda x: -LogAddExp(0, -x),  # log σ(x) = −softplus(−x): BCE from logits
+        log_complement_form=lambda x: -LogAddExp(0, x),  # log(1 − σ(x)) = −softplus(x)
         unfold=lambda node: 1 / (1 + EXP.atom(-node.args[0])),
     )
     object.__setattr__(row, "derivative_rule", lambda x: row.atom(x) * (1 - row.atom(x)))
@@ -173,6 +195,7 @@ def _make_tanh() -> Activation:
         definition=lambda x: (sympy.exp(x) - sympy.exp(-x)) / (sympy.exp(x) + sympy.exp(-x)),
         derivative_rule=None, derivative_text="1 − tanh(z)²",
         interval=_tanh_interval, numpy="np.tanh({x})", numpy_derivative="1 - {a} ** 2",
+        stable=sympy.tanh,
         unfold=lambda node: ((EXP.atom(node.args[0]) - EXP.atom(-node.args[0]))
                              / (EXP.atom(node.args[0]) + EXP.atom(-node.args[0]))),
     )
@@ -217,6 +240,7 @@ def relu_row(at_zero: Fraction = Fraction(0)) -> Activation:
         derivative_rule=lambda x: step.atom(x),
         derivative_text=f"H(z) (ReLU′(0) := {at_zero})", interval=interval, exact=exact,
         numpy="np.maximum({x}, 0)", numpy_derivative=step.numpy, kink=True, params=(Fraction(at_zero),),
+        init_variance=2.0,
     )
     object.__setattr__(step, "derivative_of", row)
     return row
@@ -240,7 +264,7 @@ def leaky_relu_row(slope: Fraction = Fraction(1, 100), at_zero: Fraction = Fract
         derivative_text=f"α + (1 − α)·H(z), α = {slope}", interval=interval, exact=exact,
         numpy=f"np.where({{x}} > 0, {{x}}, {float(slope)!r} * {{x}})",
         numpy_derivative=f"np.where({{x}} > 0, 1.0, {float(slope)!r})",
-        kink=True, params=(slope, Fraction(at_zero)),
+        kink=True, params=(slope, Fraction(at_zero)), init_variance=2.0,
     )
 
 
@@ -263,6 +287,7 @@ def _make_softplus() -> Activation:
         derivative_rule=lambda x: SIGMOID.atom(x), derivative_text="σ(z)",
         interval=lambda x: mpmath.iv.log(1 + mpmath.iv.exp(x)),
         numpy="np.logaddexp(0, {x})", numpy_derivative="0.5 * (1 + np.tanh(0.5 * {x}))",
+        stable=lambda x: LogAddExp(0, x),
         unfold=lambda node: sympy.log(1 + EXP.atom(node.args[0])),
     )
 
@@ -289,7 +314,7 @@ def _make_silu() -> Activation:
         derivative_text="σ(z)(1 + z(1 − σ(z)))",
         interval=lambda x: x * _sigmoid_interval(x),
         numpy="{x} * 0.5 * (1 + np.tanh(0.5 * {x}))",
-        numpy_derivative=prime.numpy,
+        numpy_derivative=prime.numpy, stable=lambda x: x * _half_tanh_sigmoid(x),
         unfold=lambda node: node.args[0] * SIGMOID.atom(node.args[0]),
     )
     object.__setattr__(prime, "derivative_of", row)
@@ -324,10 +349,21 @@ def _softmax_interval(i, *zs):
     return exps[i] / sum(exps[1:], exps[0])
 
 
+def _softmax_shifted(i, zs, c):
+    """softmax_i(z) = exp(z_i − c)/Σ_j exp(z_j − c) for any c; with c = max_j z_j nothing overflows."""
+    return sympy.exp(zs[i] - c) / sympy.Add(*[sympy.exp(z - c) for z in zs])
+
+
+def _log_softmax_shifted(i, zs, c):
+    """log softmax_i(z) = z_i − c − log Σ_j exp(z_j − c): cross-entropy without log(0)."""
+    return zs[i] - c - sympy.log(sympy.Add(*[sympy.exp(z - c) for z in zs]))
+
+
 SOFTMAX = Activation(
     name="softmax", latex=r"\operatorname{softmax}", definition=None, derivative_rule=None,
     derivative_text="diag(ŷ) − ŷŷᵀ", interval=_softmax_interval, vector=True, output_only=True,
     index_args=1, partial_rule=_softmax_partial, jacobian=_softmax_jacobian, unfold=_softmax_definition,
+    stable=_softmax_shifted, log_form=_log_softmax_shifted,
 )
 
 

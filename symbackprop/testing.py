@@ -1,0 +1,691 @@
+"""Property-based tests for anyone's backprop code, against the proven gradients.
+
+    from symbackprop.testing import check_backprop, networks
+    check_backprop(my_backprop, networks(hidden=["sigmoid"], output=["softmax"], loss=["cross_entropy"]))
+
+Hypothesis draws networks (depth, widths, batch, activations, loss); for each it draws
+well-scaled parameters and a batch, calls the user's function and compares every gradient it
+returns with ``numeric.gradients`` — the recurrences ``derive.backprop`` that the prover proves
+equal to the true gradient, evaluated in float64.  On a failure Hypothesis shrinks to the smallest
+network that still fails, and the report says which gradient is wrong, by how much, and the
+likely slip (``diagnose``).
+
+**The user's function.**  ``user_fn(params, X, Y)`` returning ``{"W1": ∂J/∂W1, "b1": ∂J/∂b1, …}``
+(optionally ``"z1"`` = δ_1 … and ``"loss"``), or ``(loss, grads)``.  It may also take
+``network`` (the :class:`~symbackprop.network.NetworkSpec`: widths, activations, loss) and must
+take ``penalty`` (λ) for networks with an L2 penalty.  ``params`` is ``{"W1": …, "b1": …}``.
+Conventions (keywords of :func:`check_backprop` and :func:`assert_backprop`):
+
+- ``examples="columns"`` (X is n_0 × m) or ``"rows"`` (X is m × n_0), or ``"network"`` (the
+  network's own ``layout``);
+- ``weights="out_in"`` (W_k is n_k × n_{k−1}, z = W a + b) or ``"in_out"`` (n_{k−1} × n_k, z = a W + b);
+- ``reduction="mean"`` (J averages over the batch) or ``"sum"``, or ``"network"``;
+- ``biases="vector"`` (n_k,), ``"column"`` (n_k, 1) or ``"row"`` (1, n_k).
+
+**The tolerance** is not a fixed rtol/atol.  ``rounding`` evaluates the very same formulas once
+more carrying first-order error bounds: for each gradient entry a coefficient e such that any
+evaluation of the formulas with unit roundoff u (in any order of summation) lies within u·e of
+the exact value.  e grows with the magnitudes of the terms summed (|W|ᵀ|δ| rather than Wᵀδ), the
+lengths of the sums, and the cancellation inside closed forms such as σ(1−σ) and 1−tanh² near
+saturation.  The user's value and the float64 reference may therefore differ by
+(u_user + u_float64)·e, where u_user is the unit roundoff of the dtype the function was given or
+returned (2⁻²⁴ for float32).  So a correct float32 implementation passes even where σ′ underflows,
+while a wrong one fails even when every gradient is tiny (a plain ``allclose`` passes it there).
+
+**Kinks.**  ReLU-like activations are not differentiable at 0.  By default every pre-activation of
+a kinked layer is kept further from 0 than its own rounding bound, so the user's code and the
+reference agree on every ReLU′.  ``kinks=True`` draws values on a small dyadic grid instead, where
+pre-activations are exactly 0 often: the check then tests the ReLU′(0) convention the network
+states (``relu_at_zero``, default 0).  ``saturated=True`` draws weights large enough to saturate
+sigmoid, tanh and softmax.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, NamedTuple
+
+import hypothesis
+import numpy as np
+from hypothesis import strategies as st
+
+from . import rules
+from .diagnose import diagnose, views
+from .network import NetworkSpec, SpecError
+from .numeric import gradients, loss as numeric_loss
+from .rounding import bounded_network, tolerances, unit_roundoff
+
+__all__ = ["networks", "parameters", "batches", "problems", "Problem", "check_backprop",
+           "assert_backprop", "BackpropMismatch", "BackpropCheckFailed"]
+
+HIDDEN = tuple(name for name, row in rules.ACTIVATIONS.items() if not row.output_only)
+OUTPUTS = tuple(rules.ACTIVATIONS)
+LOSSES = tuple(rules.LOSSES)
+KINK_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0)  # dyadic: sums of products are exact, so z = 0 exactly
+
+
+# ------------------------------------------------------------------------------ strategies
+
+
+def _names(given, default, kind: str, check: Callable) -> tuple:
+    names = tuple(default if given is None else ([given] if isinstance(given, str) else given))
+    if not names:
+        raise ValueError(f"no {kind} to choose from")
+    for name in names:
+        try:
+            check(name)
+        except (KeyError, SpecError) as error:
+            raise ValueError(error.args[0]) from None
+    return names
+
+
+def _hidden_row(name: str):
+    row = rules.activation(name)
+    if row.output_only:
+        raise KeyError(f"{name} can only be the output activation")
+    if not row.numpy:
+        raise KeyError(f"{name} has no NumPy form, so it cannot be tested numerically")
+    return row
+
+
+def _output_row(name: str):
+    row = rules.activation(name)
+    if not row.numpy and not row.vector:
+        raise KeyError(f"{name} has no NumPy form, so it cannot be tested numerically")
+    return row
+
+
+def _bounds(kind: str, low: int, high: int, least: int) -> None:
+    if not least <= low <= high:
+        raise ValueError(f"{kind}: need {least} <= min_{kind} <= max_{kind}, got {low} and {high}")
+
+
+def networks(*, min_depth: int = 1, max_depth: int = 3, min_width: int = 1, max_width: int = 4,
+             min_batch: int = 1, max_batch: int = 3, hidden=None, output=None, loss=None,
+             layout=("columns", "rows"), reduction=("mean", "sum"), l2=(False,),
+             relu_at_zero=Fraction(0)) -> st.SearchStrategy:
+    """Network specs: depth L (weight layers), widths n_0..n_L, batch m, activations, loss.
+
+    ``hidden``, ``output``, ``loss``, ``layout``, ``reduction`` and ``l2`` are the choices allowed
+    (names from ``rules``; default all that can be evaluated numerically).  Every hidden layer of a
+    network shares one activation.  Outputs are paired only with losses defined for them.
+    Shrinking goes to fewer layers, then narrower layers and smaller batches, then the first
+    names listed.
+    """
+    _bounds("depth", min_depth, max_depth, 1)
+    _bounds("width", min_width, max_width, 1)
+    _bounds("batch", min_batch, max_batch, 1)
+    hidden = _names(hidden, HIDDEN, "hidden activation", _hidden_row)
+    outputs = _names(output, OUTPUTS, "output activation", _output_row)
+    losses = _names(loss, LOSSES, "loss", rules.loss)
+    pairs = {name: [o for o in outputs if rules.loss(name).outputs is None or o in rules.loss(name).outputs]
+             for name in losses}
+    losses = tuple(name for name in losses if pairs[name])
+    if not losses:
+        raise ValueError(f"no loss in {list(pairs)} is defined for an output in {list(outputs)}")
+    layouts = _names(layout, (), "layout", lambda name: NetworkSpec((1, 1), layout=name))
+    reductions = _names(reduction, (), "reduction", lambda name: NetworkSpec((1, 1), reduction=name))
+    penalties = tuple(bool(choice) for choice in ((l2,) if isinstance(l2, bool) else l2))
+
+    @st.composite
+    def draw_network(draw):
+        depth = draw(st.integers(min_depth, max_depth))
+        widths = tuple(draw(st.integers(min_width, max_width)) for _ in range(depth + 1))
+        batch = draw(st.integers(min_batch, max_batch))
+        hidden_name = draw(st.sampled_from(hidden)) if depth > 1 else hidden[0]
+        loss_name = draw(st.sampled_from(losses))
+        output_name = draw(st.sampled_from(pairs[loss_name]))
+        return NetworkSpec(widths, hidden=hidden_name, output=output_name, loss=loss_name, batch=batch,
+                           layout=draw(st.sampled_from(layouts)), reduction=draw(st.sampled_from(reductions)),
+                           l2=draw(st.sampled_from(penalties)), relu_at_zero=relu_at_zero)
+
+    return draw_network()
+
+
+class Problem(NamedTuple):
+    """One check: a network, its parameters, a batch (in the network's layout) and λ (or None)."""
+
+    network: NetworkSpec
+    params: dict
+    X: np.ndarray
+    Y: np.ndarray
+    penalty: float | None = None
+
+
+def _signed(rng, shape, low: float, high: float) -> np.ndarray:
+    return rng.uniform(low, high, shape) * rng.choice((-1.0, 1.0), shape)
+
+
+def sample_parameters(network: NetworkSpec, rng: np.random.Generator, *, saturated: bool = False,
+                      kinks: bool = False) -> dict:
+    """Well-scaled W_k (n_k × n_{k−1}) and b_k (n_k,), float64.
+
+    Entries have magnitude in [1/4, 1], weights divided by √n_{k−1}, so pre-activations are of
+    order 1; ``saturated``: magnitudes in [2, 8], so |z| reaches tens; ``kinks``: the dyadic grid.
+    """
+    params = {}
+    n = network.widths
+    for k in range(1, network.depth + 1):
+        for name, shape, fan_in in ((f"W{k}", (n[k], n[k - 1]), n[k - 1]), (f"b{k}", (n[k],), 1)):
+            if kinks:
+                params[name] = rng.choice(KINK_GRID, shape)
+            elif saturated:
+                params[name] = _signed(rng, shape, 2.0, 8.0)
+            else:
+                params[name] = _signed(rng, shape, 0.25, 1.0) / np.sqrt(fan_in)
+    return params
+
+
+def sample_batch(network: NetworkSpec, rng: np.random.Generator, *, kinks: bool = False) -> tuple:
+    """(X, Y) in the network's layout: inputs of magnitude [1/4, 1] (or the grid), targets for its loss.
+
+    Targets: in [−1, 1] for squared errors; in [0, 1] or hard 0/1 labels for BCE; one-hot or soft
+    (multiples of 1/8 summing to exactly 1) for cross-entropy.
+    """
+    n0, nL, m = network.widths[0], network.widths[-1], network.batch
+    X = rng.choice(KINK_GRID, (n0, m)) if kinks else _signed(rng, (n0, m), 0.25, 1.0)
+    if network.loss_rule.simplex_targets:
+        if rng.random() < 0.5:
+            Y = np.eye(nL)[:, rng.integers(0, nL, m)]
+        else:
+            Y = rng.multinomial(8, np.full(nL, 1 / nL), size=m).T / 8
+    elif network.loss == "bce":
+        Y = rng.integers(0, 2, (nL, m)).astype(float) if rng.random() < 0.5 else rng.uniform(0, 1, (nL, m))
+    else:
+        Y = rng.uniform(-1, 1, (nL, m))
+    return (X, Y) if network.layout == "columns" else (X.T, Y.T)
+
+
+def clear_of_kinks(network: NetworkSpec, params: dict, X, Y, dtype="float64") -> bool:
+    """Every pre-activation of a kinked layer (ReLU, leaky ReLU) is further from 0 than its rounding bound."""
+    kinked = [k for k in range(1, network.depth + 1) if network.activation(k).kink]
+    if not kinked:
+        return True
+    penalty = 0.0 if network.l2 else None
+    user, reference = (bounded_network(network, params, X, Y, penalty, d) for d in (dtype, np.float64))
+    return all(np.all(np.abs(user.Z[k].value) > user.Z[k].error + reference.Z[k].error) for k in kinked)
+
+
+def _cast(array, dtype):
+    return np.asarray(array, dtype=dtype)
+
+
+def sample_problem(network: NetworkSpec, seed: int, *, dtype="float64", saturated: bool = False,
+                   kinks: bool = False, attempts: int = 20) -> Problem | None:
+    """A problem from ``seed``: values cast to ``dtype``, clear of kinks unless ``kinks``, finite
+    proven gradients.  None when ``attempts`` seeds in a row miss."""
+    for attempt in range(attempts):
+        rng = np.random.default_rng([seed, attempt])
+        params = {name: _cast(value, dtype) for name, value in
+                  sample_parameters(network, rng, saturated=saturated, kinks=kinks).items()}
+        X, Y = (_cast(a, dtype) for a in sample_batch(network, rng, kinks=kinks))
+        penalty = float(_cast(rng.uniform(0.05, 1.0), dtype)) if network.l2 else None
+        if not kinks and not clear_of_kinks(network, params, X, Y, dtype):
+            continue
+        with np.errstate(all="ignore"):
+            reference = gradients(network, params, X, Y, penalty)
+        if all(np.all(np.isfinite(value)) for value in reference.values()):
+            return Problem(network, params, X, Y, penalty)
+    return None
+
+
+def _network_strategy(network_or_strategy) -> st.SearchStrategy:
+    if network_or_strategy is None:
+        return networks()
+    if isinstance(network_or_strategy, NetworkSpec):
+        return st.just(network_or_strategy)
+    if isinstance(network_or_strategy, st.SearchStrategy):
+        return network_or_strategy
+    raise TypeError(f"expected a NetworkSpec or a strategy of them (networks()), not {network_or_strategy!r}")
+
+
+SEEDS = st.integers(0, 2 ** 32 - 1)
+
+
+def parameters(network: NetworkSpec, *, dtype="float64", saturated: bool = False,
+               kinks: bool = False) -> st.SearchStrategy:
+    """``{"W1": (n_1, n_0), "b1": (n_1,), …}`` for ``network`` (see :func:`sample_parameters`)."""
+    return SEEDS.map(lambda seed: {name: _cast(value, dtype) for name, value in sample_parameters(
+        network, np.random.default_rng(seed), saturated=saturated, kinks=kinks).items()})
+
+
+def batches(network: NetworkSpec, params: dict | None = None, *, dtype="float64",
+            kinks: bool = False) -> st.SearchStrategy:
+    """``(X, Y)`` for ``network`` (see :func:`sample_batch`); given ``params``, clear of kinks unless ``kinks``."""
+    def batch(seed):
+        X, Y = (_cast(a, dtype) for a in sample_batch(network, np.random.default_rng(seed), kinks=kinks))
+        return X, Y
+
+    drawn = SEEDS.map(batch)
+    if params is not None and not kinks:
+        drawn = drawn.filter(lambda XY: clear_of_kinks(network, params, *XY, dtype))
+    return drawn
+
+
+def problems(network_or_strategy=None, *, dtype="float64", saturated: bool = False,
+             kinks: bool = False) -> st.SearchStrategy:
+    """:class:`Problem` s — network, parameters, batch, λ — ready for :func:`assert_backprop`."""
+    network_strategy = _network_strategy(network_or_strategy)
+
+    @st.composite
+    def draw_problem(draw):
+        network = draw(network_strategy)
+        problem = sample_problem(network, draw(SEEDS), dtype=dtype, saturated=saturated, kinks=kinks)
+        hypothesis.assume(problem is not None)
+        return problem
+
+    return draw_problem()
+
+
+# ------------------------------------------------------------------------------ conventions
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How the user's function sees the world (see the module docstring)."""
+
+    examples: str = "columns"
+    weights: str = "out_in"
+    reduction: str = "mean"
+    biases: str = "vector"
+
+    def __post_init__(self):
+        for name, allowed in (("examples", ("columns", "rows", "network")), ("weights", ("out_in", "in_out")),
+                              ("reduction", ("mean", "sum", "network")), ("biases", ("vector", "column", "row"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+
+    def adapt(self, network: NetworkSpec) -> NetworkSpec:
+        """The network whose loss and layout are the ones the user's function computes."""
+        changes = {}
+        if self.examples != "network":
+            changes["layout"] = self.examples
+        if self.reduction != "network":
+            changes["reduction"] = self.reduction
+        return dataclasses.replace(network, **changes) if changes else network
+
+    def to_user(self, params: dict) -> dict:
+        shown = {}
+        for name, value in params.items():
+            if name.startswith("W") and self.weights == "in_out":
+                value = value.T
+            elif name.startswith("b"):
+                value = {"vector": value.reshape(-1), "column": value.reshape(-1, 1),
+                         "row": value.reshape(1, -1)}[self.biases]
+            shown[name] = value
+        return shown
+
+    def from_user(self, name: str, value: np.ndarray) -> np.ndarray:
+        """A returned gradient in the network's own convention (W_k as n_k × n_{k−1})."""
+        return value.T if name.startswith("W") and self.weights == "in_out" and value.ndim == 2 else value
+
+
+# ------------------------------------------------------------------------------ the check
+
+
+class _FailedExample(AssertionError):
+    """A failing example; ``.failure`` holds it, its message is the report (composed when shown)."""
+
+    def __init__(self, failure: "Failure"):
+        super().__init__()
+        self.failure = failure
+
+    def __str__(self):
+        return self.failure.report()
+
+
+class BackpropMismatch(_FailedExample):
+    """The user's gradients disagree with the proven ones on one example."""
+
+
+class UserFunctionRaised(_FailedExample):
+    """The user's function raised on an example (a type of its own: Hypothesis shrinks it apart)."""
+
+
+class BackpropCheckFailed(AssertionError):
+    """:func:`check_backprop` found failures, each shrunk to its smallest network (``.failures``)."""
+
+    def __init__(self, failures: list):
+        self.failures = failures
+        super().__init__(_summary(failures))
+
+
+@dataclass
+class WrongGradient:
+    """One gradient that disagrees with the proven one."""
+
+    name: str  # "W2", "b1", "z3", "loss"
+    claimed: np.ndarray | None  # as returned (after the weights convention), None if missing
+    truth: np.ndarray
+    problem: str = ""  # "missing", "shape (2, 3) where (2,) belongs", "not finite", or ""
+    worst: tuple = ()  # index of the worst entry
+    error: float = float("nan")  # |claimed − proven| at the worst entry
+    allowed: float = float("nan")  # the tolerance at that entry
+    relative: float = float("nan")  # ‖claimed − proven‖ / ‖proven‖
+    diagnosis: str | None = None
+    claimed_view: np.ndarray | None = None  # claimed, lined up with the truth (a bias as a column)
+
+    @property
+    def symbol(self) -> str:
+        if self.name == "loss":
+            return "J"
+        quantity, layer = self.name[0], self.name[1:]
+        return f"∂J/∂{quantity}{layer}" if quantity != "z" else f"δ{layer} = ∂J/∂z{layer}"
+
+    def line(self) -> str:
+        if self.problem:
+            text = f"{self.symbol}: {self.problem}"
+        else:
+            entry = f"entry [{','.join(str(i + 1) for i in self.worst)}]" if self.worst else "it"
+            claimed, true = np.asarray(self.claimed_view)[self.worst], np.asarray(self.truth)[self.worst]
+            text = (f"{self.symbol} is wrong: {entry} is {claimed:.6g} where the proven value is {true:.6g} "
+                    f"(off by {self.error:.3g}, tolerance {self.allowed:.3g}); relative error {self.relative:.3g}")
+        if self.diagnosis:
+            text += f"\n      likely slip: {self.diagnosis}"
+        return text
+
+
+def _compare(name: str, claimed, truth: np.ndarray, allowed: np.ndarray) -> WrongGradient | None:
+    quantity = name[0] if name != "loss" else "loss"
+    truth, allowed = np.asarray(truth, dtype=float), np.asarray(allowed, dtype=float)
+    if quantity == "b":
+        truth, allowed = truth.reshape(-1, 1), allowed.reshape(-1, 1)
+    if claimed is None:
+        return WrongGradient(name, None, truth, problem="missing from what your function returned")
+    claimed = np.asarray(claimed)
+    if not np.issubdtype(claimed.dtype, np.number):
+        return WrongGradient(name, claimed, truth, problem=f"not numbers but {claimed.dtype}")
+    fitting = [v for v in views(claimed, quantity) if v.shape == truth.shape]
+    if not fitting:
+        shape = "()" if truth.ndim == 0 else str(truth.shape if quantity != "b" else (truth.shape[0],))
+        return WrongGradient(name, claimed, truth, problem=f"shape {claimed.shape} where {shape} belongs")
+    view = fitting[0].astype(float)
+    with np.errstate(invalid="ignore"):
+        difference = np.abs(view - truth)
+        bad = ~(difference <= allowed)  # NaN counts as bad
+    if not np.any(bad):
+        return None
+    with np.errstate(all="ignore"):
+        ratio = np.where(bad, np.nan_to_num(difference / np.maximum(allowed, 1e-300), nan=np.inf), -1)
+        norm = float(np.linalg.norm(truth))
+        relative = float(np.linalg.norm(np.nan_to_num(view - truth, nan=np.inf))) / norm if norm else float("inf")
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.ndim else ()
+    wrong = WrongGradient(name, claimed, truth, worst=tuple(int(i) for i in worst),
+                          error=float(np.asarray(difference)[worst]), allowed=float(np.asarray(allowed)[worst]),
+                          relative=relative)
+    wrong.claimed_view = view
+    if not np.all(np.isfinite(view)):
+        where = f"entry [{','.join(str(i + 1) for i in wrong.worst)}]" if wrong.worst else "it"
+        wrong.problem = f"not finite ({where} is {view[worst]})"
+    return wrong
+
+
+def _least_precise(dtype, returned: dict) -> np.dtype:
+    """The dtype the user's numbers were computed in: the given one, or a less precise one returned."""
+    candidates = [np.dtype(dtype)]
+    for value in returned.values():
+        try:
+            candidates.append(np.asarray(value).dtype)
+        except ValueError:  # ragged: reported as a wrong shape
+            pass
+    return max((d for d in candidates if np.issubdtype(d, np.floating)), key=unit_roundoff)
+
+
+def _accepts(fn: Callable, name: str) -> bool:
+    try:
+        parameters_ = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind == p.VAR_KEYWORD for p in parameters_)
+
+
+def _returned_gradients(result) -> dict:
+    """The user's return value as ``{"W1": …, "b1": …, ["z1": …,] ["loss": …]}``."""
+    loss = None
+    if isinstance(result, tuple) and len(result) == 2 and any(isinstance(part, dict) for part in result):
+        grads, loss = (result[0], result[1]) if isinstance(result[0], dict) else (result[1], result[0])
+    elif isinstance(result, tuple) and len(result) == 2 and all(isinstance(p, (list, tuple)) for p in result):
+        grads = {**{f"W{k}": w for k, w in enumerate(result[0], 1)}, **{f"b{k}": b for k, b in enumerate(result[1], 1)}}
+    elif isinstance(result, dict):
+        grads = result
+    else:
+        raise TypeError("your function must return {'W1': dJ/dW1, 'b1': dJ/db1, ...} or (loss, that dict), "
+                        f"not {type(result).__name__}")
+    named = {}
+    for key, value in grads.items():
+        name = key[1:] if isinstance(key, str) and key[:1] == "d" and key[1:2] in ("W", "b", "z") else key
+        named[name] = value
+    if loss is not None:
+        named["loss"] = loss
+    return named
+
+
+def _keywords(user_fn: Callable, problem: Problem) -> dict:
+    """``network=`` if the function takes it; ``penalty=`` for networks with an L2 penalty."""
+    keywords = {}
+    if _accepts(user_fn, "network"):
+        keywords["network"] = problem.network
+    if problem.network.l2:
+        if not _accepts(user_fn, "penalty"):
+            raise TypeError("this network has an L2 penalty: your function must accept penalty=λ")
+        keywords["penalty"] = problem.penalty
+    return keywords
+
+
+def _call(user_fn: Callable, problem: Problem, convention: Convention, keywords: dict):
+    """The user's function on copies: an update in place must not change the reference's inputs."""
+    params = {name: value.copy() for name, value in convention.to_user(problem.params).items()}
+    return user_fn(params, problem.X.copy(), problem.Y.copy(), **keywords)
+
+
+def _wrong_gradients(problem: Problem, returned: dict, convention: Convention, dtype) -> list:
+    network, params, X, Y, penalty = problem
+    reference = gradients(network, params, X, Y, penalty)
+    allowed = tolerances(network, params, X, Y, penalty, _least_precise(dtype, returned))
+    names = [f"{q}{k}" for k in range(1, network.depth + 1) for q in ("W", "b")]
+    names += [f"z{k}" for k in range(1, network.depth + 1) if f"z{k}" in returned]
+    wrong = []
+    for name in names:
+        claimed = returned.get(name)
+        claimed = None if claimed is None else convention.from_user(name, np.asarray(claimed))
+        mismatch = _compare(name, claimed, reference[name], allowed[name])
+        if mismatch is not None:
+            wrong.append(mismatch)
+    if "loss" in returned:
+        with np.errstate(all="ignore"):
+            true_loss = numeric_loss(network, params, X, Y, penalty)
+        if np.isfinite(true_loss):  # the reference's plain log(σ) overflows before a stable user's does
+            mismatch = _compare("loss", returned["loss"], true_loss, allowed["loss"])
+            if mismatch is not None:
+                wrong.append(mismatch)
+    return wrong
+
+
+@dataclass
+class Failure:
+    """One failing example: wrong gradients, or an exception from the user's function."""
+
+    problem: Problem
+    convention: Convention
+    dtype: np.dtype
+    user_fn: Callable | None = None
+    wrong: list = field(default_factory=list)
+    raised: BaseException | None = None
+    _report: str | None = field(default=None, repr=False)
+
+    @property
+    def network(self) -> NetworkSpec:
+        return self.problem.network
+
+    @property
+    def size(self) -> tuple:
+        n = self.network
+        return (n.depth, sum(n.widths), n.batch)
+
+    def diagnose(self) -> None:
+        """Name the slip behind each wrong gradient: at this example, or failing that at a generic one."""
+        pending = [w for w in self.wrong if w.name != "loss" and w.diagnosis is None]
+        for wrong in pending:
+            wrong.diagnosis = self._diagnosis(self.problem, wrong)
+        if self.user_fn is None or all(w.diagnosis for w in pending):
+            return
+        for seed in range(3):  # values where no two slips coincide by accident
+            problem = sample_problem(self.network, seed, dtype=self.dtype)
+            if problem is None:
+                continue
+            try:
+                result = _call(self.user_fn, problem, self.convention, _keywords(self.user_fn, problem))
+                returned = _returned_gradients(result)
+            except Exception:  # noqa: BLE001 — the user's code; its failure is reported elsewhere
+                continue
+            again = {w.name: w for w in _wrong_gradients(problem, returned, self.convention, self.dtype)}
+            for wrong in pending:
+                if wrong.diagnosis is None and wrong.name in again:
+                    wrong.diagnosis = self._diagnosis(problem, again[wrong.name])
+
+    @staticmethod
+    def _diagnosis(problem: Problem, wrong: WrongGradient) -> str | None:
+        if wrong.claimed is None or wrong.problem.startswith(("missing", "not numbers")):
+            return None
+        network, params, X, Y, penalty = problem
+        claimed = wrong.claimed_view if wrong.claimed_view is not None else np.asarray(wrong.claimed)
+        return diagnose(network, params, X, Y, wrong.name[0], int(wrong.name[1:]), claimed, penalty)
+
+    def report(self) -> str:
+        if self._report is None:
+            self._report = self._compose()
+        return self._report
+
+    def _compose(self) -> str:
+        network = self.network
+        head = f"network {network.describe()}, {np.dtype(self.dtype).name}"
+        if self.raised is not None:
+            message = str(self.raised).strip().splitlines()[0] if str(self.raised).strip() else ""
+            text = f"{head}: your function raised {type(self.raised).__name__}: {message}"
+            if isinstance(self.raised, ValueError) and any(w in message for w in ("shape", "mismatch", "broadcast", "align")):
+                text += "\n  (shapes clash: a transpose missing or extra, or a layer index off by one?)"
+            return text
+        self.diagnose()
+        count = len(self.wrong)
+        lines = [f"{head}: {count} value{'s disagree' if count != 1 else ' disagrees'} with the proven ones"]
+        lines += [f"  {wrong.line()}" for wrong in self.wrong]
+        lines.append("  example: " + _example_text(self.problem, self.convention))
+        return "\n".join(lines)
+
+
+def _example_text(problem: Problem, convention: Convention) -> str:
+    shown = convention.to_user(problem.params)
+    parts = [f"{name}={np.array2string(np.asarray(value), precision=4, separator=', ')}" for name, value in shown.items()]
+    parts += [f"X={np.array2string(problem.X, precision=4, separator=', ')}",
+              f"Y={np.array2string(problem.Y, precision=4, separator=', ')}"]
+    if problem.penalty is not None:
+        parts.append(f"penalty={problem.penalty:.6g}")
+    return " ".join(" ".join(parts).split())
+
+
+def _summary(failures: list) -> str:
+    count = len(failures)
+    lines = ["check_backprop: 1 failure, shrunk to the smallest network that shows it:" if count == 1 else
+             f"check_backprop: {count} distinct failures, each shrunk to the smallest network that shows it:"]
+    for i, failure in enumerate(failures, 1):
+        lines.append(f"{i}. " + failure.report())
+    return "\n".join(lines)
+
+
+def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, on_error: str) -> None:
+    """Raise BackpropMismatch on wrong gradients; on an exception from the user's function:
+    ``"raise"`` it, ``"report"`` it as UserFunctionRaised, or ``"skip"`` the example."""
+    keywords = _keywords(user_fn, problem)
+    try:
+        result = _call(user_fn, problem, convention, keywords)
+    except Exception as error:  # noqa: BLE001 — the user's code
+        if on_error == "raise":
+            raise
+        if on_error == "skip":
+            hypothesis.reject()
+        raise UserFunctionRaised(Failure(problem, convention, dtype, user_fn, raised=error)) from error
+    returned = _returned_gradients(result)
+    wrong = _wrong_gradients(problem, returned, convention, dtype)
+    if wrong:
+        raise BackpropMismatch(Failure(problem, convention, dtype, user_fn, wrong=wrong))
+
+
+def assert_backprop(user_fn: Callable, network: NetworkSpec, params: dict, X, Y, penalty: float | None = None,
+                    *, dtype=None, examples: str = "columns", weights: str = "out_in", reduction: str = "mean",
+                    biases: str = "vector") -> None:
+    """Check one example; raise :class:`BackpropMismatch` (an AssertionError) naming every wrong gradient.
+
+    For use inside your own ``@given`` test, e.g. ``assert_backprop(my_backprop, *problem)`` with
+    ``problem`` drawn from :func:`problems`.  ``params``, ``X``, ``Y`` follow ``network``'s layout;
+    the keywords say how your function sees them.  ``dtype`` defaults to the parameters' dtype.
+    """
+    convention = Convention(examples, weights, reduction, biases)
+    adapted = convention.adapt(network)
+    X, Y = np.asarray(X), np.asarray(Y)
+    if adapted.layout != network.layout:
+        X, Y = X.T, Y.T
+    dtype = np.dtype(dtype) if dtype is not None else np.asarray(params["W1"]).dtype
+    if not np.issubdtype(dtype, np.floating):
+        dtype = np.dtype(np.float64)
+    problem = Problem(adapted, {k: _cast(v, dtype) for k, v in params.items()}, _cast(X, dtype), _cast(Y, dtype),
+                      penalty)
+    _check(user_fn, problem, convention, dtype, on_error="raise")
+
+
+def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples: int = 100, dtype="float64",
+                   saturated: bool = False, kinks: bool = False, seed: int | None = None,
+                   settings: hypothesis.settings | None = None, examples: str = "columns",
+                   weights: str = "out_in", reduction: str = "mean", biases: str = "vector") -> None:
+    """Check ``user_fn`` on ``max_examples`` Hypothesis-drawn problems; raise :class:`BackpropCheckFailed`.
+
+    ``network_or_strategy`` is a strategy (default :func:`networks`) or one :class:`NetworkSpec`.  Each
+    distinct failure (a wrong gradient; an exception, by where it was raised) is shrunk to the
+    smallest network that shows it and reported with the wrong gradients, by how much, and the
+    likely slip.  ``seed`` makes the run repeatable; ``settings`` overrides Hypothesis's.
+    Not for use inside a ``@given`` test: use :func:`assert_backprop` there.
+    """
+    convention = Convention(examples, weights, reduction, biases)
+    dtype = np.dtype(dtype)
+    strategy = problems(_network_strategy(network_or_strategy).map(convention.adapt), dtype=dtype, saturated=saturated,
+                        kinks=kinks)
+    chosen = settings if settings is not None else hypothesis.settings(
+        max_examples=max_examples, deadline=None, database=None, verbosity=hypothesis.Verbosity.quiet,
+        phases=[p for p in hypothesis.Phase if p is not hypothesis.Phase.explain],  # our report explains
+        suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.filter_too_much])
+
+    def search(on_error: str) -> list:
+        @chosen
+        @hypothesis.given(strategy)
+        def run(problem):
+            _check(user_fn, problem, convention, dtype, on_error=on_error)
+
+        return _failures(run if seed is None else hypothesis.seed(seed)(run))
+
+    failures = search("report")
+    if failures and all(f.raised is not None for f in failures):
+        # Exceptions shrink to the networks where shapes clash first (a missing transpose crashes
+        # on non-square W): search again among the examples where the function returns, for a
+        # wrong value whose slip can be named.
+        try:
+            failures += search("skip")
+        except hypothesis.errors.Unsatisfiable:
+            pass
+    if failures:
+        raise BackpropCheckFailed(sorted(failures, key=lambda f: f.size))
+
+
+def _failures(run: Callable) -> list:
+    """Run a Hypothesis test; the failures it found (several distinct ones come as a group)."""
+    try:
+        run()
+    except _FailedExample as error:
+        return [error.failure]
+    except BaseException as error:  # noqa: BLE001 — a group, or not ours: then re-raised
+        inner = list(getattr(error, "exceptions", ()))
+        if inner and all(isinstance(e, _FailedExample) for e in inner):
+            return [e.failure for e in inner]
+        raise
+    return []

@@ -1,0 +1,301 @@
+"""symbackprop.testing catches real slips in hand-written backprop, names them, and shrinks to the
+smallest network that shows them — and passes correct code, in float64 and float32."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from symbackprop.network import NetworkSpec
+from symbackprop.numeric import gradients
+from symbackprop.testing import (BackpropCheckFailed, BackpropMismatch, assert_backprop, batches, check_backprop,
+                                 networks, parameters, problems, sample_problem)
+
+from . import gallery
+
+SIGMOID = dict(hidden=["sigmoid"], output=["sigmoid"], loss=["half_sse"])
+SOFTMAX = dict(hidden=["sigmoid"], output=["softmax"])
+BOUNDS = dict(max_width=3, max_batch=3, layout=["columns"], reduction=["mean"])
+
+
+# ---------------------------------------------------------------------------- strategies
+
+
+@settings(max_examples=60, deadline=None)
+@given(networks(min_depth=2, max_depth=3, max_width=3, max_batch=2, hidden=["tanh", "relu"],
+                output=["sigmoid", "softmax"], loss=["bce", "cross_entropy"], layout=["rows"]))
+def test_networks_respect_bounds_and_choices(network):
+    assert 2 <= network.depth <= 3 and all(1 <= w <= 3 for w in network.widths) and 1 <= network.batch <= 2
+    assert network.hidden in ("tanh", "relu") and network.layout == "rows"
+    assert (network.output, network.loss) in {("sigmoid", "bce"), ("softmax", "bce"), ("softmax", "cross_entropy"),
+                                              ("sigmoid", "cross_entropy")}
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(hidden=["sigmod"]), "unknown activation 'sigmod'"),
+    (dict(hidden=["softmax"]), "softmax can only be the output activation"),
+    (dict(hidden=["generic"]), "has no NumPy form"),
+    (dict(min_width=3, max_width=2), "need 1 <= min_width <= max_width"),
+    (dict(loss=["bce"], output=["tanh"]), "no loss in \\['bce'\\] is defined for an output in \\['tanh'\\]"),
+    (dict(layout=["diagonal"]), "layout must be 'columns' or 'rows'"),
+])
+def test_networks_reject_bad_choices_in_one_line(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        networks(**arguments)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_parameters_and_batches_fit_their_network(data):
+    network = data.draw(networks(max_depth=2, loss=["cross_entropy", "bce", "half_sse"]))
+    dtype = data.draw(st.sampled_from(["float32", "float64"]))
+    params = data.draw(parameters(network, dtype=dtype))
+    X, Y = data.draw(batches(network, params, dtype=dtype))
+    n, m = network.widths, network.batch
+    for k in range(1, network.depth + 1):
+        assert params[f"W{k}"].shape == (n[k], n[k - 1]) and params[f"b{k}"].shape == (n[k],)
+        assert params[f"W{k}"].dtype == np.dtype(dtype)
+    columns = network.layout == "columns"
+    assert X.shape == ((n[0], m) if columns else (m, n[0])) and Y.shape == ((n[-1], m) if columns else (m, n[-1]))
+    if network.loss == "cross_entropy":
+        assert np.all(Y.sum(axis=0 if columns else 1) == 1)  # exactly: multiples of 1/8
+    if network.loss == "bce":
+        assert np.all((0 <= Y) & (Y <= 1))
+
+
+def preactivations(problem):
+    from symbackprop.numeric import NumericNetwork
+
+    net = NumericNetwork(*problem[:4], problem.penalty)
+    return [net.Z[k] for k in range(1, net.depth + 1)]
+
+
+def test_kinks_are_avoided_unless_asked_for():
+    relu = networks(hidden=["relu"], output=["relu", "leaky_relu"], loss=["half_sse"], min_depth=2)
+
+    @settings(max_examples=50, deadline=None)
+    @given(problems(relu, dtype="float32"))
+    def clear(problem):
+        assert all(np.all(z != 0) for z in preactivations(problem))
+
+    clear()
+    spec = NetworkSpec((3, 3, 2), hidden="relu", output="relu", loss="half_sse", batch=2)
+    zeros = sum(np.sum(z == 0) for seed in range(20) for z in preactivations(sample_problem(spec, seed, kinks=True)))
+    assert zeros >= 10  # the dyadic grid lands on kinks often
+
+
+def test_saturated_values_saturate():
+    spec = NetworkSpec((3, 3, 2), hidden="sigmoid", output="sigmoid", loss="half_sse", batch=3)
+    z = np.concatenate([z.ravel() for seed in range(10) for z in preactivations(sample_problem(spec, seed, saturated=True))])
+    assert np.mean(np.abs(z) > 5) > 0.5  # σ′ < 0.007 for most units
+    z = np.concatenate([z.ravel() for seed in range(10) for z in preactivations(sample_problem(spec, seed))])
+    assert np.mean(np.abs(z) > 5) == 0
+
+
+# ------------------------------------------------------------------- correct code passes
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_correct_backprop_passes_200_examples(dtype):
+    seen = []
+
+    def counted(params, X, Y, network):
+        seen.append(network)
+        return gallery.correct(params, X, Y, network)
+
+    check_backprop(counted, networks(), max_examples=200, dtype=dtype, reduction="network", seed=1)
+    assert len(seen) >= 200
+    assert {n.hidden for n in seen} >= {"sigmoid", "tanh", "relu", "softplus", "silu"} and \
+        {n.loss for n in seen} == {"half_sse", "mse", "bce", "cross_entropy"} and max(n.depth for n in seen) == 3
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the user's 1/(1 + e^{−z}) overflows to 0: fine
+def test_a_correct_backprop_passes_saturated_float32():
+    for choice in (dict(loss=["half_sse", "mse", "cross_entropy"]), dict(loss=["bce"], output=["sigmoid"])):
+        check_backprop(gallery.correct, networks(**choice), max_examples=100, dtype="float32", saturated=True,
+                       reduction="network", seed=2)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the user's code divides by 0
+def test_an_unstable_chain_rule_is_caught_at_float32_saturation():
+    """Softmax + BCE through ∂ℓ/∂a = (a − y)/(a(1 − a)) divides by 0 once float32 rounds a to 1."""
+    with pytest.raises(BackpropCheckFailed, match="not finite") as failed:
+        check_backprop(gallery.correct, networks(output=["softmax"], loss=["bce"]), max_examples=100,
+                       dtype="float32", saturated=True, seed=2)
+    assert failed.value.failures[0].wrong
+
+
+def test_other_conventions():
+    check_backprop(gallery.rows_in_out_sum, networks(hidden=["relu"], output=["softmax"], loss=["cross_entropy"]),
+                   max_examples=60, examples="rows", weights="in_out", reduction="sum", seed=3)
+    with pytest.raises(BackpropCheckFailed):  # told the wrong convention: caught too
+        check_backprop(gallery.rows_in_out_sum, networks(hidden=["relu"], output=["softmax"], loss=["cross_entropy"]),
+                       max_examples=60, examples="rows", reduction="sum", seed=3)
+
+    def column_biases(params, X, Y, network):
+        assert all(params[f"b{k}"].shape == (network.widths[k], 1) for k in range(1, network.depth + 1))
+        loss, grads = gallery.correct(params, X, Y, network)
+        return [grads[f"W{k}"] for k in range(1, network.depth + 1)], [grads[f"b{k}"] for k in range(1, network.depth + 1)]
+
+    check_backprop(column_biases, networks(max_depth=2), max_examples=30, biases="column", seed=4)
+
+    def with_penalty(params, X, Y, network, penalty):
+        loss, grads = gallery.correct(params, X, Y, network)
+        return {f"d{name}": value + penalty * params[name] if name[0] == "W" else value for name, value in grads.items()}
+
+    check_backprop(with_penalty, networks(max_depth=2, l2=True), max_examples=30, seed=5)
+    with pytest.raises(TypeError, match="must accept penalty"):
+        check_backprop(lambda params, X, Y: {}, networks(l2=True), max_examples=5, seed=5)
+    with pytest.raises(TypeError, match="must return"):
+        check_backprop(lambda params, X, Y: 3.0, networks(), max_examples=5, seed=5)
+
+
+def test_missing_gradients_and_a_wrong_loss_are_reported():
+    def no_biases(params, X, Y, network):
+        loss, grads = gallery.correct(params, X, Y, network)
+        return {name: value for name, value in grads.items() if name[0] == "W"}
+
+    with pytest.raises(BackpropCheckFailed, match="∂J/∂b1: missing from what your function returned"):
+        check_backprop(no_biases, networks(max_depth=1), max_examples=10, seed=6)
+
+    def loss_without_mean(params, X, Y, network):
+        loss, grads = gallery.correct(params, X, Y, network)
+        return loss * X.shape[1], grads
+
+    with pytest.raises(BackpropCheckFailed, match="J is wrong") as failed:
+        check_backprop(loss_without_mean, networks(max_depth=1, loss=["half_sse"]), max_examples=30, seed=6)
+    assert failed.value.failures[0].network.batch == 2
+
+
+# ------------------------------------------------------------------------- the gallery
+
+GALLERY = [  # function, networks, then per failure: (kind, widths, batch, wrong gradients, likely slip)
+    (gallery.missing_transpose, SIGMOID,
+     [("raised", (1, 1, 2), 1, None, None),
+      ("wrong", (1, 2, 2), 1, {"W1", "b1"}, "missing transpose: W used where Wᵀ belongs")]),
+    (gallery.missing_sigma_prime, SIGMOID,
+     [("wrong", (1, 1, 1), 1, {"W1", "b1"}, "missing derivative factor g′(z_1)")]),
+    (gallery.forgotten_mean, SIGMOID,
+     [("wrong", (1, 1), 2, {"W1", "b1"}, "missing 1/m")]),
+    (gallery.bias_not_summed, SIGMOID,
+     [("wrong", (1, 1), 2, {"b1"}, "bias gradient not summed over the batch")]),
+    (gallery.softmax_shortcut_without_cross_entropy, dict(SOFTMAX, loss=["half_sse"]),
+     [("wrong", (1, 1), 1, {"W1", "b1"}, "cross-entropy shortcut ŷ − y used without cross-entropy")]),
+    (gallery.softmax_derivative_elementwise, dict(SOFTMAX, loss=["cross_entropy"]),
+     [("wrong", (1, 2), 1, {"W1", "b1"}, "softmax derivative taken elementwise")]),
+    (gallery.off_by_one_layer, SIGMOID,
+     [("wrong", (1, 1), 1, {"W1"}, "a_k used where a_{k−1} belongs (off by one layer)")]),
+]
+
+
+def how_it_fails(user_fn, network) -> set:
+    """The kinds of failure ("raised", "wrong") of ``user_fn`` on ``network`` at five generic points."""
+    kinds = set()
+    for seed in range(5):
+        problem = sample_problem(network, seed)
+        try:
+            assert_backprop(user_fn, *problem)
+        except BackpropMismatch:
+            kinds.add("wrong")
+        except Exception:  # noqa: BLE001 — the user's function raised
+            kinds.add("raised")
+    return kinds
+
+
+def smaller_networks(network, max_width: int, max_batch: int):
+    """Every network Hypothesis would rank below ``network``: fewer layers (any widths and batch
+    within the bounds), or as many layers, each width and the batch no larger."""
+    for depth in range(1, network.depth + 1):
+        for widths in itertools.product(range(1, max_width + 1), repeat=depth + 1):
+            for batch in range(1, max_batch + 1):
+                if depth == network.depth and not (batch <= network.batch and
+                                                   all(a <= b for a, b in zip(widths, network.widths))):
+                    continue
+                if (widths, batch) != (network.widths, network.batch):
+                    yield dataclasses.replace(network, widths=widths, batch=batch)
+
+
+@pytest.mark.parametrize("user_fn, choices, expected", GALLERY, ids=[case[0].__name__ for case in GALLERY])
+def test_each_slip_is_caught_named_and_shrunk_to_a_minimal_network(user_fn, choices, expected):
+    with pytest.raises(BackpropCheckFailed) as failed:
+        check_backprop(user_fn, networks(**choices, **BOUNDS), seed=0)
+    report = str(failed.value)
+    failures = failed.value.failures
+    assert len(failures) == len(expected), report
+    for failure, (kind, widths, batch, names, slip) in zip(failures, expected):
+        network = failure.network
+        assert ("raised" if failure.raised is not None else "wrong") == kind, report
+        assert (network.widths, network.batch) == (widths, batch), report
+        if kind == "wrong":
+            assert {w.name for w in failure.wrong} == names, report
+            assert all(w.diagnosis is not None and w.diagnosis.startswith(slip) for w in failure.wrong), report
+            assert f"likely slip: {slip}" in report
+        # minimal: no network ranked below it fails this way (nor, for the first reported, any way)
+        assert kind in how_it_fails(user_fn, network)
+        for smaller in smaller_networks(network, BOUNDS["max_width"], BOUNDS["max_batch"]):
+            kinds = how_it_fails(user_fn, smaller)
+            assert kind not in kinds, (smaller.describe(), kinds)
+            if failure is failures[0]:
+                assert not kinds, (smaller.describe(), kinds)
+
+
+def test_a_plain_allclose_passes_what_the_check_catches_at_saturation():
+    """Outputs saturated at their targets: δ_L without σ′ is ~1e-13, so allclose sees nothing."""
+    spec = NetworkSpec((2, 2), output="sigmoid", loss="half_sse", batch=2)
+    params = {"W1": np.array([[6.0, 7.0], [8.0, 6.5]]), "b1": np.array([9.0, 8.0])}
+    X, Y = np.array([[1.0, 0.5], [0.75, 1.0]]), np.ones((2, 2))
+
+    def no_sigma_prime_at_the_output(params, X, Y):
+        a = gallery.sigmoid(params["W1"] @ X + params["b1"][:, None])
+        delta = (a - Y) / X.shape[1]
+        return {"W1": delta @ X.T, "b1": delta.sum(axis=1)}
+
+    claimed, truth = no_sigma_prime_at_the_output(params, X, Y), gradients(spec, params, X, Y)
+    assert all(np.allclose(claimed[name], truth[name]) for name in truth if name[0] in "Wb")
+    with pytest.raises(BackpropMismatch, match="missing derivative factor g′\\(z_1\\)"):
+        assert_backprop(no_sigma_prime_at_the_output, spec, params, X, Y)
+
+
+def test_the_relu_convention_is_checked_at_kinks():
+    def relu_prime_one_at_zero(params, X, Y):
+        Z1 = params["W1"] @ X + params["b1"][:, None]
+        A1 = np.maximum(Z1, 0)
+        delta = (params["W2"] @ A1 + params["b2"][:, None] - Y) / X.shape[1]
+        grads = {"W2": delta @ A1.T, "b2": delta.sum(axis=1)}
+        delta = (params["W2"].T @ delta) * (Z1 >= 0)  # ReLU′(0) = 1
+        return {**grads, "W1": delta @ X.T, "b1": delta.sum(axis=1)}
+
+    relu = dict(hidden=["relu"], output=["identity"], loss=["half_sse"], min_depth=2, max_depth=2)
+    check_backprop(relu_prime_one_at_zero, networks(**relu), max_examples=50, seed=7)  # kinks avoided
+    with pytest.raises(BackpropCheckFailed, match="ReLU′\\(0\\) taken as 1 \\(this network states ReLU′\\(0\\) = 0\\)"):
+        check_backprop(relu_prime_one_at_zero, networks(**relu), max_examples=50, kinks=True, seed=7)
+    check_backprop(relu_prime_one_at_zero, networks(**relu, relu_at_zero=1), max_examples=50, kinks=True, seed=7)
+
+
+# -------------------------------------------------------------------- inside @given tests
+
+
+def test_assert_backprop_inside_a_users_given_test():
+    @settings(max_examples=30, deadline=None, database=None)
+    @given(problems(networks(**SIGMOID, max_width=3, layout=["columns"], reduction=["mean"])))
+    def test_mine(problem):
+        assert_backprop(gallery.missing_sigma_prime, *problem)
+
+    with pytest.raises(BackpropMismatch) as failed:
+        test_mine()
+    assert isinstance(failed.value, AssertionError)
+    message = str(failed.value)
+    assert "network 1-1-1 sigmoid/sigmoid half_sse, batch 1" in message  # Hypothesis shrank it
+    assert "likely slip: missing derivative factor g′(z_1)" in message
+
+    @settings(max_examples=30, deadline=None, database=None)
+    @given(problems(networks(**SIGMOID), dtype="float32"))
+    def test_correct(problem):
+        assert_backprop(gallery.correct, *problem, examples="columns", reduction="network")
+
+    test_correct()
