@@ -46,6 +46,7 @@ class Verdict:
     message: str = ""
     counterexample: dict | None = None
     notes: list = field(default_factory=list)
+    slip: str | None = None  # for a refutation: the textbook slip that explains it, if one does
 
     @property
     def proved(self) -> bool:
@@ -54,7 +55,7 @@ class Verdict:
     def to_dict(self) -> dict:
         return {"verdict": self.status, "scope": self.scope, "method": self.method,
                 "seconds": round(self.seconds, 4), "message": self.message,
-                "counterexample": self.counterexample, "notes": list(self.notes)}
+                "counterexample": self.counterexample, "notes": list(self.notes), "likely_slip": self.slip}
 
 
 # ------------------------------------------------------------------------------------ lemmas

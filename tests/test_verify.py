@@ -392,3 +392,54 @@ def test_rows_slices_and_widths(tmp_path):
     results = check(write(tmp_path, body))
     assert results["ROW"].verdict.status == "proved"
     assert results["ID"].verdict.status == "proved"
+
+
+def test_refuted_gradients_name_the_likely_slip(tmp_path):
+    body = """
+    title = "slips"
+    [network]
+    widths = [3, 3, 3, 2]
+    hidden = "sigmoid"
+    output = "sigmoid"
+    loss = "half_sse"
+    batch = 2
+    [symbols]
+    W = "weight"
+    b = "bias"
+    z = "preactivation"
+    a = "activation"
+    t = "target"
+    C = "loss"
+    m = "batch"
+    sigma = "activation_function"
+    [define]
+    "d[3]" = "(a[3] - t) * sigma'(z[3]) / m"
+    "d[2]" = "W[3].T @ d[3] * sigma'(z[2])"
+    [[claim]]
+    id = "NOMEAN"
+    lhs = "grad(C, b[3])"
+    rhs = "(a[3] - t) * sigma'(z[3]) @ ones(m)"
+    [[claim]]
+    id = "SIGN"
+    lhs = "grad(C, W[3])"
+    rhs = "-d[3] @ a[2].T"
+    [[claim]]
+    id = "NOT"
+    lhs = "grad(C, z[1])"
+    rhs = "W[2] @ d[2] * sigma'(z[1])"
+    [[claim]]
+    id = "NOGP"
+    lhs = "grad(C, z[2])"
+    rhs = "W[3].T @ d[3]"
+    [[claim]]
+    id = "RIGHT"
+    lhs = "grad(C, z[2])"
+    rhs = "d[2]"
+    """
+    results = check(write(tmp_path, body))
+    assert results["NOMEAN"].slip == "missing 1/m"
+    assert results["SIGN"].slip == "sign flipped"
+    assert results["NOT"].slip.startswith("missing transpose")
+    assert results["NOGP"].slip.startswith("missing derivative factor")
+    assert results["RIGHT"].verdict.status == "proved" and results["RIGHT"].slip is None
+    assert all(results[i].verdict.status == "refuted" for i in ("NOMEAN", "SIGN", "NOT", "NOGP"))

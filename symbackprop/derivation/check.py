@@ -16,9 +16,17 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
+from fractions import Fraction
+
+import numpy as np
+
 from .. import budget
+from ..diagnose import diagnose
+from ..evaluate import Evaluation, ExactDomain, IntervalDomain, Unsupported, interval_precision
+from ..matrices import Mat
 from ..network import Network, NetworkSpec, SpecError
 from ..prove import ILL_FORMED, PROVED, REFUTED, UNDECIDED, Decider, Verdict
+from ..rules import NotRational
 from .language import ClaimError, Env, Scope, evaluate, parse, parse_range
 from .loader import Claim, Derivation
 
@@ -53,7 +61,10 @@ class ClaimResult:
     verdict: Verdict
     instances: list = field(default_factory=list)
     correction: dict | None = None
-    slip: str | None = None
+
+    @property
+    def slip(self) -> str | None:
+        return self.verdict.slip
 
     @property
     def expected(self) -> bool:
@@ -251,6 +262,8 @@ class Checker:
             except ClaimError as error:
                 return Verdict(ILL_FORMED, message=f"{error} — {at}{where}")
             verdict = decider.decide(left, right, timeout=budget.remaining())
+            if verdict.status == REFUTED:
+                verdict.slip = self._likely_slip(scope, lhs, right, env, verdict.counterexample)
             if verdict.status != PROVED:
                 verdict.message = f"{verdict.message} — {at}{where}"
                 if verdict.counterexample is not None:
@@ -263,6 +276,49 @@ class Checker:
                 break
         return worst
 
+    def _likely_slip(self, scope: Scope, lhs, claimed: Mat, env: Env, counterexample: dict) -> str | None:
+        """For a refuted ∂J/∂W_k, ∂J/∂b_k or ∂J/∂z_k: the textbook slip that gives the claimed
+        value at the counterexample (``diagnose`` reruns the proven recurrences with one thing
+        changed).  Only a hint: the verdict rests on the counterexample."""
+        target = self._gradient_target(scope, lhs, env)
+        if target is None or not counterexample:
+            return None
+        quantity, layer = target
+        net = scope.net
+        by_name = {str(s): s for kind in net.parameters.values() for s in kind}
+        point = {by_name[name]: Fraction(value) for name, value in counterexample["point"].items() if name in by_name}
+        point.update({eps: Fraction(0) for eps in net.perturbation})
+        try:
+            params = {}
+            for k in range(1, net.depth + 1):
+                params[f"W{k}"] = _floats(net.W[k], point)
+                params[f"b{k}"] = _floats(net.b[k], point).reshape(-1)
+            penalty = float(point[net.penalty]) if net.penalty is not None else None
+            return diagnose(net.spec, params, _floats(net.X, point), _floats(net.Y, point), quantity, layer,
+                            _floats(claimed, point), penalty)
+        except (ArithmeticError, Unsupported, KeyError, ValueError):
+            return None
+
+    def _gradient_target(self, scope: Scope, lhs, env: Env) -> tuple | None:
+        """("W" | "b" | "z", network layer) when the left side is grad(loss, W[k] | b[k] | z[k])."""
+        if not (isinstance(lhs, ast.Call) and isinstance(lhs.func, ast.Name) and lhs.func.id == "grad"
+                and len(lhs.args) == 2):
+            return None
+        loss, wrt = lhs.args
+        bindings = self.derivation.bindings
+        if not (isinstance(loss, ast.Name) and getattr(bindings.get(loss.id), "quantity", None) == "loss"):
+            return None
+        if not (isinstance(wrt, ast.Subscript) and isinstance(wrt.value, ast.Name) and wrt.value.id in bindings):
+            return None
+        binding = bindings[wrt.value.id]
+        kind = {"weight": "W", "bias": "b", "preactivation": "z"}.get(binding.quantity)
+        if kind is None:
+            return None
+        try:
+            return kind, scope.integer(wrt.slice, env) - binding.shift
+        except ClaimError:
+            return None
+
     def _broken_definition(self, *nodes) -> str | None:
         broken = self.derivation.broken_definitions
         for node in nodes:
@@ -270,6 +326,19 @@ class Checker:
                 if isinstance(sub, ast.Name) and sub.id in broken:
                     return f"uses {sub.id}, whose definition is broken: {broken[sub.id]}"
         return None
+
+
+def _floats(matrix: Mat, point: dict) -> np.ndarray:
+    """A matrix's value at an exact point, as float64 (exactly where it can, else by intervals)."""
+    try:
+        evaluation = Evaluation(ExactDomain(), point)
+        return np.array([[float(evaluation.value(e)) for e in row] for row in matrix.entries])
+    except NotRational:
+        pass
+    with interval_precision():
+        domain = IntervalDomain()
+        evaluation = Evaluation(domain, {s: domain.const(v) for s, v in point.items()})
+        return np.array([[float(evaluation.value(e).mid) for e in row] for row in matrix.entries])
 
 
 def summarize(reports: list[FileReport]) -> dict:
