@@ -165,8 +165,8 @@ def calculation_latex(start, steps) -> str:
                     rf"{' --- ' + text(verdict.message) if verdict.message else ''}}}")
             counterexample = verdict.counterexample
             if counterexample:
-                mark += (rf" \textcolor{{failed}}{{(entry {text(counterexample.get('entry', ''))}: left "
-                         rf"{value_latex(counterexample['lhs'])}, right {value_latex(counterexample['rhs'])})}}")
+                mark += (rf" \textcolor{{failed}}{{(left {value_latex(counterexample['lhs'])}, right "
+                         rf"{value_latex(counterexample['rhs'])})}}")
         lines.append(rf"{_relation(verdict)}{{}}&\quad\hint{{{step.reason}{mark}}}\\")
         lines.append(rf"&{latex(step.statement)}\\")
     lines[-1] = lines[-1][:-2]
