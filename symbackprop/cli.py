@@ -84,6 +84,48 @@ class Progress:
             sys.stderr.flush()
 
 
+# ------------------------------------------------------------------------ LaTeX and PDF
+
+
+def add_latex_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--latex", metavar="FILE", help="also write the proof as a LaTeX document to FILE")
+    parser.add_argument("--pdf", action="store_true",
+                        help="compile the LaTeX document with pdflatex; the PDF lands next to FILE")
+
+
+def check_latex_arguments(args) -> None:
+    """Fail before the work, not after it: --pdf without a file or without pdflatex."""
+    from pathlib import Path
+
+    from .latex.pdf import INSTALL_HINT, pdflatex
+
+    if args.pdf and not args.latex:
+        raise UsageError(f"symbackprop {args.command}: --pdf needs --latex FILE (the PDF lands next to FILE)")
+    if args.pdf and pdflatex() is None:
+        raise UsageError(f"symbackprop {args.command}: --pdf needs pdflatex, which is not installed ({INSTALL_HINT})")
+    if args.latex and not Path(args.latex).resolve().parent.is_dir():
+        raise UsageError(f"symbackprop {args.command}: --latex {args.latex}: no such directory")
+
+
+def write_latex(args, tex: str) -> None:
+    from pathlib import Path
+
+    from .latex import PdfError, compile_pdf, write
+
+    try:
+        path = write(tex, args.latex)
+    except OSError as error:
+        raise UsageError(f"symbackprop {args.command}: cannot write {args.latex}: {error.strerror}") from None
+    written = [args.latex]
+    if args.pdf:
+        try:
+            compile_pdf(path)
+            written.append(str(Path(args.latex).with_suffix(".pdf")))
+        except PdfError as error:
+            raise UsageError(f"symbackprop {args.command}: {error}") from None
+    print("wrote " + " and ".join(written), file=sys.stderr)
+
+
 # ------------------------------------------------------------------------------- prove
 
 
@@ -146,6 +188,7 @@ def run_prove(args) -> int:
     from .prove import prove_network
 
     spec = spec_from_arguments(args)
+    check_latex_arguments(args)
     progress = Progress()
     proof = prove_network(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"))
     general = None
@@ -165,7 +208,16 @@ def run_prove(args) -> int:
         if general is not None:
             print()
             print(render_general_proof(general))
-    return 0 if proof.all_proved and (general is None or general.all_proved) else 1
+    proved = proof.all_proved and (general is None or general.all_proved)
+    if args.latex:
+        from .latex import network_document
+
+        progress("checking the calculational proofs")
+        document = network_document(proof, timeout=args.timeout)
+        progress.done()
+        write_latex(args, document.text)
+        proved = proved and document.proved
+    return 0 if proved else 1
 
 
 def render_network_proof(proof) -> str:
@@ -230,6 +282,7 @@ def run_verify(args) -> int:
         paths = expand_paths(args.paths)
     except FileError as error:
         raise UsageError(f"symbackprop verify: {error}") from None
+    check_latex_arguments(args)
     reports, file_errors = [], []
     progress = Progress()
     for path in paths:
@@ -252,6 +305,10 @@ def run_verify(args) -> int:
             print(render_file_report(report))
             print()
         print(render_summary(summary, len(reports)))
+    if args.latex and reports:
+        from .latex import derivation_document
+
+        write_latex(args, derivation_document(reports))
     for error in file_errors:
         print(error, file=sys.stderr)
     if file_errors:
@@ -477,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--general", action="store_true",
                        help="also prove the recurrences for every width and every depth (symbolic sizes and "
                             "induction over layers); exit 0 only if both proofs succeed")
+    add_latex_arguments(prove)
     prove.set_defaults(run=run_prove)
 
     verify = commands.add_parser("verify", help="check a document's gradient formulas (derivation files)",
@@ -488,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--timeout", type=_positive_seconds, default=60.0, metavar="S",
                         help="time budget per claim, in seconds (default 60)")
     verify.add_argument("--json", action="store_true", help="print the report as JSON (SPEC §4)")
+    add_latex_arguments(verify)
     verify.set_defaults(run=run_verify)
     add_kernel_commands(commands)
     return parser

@@ -55,10 +55,6 @@ class Partial(sympy.Expr):
     def _sympystr(self, printer):
         return f"∂{printer._print(self.label)}/∂{printer._print(self.wrt)}"
 
-    def _latex(self, printer, exp=None):
-        body = rf"\frac{{\partial {printer._print(self.label)}}}{{\partial {printer._print(self.wrt)}}}"
-        return rf"\left({body}\right)^{{{exp}}}" if exp else body
-
 
 # -------------------------------------------------------------------------------- domains
 

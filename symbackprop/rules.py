@@ -46,13 +46,6 @@ class Atom(Function):
     def fdiff(self, argindex=1):
         return self.rule.partial(self, argindex)
 
-    def _latex(self, printer, exp=None):
-        rule = self.rule
-        inner = ", ".join(printer._print(a) for a in self.args[rule.index_args:])
-        name = rule.latex + (f"_{{{int(self.args[0]) + 1}}}" if rule.index_args else "")
-        body = rf"{name}\left({inner}\right)"
-        return rf"{body}^{{{exp}}}" if exp else body
-
     def _sympystr(self, printer):
         rule = self.rule
         inner = ", ".join(printer._print(a) for a in self.args[rule.index_args:])

@@ -1,0 +1,68 @@
+"""Jupyter display: proofs, verdicts and verify reports show as LaTeX (MathJax) in a notebook.
+
+The ``_repr_latex_`` methods are attached here, by the output layer, so that the core modules
+(``prove``, ``derivation``) never import their outputs.  ``import symbackprop`` attaches them.
+"""
+
+from __future__ import annotations
+
+from ..derivation.check import ClaimResult, FileReport
+from ..prove import QUANTITY_TEXT, NetworkProof, Verdict
+from .printer import layer_name
+
+
+def mathjax_text(value) -> str:
+    """Prose inside MathJax's ``\\text{}``: braces and dollars escaped, unicode kept."""
+    escaped = str(value).replace("\\", "/").replace("{", r"\{").replace("}", r"\}").replace("$", r"\$")
+    return rf"\text{{{escaped}}}"
+
+
+def _status(status: str) -> str:
+    return rf"\textbf{{{status}}}"
+
+
+def verdict_repr(verdict: Verdict) -> str:
+    detail = verdict.method if verdict.proved else verdict.message
+    extra = f" ({verdict.scope}{'; ' + detail if detail else ''})"
+    return f"${_status(verdict.status)}\\ {mathjax_text(extra)}$"
+
+
+def _array(header: list, rows: list) -> str:
+    spec = "l" * len(header)
+    lines = [" & ".join(header) + r" \\ \hline"] + [" & ".join(row) + r" \\" for row in rows]
+    return rf"$$\begin{{array}}{{{spec}}}" + "\n".join(lines) + r"\end{array}$$"
+
+
+def network_proof_repr(proof: NetworkProof) -> str:
+    stems = {text: letter for letter, text in QUANTITY_TEXT.items()}
+    rows = [[rf"\partial J/\partial {layer_name(stems.get(r.quantity, r.quantity), r.layer)}",
+             _status(r.verdict.status), mathjax_text(r.verdict.method or r.verdict.message),
+             f"{r.verdict.seconds:.2f}"] for r in proof.results]
+    rows += [[mathjax_text(f"lemma {lemma.name}"), _status(lemma.verdict.status), mathjax_text(lemma.statement),
+              f"{lemma.verdict.seconds:.2f}"] for lemma in proof.lemmas]
+    header = [mathjax_text(proof.spec.describe()), r"\text{verdict}", r"\text{method}", r"\text{seconds}"]
+    return _array(header, rows)
+
+
+def claim_result_repr(result: ClaimResult) -> str:
+    expected = "as expected" if result.expected else f"UNEXPECTED: expected {result.claim.expect}"
+    line = rf"\text{{{result.claim.id}}}\quad {mathjax_text(result.claim.text)}\quad {_status(result.verdict.status)}" \
+           rf"\ {mathjax_text('(' + expected + ')')}"
+    if result.correction:
+        line += rf"\quad \text{{correction: }}{_status(result.correction['verdict'])}"
+    return f"$${line}$$"
+
+
+def file_report_repr(report: FileReport) -> str:
+    rows = [[mathjax_text(r.claim.id), mathjax_text(r.claim.text), _status(r.verdict.status),
+             mathjax_text("" if r.correction is None else f"correction {r.correction['verdict']}"),
+             mathjax_text("as expected" if r.expected else "UNEXPECTED")] for r in report.results]
+    title = report.derivation.title or report.derivation.path
+    return _array([mathjax_text(title), r"\text{as printed}", r"\text{verdict}", "", ""], rows)
+
+
+def register() -> None:
+    Verdict._repr_latex_ = verdict_repr
+    NetworkProof._repr_latex_ = network_proof_repr
+    ClaimResult._repr_latex_ = claim_result_repr
+    FileReport._repr_latex_ = file_report_repr
