@@ -213,7 +213,7 @@ def run_prove(args) -> int:
         from .latex import network_document
 
         progress("checking the calculational proofs")
-        document = network_document(proof, timeout=args.timeout)
+        document = network_document(proof, timeout=args.timeout, general=general)
         progress.done()
         write_latex(args, document.text)
         proved = proved and document.proved

@@ -201,6 +201,34 @@ def test_prove_writes_a_short_pdf_with_every_step_checked(tmp_path):
     assert not list(tmp_path.glob("*.aux")) and not list(tmp_path.glob("*.log"))  # build files stay out
 
 
+def test_prove_general_adds_the_every_width_every_depth_proof(tmp_path):
+    require_pdflatex()
+    tex = tmp_path / "general.tex"
+    result = run_cli("prove", "--widths", "3,4,2", "--hidden", "relu", "--output", "softmax",
+                     "--loss", "cross_entropy", "--general", "--latex", str(tex), "--pdf")
+    assert result.returncode == 0, result.stderr
+    assert tex.read_text(encoding="ascii").isascii()
+    content = pdf_text(tex.with_suffix(".pdf"))
+    for fragment in ("For every width and every depth", "hidden step", "softmax Jacobian", "Base case",
+                     "Conclusion", "by P(k)", "every depth L"):
+        assert fragment in content, fragment
+    assert "not proved" not in content
+
+
+def test_a_general_lemma_that_fails_shows_its_residual():
+    import sympy
+
+    from symbackprop import NetworkSpec, prove_general
+    from symbackprop.general import Recurrences
+    from symbackprop.latex.documents import general_latex
+
+    spec = NetworkSpec(widths=(3, 4, 2), hidden="sigmoid", output="sigmoid", loss="half_sse", batch=2)
+    wrong = prove_general(spec, Recurrences(reduction_factor=lambda reduction, m: sympy.Integer(1)))
+    tex = general_latex(wrong)
+    assert tex.isascii()
+    assert "residual" in tex and r"\textbf{not proved}" in tex
+
+
 def test_verify_writes_a_pdf_of_all_five_documents_with_their_errata(tmp_path):
     require_pdflatex()
     tex = tmp_path / "derivations.tex"

@@ -340,10 +340,50 @@ def _summary(proof: NetworkProof) -> str:
     return "\n\n".join(lines)
 
 
+def _equation(equation) -> str:
+    return rf"${latex(equation.lhs)} = {latex(equation.rhs)}$"
+
+
+def general_latex(general) -> str:
+    """The every-width, every-depth proof (``general.GeneralProof``): its lemmas over symbolic
+    sizes, then the induction over depth, step by step with the lemmas each step uses."""
+    lines = [r"\section*{For every width and every depth}",
+             rf"Setting: {text(general.setting.describe())}. Each lemma is an identity between entries of "
+             r"matrices of symbolic size, decided exactly for every size at once; a lemma that is not "
+             r"proved shows its residual.",
+             r"\begin{longtable}{@{}r>{\raggedright\arraybackslash}p{0.62\linewidth}"
+             r">{\raggedright\arraybackslash}p{0.26\linewidth}@{}}"]
+    for number, lemma in enumerate(general.lemmas, start=1):
+        v = lemma.verdict
+        lines.append(rf"{number} & \textbf{{{text(lemma.name)}}}: {_equation(lemma.statement)} & "
+                     rf"{status_latex(v.status)} ({text(v.scope)}): {text(v.method or '')}, {v.seconds:.2f}\,s \\")
+        if not v.proved:
+            residual = rf"; residual ${latex(lemma.residual)}$" if lemma.residual is not None else ""
+            lines.append(rf" & \multicolumn{{2}}{{p{{0.88\linewidth}}}}{{{text(v.message)}{residual}}} \\")
+    lines.append(r"\end{longtable}")
+    induction = general.induction
+    lines.append(r"\paragraph{Definitions.} " + "; ".join(_equation(d) for d in induction.definitions) + ".")
+    lines.append(rf"\paragraph{{Claim.}} $P(k)$, $1 \le k \le L$: {_equation(induction.claim)}.")
+    for title, steps in ((r"Base case $k = L$.", induction.base),
+                         (r"Step: $P(k+1) \Rightarrow P(k)$ for $1 \le k < L$.", induction.step),
+                         (r"Parameters, every $1 \le k \le L$, from $P(k)$.", induction.parameters)):
+        lines.append(rf"\paragraph{{{title}}}")
+        lines.append(r"\begin{enumerate}")
+        lines += [rf"\item {_equation(step.statement)} \\ \hint{{{text(step.justification)}}}" for step in steps]
+        lines.append(r"\end{enumerate}")
+    verdict = status_latex(PROVED) if induction.proved else r"\textcolor{failed}{\textbf{not proved}} (a lemma above is not proved)"
+    lines.append(rf"\paragraph{{Conclusion}} ({verdict}), {text(induction.scope)}:")
+    lines.append(r"\begin{align*}" + r"\\".join(rf"&{latex(c.lhs)} = {latex(c.rhs)}" for c in induction.conclusion)
+                 + r"\end{align*}")
+    lines += [f"Note: {text(note)}." for note in induction.notes]
+    return "\n\n".join(lines)
+
+
 def network_document(proof: NetworkProof, calculations: list | None = None, *,
-                     timeout: float | None = 60.0) -> NetworkDocument:
+                     timeout: float | None = 60.0, general=None) -> NetworkDocument:
     """The proof of a network as LaTeX: the network and its recurrences, the lemmas, a
-    calculational proof per quantity and layer (each line checked by the prover), a summary.
+    calculational proof per quantity and layer (each line checked by the prover), a summary,
+    and the every-width, every-depth proof when ``general`` (a ``general.GeneralProof``) is given.
 
     ``calculations`` default to ``network_calculations(proof.spec)``; any not yet checked are
     checked here, on the network's instance.
@@ -355,8 +395,9 @@ def network_document(proof: NetworkProof, calculations: list | None = None, *,
     unchecked = [c for c in calculations if not c.checked]
     if unchecked:
         check_network_calculations(spec, unchecked, timeout=timeout)
-    body = "\n\n".join(part for part in (_setup(spec, rec), _lemmas(proof), _calculations(spec, calculations),
-                                         _summary(proof)) if part)
+    parts = (_setup(spec, rec), _lemmas(proof), _calculations(spec, calculations), _summary(proof),
+             general_latex(general) if general is not None else "")
+    body = "\n\n".join(part for part in parts if part)
     title = rf"Backpropagation proved: {text(spec.describe())}"
     return NetworkDocument(document(title, body), calculations)
 

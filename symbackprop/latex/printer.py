@@ -332,6 +332,11 @@ class ProofPrinter(LatexPrinter):
             return _ALIASES[name]
         if name.isascii():
             return super()._print_Symbol(Symbol(name), style=style)
+        base, underscore, subscript = name.partition("_")
+        if underscore and base:  # δ_k, ∇φ_{k+1}: a subscript, as SymPy prints a_1
+            if subscript.startswith("{") and subscript.endswith("}"):
+                subscript = subscript[1:-1]
+            return f"{self.name(base, style)}_{{{_ascii_math(subscript)}}}"
         return math_text(name)
 
     def _print_Mul(self, expr):
@@ -453,8 +458,21 @@ _folding_printer = ProofPrinter({"fold_partials": True})
 
 def latex(expr, *, fold: bool = False) -> str:
     """``expr`` (a SymPy expression, a project atom or a matrix-level node) as LaTeX math;
-    ``fold`` writes ∂J/∂X on one line, for text and tables."""
-    return (_folding_printer if fold else _printer).doprint(expr)
+    ``fold`` writes ∂J/∂X on one line, for text and tables.  Always ASCII: an object's own
+    ``_latex`` may return characters like ℓ, which become macros here."""
+    printed = (_folding_printer if fold else _printer).doprint(expr)
+    return printed if printed.isascii() else _ascii_math(printed)
+
+
+def _ascii_math(printed: str) -> str:
+    out = []
+    for char in printed:
+        if char.isascii():
+            out.append(char)
+        else:
+            piece = _math_char_or_ascii(char)
+            out.append(piece + (" " if piece[-1].isalpha() and piece.startswith("\\") else ""))
+    return "".join(out)
 
 
 def name(document_name: str) -> str:
