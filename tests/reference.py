@@ -62,8 +62,11 @@ def value_at(expr, point: dict, functions=None) -> mpmath.mpf:
 
 
 def derivative_at(expr, wrt, point: dict, functions=None) -> mpmath.mpf:
-    """d expr / d wrt at the point, by mpmath's numerical differentiation of a lambdified function."""
-    with mpmath.workdps(DIGITS):
+    """d expr / d wrt at the point, by mpmath's numerical differentiation of a lambdified function.
+
+    Saturated units can make a derivative 10⁻⁶⁰ times the loss; differencing then needs far more
+    digits than the values themselves, hence the working precision here."""
+    with mpmath.workdps(4 * DIGITS):
         others = {s: sympy.Rational(v.numerator, v.denominator) for s, v in point.items() if s != wrt}
         t = sympy.Symbol("t_reference")
         function = sympy.lambdify(t, concrete(expr, functions or {}).xreplace({**others, wrt: t}), modules="mpmath")

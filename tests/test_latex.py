@@ -212,7 +212,7 @@ def test_prove_general_adds_the_every_width_every_depth_proof(tmp_path):
     for fragment in ("For every width and every depth", "hidden step", "softmax Jacobian", "Base case",
                      "Conclusion", "by P(k)", "every depth L"):
         assert fragment in content, fragment
-    assert "not proved" not in content
+    assert "a lemma above is not proved" not in content and "FAILED" not in content
 
 
 def test_a_general_lemma_that_fails_shows_its_residual():
