@@ -347,23 +347,28 @@ class Decider:
         return Verdict(UNDECIDED, method=EXACT_METHOD, message=message)
 
 
-def compare_at(lhs, rhs, point, env_zero, generic):
-    """Both sides at ``point``: (left, right, arithmetic) if certifiably different, else None."""
+def values_at(exprs, point: dict, generic: dict | None = None) -> tuple[list, bool]:
+    """The values of ``exprs`` at an exact point (symbol → Fraction), in one evaluation:
+    exact Fractions when no transcendental function occurs (second item True), else 256-bit
+    mpmath intervals."""
     try:
-        domain = ExactDomain(generic)
-        env = {s: Fraction(v) for s, v in {**env_zero, **point}.items()}
-        evaluation = Evaluation(domain, env)
-        left, right = evaluation.value(lhs), evaluation.value(rhs)
-        return None if left == right else (str(left), str(right), "exact rational")
+        evaluation = Evaluation(ExactDomain(generic), {s: Fraction(v) for s, v in point.items()})
+        return [evaluation.value(e) for e in exprs], True
     except rules.NotRational:
         pass
     with interval_precision():
         domain = IntervalDomain(generic)
-        env = {s: domain.const(v) for s, v in {**env_zero, **point}.items()}
-        evaluation = Evaluation(domain, env)
-        left, right = evaluation.value(lhs), evaluation.value(rhs)
-        if left.b < right.a or right.b < left.a:
-            return _interval_text(left), _interval_text(right), "interval (256-bit, disjoint enclosures)"
+        evaluation = Evaluation(domain, {s: domain.const(v) for s, v in point.items()})
+        return [evaluation.value(e) for e in exprs], False
+
+
+def compare_at(lhs, rhs, point, env_zero, generic):
+    """Both sides at ``point``: (left, right, arithmetic) if certifiably different, else None."""
+    (left, right), exact = values_at([lhs, rhs], {**env_zero, **point}, generic)
+    if exact:
+        return None if left == right else (str(left), str(right), "exact rational")
+    if left.b < right.a or right.b < left.a:
+        return _interval_text(left), _interval_text(right), "interval (256-bit, disjoint enclosures)"
     return None
 
 

@@ -22,11 +22,10 @@ import numpy as np
 
 from .. import budget
 from ..diagnose import diagnose
-from ..evaluate import Evaluation, ExactDomain, IntervalDomain, Unsupported, interval_precision
+from ..evaluate import Unsupported
 from ..matrices import Mat
 from ..network import Network, NetworkSpec, SpecError
-from ..prove import ILL_FORMED, PROVED, REFUTED, UNDECIDED, Decider, Verdict
-from ..rules import NotRational
+from ..prove import ILL_FORMED, PROVED, REFUTED, UNDECIDED, Decider, Verdict, values_at
 from .language import ClaimError, Env, Scope, evaluate, parse, parse_range
 from .loader import Claim, Derivation
 
@@ -288,14 +287,14 @@ class Checker:
         by_name = {str(s): s for kind in net.parameters.values() for s in kind}
         point = {by_name[name]: Fraction(value) for name, value in counterexample["point"].items() if name in by_name}
         point.update({eps: Fraction(0) for eps in net.perturbation})
+        layers = range(1, net.depth + 1)
         try:
-            params = {}
-            for k in range(1, net.depth + 1):
-                params[f"W{k}"] = _floats(net.W[k], point)
-                params[f"b{k}"] = _floats(net.b[k], point).reshape(-1)
+            *per_layer, X, Y, claimed = _floats([*(net.W[k] for k in layers), *(net.b[k] for k in layers),
+                                              net.X, net.Y, claimed], point)
+            params = {f"W{k}": per_layer[k - 1] for k in layers}
+            params.update({f"b{k}": per_layer[net.depth + k - 1].reshape(-1) for k in layers})
             penalty = float(point[net.penalty]) if net.penalty is not None else None
-            return diagnose(net.spec, params, _floats(net.X, point), _floats(net.Y, point), quantity, layer,
-                            _floats(claimed, point), penalty)
+            return diagnose(net.spec, params, X, Y, quantity, layer, claimed, penalty)
         except (ArithmeticError, Unsupported, KeyError, ValueError):
             return None
 
@@ -328,17 +327,11 @@ class Checker:
         return None
 
 
-def _floats(matrix: Mat, point: dict) -> np.ndarray:
-    """A matrix's value at an exact point, as float64 (exactly where it can, else by intervals)."""
-    try:
-        evaluation = Evaluation(ExactDomain(), point)
-        return np.array([[float(evaluation.value(e)) for e in row] for row in matrix.entries])
-    except NotRational:
-        pass
-    with interval_precision():
-        domain = IntervalDomain()
-        evaluation = Evaluation(domain, {s: domain.const(v) for s, v in point.items()})
-        return np.array([[float(evaluation.value(e).mid) for e in row] for row in matrix.entries])
+def _floats(matrices: list, point: dict) -> list:
+    """Matrices' values at an exact point, as float64 arrays (one evaluation for all of them)."""
+    values, exact = values_at([e for m in matrices for e in m], point)
+    values = iter(float(v) if exact else float(v.mid) for v in values)
+    return [np.array([[next(values) for _ in range(m.cols)] for _ in range(m.rows)]) for m in matrices]
 
 
 def summarize(reports: list[FileReport]) -> dict:
