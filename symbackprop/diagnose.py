@@ -317,7 +317,7 @@ class Slips:
                        at(lambda net, b=borrowed: (_with(net, spec=_SpecWith(self.spec, loss_rule=b)), True)))
 
     def _off_by_one(self, at, quantity, layer):
-        spec, L = self.spec, self.spec.depth
+        L = self.spec.depth
         yield "a_k used where a_{k−1} belongs (off by one layer)", at(
             lambda net: (_with(net, A={**net.A, **{j: net.A[j + 1] for j in range(L)}}), True))
         if L >= 2:

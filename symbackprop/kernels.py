@@ -27,10 +27,9 @@ from __future__ import annotations
 
 import time
 import types
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
-import numpy as np
 import sympy
 from sympy import Add, Integer, Mul, Pow, Symbol
 from sympy.printing.numpy import NumPyPrinter
