@@ -20,6 +20,7 @@ class OutOfTime(BaseException):
 
 
 _deadlines: list[float] = []
+_LONGEST = 1e7  # seconds (115 days): setitimer overflows near 2**31 s
 
 
 def check() -> None:
@@ -43,7 +44,8 @@ def budget(seconds: float | None):
     if seconds is None:
         yield
         return
-    deadline = time.monotonic() + max(seconds, 0.0)
+    # past the timer's range (inf, 1e308) a budget is cut to _LONGEST; nan is no time at all
+    deadline = time.monotonic() + min(max(seconds, 0.0), _LONGEST) if seconds == seconds else time.monotonic()
     if _deadlines:
         deadline = min(deadline, _deadlines[-1])
     _deadlines.append(deadline)

@@ -10,7 +10,7 @@ import json
 import sys
 from fractions import Fraction
 
-from . import rules
+from . import limits, rules
 from .network import NetworkSpec, SpecError
 
 
@@ -101,6 +101,10 @@ def check_latex_arguments(args) -> None:
 
     if args.pdf and not args.latex:
         raise UsageError(f"symbackprop {args.command}: --pdf needs --latex FILE (the PDF lands next to FILE)")
+    written = [Path(args.latex), Path(args.latex).with_suffix(".pdf")] if args.latex else []
+    for path in written[: 2 if args.pdf else 1]:
+        if path.is_dir():
+            raise UsageError(f"symbackprop {args.command}: cannot write {path}: it is a folder")
     if args.pdf and pdflatex() is None:
         raise UsageError(f"symbackprop {args.command}: --pdf needs pdflatex, which is not installed ({INSTALL_HINT})")
     if args.latex and not Path(args.latex).resolve().parent.is_dir():
@@ -149,8 +153,9 @@ def _positive_seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, not {text!r}")
+    if not 0 < value <= limits.MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, at most {limits.MAX_SECONDS:g}, "
+                                         f"not {text!r}")
     return value
 
 
@@ -377,7 +382,7 @@ def _kernel_arguments(parser) -> None:
     parser.set_defaults(layout="rows")
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                         help="floating-point type of the kernel's arrays; default float64")
-    parser.add_argument("--l2-lambda", type=float, default=None, metavar="λ",
+    parser.add_argument("--l2-lambda", type=_penalty_weight, default=None, metavar="λ",
                         help="the L2 penalty's λ (with --l2); default 1e-4")
 
 
@@ -479,6 +484,8 @@ def _checked_number(convert, accept, expected: str):
 
 
 _positive_int = _checked_number(int, lambda v: v >= 1, "a positive integer")
+_seed = _checked_number(int, lambda v: 0 <= v <= limits.MAX_SEED, f"an integer from 0 to {limits.MAX_SEED}")
+_penalty_weight = _checked_number(float, lambda v: 0 <= v < float("inf"), "a finite number ≥ 0")
 _positive_float = _checked_number(float, lambda v: 0 < v < float("inf"), "a positive number")
 _fraction_below_one = _checked_number(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
@@ -507,7 +514,7 @@ def add_kernel_commands(commands) -> None:
                          help="scikit-learn's digits (pip install 'symbackprop[train]') or a CSV file")
     trainer.add_argument("--epochs", type=_positive_int, default=30, metavar="E", help="passes over the data; default 30")
     trainer.add_argument("--lr", type=_positive_float, default=0.1, help="learning rate; default 0.1")
-    trainer.add_argument("--seed", type=int, default=0, help="seed of the initial weights and the shuffles")
+    trainer.add_argument("--seed", type=_seed, default=0, help="seed of the initial weights and the shuffles")
     trainer.add_argument("--test-fraction", type=_fraction_below_one, default=0.2, metavar="F",
                          help="share of the examples held out for testing; default 0.2")
     trainer.add_argument("--plot", metavar="FILE.png", help="save the learning curve (needs matplotlib)")
@@ -562,6 +569,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except UsageError as error:
         print(str(error), file=sys.stderr)
+        return 2
+    except SpecError as error:  # a network past a limit, found where the work starts
+        print(f"symbackprop: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("symbackprop: interrupted", file=sys.stderr)

@@ -330,6 +330,8 @@ def programs(spec: NetworkSpec, penalty: float | None = None) -> dict[str, Progr
     """The four kernel functions as programs, each derived from the proven formulas."""
     if spec.l2 and penalty is None:
         raise KernelError("this network has an L2 penalty: give its λ (penalty=…, --l2-lambda)")
+    if penalty is not None and not 0 <= float(penalty) < float("inf"):
+        raise KernelError(f"the L2 penalty's λ must be a finite number ≥ 0, not {penalty!r}")
     L = spec.depth
     result = {}
 

@@ -9,13 +9,15 @@ true ∂J/∂z_k is then an ordinary partial derivative ∂J/∂ε_k, with no sp
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import sympy
 from sympy import Integer, Symbol
 
-from . import rules
+from . import limits, rules
 from .matrices import Explicit, Mat
 
 
@@ -23,11 +25,24 @@ class SpecError(ValueError):
     """A network spec that cannot be built; the message is one line for the user."""
 
 
+def _integer(value, what: str) -> int:
+    """An integer as written (3, or 3.0): not a bool, not 3.5, not inf, not "3"."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if isinstance(value, numbers.Integral) or (math.isfinite(value) and value == int(value)):
+            return int(value)
+    raise SpecError(f"{what} must be {'integers' if what == 'widths' else 'an integer'}, not {value!r}")
+
+
 def _fraction(value, what: str) -> Fraction:
     try:
-        return Fraction(str(value))
-    except (ValueError, ZeroDivisionError):
-        raise SpecError(f"{what} must be a number, not {value!r}") from None
+        if isinstance(value, bool):
+            raise TypeError
+        number = Fraction(value) if isinstance(value, (numbers.Rational, str)) else Fraction(str(value))
+    except (ValueError, ZeroDivisionError, TypeError):
+        raise SpecError(f"{what} must be a number, not {str(value)[:40]!r}") from None
+    if max(abs(number.numerator), number.denominator) >= 10 ** limits.MAX_NUMBER_DIGITS:
+        raise SpecError(f"{what}: a number has at most {limits.MAX_NUMBER_DIGITS} digits")
+    return number
 
 
 @dataclass(frozen=True)
@@ -47,18 +62,35 @@ class NetworkSpec:
     activations: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        try:
-            widths = tuple(int(w) for w in self.widths)
-        except (TypeError, ValueError):
-            raise SpecError(f"widths must be integers, not {self.widths!r}") from None
+        if isinstance(self.widths, (str, bytes)) or not hasattr(self.widths, "__len__"):
+            raise SpecError(f"widths must be a list of integers, not {self.widths!r}")
+        if len(self.widths) > limits.MAX_DEPTH + 1:
+            raise SpecError(f"widths: at most {limits.MAX_DEPTH} layers ({limits.MAX_DEPTH + 1} widths), "
+                            f"not {len(self.widths) - 1}")
+        widths = tuple(_integer(w, "widths") for w in self.widths)
         if len(widths) < 2:
             raise SpecError(f"widths need at least two entries (n_0 and n_L), got {list(widths)}")
         if any(w < 1 for w in widths):
             raise SpecError(f"every width must be at least 1, got {list(widths)}")
         object.__setattr__(self, "widths", widths)
-        if int(self.batch) < 1:
-            raise SpecError(f"batch must be at least 1, got {self.batch}")
-        object.__setattr__(self, "batch", int(self.batch))
+        batch = _integer(self.batch, "batch")
+        if batch < 1:
+            raise SpecError(f"batch must be at least 1, got {batch}")
+        object.__setattr__(self, "batch", batch)
+        too_large = limits.network_problem(widths, batch)
+        if too_large:
+            raise SpecError(f"network too large: {too_large}")
+        names = {"output": self.output, "loss": self.loss, "reduction": self.reduction, "layout": self.layout}
+        if not isinstance(self.hidden, str):
+            if isinstance(self.hidden, (list, tuple)):
+                names.update({f"hidden[{k}]": name for k, name in enumerate(self.hidden, start=1)})
+            else:
+                names["hidden"] = self.hidden
+        for key, name in names.items():
+            if not isinstance(name, str):
+                raise SpecError(f"{key} must be a name (a string), not {name!r}")
+        if not isinstance(self.l2, bool):
+            raise SpecError(f"l2 must be true or false, not {self.l2!r}")
         if self.reduction not in ("mean", "sum"):
             raise SpecError(f"reduction must be 'mean' or 'sum', not {self.reduction!r}")
         if self.layout not in ("columns", "rows"):
@@ -162,6 +194,9 @@ class Network:
 
     def __init__(self, spec: NetworkSpec, labels: tuple | None = None):
         """``labels`` (one class index per example, 0-based) fixes the targets to one-hot columns."""
+        too_large = limits.symbolic_problem(spec.widths, spec.batch)
+        if too_large:
+            raise SpecError(f"network {'-'.join(map(str, spec.widths))}, batch {spec.batch} is too large: {too_large}")
         self.spec = spec
         self.labels = labels
         self.alg = alg = Explicit(spec.layout)
@@ -169,12 +204,9 @@ class Network:
         self.depth, self.batch = L, m
         self.parameters: dict[str, list[Symbol]] = {"weight": [], "bias": [], "input": [], "target": []}
 
-        def entry_name(stem, i, e):
-            return f"{stem}[{i + 1},{e + 1}]" if m > 1 else f"{stem}[{i + 1}]"
-
         def data(width, stem, kind, make=None):
             """A width × m block (transposed for rows layout) of fresh symbols."""
-            make = make or (lambda i, e: self._symbol(entry_name(stem, i, e), kind))
+            make = make or (lambda i, e: self._symbol(self._entry_name(stem, i, e), kind))
             block = Mat.build(width, m, make)
             return block if spec.layout == "columns" else block.T
 
@@ -193,8 +225,8 @@ class Network:
         self.Ez: dict[int, Mat] = {}
         self.Ea: dict[int, Mat] = {}
         for k in range(1, L + 1):
-            self.Ez[k] = data(n[k], f"εz{k}", None, lambda i, e, k=k: self._perturbation(f"εz{k}", entry_name("", i, e)))
-            self.Ea[k] = data(n[k], f"εa{k}", None, lambda i, e, k=k: self._perturbation(f"εa{k}", entry_name("", i, e)))
+            self.Ez[k] = data(n[k], f"εz{k}", None, lambda i, e, k=k: self._perturbation(f"εz{k}", self._entry_name("", i, e)))
+            self.Ea[k] = data(n[k], f"εa{k}", None, lambda i, e, k=k: self._perturbation(f"εa{k}", self._entry_name("", i, e)))
         self.Z, self.A = forward(spec, alg, self.W, self.b, self.X, self.Ez, self.Ea)
         self.penalty = self._symbol("λ", "penalty") if spec.l2 else None
         self.reduction_factor = reduction_factor(spec.reduction, m)
@@ -202,6 +234,12 @@ class Network:
         self.loss_symbol = Symbol("J")
 
     # ---- symbols
+    def _entry_name(self, stem: str, i: int, e: int) -> str:
+        """Entry i of example e, indexed as the layout's matrices are: x[i,e] in columns, x[e,i] in rows."""
+        if self.spec.batch == 1:
+            return f"{stem}[{i + 1}]"
+        return f"{stem}[{i + 1},{e + 1}]" if self.spec.layout == "columns" else f"{stem}[{e + 1},{i + 1}]"
+
     def _symbol(self, name: str, kind: str | None) -> Symbol:
         symbol = Symbol(name)
         if kind is not None:
@@ -217,11 +255,10 @@ class Network:
         """Free targets, except that one-hot/soft targets sum to 1: the last is 1 − Σ others."""
         if not self.spec.loss_rule.simplex_targets:
             return data(width, "y", "target")
-        m = self.spec.batch
         free = {}
 
         def make(i, e):
-            name = f"y[{i + 1},{e + 1}]" if m > 1 else f"y[{i + 1}]"
+            name = self._entry_name("y", i, e)
             if i < width - 1:
                 free[i, e] = self._symbol(name, "target")
                 return free[i, e]

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import limits
+
 
 class DataError(ValueError):
     """Unusable training data; the message is one line naming the file and line."""
@@ -67,34 +69,37 @@ def load_csv(path: str, inputs: int, outputs: int, test_fraction: float = 0.2, s
         widths[inputs + 1] = "label"
     rows, kind = [], None
     try:
-        handle = open(path, encoding="utf-8")
+        content = limits.read_text(path, limits.MAX_DATA_BYTES, "CSV file")
     except OSError as error:
         raise DataError(f"{path}: cannot read ({error.strerror or error})") from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
-            if not text or text.startswith("#"):
+    except limits.LimitError as error:
+        raise DataError(f"{path}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    for number, line in enumerate(content.split("\n"), start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        cells = [cell.strip() for cell in text.split(",")]
+        bad = next((cell for cell in cells if not _is_number(cell)), None)
+        if bad is not None:
+            if not rows and kind is None:
+                kind = "header"
                 continue
-            cells = [cell.strip() for cell in text.split(",")]
-            bad = next((cell for cell in cells if not _is_number(cell)), None)
-            if bad is not None:
-                if not rows and kind is None:
-                    kind = "header"
-                    continue
-                raise DataError(f"{path}:{number}: {bad!r} is not a number")
-            values = [float(cell) for cell in cells]
-            this = widths.get(len(values))
-            if this is None or kind not in (None, "header", this):
-                expected = " or ".join(f"{w} ({inputs} features and {'one class label' if k == 'label' else f'{outputs} targets'})"
-                                       for w, k in widths.items() if kind in (None, "header", k))
-                raise DataError(f"{path}:{number}: {len(values)} columns, expected {expected}")
-            kind = this
-            infinite = next((v for v in values if not math.isfinite(v)), None)
-            if infinite is not None:
-                raise DataError(f"{path}:{number}: {infinite} is not a finite number")
-            if kind == "label" and (values[-1] != int(values[-1]) or not 0 <= values[-1] < outputs):
-                raise DataError(f"{path}:{number}: class label {values[-1]:g} is not an integer in 0..{outputs - 1}")
-            rows.append(values)
+            raise DataError(f"{path}:{number}: {bad!r} is not a number")
+        values = [float(cell) for cell in cells]
+        this = widths.get(len(values))
+        if this is None or kind not in (None, "header", this):
+            expected = " or ".join(f"{w} ({inputs} features and {'one class label' if k == 'label' else f'{outputs} targets'})"
+                                   for w, k in widths.items() if kind in (None, "header", k))
+            raise DataError(f"{path}:{number}: {len(values)} columns, expected {expected}")
+        kind = this
+        infinite = next((v for v in values if not math.isfinite(v)), None)
+        if infinite is not None:
+            raise DataError(f"{path}:{number}: {infinite} is not a finite number")
+        if kind == "label" and (values[-1] != int(values[-1]) or not 0 <= values[-1] < outputs):
+            raise DataError(f"{path}:{number}: class label {values[-1]:g} is not an integer in 0..{outputs - 1}")
+        rows.append(values)
     if not rows:
         raise DataError(f"{path}: no examples")
     data = np.array(rows)

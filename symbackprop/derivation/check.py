@@ -20,13 +20,13 @@ from fractions import Fraction
 
 import numpy as np
 
-from .. import budget
+from .. import budget, limits
 from ..diagnose import diagnose
 from ..evaluate import Unsupported
 from ..matrices import Mat
 from ..network import Network, NetworkSpec, SpecError
 from ..prove import ILL_FORMED, PROVED, REFUTED, UNDECIDED, Decider, Verdict, values_at
-from .language import ClaimError, Env, Scope, evaluate, parse, parse_range
+from .language import LAYERED, ClaimError, Env, Scope, evaluate, parse, parse_range, show
 from .loader import Claim, Derivation
 
 SEVERITY = {ILL_FORMED: 3, REFUTED: 2, UNDECIDED: 1, PROVED: 0}
@@ -38,28 +38,44 @@ class Instance:
     spec: NetworkSpec
     labels: tuple | None
     reason: str
+    chosen_by_tool: bool = False  # False: the document's own network (or the claim's override of it)
 
     @property
     def key(self):
         return (self.spec, self.labels)
 
     def describe(self) -> str:
-        """e.g. ``3-4-2, batch 1 (the document's network)``."""
-        text = "-".join(map(str, self.spec.widths)) + f", batch {self.spec.batch}"
+        """Everything a verdict depends on, e.g. ``3-4-2 sigmoid/sigmoid, half_sse, batch 1 (mean),
+        examples as columns (the document's network)``."""
+        spec = self.spec
+        hidden = spec.hidden if isinstance(spec.hidden, str) else ",".join(spec.hidden)
+        activations = f"{hidden}/{spec.output}" if spec.depth > 1 else spec.output
+        text = (f"{'-'.join(map(str, spec.widths))} {activations}, {spec.loss}, batch {spec.batch} "
+                f"({spec.reduction}), examples as {spec.layout}")
+        if spec.l2:
+            text += ", L2 penalty"
+        if any(row.name == "relu" for row in spec.activations) and spec.relu_at_zero != 0:
+            text += f", relu'(0) = {spec.relu_at_zero}"
         if self.labels is not None:
             text += f", label {'/'.join(str(c + 1) for c in self.labels)}"
-        return f"{text} ({self.reason})"
+        return f"{text} ({self.reason}{'; chosen by the tool' if self.chosen_by_tool else ''})"
 
     def where(self) -> str:
+        if self.chosen_by_tool:
+            return f"on a network the tool chose, not the document's: {self.describe()}"
         return f"on {self.describe()}"
+
+    def to_dict(self) -> dict:
+        return {"instance": self.describe(), "chosen_by": "tool" if self.chosen_by_tool else "document"}
 
 
 @dataclass
 class ClaimResult:
     claim: Claim
     verdict: Verdict
-    instances: list = field(default_factory=list)
+    instances: list = field(default_factory=list)  # descriptions of the instances checked
     correction: dict | None = None
+    decided_on: dict | None = None  # the instance a verdict other than proved comes from (Instance.to_dict)
 
     @property
     def slip(self) -> str | None:
@@ -78,7 +94,7 @@ class ClaimResult:
                 "verdict": v.status, "expect": self.claim.expect, "scope": v.scope,
                 "seconds": round(v.seconds, 4), "message": v.message, "counterexample": v.counterexample,
                 "correction": self.correction, "method": v.method, "notes": v.notes,
-                "instances": self.instances, "likely_slip": self.slip}
+                "instances": self.instances, "decided_on": self.decided_on, "likely_slip": self.slip}
 
 
 @dataclass
@@ -111,51 +127,108 @@ def _distinct_widths(depth: int, base: tuple, offset: int) -> tuple:
     return tuple(base)  # pragma: no cover
 
 
-def _uses(claim_nodes, derivation: Derivation) -> tuple[bool, bool]:
-    """(ranges over layers, uses the label): looking through the definitions the claim uses."""
-    depth_names = {n for n, b in derivation.bindings.items() if b.quantity == "depth"}
-    label_names = {n for n, b in derivation.bindings.items() if b.quantity == "label"}
+@dataclass
+class Uses:
+    """What a claim touches, through the definitions it uses: it decides the instances checked."""
+
+    over_layers: bool = False  # a layer range or the depth L: a deeper network exercises it
+    label: bool = False  # the sparse label: every label value is checked
+    sizes_named: str | None = None  # e.g. "W[1][1, 2] names an entry by number": meaningful at these sizes only
+    layer_named: str | None = None  # e.g. "a[2] names a layer by number": meaningful at this depth only
+
+
+def _numeric(node) -> bool:
+    """An index written as a number (2, 1 + 1), not with a letter or a symbol (i, L, n[1])."""
+    return not any(isinstance(sub, ast.Name) for sub in ast.walk(node))
+
+
+def _uses(claim_nodes, derivation: Derivation, claim_range: str | None = None) -> Uses:
+    """Walk the claim and, transitively, the definitions it uses."""
+    names = {q: {n for n, b in derivation.bindings.items() if b.quantity == q} for q in ("depth", "label")}
     by_name = {}
     for definition in derivation.definitions:
         by_name.setdefault(definition.name, []).append(definition)
-    seen, stack = set(), list(claim_nodes)
-    over_layers = uses_label = False
-    while stack:
-        node = stack.pop()
+    layered = {n for n, b in derivation.bindings.items() if b.quantity in LAYERED} | \
+        {d.name for d in derivation.definitions if d.layer is not None}
+    uses = Uses(over_layers=claim_range is not None)
+    ranges = [parse_range(claim_range)] if claim_range is not None else []
+    seen, queue = set(), list(claim_nodes)
+    while queue:
+        node = queue.pop(0)  # the claim's sides first, then its definitions: the reasons name what it shows
         for sub in ast.walk(node):
             if isinstance(sub, ast.Name):
-                over_layers |= sub.id in depth_names
-                uses_label |= sub.id in label_names
+                uses.over_layers |= sub.id in names["depth"]
+                uses.label |= sub.id in names["label"]
                 if sub.id in by_name and sub.id not in seen:
                     seen.add(sub.id)
                     for definition in by_name[sub.id]:
-                        over_layers |= definition.range is not None
-                        stack.append(definition.expr)
-    return over_layers, uses_label
+                        uses.over_layers |= definition.range is not None
+                        ranges += [definition.range] if definition.range is not None else []
+                        if definition.layer is not None and _numeric(definition.layer):
+                            uses.layer_named = uses.layer_named or f"{sub.id}[{show(definition.layer)}] is defined " \
+                                                                   "for a layer given by number"
+                        queue.append(definition.expr)
+            elif isinstance(sub, ast.Subscript):
+                layer = isinstance(sub.value, ast.Name) and sub.value.id in layered
+                elements = sub.slice.elts if isinstance(sub.slice, ast.Tuple) else [sub.slice]
+                if layer and _numeric(sub.slice):
+                    uses.layer_named = uses.layer_named or f"{show(sub)} names a layer by number"
+                elif not layer and any(not isinstance(e, ast.Slice) and _numeric(e) for e in elements):
+                    uses.sizes_named = uses.sizes_named or f"{show(sub)} names an entry by number"
+            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "ones" \
+                    and sub.args and _numeric(sub.args[0]):
+                uses.sizes_named = uses.sizes_named or f"{show(sub)} gives a size by number"
+            elif isinstance(sub, ast.Compare):
+                sides = [sub.left, *sub.comparators]
+                if any(_numeric(side) for side in sides) and not all(_numeric(side) for side in sides):
+                    uses.sizes_named = uses.sizes_named or f"{show(sub)} compares an index with a number"
+    for _, low, high in ranges:
+        if _numeric(low) and _numeric(high):
+            uses.layer_named = uses.layer_named or f"the range {show(low)}..{show(high)} gives its layers by number"
+    return uses
 
 
-def instances_for(derivation: Derivation, claim: Claim, claim_nodes) -> list[Instance]:
+def instances_for(derivation: Derivation, claim: Claim, claim_nodes) -> tuple[list[Instance], str | None]:
+    """The instances a claim is checked on, and why only the document's when that is so.
+
+    A claim that names entries or sizes by number (z[1][1] = W[1][1, 1] x[1] + W[1][1, 2] x[2] + b[1][1])
+    means something only at the document's sizes; one that names a layer by number, only at its
+    depth: elsewhere it would be "refuted" though the document is right.  ``instances =
+    "document"`` or ``"all"`` (per claim, or for the whole file) overrides the choice.
+    """
     base = dataclasses.replace(derivation.spec, **claim.network) if claim.network else derivation.spec
-    over_layers, uses_label = _uses(claim_nodes, derivation)
-    over_layers |= claim.range is not None
-    batch = base.batch + 1 if base.batch > 1 else 1
+    uses = _uses(claim_nodes, derivation, claim.range)
+    mode = claim.instances or derivation.instances
     chosen = [Instance(base, None, "the document's network")]
-    same_depth = _distinct_widths(base.depth, base.widths, 0)
-    if same_depth != base.widths or batch != base.batch:
-        chosen.append(Instance(dataclasses.replace(base, widths=same_depth, batch=batch), None,
-                               "distinct widths" + (f", batch {batch}" if batch != base.batch else "")))
-    if over_layers and isinstance(base.hidden, str):
-        depth = max(base.depth + 1, 3)
-        chosen.append(Instance(dataclasses.replace(base, widths=_distinct_widths(depth, base.widths, 2), batch=batch),
-                               None, f"depth {depth}"))
-    if uses_label:
+    only_document = None
+    if mode == "document":
+        only_document = "instances = \"document\""
+    elif mode is None and uses.sizes_named:
+        only_document = uses.sizes_named
+    if only_document is None:
+        batch = base.batch + 1 if base.batch > 1 else 1
+        same_depth = _distinct_widths(base.depth, base.widths, 0)
+        if same_depth != base.widths or batch != base.batch:
+            chosen.append(Instance(dataclasses.replace(base, widths=same_depth, batch=batch), None,
+                                   "distinct widths" + (f", batch {batch}" if batch != base.batch else ""), True))
+        deeper = uses.over_layers and isinstance(base.hidden, str) and (mode == "all" or not uses.layer_named)
+        if deeper:
+            depth = max(base.depth + 1, 3)
+            chosen.append(Instance(dataclasses.replace(base, widths=_distinct_widths(depth, base.widths, 2),
+                                                       batch=batch), None, f"depth {depth}", True))
+    if uses.label:
         labelled = []
         for instance in chosen:
             classes = instance.spec.widths[-1]
-            combos = list(itertools.product(range(classes), repeat=instance.spec.batch))[:6]
-            labelled += [Instance(instance.spec, combo, instance.reason) for combo in combos]
+            combos = itertools.islice(itertools.product(range(classes), repeat=instance.spec.batch),
+                                      limits.MAX_LABELINGS)
+            labelled += [dataclasses.replace(instance, labels=combo) for combo in combos]
         chosen = labelled
-    return chosen
+    note = None
+    if only_document:
+        note = (f"checked on the document's network only: {only_document}" +
+                ("" if mode == "document" else " (instances = \"all\" checks the tool's networks too)"))
+    return chosen, note
 
 
 # ----------------------------------------------------------------------------------- checking
@@ -188,34 +261,47 @@ class Checker:
         return FileReport(self.derivation, results, time.perf_counter() - started)
 
     def check_claim(self, claim: Claim) -> ClaimResult:
+        """The claim's verdict (and its correction's).  Never raises: an unexpected error in one
+        claim is that claim's ``undecided``, with a one-line message, and the others are checked."""
         started = time.perf_counter()
         if claim.error:
             verdict = Verdict(ILL_FORMED, message=claim.error)
             return ClaimResult(claim, verdict)
-        verdict, described = self._decide(claim, claim.lhs, claim.rhs)
+        verdict, described, decided_on = self._decide_safely(claim, claim.lhs, claim.rhs)
         verdict.seconds = time.perf_counter() - started
-        result = ClaimResult(claim, verdict, described)
+        result = ClaimResult(claim, verdict, described, decided_on=decided_on)
         if claim.correction:
             lhs = claim.correction_lhs or claim.lhs
-            corrected, _ = self._decide(claim, lhs, claim.correction)
+            corrected, _, corrected_on = self._decide_safely(claim, lhs, claim.correction)
             result.correction = {"lhs": lhs, "rhs": claim.correction, "verdict": corrected.status,
-                                 "message": corrected.message, "counterexample": corrected.counterexample}
+                                 "message": corrected.message, "counterexample": corrected.counterexample,
+                                 "decided_on": corrected_on}
         return result
 
-    def _decide(self, claim: Claim, lhs_text: str, rhs_text: str) -> tuple[Verdict, list]:
+    def _decide_safely(self, claim: Claim, lhs_text: str, rhs_text: str) -> tuple[Verdict, list, dict | None]:
+        try:
+            return self._decide(claim, lhs_text, rhs_text)
+        except Exception as error:  # a bug or a resource limit, not the claim's verdict: say so, in one line
+            text = (str(error).strip().splitlines() or ["no message"])[0][:200]
+            return Verdict(UNDECIDED, message=f"could not be checked: {type(error).__name__}: {text} "
+                                              "(an internal error, not a verdict on the claim)"), [], None
+
+    def _decide(self, claim: Claim, lhs_text: str, rhs_text: str) -> tuple[Verdict, list, dict | None]:
+        """The worst verdict over the instances, their descriptions, and the instance it comes from."""
         try:
             lhs, rhs = parse(lhs_text), parse(rhs_text)
             range_ = parse_range(claim.range) if claim.range else None
             broken = self._broken_definition(lhs, rhs)
             if broken:
-                return Verdict(ILL_FORMED, message=broken), []
-            chosen = instances_for(self.derivation, claim, [lhs, rhs])
+                return Verdict(ILL_FORMED, message=broken), [], None
+            chosen, only_document = instances_for(self.derivation, claim, [lhs, rhs])
         except ClaimError as error:
-            return Verdict(ILL_FORMED, message=str(error)), []
+            return Verdict(ILL_FORMED, message=str(error)), [], None
         except SpecError as error:
-            return Verdict(ILL_FORMED, message=f"network override: {error}"), []
-        worst, described, decided_any = Verdict(PROVED, method=""), [], False
-        methods, notes = set(), set()
+            return Verdict(ILL_FORMED, message=f"network override: {error}"), [], None
+        worst, worst_on, described, decided_any = Verdict(PROVED, method=""), None, [], False
+        methods, notes = set(), {only_document} - {None}
+        instance = chosen[0]
         try:
             with budget.budget(self.timeout):
                 for instance in chosen:
@@ -227,27 +313,35 @@ class Checker:
                     methods.add(verdict.method)
                     notes.update(verdict.notes)
                     if SEVERITY[verdict.status] > SEVERITY[worst.status]:
-                        worst = verdict
+                        worst, worst_on = verdict, instance
                     if verdict.status in (ILL_FORMED, REFUTED):
                         break
         except budget.OutOfTime:
-            worst = Verdict(UNDECIDED, message=f"ran out of the {self.timeout:g} s budget")
+            worst, worst_on = Verdict(UNDECIDED, message=f"ran out of the {self.timeout:g} s budget — "
+                                                         f"{instance.where()}"), instance
         if not decided_any and worst.status == PROVED:
             worst = Verdict(ILL_FORMED, message=f"the range {claim.range} is empty on every network checked")
         if worst.status == PROVED:
             worst.method = "; ".join(sorted(m for m in methods if m))
         worst.notes = sorted(notes)
-        return worst, described
+        return worst, described, worst_on.to_dict() if worst_on is not None else None
 
     def _decide_on(self, instance: Instance, claim: Claim, lhs, rhs, range_) -> Verdict | None:
-        scope, decider = self._context(instance)
         where = instance.where()
+        try:
+            scope, decider = self._context(instance)
+        except SpecError as error:
+            return Verdict(ILL_FORMED, message=f"{error} — {where}")
         try:
             if range_ is None:
                 layer_values = [None]
             else:
                 variable, low, high = range_
-                layer_values = list(range(scope.integer(low, Env()), scope.integer(high, Env()) + 1))
+                low, high = scope.integer(low, Env()), scope.integer(high, Env())
+                if high - low + 1 > limits.MAX_RANGE:
+                    raise ClaimError(f"the range {claim.range} covers {high - low + 1} layers; at most "
+                                     f"{limits.MAX_RANGE}")
+                layer_values = list(range(low, high + 1))
                 if not layer_values:
                     return None
         except ClaimError as error:
@@ -260,6 +354,9 @@ class Checker:
                 left, right = evaluate(scope, lhs, rhs, env)
             except ClaimError as error:
                 return Verdict(ILL_FORMED, message=f"{error} — {at}{where}")
+            except RecursionError:  # each formula is at most MAX_NESTING deep, but definitions nest too
+                return Verdict(ILL_FORMED, message=f"the claim and the definitions it uses nest too deeply to "
+                                                   f"evaluate — {at}{where}")
             verdict = decider.decide(left, right, timeout=budget.remaining())
             if verdict.status == REFUTED:
                 verdict.slip = self._likely_slip(scope, lhs, right, env, verdict.counterexample)
@@ -267,6 +364,7 @@ class Checker:
                 verdict.message = f"{verdict.message} — {at}{where}"
                 if verdict.counterexample is not None:
                     verdict.counterexample["instance"] = instance.describe()
+                    verdict.counterexample["chosen_by"] = "tool" if instance.chosen_by_tool else "document"
                     if range_ is not None:
                         verdict.counterexample[range_[0]] = layer
             if worst is None or SEVERITY[verdict.status] > SEVERITY[worst.status]:

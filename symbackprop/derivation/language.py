@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 import sympy
 from sympy import Integer, Rational
 
-from .. import rules
+from .. import limits, rules
 from ..evaluate import Partial
 from ..matrices import Mat, ShapeError, shape_text
 from ..network import Network
@@ -54,24 +55,58 @@ def preprocess(text: str) -> str:
 _BINARY = (ast.Add, ast.Sub, ast.Mult, ast.MatMult, ast.Div, ast.Pow)
 
 
-def _show(node) -> str:
+def _quoted(text: str, width: int = 60) -> str:
+    """A formula in a message: quoted, and elided when long (a message is one line)."""
+    return repr(text if len(text) <= width else text[: width - 1] + "…")
+
+
+def show(node) -> str:
     """A parsed formula as the document writes it (f'(x), not the internal f__prime(x))."""
     return ast.unparse(node).replace(PRIME + "(", "'(")
 
 
 def parse(text: str) -> ast.expr:
-    """Parse one formula and check that it uses only the claim language."""
-    if not isinstance(text, str) or not text.strip():
+    """Parse one formula and check that it uses only the claim language (and stays within the
+    limits: its length, how deep it nests, the size of its numbers)."""
+    if not isinstance(text, str):
+        raise ClaimError(f"a formula must be a string, not {text!r}")
+    if not text.strip():
         raise ClaimError("empty formula")
+    if len(text) > limits.MAX_FORMULA_CHARS:
+        raise ClaimError(f"formula too long: at most {limits.MAX_FORMULA_CHARS} characters, not {len(text)}")
+    source = preprocess(text.strip())
     try:
-        tree = ast.parse(preprocess(text.strip()), mode="eval")
+        tree = ast.parse(source, mode="eval")
     except SyntaxError as error:
         column = f" at column {error.offset}" if error.offset else ""
         hint = " (use .T for transpose and ** for powers)" if "^" in text else ""
-        raise ClaimError(f"cannot parse {text!r}{column}: {error.msg}{hint}") from None
+        message = error.msg
+        prime = re.search(r"(?<=[\w\])])'", source)  # a prime left over: not name'( … )
+        if prime:
+            column = f" at column {prime.start() + 1}" if source == text.strip() else ""
+            message = ("a prime (') must follow a function's name and be called, as in g'(z) "
+                       "(for a layer's own function, map hidden_activation or output_activation to a name)")
+        elif "too many nested parentheses" in message:
+            message = f"nested too deeply (at most {limits.MAX_NESTING} levels)"
+        raise ClaimError(f"cannot parse {_quoted(text)}{column}: {message}{hint}") from None
+    except (RecursionError, MemoryError):
+        raise ClaimError(f"formula nested too deeply: at most {limits.MAX_NESTING} levels") from None
+    _check_nesting(tree)
     for node in ast.walk(tree):
         _check_node(node, text)
     return tree.body
+
+
+def _check_nesting(tree) -> None:
+    """The evaluator recurses along the syntax tree: its depth is bounded (a sum of k terms is k deep)."""
+    level, deepest = [(tree, 0)], 0
+    while level:
+        node, depth = level.pop()
+        deepest = max(deepest, depth)
+        if deepest > limits.MAX_NESTING:
+            raise ClaimError(f"formula nested too deeply: at most {limits.MAX_NESTING} levels "
+                             "(a sum or product of many terms counts one level per term)")
+        level += [(child, depth + 1) for child in ast.iter_child_nodes(node)]
 
 
 def _check_node(node, text):
@@ -79,8 +114,13 @@ def _check_node(node, text):
     if isinstance(node, (ast.Expression, ast.Load, ast.USub, ast.UAdd, ast.Eq, ast.NotEq) + _BINARY):
         return
     if isinstance(node, ast.Constant):
-        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
-            raise ClaimError(f"only numbers are allowed as constants, not {node.value!r}{where}")
+        value = node.value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ClaimError(f"only numbers are allowed as constants, not {value!r}{where}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ClaimError(f"{ast.get_source_segment(text, node) or value} is not a finite number{where}")
+        if abs(value) >= 10 ** limits.MAX_NUMBER_DIGITS:
+            raise ClaimError(f"a number has at most {limits.MAX_NUMBER_DIGITS} digits{where}")
         return
     if isinstance(node, ast.Name):
         if node.id.startswith("_"):
@@ -118,7 +158,9 @@ def _check_node(node, text):
 
 def parse_range(text: str) -> tuple[str, ast.expr, ast.expr]:
     """``"l in 1..L-1"`` → (variable, low, high), both bounds inclusive."""
-    match = re.fullmatch(r"\s*([^\W\d]\w*)\s+in\s+(.+?)\s*\.\.\s*(.+?)\s*", text or "")
+    if not isinstance(text, str):
+        raise ClaimError(f"a range is a string like 'l in 1..L-1', not {text!r}")
+    match = re.fullmatch(r"\s*([^\W\d]\w*)\s+in\s+(.+?)\s*\.\.\s*(.+?)\s*", text)
     if not match:
         raise ClaimError(f"range {text!r} is not of the form 'l in 1..L-1'")
     return match.group(1), parse(match.group(2)), parse(match.group(3))
@@ -152,8 +194,13 @@ class Definition:
         return self.range[0] if self.range else None
 
 
-def parse_definition(target: str, expr: str, range_text: str | None) -> Definition:
-    """A ``[define]`` entry: ``"delta[l]"``, ``"eps[l][i]"``, ``"E"``, ``"E[i, j]"``."""
+def parse_definition(target: str, expr: str, range_text: str | None, bindings: dict | None = None) -> Definition:
+    """A ``[define]`` entry: ``"delta[l]"``, ``"eps[l][i]"``, ``"E"``, ``"E[i, j]"``, ``"mu[i]"``.
+
+    One subscript is a layer when it is a number, an expression, a symbol (``d[L]``) or the range's
+    variable (``delta[l]`` with ``for = "l in 1..L-1"``); any other letter is an entry index.
+    """
+    bindings = bindings or {}
     node = parse(target)
     subscripts = []
     while isinstance(node, ast.Subscript):
@@ -169,18 +216,38 @@ def parse_definition(target: str, expr: str, range_text: str | None) -> Definiti
         elements = slice_node.elts if isinstance(slice_node, ast.Tuple) else [slice_node]
         if not all(isinstance(e, ast.Name) for e in elements):
             raise ClaimError(f"cannot define {target!r}: entry indices must be letters")
+        if len(elements) > 2:
+            raise ClaimError(f"cannot define {target!r}: an entry takes one or two indices, not {len(elements)}")
         return tuple(e.id for e in elements)
 
+    range_ = parse_range(range_text) if range_text is not None else None
+    formula = parse(expr)
     if len(subscripts) == 2:
         layer, indices = subscripts[0], index_names(subscripts[1])
     elif len(subscripts) == 1:
         sl = subscripts[0]
-        if isinstance(sl, ast.Tuple):
+        letter = sl.id if isinstance(sl, ast.Name) else None
+        if isinstance(sl, ast.Tuple) or letter is not None and letter not in bindings \
+                and letter != (range_[0] if range_ else None):
             indices = index_names(sl)
+            as_layer = _layer_use(formula, letter, bindings) if letter else None
+            if as_layer:
+                raise ClaimError(f"cannot define {target!r}: {letter} is an entry index here (a letter without a "
+                                 f"range), but the formula uses it as a layer in {as_layer}; for a definition per "
+                                 f"layer give its range, as in {{ expr = \"…\", for = \"{letter} in 1..L\" }}")
         else:
             layer = sl
-    range_ = parse_range(range_text) if range_text else None
-    return Definition(node.id, layer, indices, parse(expr), range_, text=expr)
+    return Definition(node.id, layer, indices, formula, range_, text=expr)
+
+
+def _layer_use(formula, letter: str, bindings: dict) -> str | None:
+    """Where ``formula`` selects a layer with ``letter`` (as in z[l]), or None."""
+    for sub in ast.walk(formula):
+        if isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name) and sub.value.id in bindings \
+                and bindings[sub.value.id].quantity in LAYERED \
+                and any(isinstance(n, ast.Name) and n.id == letter for n in ast.walk(sub.slice)):
+            return show(sub)
+    return None
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -279,7 +346,7 @@ class Scope:
             return a + b if isinstance(node.op, ast.Add) else a - b if isinstance(node.op, ast.Sub) else a * b
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -self.integer(node.operand, env)
-        raise ClaimError(f"{_show(node)} is not an integer expression")
+        raise ClaimError(f"{show(node)} is not an integer expression")
 
     def layer_range(self, binding: Binding) -> tuple[int, int]:
         low_network, _ = LAYERED[binding.quantity]
@@ -362,18 +429,28 @@ class Scope:
         raise ClaimError(f"{name}[{layer}] is not defined (defined: {self._defined_layers(name)})")
 
     def _defined_layers(self, name: str) -> str:
-        layers = []
+        spans = []  # (low, high), inclusive
         for d in self.definitions[name]:
             if d.layer is None:
                 continue
             try:
                 if d.range is not None and isinstance(d.layer, ast.Name) and d.layer.id == d.variable:
-                    layers += range(self.integer(d.range[1], Env()), self.integer(d.range[2], Env()) + 1)
+                    low, high = self.integer(d.range[1], Env()), self.integer(d.range[2], Env())
+                    spans += [(low, high)] if low <= high else []
                 else:
-                    layers.append(self.integer(d.layer, Env()))
+                    layer = self.integer(d.layer, Env())
+                    spans.append((layer, layer))
             except ClaimError:
                 continue
-        return ", ".join(f"{name}[{k}]" for k in sorted(set(layers))) or "none on this network"
+        merged = []
+        for low, high in sorted(spans):
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(high, merged[-1][1]))
+            else:
+                merged.append((low, high))
+        shown = [", ".join(f"{name}[{k}]" for k in range(low, high + 1)) if high - low < 3 else
+                 f"{name}[{low}] … {name}[{high}]" for low, high in merged]
+        return ", ".join(shown) or "none on this network"
 
     def definition_value(self, name: str, layer: int | None, env: Env, entry: tuple | None = None):
         d, denv = self._definition_for(name, layer, env)
@@ -407,8 +484,9 @@ class Scope:
     def index_counts(self, node, env: Env) -> Counter:
         """How often each letter is used as an entry index (or in (i == j)) in the term ``node``.
 
-        Einstein's convention is per term: a nested sum (in parentheses, or inside grad(…))
-        contributes only its own free letters, once — its dummies stay inside it.
+        Einstein's convention is per term: a nested sum (in parentheses) and a function's argument
+        (sigma(W[2][p, q] * a[1][q]), grad(…)) contribute only their own free letters, once — their
+        dummies stay inside them.
         """
         counts = Counter()
 
@@ -426,6 +504,9 @@ class Scope:
             elif isinstance(sub, ast.Compare):
                 for side in (sub.left, *sub.comparators):
                     counts.update(letters_in(side))
+            elif isinstance(sub, ast.Call):
+                for argument in sub.args:
+                    counts.update(self.free_letters(argument, env))
             else:
                 for child in ast.iter_child_nodes(sub):
                     visit(child)
@@ -458,7 +539,10 @@ class Scope:
             base = self._peek_base(sub.value, env)
             if base is None:
                 continue
-            where = _show(sub.value)
+            where = show(sub.value)
+            if len(elements) > 2:
+                raise ClaimError(f"{where}[{', '.join(map(show, elements))}] has {len(elements)} indices, but {where} is a "
+                                 f"{shape_text(base.shape)} matrix: an entry takes one or two")
             for p in positions:
                 if len(elements) == 1:
                     if base.cols != 1 and base.rows != 1:
@@ -499,16 +583,33 @@ class Scope:
         dummies = [letter for letter in unbound if counts[letter] >= 2]
         lonely = [letter for letter in unbound if counts[letter] < 2]
         if not self.einstein or lonely:
-            letter = (lonely or unbound)[0]
-            hint = "" if self.einstein else " (with summation = \"einstein\" a repeated index is summed)"
-            raise ClaimError(f"index {letter} in {_show(node)} is not bound: it does not appear on the "
-                             f"left side{hint}")
+            raise self._unbound((lonely or unbound)[0], node, env)
         ranges = [range(1, self.index_range(letter, node, env) + 1) for letter in dummies]
+        _check_entries(ranges, dummies, "summed")
         total = Integer(0)
         for values in itertools.product(*ranges):
             total = _elementwise("a sum", total, self.atom(node, env.bind(indices=dict(zip(dummies, values)))),
                                  lambda x, y: x + y)
         return total
+
+    def _unbound(self, letter: str, node, env: Env) -> ClaimError:
+        """Why ``letter`` is neither free (on the left side) nor summed in the term ``node``."""
+        text = f"index {letter} in {show(node)} is not bound: it does not appear on the left side"
+        if not self.einstein:
+            return ClaimError(text + " (with summation = \"einstein\" a repeated index is summed)")
+        uses = sum(isinstance(n, ast.Name) and n.id == letter for n in ast.walk(node))
+        if uses < 2:
+            return ClaimError(text)
+        def scope_of_its_own(n):  # a nested sum or a function call, using the letter
+            nested = isinstance(n, ast.Call) or isinstance(n, ast.BinOp) and isinstance(n.op, (ast.Add, ast.Sub))
+            return nested and n is not node and any(isinstance(m, ast.Name) and m.id == letter for m in ast.walk(n))
+
+        inner = next((n for n in ast.walk(node) if scope_of_its_own(n)), None)
+        if inner is None:
+            return ClaimError(text)
+        return ClaimError(f"{text}, and of its {uses} uses only one is at the level of this term: the others are "
+                          f"inside {show(inner)}, which sums them on its own (Einstein's convention sums an index "
+                          "repeated within one term; a parenthesized sum or a function's argument is a term of its own)")
 
     def atom(self, node, env: Env):
         if isinstance(node, ast.Constant):
@@ -529,14 +630,15 @@ class Scope:
             if isinstance(node.op, ast.Pow):
                 if _is_matrix(_scalar(b)):
                     raise ClaimError("a power's exponent must be a number")
+                _check_power(a, _scalar(b), node)
                 return _elementwise("a power", a, b, lambda x, y: x ** y)
             if isinstance(node.op, ast.MatMult):
                 if not (_is_matrix(a) and _is_matrix(b)):
-                    raise ClaimError(f"@ needs two matrices in {_show(node)} (use * with a scalar)")
+                    raise ClaimError(f"@ needs two matrices in {show(node)} (use * with a scalar)")
                 try:
                     return self.alg.matmul(a, b)
                 except ShapeError:
-                    raise ClaimError(f"shape mismatch in {_show(node)}: {shape_text(a.shape)} @ "
+                    raise ClaimError(f"shape mismatch in {show(node)}: {shape_text(a.shape)} @ "
                                      f"{shape_text(b.shape)}") from None
         if isinstance(node, ast.UnaryOp):
             operand = self.value(node.operand, env)
@@ -554,7 +656,7 @@ class Scope:
             return self.subscript(node, env)
         if isinstance(node, ast.Call):
             return self.call(node, env)
-        raise ClaimError(f"cannot evaluate {_show(node)}")
+        raise ClaimError(f"cannot evaluate {show(node)}")
 
     def _bracket_is_zero(self, node: ast.BinOp, env: Env) -> bool:
         """Iverson brackets are strongly zero (Knuth): in a product with a false (i == j), the
@@ -601,12 +703,12 @@ class Scope:
             d, _ = self._definition_for(base.id, None, env)
             if d.indices:
                 return self.definition_value(base.id, None, env, self._normalise(entry, d, base))
-        return self._entry(self.value(base, env), entry, _show(base))
+        return self._entry(self.value(base, env), entry, show(base))
 
     @staticmethod
     def _normalise(entry, definition, base):
         if len(entry) != len(definition.indices):
-            raise ClaimError(f"{_show(base)} takes {len(definition.indices)} entry indices, not {len(entry)}")
+            raise ClaimError(f"{show(base)} takes {len(definition.indices)} entry indices, not {len(entry)}")
         return entry
 
     def _entry_indices(self, slice_node, env: Env) -> tuple:
@@ -643,7 +745,8 @@ class Scope:
             else:
                 raise ClaimError(f"{where} is {shape_text(value.shape)}: give two indices")
         if len(entry) != 2:
-            raise ClaimError(f"{where} takes at most two indices")
+            raise ClaimError(f"{where} is a {shape_text(value.shape)} matrix: an entry takes one or two indices, "
+                             f"not {len(entry)}")
         i, j = entry
         if not (1 <= i <= value.rows and 1 <= j <= value.cols):
             raise ClaimError(f"entry [{i},{j}] is outside {where}, which is {shape_text(value.shape)} "
@@ -652,7 +755,7 @@ class Scope:
 
     # ---- references (what grad and jacobian differentiate with respect to)
     def reference(self, node, env: Env):
-        text = _show(node)
+        text = show(node)
         if isinstance(node, ast.Name) and node.id in self.bindings:
             binding = self.bindings[node.id]
             if binding.quantity in LAYERED:
@@ -689,9 +792,9 @@ class Scope:
                 raise ClaimError(f"grad needs a scalar first argument, not a {shape_text(f.shape)} matrix "
                                  "(for a vector use jacobian)")
             if self._is_integer_quantity(args[0]):
-                raise ClaimError(f"grad of {_show(args[0])}: it is an integer "
+                raise ClaimError(f"grad of {show(args[0])}: it is an integer "
                                  f"({self.bindings[args[0].id].quantity}), not a function to differentiate")
-            label = sympy.Symbol(_show(args[0]))
+            label = sympy.Symbol(show(args[0]))
             return self.reference(args[1], env).map(lambda theta: Partial(f, theta, label))
         if name == "jacobian":
             self._arity(name, args, 2)
@@ -699,11 +802,11 @@ class Scope:
             x = self.reference(args[1], env)
             ys = [y] if not isinstance(y, Mat) else self._vector(y, args[0])
             if x.rows > 1 and x.cols > 1:
-                raise ClaimError(f"jacobian({_show(args[0])}, {_show(args[1])}): "
-                                 f"{_show(args[1])} is a {shape_text(x.shape)} matrix, so the derivative is a "
+                raise ClaimError(f"jacobian({show(args[0])}, {show(args[1])}): "
+                                 f"{show(args[1])} is a {shape_text(x.shape)} matrix, so the derivative is a "
                                  "3-tensor, which matrix notation cannot multiply (differentiate by an entry instead)")
             xs = self._vector(x, args[1])
-            labels = [sympy.Symbol(f"{_show(args[0])}_{i + 1}") for i in range(len(ys))]
+            labels = [sympy.Symbol(f"{show(args[0])}_{i + 1}") for i in range(len(ys))]
             return Mat([[Partial(yi, xj, labels[i]) for xj in xs] for i, yi in enumerate(ys)])
         if name == "diag":
             self._arity(name, args, 1)
@@ -712,8 +815,8 @@ class Scope:
         if name == "ones":
             self._arity(name, args, 1)
             n = self.integer(args[0], env)
-            if n < 1:
-                raise ClaimError(f"ones({_show(args[0])}) needs a positive size, not {n}")
+            if not 1 <= n <= limits.MAX_ENTRIES:
+                raise ClaimError(f"ones({show(args[0])}) needs a size from 1 to {limits.MAX_ENTRIES}, not {n}")
             return self.alg.ones(n, 1)
         if name == "sum":
             self._arity(name, args, 1)
@@ -756,7 +859,7 @@ class Scope:
             return [value]
         if value.cols == 1 or value.rows == 1:
             return list(value)
-        raise ClaimError(f"{_show(node)} is {shape_text(value.shape)}, not a vector")
+        raise ClaimError(f"{show(node)} is {shape_text(value.shape)}, not a vector")
 
     @staticmethod
     def _apply(fn, value):
@@ -797,6 +900,7 @@ def evaluate(scope: Scope, lhs: ast.expr, rhs: ast.expr, env: Env) -> tuple[Mat,
         return _as_matrix(left_value), _as_matrix(right_value)
     # The left side sets the grid; an entry the right side cannot supply is reported where it is used.
     ranges = {letter: scope.index_range(letter, lhs, env) for letter in free}
+    _check_entries([range(ranges[letter]) for letter in free], free, "free")
     left_entries, right_entries = [], []
     for values in itertools.product(*(range(1, ranges[letter] + 1) for letter in free)):
         bound = env.bind(indices=dict(zip(free, values)))
@@ -805,10 +909,33 @@ def evaluate(scope: Scope, lhs: ast.expr, rhs: ast.expr, env: Env) -> tuple[Mat,
     return Mat([left_entries]), Mat([right_entries])
 
 
+def _check_entries(ranges: list, letters: list, kind: str) -> None:
+    """Index letters spell out one entry per combination of their values: a bounded number."""
+    count = math.prod(len(r) for r in ranges)
+    if count > limits.MAX_ENTRIES:
+        sizes = " × ".join(f"{len(r)} ({letter})" for r, letter in zip(ranges, letters))
+        raise ClaimError(f"the {kind} indices {', '.join(letters)} spell out {sizes} = {count} entries; "
+                         f"at most {limits.MAX_ENTRIES}")
+
+
+def _check_power(base, exponent, node) -> None:
+    """x ** p stays small: |p| ≤ MAX_EXPONENT for a number p, and a number to a power keeps
+    within MAX_NUMBER_DIGITS digits (2**2**2**2**2 has 19 729)."""
+    if not (isinstance(exponent, sympy.Expr) and exponent.is_number):
+        return
+    if exponent.is_real is False or abs(exponent) > limits.MAX_EXPONENT:
+        raise ClaimError(f"the exponent in {show(node)} is at most {limits.MAX_EXPONENT} in absolute value")
+    for b in (base if isinstance(base, Mat) else [base]):
+        if isinstance(b, sympy.Rational) and b != 0:
+            digits = float(abs(exponent)) * max(abs(b.p).bit_length(), b.q.bit_length()) * math.log10(2)
+            if digits > limits.MAX_NUMBER_DIGITS:
+                raise ClaimError(f"{show(node)} has more than {limits.MAX_NUMBER_DIGITS} digits")
+
+
 def _single(value, node):
     value = _scalar(value)
     if isinstance(value, Mat):
-        raise ClaimError(f"{_show(node)} is a {shape_text(value.shape)} matrix where an entry is expected")
+        raise ClaimError(f"{show(node)} is a {shape_text(value.shape)} matrix where an entry is expected")
     return value
 
 

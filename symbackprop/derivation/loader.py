@@ -12,14 +12,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .. import limits
 from ..network import NetworkSpec, SpecError
 from .language import QUANTITIES, Binding, ClaimError, parse, parse_definition, parse_range
 
 VERDICTS = ("proved", "refuted", "ill-formed", "undecided")
-TOP_KEYS = ("title", "source", "summation", "network", "symbols", "define", "claim", "notes")
+TOP_KEYS = ("title", "source", "summation", "instances", "network", "symbols", "define", "claim", "notes")
 NETWORK_KEYS = ("widths", "hidden", "output", "loss", "batch", "reduction", "layout", "l2", "relu_at_zero",
                 "leaky_slope")
-CLAIM_KEYS = ("id", "text", "lhs", "rhs", "for", "expect", "correction", "correction_lhs", "note", "network")
+REQUIRED_NETWORK_KEYS = ("widths", "hidden", "output", "loss")  # hidden: unless there is no hidden layer
+CLAIM_KEYS = ("id", "text", "lhs", "rhs", "for", "expect", "correction", "correction_lhs", "note", "network",
+              "instances")
+INSTANCES = ("document", "all")  # only the document's network; also the tool's, whatever the claim names
 DEFINE_KEYS = ("expr", "for")
 SYMBOL_KEYS = ("quantity", "shift")
 
@@ -40,6 +44,7 @@ class Claim:
     correction_lhs: str | None = None  # when the erratum is on the left side too
     note: str | None = None
     network: dict = field(default_factory=dict)
+    instances: str | None = None  # "document" or "all"; None: the file's choice, else the checker's
     error: str | None = None  # set when the claim's entry in the file is itself broken
 
 
@@ -55,6 +60,7 @@ class Derivation:
     broken_definitions: dict = field(default_factory=dict)  # name -> message
     claims: list = field(default_factory=list)
     einstein: bool = False
+    instances: str | None = None  # for every claim without its own: "document" or "all"
     errors: list = field(default_factory=list)  # file-level problems, one line each
 
 
@@ -63,19 +69,37 @@ def _unknown(keys, allowed, where) -> list[str]:
 
 
 def load(path: str | Path) -> Derivation:
-    """Read a derivation file.  Raises FileError only when nothing in it can be checked."""
-    path = Path(path)
+    """Read a derivation file.  Raises FileError only when nothing in it can be checked — and
+    nothing else: one file's failure never costs the other files theirs."""
     shown = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return _load(Path(path), shown)
+    except FileError:
+        raise
+    except Exception as error:  # a bug, not the file's fault: still one line, naming the file
+        raise FileError(f"{shown}: could not be read ({type(error).__name__}: {_first_line(error)})") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else "no message"
+
+
+def _load(path: Path, shown: str) -> Derivation:
+    try:
+        data = tomllib.loads(limits.read_text(path, limits.MAX_FILE_BYTES, "derivation file"))
     except FileNotFoundError:
         raise FileError(f"{shown}: no such file") from None
+    except limits.LimitError as error:
+        raise FileError(f"{shown}: {error}") from None
     except UnicodeDecodeError as error:
         raise FileError(f"{shown}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except tomllib.TOMLDecodeError as error:
         raise FileError(f"{shown}: malformed TOML: {error}") from None
     except OSError as error:
         raise FileError(f"{shown}: cannot read: {error.strerror}") from None
+    except RecursionError:
+        raise FileError(f"{shown}: malformed TOML: nested too deeply") from None
     d = Derivation(path=shown)
     d.errors += _unknown(data, TOP_KEYS, shown)
     d.title = str(data.get("title", ""))
@@ -84,6 +108,7 @@ def load(path: str | Path) -> Derivation:
     if summation not in (None, "einstein"):
         d.errors.append(f"{shown}: summation must be \"einstein\" (or absent), not {summation!r}")
     d.einstein = summation == "einstein"
+    d.instances = _instances(data.get("instances"), shown, d.errors)
     _load_network(d, data.get("network"), shown)
     _load_symbols(d, data.get("symbols", {}), shown)
     _load_definitions(d, data.get("define", {}), shown)
@@ -91,17 +116,32 @@ def load(path: str | Path) -> Derivation:
     return d
 
 
+def _instances(value, where: str, errors: list) -> str | None:
+    if value is None or value in INSTANCES:
+        return value
+    errors.append(f"{where}: instances must be \"document\" (only the document's network) or \"all\" (also "
+                  f"networks the tool chooses), not {value!r}")
+    return None
+
+
 def _load_network(d: Derivation, network, shown):
     if not isinstance(network, dict):
         raise FileError(f"{shown}: missing [network] table (widths, hidden, output, loss, …)")
     d.errors += _unknown(network, NETWORK_KEYS, f"{shown}: [network]")
     d.network = {k: v for k, v in network.items() if k in NETWORK_KEYS}
-    if "widths" not in d.network:
-        raise FileError(f"{shown}: [network] needs widths = [n_0, …, n_L]")
+    for key in REQUIRED_NETWORK_KEYS:
+        hidden_layers = isinstance(d.network.get("widths"), list) and len(d.network["widths"]) > 2
+        if key not in d.network and (key != "hidden" or hidden_layers):
+            example = {"widths": "widths = [n_0, …, n_L]", "hidden": 'hidden = "sigmoid" (the hidden layers\' '
+                       "activation)", "output": 'output = "sigmoid"', "loss": 'loss = "half_sse"'}[key]
+            raise FileError(f"{shown}: [network] needs {key}, as in {example}; nothing is assumed")
     try:
         d.spec = NetworkSpec(**d.network)
     except (SpecError, TypeError) as error:
         raise FileError(f"{shown}: [network]: {error}") from None
+    too_large = limits.symbolic_problem(d.spec.widths, d.spec.batch)
+    if too_large:
+        raise FileError(f"{shown}: [network]: too large to check: {too_large}")
 
 
 def _load_symbols(d: Derivation, symbols, shown):
@@ -145,7 +185,7 @@ def _load_definitions(d: Derivation, define, shown):
             d.errors.append(f"{where}: the definition must be a formula string")
             continue
         try:
-            definition = parse_definition(target, value, range_text)
+            definition = parse_definition(target, value, range_text, d.bindings)
         except ClaimError as error:
             d.errors.append(f"{where}: {error}")
             d.broken_definitions[target.split("[")[0].strip()] = str(error)
@@ -184,16 +224,19 @@ def _load_claims(d: Derivation, claims, shown):
         problems += _unknown(overrides, NETWORK_KEYS, f"{where}: network")
         if entry.get("correction_lhs") is not None and entry.get("correction") is None:
             problems.append(f"{where}: correction_lhs needs a correction (the corrected right side)")
-        for key in ("for",):
-            if entry.get(key) is not None:
-                try:
-                    parse_range(entry[key])
-                except ClaimError as error:
-                    problems.append(f"{where}: {error}")
+        for key in ("correction", "correction_lhs"):
+            if entry.get(key) is not None and not isinstance(entry[key], str):
+                problems.append(f"{where}: needs {key} = \"formula\", not {entry[key]!r}")
+        if entry.get("for") is not None:
+            try:
+                parse_range(entry["for"])
+            except ClaimError as error:
+                problems.append(f"{where}: for: {error}")
+        instances = _instances(entry.get("instances"), where, problems)
         claim = Claim(id=claim_id, text=str(entry.get("text", entry.get("lhs", ""))), lhs=entry.get("lhs", ""),
                       rhs=entry.get("rhs", ""), range=entry.get("for"), expect=expect,
                       correction=entry.get("correction"), correction_lhs=entry.get("correction_lhs"),
-                      note=entry.get("note"), network=overrides,
+                      note=entry.get("note"), network=overrides, instances=instances,
                       error="; ".join(p.split(": ", 2)[-1] for p in problems) or None)
         d.errors += problems
         d.claims.append(claim)

@@ -51,5 +51,8 @@ def compile_pdf(tex_path, *, timeout: float = TIMEOUT) -> Path:
             if "Rerun to get" not in log and "Rerun LaTeX" not in log:
                 break
         pdf = tex_path.with_suffix(".pdf")
-        shutil.copyfile(Path(build) / (tex_path.stem + ".pdf"), pdf)
+        try:
+            shutil.copyfile(Path(build) / (tex_path.stem + ".pdf"), pdf)
+        except OSError as error:
+            raise PdfError(f"cannot write {pdf}: {error.strerror or error}") from None
     return pdf
