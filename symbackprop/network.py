@@ -196,7 +196,8 @@ class Network:
         """``labels`` (one class index per example, 0-based) fixes the targets to one-hot columns."""
         too_large = limits.symbolic_problem(spec.widths, spec.batch)
         if too_large:
-            raise SpecError(f"network {'-'.join(map(str, spec.widths))}, batch {spec.batch} is too large: {too_large}")
+            shape = "-".join(map(str, spec.widths)) if spec.depth <= 8 else f"of {spec.depth} layers"
+            raise SpecError(f"network {shape}, batch {spec.batch} is too large: {too_large}")
         self.spec = spec
         self.labels = labels
         self.alg = alg = Explicit(spec.layout)

@@ -114,6 +114,12 @@ VERIFY_CASES = [
     ("definitions nested 400 deep", DOCUMENT + "[define]\n\"d0\" = \"C\"\n" +
      "".join(f'"d{k}" = "d{k - 1} * 1"\n' for k in range(1, 400)) + '[[claim]]\nid = "D"\nlhs = "d399"\nrhs = "C"\n',
      "nest too deeply"),
+    ("an outer product of 40 000 entries", network("widths = [2, 2]\noutput = \"sigmoid\"\nloss = \"half_sse\"\n"
+                                                   "batch = 200\n") + '[[claim]]\nid = "O"\nlhs = "C"\n'
+     'rhs = "sum(outer(x[1, :], x[1, :]))"\n', f"would be a 200×200 matrix; at most {limits.MAX_ENTRIES}"),
+    ("a product of 40 000 entries", network("widths = [2, 2]\noutput = \"sigmoid\"\nloss = \"half_sse\"\n"
+                                            "batch = 200\n") + '[[claim]]\nid = "O"\nlhs = "C"\n'
+     'rhs = "sum(x.T @ x)"\n', "would be a 200×200 matrix"),
     ("free letters spelling out too many entries", claim(" * ".join(f"a[1][{c}]" for c in "ijklpqrsu"), "0"),
      f"= 19683 entries; at most {limits.MAX_ENTRIES}"),
 ]

@@ -247,7 +247,7 @@ def test_verify_writes_a_pdf_of_all_five_documents_with_their_errata(tmp_path):
 def test_a_file_with_errors_is_printed_too(tmp_path):
     require_pdflatex()
     broken = tmp_path / "broken.toml"
-    broken.write_text('title = "Odd & 100% {broken}"\n[network]\nwidths = [2, 2]\n'
+    broken.write_text('title = "Odd & 100% {broken}"\n[network]\nwidths = [2, 2]\noutput = "sigmoid"\nloss = "half_sse"\n'
                       '[[claim]]\nid = "X"\ntext = "∂C/∂W ≟ δ_{1}^T"\nlhs = "grad(C, W[1])"\nrhs = "nope[1]"\n',
                       encoding="utf-8")
     report = verify(broken)

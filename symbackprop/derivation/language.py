@@ -473,6 +473,7 @@ class Scope:
                 shape = [self.index_range(letter, d.expr, denv) for letter in d.indices]
                 if len(shape) == 1:
                     shape.append(1)
+                _check_size(shape[0], shape[1], name)
                 value = Mat.build(shape[0], shape[1], lambda i, j: self.definition_value(
                     name, layer, env, (i + 1,) if len(d.indices) == 1 else (i + 1, j + 1)))
         finally:
@@ -636,6 +637,8 @@ class Scope:
                 if not (_is_matrix(a) and _is_matrix(b)):
                     raise ClaimError(f"@ needs two matrices in {show(node)} (use * with a scalar)")
                 try:
+                    if a.cols == b.rows:
+                        _check_size(a.rows, b.cols, show(node))
                     return self.alg.matmul(a, b)
                 except ShapeError:
                     raise ClaimError(f"shape mismatch in {show(node)}: {shape_text(a.shape)} @ "
@@ -807,10 +810,12 @@ class Scope:
                                  "3-tensor, which matrix notation cannot multiply (differentiate by an entry instead)")
             xs = self._vector(x, args[1])
             labels = [sympy.Symbol(f"{show(args[0])}_{i + 1}") for i in range(len(ys))]
+            _check_size(len(ys), len(xs), show(node))
             return Mat([[Partial(yi, xj, labels[i]) for xj in xs] for i, yi in enumerate(ys)])
         if name == "diag":
             self._arity(name, args, 1)
             v = self._vector(self.value(args[0], env), args[0])
+            _check_size(len(v), len(v), show(node))
             return Mat.build(len(v), len(v), lambda i, j: v[i] if i == j else Integer(0))
         if name == "ones":
             self._arity(name, args, 1)
@@ -826,6 +831,7 @@ class Scope:
             self._arity(name, args, 2)
             u = self._vector(self.value(args[0], env), args[0])
             v = self._vector(self.value(args[1], env), args[1])
+            _check_size(len(u), len(v), show(node))
             return Mat.build(len(u), len(v), lambda i, j: u[i] * v[j])
         if name == "log":
             self._arity(name, args, 1)
@@ -907,6 +913,12 @@ def evaluate(scope: Scope, lhs: ast.expr, rhs: ast.expr, env: Env) -> tuple[Mat,
         left_entries.append(_single(scope.value(lhs, bound), lhs))
         right_entries.append(_single(scope.value(rhs, bound), rhs))
     return Mat([left_entries]), Mat([right_entries])
+
+
+def _check_size(rows: int, cols: int, what: str) -> None:
+    """A matrix the formula builds (diag, outer, jacobian, @) has at most MAX_ENTRIES entries."""
+    if rows * cols > limits.MAX_ENTRIES:
+        raise ClaimError(f"{what} would be a {rows}×{cols} matrix; at most {limits.MAX_ENTRIES} entries")
 
 
 def _check_entries(ranges: list, letters: list, kind: str) -> None:
