@@ -47,6 +47,14 @@ class Instance:
     def describe(self) -> str:
         """Everything a verdict depends on, e.g. ``3-4-2 sigmoid/sigmoid, half_sse, batch 1 (mean),
         examples as columns (the document's network)``."""
+        return f"{self._settings()} ({self.reason}{'; chosen by the tool' if self.chosen_by_tool else ''})"
+
+    def where(self) -> str:
+        if self.chosen_by_tool:
+            return f"on a network the tool chose, not the document's: {self._settings()} ({self.reason})"
+        return f"on {self.describe()}"
+
+    def _settings(self) -> str:
         spec = self.spec
         hidden = spec.hidden if isinstance(spec.hidden, str) else ",".join(spec.hidden)
         activations = f"{hidden}/{spec.output}" if spec.depth > 1 else spec.output
@@ -58,12 +66,7 @@ class Instance:
             text += f", relu'(0) = {spec.relu_at_zero}"
         if self.labels is not None:
             text += f", label {'/'.join(str(c + 1) for c in self.labels)}"
-        return f"{text} ({self.reason}{'; chosen by the tool' if self.chosen_by_tool else ''})"
-
-    def where(self) -> str:
-        if self.chosen_by_tool:
-            return f"on a network the tool chose, not the document's: {self.describe()}"
-        return f"on {self.describe()}"
+        return text
 
     def to_dict(self) -> dict:
         return {"instance": self.describe(), "chosen_by": "tool" if self.chosen_by_tool else "document"}
