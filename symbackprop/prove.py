@@ -29,6 +29,7 @@ from .derive import QUANTITIES, backprop, direct
 from .evaluate import (Evaluation, ExactDomain, IntervalDomain, RingDomain, Unsupported,
                        interval_precision)
 from .matrices import Mat, shape_text
+from .model import Instance
 from .network import Network, NetworkSpec
 from .polys import DegreeOverflow, generators_of
 
@@ -206,33 +207,15 @@ def generic_choices(rng: random.Random, rows) -> tuple[dict, dict]:
 
 
 class Decider:
-    """Decides claimed identities about one network instance, sharing all memoised work."""
+    """Decides claimed identities about one model instance (``model.Instance``: a network, a model
+    written as definitions, a layer), sharing all memoised work between its obligations."""
 
-    def __init__(self, net: Network, seed: int = 0):
+    def __init__(self, net: Instance, seed: int = 0):
         self.net = net
         self.domain = RingDomain()
         env = {eps: self.domain.zero for eps in net.perturbation}
         self.evaluation = Evaluation(self.domain, env)
         self.seed = seed
-
-    # ---- the sampled points
-    def _variables(self) -> list:
-        params = self.net.parameters
-        return [(s, kind) for kind in ("weight", "bias", "input", "target", "penalty") for s in params.get(kind, [])]
-
-    def _sample(self, rng: random.Random) -> dict:
-        point = {}
-        for symbol, kind in self._variables():
-            if kind == "target":
-                value = Fraction(rng.randint(0, 8), 8)
-                if self.net.spec.loss_rule.simplex_targets:
-                    value /= self.net.spec.widths[-1]
-            elif kind == "penalty":
-                value = Fraction(rng.randint(1, 8), 8)
-            else:
-                value = Fraction(rng.randint(-5, 5), rng.choice((3, 4, 5)))
-            point[symbol] = value
-        return point
 
     # ---- deciding
     def decide(self, lhs, rhs, *, timeout: float | None = DEFAULT_TIMEOUT, attempts: int = 12) -> Verdict:
@@ -318,7 +301,7 @@ class Decider:
         rows = {row for row, _ in self.evaluation.rules_seen | self.evaluation.rules_differentiated}
         agreed = 0
         for attempt in range(attempts):
-            point = self._sample(rng)
+            point = self.net.sample(rng)
             generic, shown = generic_choices(rng, rows)
             for i, j, _ in residuals[:3]:
                 try:
@@ -336,8 +319,9 @@ class Decider:
                 }
                 if shown:
                     counterexample["functions"] = shown
-                if self.net.spec.loss_rule.simplex_targets and self.net.labels is None:
-                    counterexample["note"] = "each example's last target is 1 minus the sum of the others"
+                note = self.net.witness_note()
+                if note:
+                    counterexample["note"] = note
                 return Verdict(REFUTED, method="certified counterexample", counterexample=counterexample,
                                message=f"entry [{i + 1},{j + 1}] differs")
         total = sum(len(r.num) for _, _, r in residuals)
