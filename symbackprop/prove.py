@@ -244,7 +244,7 @@ class Decider:
         for i in range(lhs.rows):
             for j in range(lhs.cols):
                 try:
-                    difference = d.sub(ev.value(lhs[i, j]), ev.value(rhs[i, j]))
+                    difference = d.reduce(d.sub(ev.value(lhs[i, j]), ev.value(rhs[i, j])))
                 except ZeroDivisionError:
                     return Verdict(ILL_FORMED, message=f"entry [{i + 1},{j + 1}] divides by an expression that is identically 0")
                 if not difference.is_zero:
