@@ -196,6 +196,13 @@ class RingDomain:
                 return value
         return value
 
+    def number(self, constant) -> Frac:
+        """π or e: a positive generator (no algebraic relation is assumed)."""
+        key = ("symbol", constant)
+        value = self.ring.generator(key)
+        self.positive_symbols.add(constant)
+        return value
+
     def is_zero(self, value: Frac) -> bool:
         return value.is_zero
 
@@ -283,6 +290,10 @@ class ExactDomain(_Operators):
     def log(self, argument):
         raise NotRational("log")
 
+    @staticmethod
+    def number(constant):
+        raise NotRational(str(constant))
+
     def root(self, base, exponent):
         raise NotRational("root")
 
@@ -324,6 +335,9 @@ class IntervalDomain(_Operators):
             raise Unsupported(f"no numeric form for {rule.name}")
         return rule.interval(*indices, *arguments)
 
+    def number(self, constant):
+        return self.iv.pi if constant == sympy.pi else self.iv.e
+
     def log(self, argument):
         if not argument.a > 0:
             raise ZeroDivisionError("log of a value that may be ≤ 0")
@@ -363,6 +377,10 @@ class NumpyDomain(_Operators):
         if not rule.numpy:
             raise Unsupported(f"no NumPy form for {rule.name}")
         return numpy_function(rule)(*arguments)
+
+    @staticmethod
+    def number(constant):
+        return float(constant)
 
     @staticmethod
     def log(argument):
@@ -475,6 +493,8 @@ class Evaluation:
             return d.log(self.value(argument))
         if isinstance(node, Partial):
             return self.derivative(node.f, node.wrt)
+        if node in (sympy.pi, sympy.E):
+            return d.number(node)
         if node.is_Float:
             return d.const(Fraction(str(node)))
         raise Unsupported(f"cannot evaluate {type(node).__name__}: {node}")

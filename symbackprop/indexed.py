@@ -170,6 +170,13 @@ class Sized(Elementwise):
     def shape(self, a) -> tuple:
         return a.shape if isinstance(a, SizedMat) else (Integer(1), Integer(1))
 
+    def maximum(self, a, b):
+        """max(a, b) = b + relu(a − b), as in ``matrices.Explicit``."""
+        from .rules import ACTIVATIONS
+
+        relu = ACTIVATIONS["relu"].atom
+        return self._zip("elementwise maximum", a, b, lambda x, y: y + relu(x - y))
+
     def sum_axis(self, a: SizedMat, axis: int) -> SizedMat:
         if axis == 0:
             return SizedMat(1, a.cols, lambda i, j: summation(lambda l: a(l, j), a.rows))

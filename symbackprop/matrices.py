@@ -162,7 +162,12 @@ class Explicit(Elementwise):
         return a.map(lambda e: e ** p) if isinstance(a, Mat) else a ** p
 
     def maximum(self, a, b):
-        return self._zip("elementwise maximum", a, b, sympy.Max)
+        """max(a, b) = b + relu(a − b): the ReLU atom carries the kink, and its derivative rule
+        (the step) says which side the gradient flows to."""
+        from .rules import ACTIVATIONS
+
+        relu = ACTIVATIONS["relu"].atom
+        return self._zip("elementwise maximum", a, b, lambda x, y: y + relu(x - y))
 
     def shape(self, a) -> tuple:
         return a.shape if isinstance(a, Mat) else (1, 1)
