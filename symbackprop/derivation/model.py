@@ -392,8 +392,8 @@ def build(spec: ModelSpec, sizes: dict, rng: random.Random | None = None, defini
             _store(instance, d.name, k, value if d.shape else value[0, 0], ref)
     for output, name in spec.upstream.items():
         pass  # declared once the output's shape is known, below
-    for f in spec.forward:
-        _define(instance, scope, f)
+    for f, member, env in forward_order(spec, scope):
+        _define(instance, scope, f, member, env)
     for output, name in spec.upstream.items():
         value = instance.values.get(output)
         if value is None or isinstance(value, dict):
@@ -436,60 +436,80 @@ def _store(instance: ModelInstance, name: str, index, value, ref) -> None:
     members[index], refs[index] = value, ref
 
 
-def _define(instance: ModelInstance, scope: Scope, f: ForwardDefinition) -> None:
+def forward_order(spec: ModelSpec, scope: Scope):
+    """(definition, member, env) in the order the forward pass evaluates them.  Consecutive
+    definitions over the same range form one block, evaluated step by step — so that an LSTM's
+    c[t] may use h[t − 1] and h[t] use c[t]."""
+    blocks: list = []
+    for f in spec.forward:
+        d = f.definition
+        key = None if d.range is None else (d.variable, ast.dump(d.range[1]), ast.dump(d.range[2]))
+        if key is not None and blocks and blocks[-1][0] == key:
+            blocks[-1][1].append(f)
+        else:
+            blocks.append((key, [f]))
+    for key, block in blocks:
+        first = block[0].definition
+        where = f"[model.forward] {first.name}"
+        try:
+            if key is not None:
+                _, low, high = first.range
+                low, high = scope.integer(low, Env()), scope.integer(high, Env())
+                if high - low + 1 > MAX_MEMBERS:
+                    raise ModelError(f"{where}: {first.name}[{first.variable}] for {first.variable} in {low}..{high} "
+                                     f"has {high - low + 1} members (at most {MAX_MEMBERS})")
+                members = list(range(low, high + 1))
+            elif first.layer is not None:
+                members = [scope.integer(first.layer, Env())]
+            else:
+                members = [None]
+        except ClaimError as error:
+            raise ModelError(f"{where}: its range: {error}") from None
+        for member in members:
+            for f in block:
+                env = Env({f.definition.variable: member}) if key is not None else Env()
+                yield f, member, env
+
+
+def _define(instance: ModelInstance, scope: Scope, f: ForwardDefinition, k, env: Env) -> None:
     d = f.definition
     where = f"[model.forward] {d.name}"
-    indices = [None]
     try:
-        if d.range is not None:
-            variable, low, high = d.range
-            low, high = scope.integer(low, Env()), scope.integer(high, Env())
-            if high - low + 1 > MAX_MEMBERS:
-                raise ModelError(f"{where}: {d.name}[{d.variable}] for {d.variable} in {low}..{high} has "
-                                 f"{high - low + 1} members (at most {MAX_MEMBERS})")
-            indices = list(range(low, high + 1))
-        elif d.layer is not None:
-            indices = [scope.integer(d.layer, Env())]
+        if d.indices:
+            rows, cols = (scope.integer(p, env) for p in f.shape) if f.shape else (None, None)
+            if rows is None or rows < 1 or cols < 1:
+                raise ModelError(f"{where}: the shape of its entries must be positive")
+            letters = d.indices
+
+            def entry(i, j):
+                bound = {letters[0]: i + 1} if len(letters) == 1 else {letters[0]: i + 1, letters[1]: j + 1}
+                value = scope.value(d.expr, env.bind(indices=bound))
+                if isinstance(value, Mat):
+                    if value.shape != (1, 1):
+                        raise ClaimError(f"each entry must be a scalar, not a {shape_text(value.shape)} matrix")
+                    value = value[0, 0]
+                return value
+
+            if len(letters) == 1 and cols != 1:
+                raise ModelError(f"{where}: one entry index defines a column: shape \"{rows}\"")
+            value = Mat.build(rows, cols, entry)
+        else:
+            value = scope.value(d.expr, env)
     except ClaimError as error:
-        raise ModelError(f"{where}: its range: {error}") from None
-    for k in indices:
-        env = Env({d.variable: k}) if d.range is not None else Env()
-        try:
-            if d.indices:
-                rows, cols = (scope.integer(p, env) for p in f.shape) if f.shape else (None, None)
-                if rows is None or rows < 1 or cols < 1:
-                    raise ModelError(f"{where}: the shape of its entries must be positive")
-                letters = d.indices
-
-                def entry(i, j, env=env):
-                    bound = {letters[0]: i + 1} if len(letters) == 1 else {letters[0]: i + 1, letters[1]: j + 1}
-                    value = scope.value(d.expr, env.bind(indices=bound))
-                    if isinstance(value, Mat):
-                        if value.shape != (1, 1):
-                            raise ClaimError(f"each entry must be a scalar, not a {shape_text(value.shape)} matrix")
-                        value = value[0, 0]
-                    return value
-
-                if len(letters) == 1 and cols != 1:
-                    raise ModelError(f"{where}: one entry index defines a column: shape \"{rows}\"")
-                value = Mat.build(rows, cols, entry)
-            else:
-                value = scope.value(d.expr, env)
-        except ClaimError as error:
-            member = "" if k is None else f"[{k}]"
-            raise ModelError(f"[model.forward] {d.name}{member}: {error}") from None
-        stem = d.name if k is None else f"{d.name}[{k}]"
-        perturbed, epsilon = instance.perturbed(stem, value)
-        _store(instance, d.name, k, perturbed, epsilon)
+        member = "" if k is None else f"[{k}]"
+        raise ModelError(f"[model.forward] {d.name}{member}: {error}") from None
+    stem = d.name if k is None else f"{d.name}[{k}]"
+    perturbed, epsilon = instance.perturbed(stem, value)
+    _store(instance, d.name, k, perturbed, epsilon)
 
 
 # ---------------------------------------------------------------------------- chosen sizes
 
 
 def distinct_sizes(spec: ModelSpec, avoid: tuple = ()) -> dict | None:
-    """Sizes that cannot hide a slip: pairwise distinct, each different from the document's, at
-    least 2 (at least 3 for a size that bounds a recurrence), every shape positive, small enough to
-    prove quickly.  None when the model has no sizes to vary."""
+    """Sizes that cannot hide a slip: pairwise distinct (a missing transpose is a shape error or a
+    wrong value), at least 2 (at least 3 for a size that bounds a recurrence), not the document's,
+    every shape positive — the cheapest such choice.  None when the model has no sizes to vary."""
     names = list(spec.sizes)
     if not names:
         return None
@@ -498,7 +518,7 @@ def distinct_sizes(spec: ModelSpec, avoid: tuple = ()) -> dict | None:
     best = None
     for values in itertools.permutations(pool, len(names)) if len(names) <= 6 else []:
         chosen = dict(zip(names, values))
-        if any(chosen[n] == spec.sizes[n] for n in names) or any(chosen[n] < 3 for n in recurrent):
+        if chosen == spec.sizes or any(chosen[n] < 3 for n in recurrent):
             continue
         if chosen in avoid:
             continue
