@@ -33,6 +33,12 @@ MAX_NUMBER_DIGITS = 100  # a number written in a formula
 MAX_EXPONENT = 64  # |p| in x ** p for a number p
 MAX_ENTRIES = 10_000  # entries one side of a claim spells out (free and summed index letters)
 MAX_RANGE = MAX_DEPTH + 1  # values of a layer range "l in a..b"
+MAX_INDEX_SUM = 10_000  # terms of one index sum, sum(body, k in 1..K)
+
+# ---- a [model] (derivation files that write the model as definitions)
+MAX_MODEL_ENTRIES = 4000  # free symbols of one instance
+MAX_MODEL_SIZE = 64  # any named size
+MAX_MODEL_MEMBERS = 200  # members of one family
 MAX_LABELINGS = 6  # label assignments checked per instance, for claims that use the label
 
 # ---- the command line

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import itertools
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -26,7 +27,8 @@ from ..evaluate import Unsupported
 from ..matrices import Mat
 from ..network import Network, NetworkSpec, SpecError
 from ..prove import ILL_FORMED, PROVED, REFUTED, UNDECIDED, Decider, Verdict, values_at
-from .language import LAYERED, ClaimError, Env, Scope, evaluate, parse, parse_range, show
+from . import model as build_model
+from .language import LAYERED, ClaimError, Env, Scope, evaluate, is_range, parse, parse_range, show
 from .loader import Claim, Derivation
 
 SEVERITY = {ILL_FORMED: 3, REFUTED: 2, UNDECIDED: 1, PROVED: 0}
@@ -181,6 +183,11 @@ def _uses(claim_nodes, derivation: Derivation, claim_range: str | None = None) -
             elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "ones" \
                     and sub.args and _numeric(sub.args[0]):
                 uses.sizes_named = uses.sizes_named or f"{show(sub)} gives a size by number"
+            elif is_range(sub):  # an index sum's k in a..b (a | b once parsed)
+                span = sub.comparators[0]
+                if _numeric(span.left) and _numeric(span.right):
+                    uses.sizes_named = uses.sizes_named or (f"the index sum over {sub.left.id} in "
+                                                            f"{show(span.left)}..{show(span.right)} is by number")
             elif isinstance(sub, ast.Compare):
                 sides = [sub.left, *sub.comparators]
                 if any(_numeric(side) for side in sides) and not all(_numeric(side) for side in sides):
@@ -227,11 +234,70 @@ def instances_for(derivation: Derivation, claim: Claim, claim_nodes) -> tuple[li
                                       limits.MAX_LABELINGS)
             labelled += [dataclasses.replace(instance, labels=combo) for combo in combos]
         chosen = labelled
-    note = None
-    if only_document:
-        note = (f"checked on the document's network only: {only_document}" +
-                ("" if mode == "document" else " (instances = \"all\" checks the tool's networks too)"))
-    return chosen, note
+    return chosen, _only_document(only_document, mode) if only_document else None
+
+
+@dataclass
+class ModelCase:
+    """A [model] at chosen sizes; ``seed`` draws its integer index inputs (token ids, labels)."""
+
+    sizes: dict
+    seed: int
+    reason: str
+    chosen_by_tool: bool = False  # False: the document's sizes
+
+    @property
+    def key(self):
+        return (tuple(sorted(self.sizes.items())), self.seed)
+
+    def describe(self, built=None) -> str:
+        return f"{self._settings(built)} ({self.reason}{'; chosen by the tool' if self.chosen_by_tool else ''})"
+
+    def where(self, built=None) -> str:
+        if self.chosen_by_tool:
+            return f"on sizes the tool chose, not the document's: {self._settings(built)} ({self.reason})"
+        return f"on {self.describe(built)}"
+
+    def _settings(self, built=None) -> str:
+        text = ", ".join(f"{k}={v}" for k, v in self.sizes.items()) or "the model"
+        if built is not None and built.index_values:
+            text += "; " + ", ".join(f"{k} = {v}" for k, v in built.index_values.items())
+        return text
+
+    def to_dict(self) -> dict:
+        return {"instance": self.describe(), "chosen_by": "tool" if self.chosen_by_tool else "document"}
+
+
+def model_cases(derivation: Derivation) -> list:
+    """The document's sizes, and pairwise distinct ones (a recurrence's length at least 3); with
+    integer index inputs, two draws of them on each."""
+    model = derivation.model
+    draws = (0, 1) if model.index_inputs() else (0,)
+    chosen = [ModelCase(dict(model.sizes), seed, "the document's sizes" + (f", draw {seed + 1}" if seed else ""))
+              for seed in draws]
+    other = build_model.distinct_sizes(model)
+    if other is not None:
+        chosen += [ModelCase(other, seed, "distinct sizes" + (f", draw {seed + 1}" if seed else ""), True)
+                   for seed in draws]
+    return chosen
+
+
+def model_cases_for(derivation: Derivation, claim: Claim, claim_nodes) -> tuple[list, str | None]:
+    """As for networks: a claim that names an entry or a member by number (or instances =
+    "document") is checked at the document's sizes only."""
+    chosen = model_cases(derivation)
+    mode = claim.instances or derivation.instances
+    uses = _uses(claim_nodes, derivation, claim.range)
+    named = uses.sizes_named or uses.layer_named
+    if mode == "document" or (mode is None and named):
+        reason = "instances = \"document\"" if mode == "document" else named
+        return [case for case in chosen if not case.chosen_by_tool], _only_document(reason, mode)
+    return chosen, None
+
+
+def _only_document(reason: str, mode: str | None) -> str:
+    return (f"checked on the document's instance only: {reason}" +
+            ("" if mode == "document" else " (instances = \"all\" checks the tool's instances too)"))
 
 
 # ----------------------------------------------------------------------------------- checking
@@ -245,10 +311,16 @@ class Checker:
         self.timeout = timeout
         self._instances: dict = {}
 
-    def _context(self, instance: Instance):
+    def _context(self, instance):
         context = self._instances.get(instance.key)
         if context is None:
-            net = Network(instance.spec, labels=instance.labels)
+            if isinstance(instance, ModelCase):
+                try:
+                    net = build_model.build(self.derivation.model, instance.sizes, random.Random(instance.seed))
+                except (build_model.ModelError, ClaimError) as error:
+                    raise ClaimError(f"the model cannot be built {instance.where()}: {error}") from None
+            else:
+                net = Network(instance.spec, labels=instance.labels)
             scope = Scope(self.derivation.bindings, self.derivation.definitions, net,
                           einstein=self.derivation.einstein)
             context = self._instances[instance.key] = (scope, Decider(net))
@@ -297,7 +369,10 @@ class Checker:
             broken = self._broken_definition(lhs, rhs)
             if broken:
                 return Verdict(ILL_FORMED, message=broken), [], None
-            chosen, only_document = instances_for(self.derivation, claim, [lhs, rhs])
+            if self.derivation.model is not None:
+                chosen, only_document = model_cases_for(self.derivation, claim, [lhs, rhs])
+            else:
+                chosen, only_document = instances_for(self.derivation, claim, [lhs, rhs])
         except ClaimError as error:
             return Verdict(ILL_FORMED, message=str(error)), [], None
         except SpecError as error:
@@ -329,12 +404,14 @@ class Checker:
         worst.notes = sorted(notes)
         return worst, described, worst_on.to_dict() if worst_on is not None else None
 
-    def _decide_on(self, instance: Instance, claim: Claim, lhs, rhs, range_) -> Verdict | None:
-        where = instance.where()
+    def _decide_on(self, instance, claim: Claim, lhs, rhs, range_) -> Verdict | None:
         try:
             scope, decider = self._context(instance)
+        except ClaimError as error:
+            return Verdict(ILL_FORMED, message=str(error))
         except SpecError as error:
-            return Verdict(ILL_FORMED, message=f"{error} — {where}")
+            return Verdict(ILL_FORMED, message=f"{error} — {instance.where()}")
+        where = instance.where(scope.net) if isinstance(instance, ModelCase) else instance.where()
         try:
             if range_ is None:
                 layer_values = [None]
@@ -366,8 +443,13 @@ class Checker:
             if verdict.status != PROVED:
                 verdict.message = f"{verdict.message} — {at}{where}"
                 if verdict.counterexample is not None:
-                    verdict.counterexample["instance"] = instance.describe()
+                    verdict.counterexample["instance"] = instance.describe(scope.net) \
+                        if isinstance(instance, ModelCase) else instance.describe()
                     verdict.counterexample["chosen_by"] = "tool" if instance.chosen_by_tool else "document"
+                    if isinstance(instance, ModelCase):
+                        verdict.counterexample["sizes"] = dict(instance.sizes)
+                        if scope.net.index_values:
+                            verdict.counterexample["indices"] = dict(scope.net.index_values)
                     if range_ is not None:
                         verdict.counterexample[range_[0]] = layer
             if worst is None or SEVERITY[verdict.status] > SEVERITY[worst.status]:
