@@ -49,6 +49,26 @@ def network(body: str) -> str:
                             'batch = 1\n', textwrap.dedent(body))
 
 
+MODEL = """
+title = "hostile model"
+[model]
+sizes = { N = 4, D = 2 }
+loss = "L"
+[model.inputs]
+x = "N x D"
+"h[0]" = "D"
+[model.parameters]
+w = "D"
+[model.forward]
+L = "sum(x @ w)"
+"""
+
+
+def model(forward: str = "", sizes: str = "sizes = { N = 4, D = 2 }", claim_rhs: str = "sum(x @ w)") -> str:
+    body = MODEL.replace("sizes = { N = 4, D = 2 }", sizes).replace('L = "sum(x @ w)"', forward or 'L = "sum(x @ w)"')
+    return body + f"[[claim]]\nid = \"M\"\nlhs = \"L\"\nrhs = '''{claim_rhs}'''\n"
+
+
 # (id, what the case writes or runs, a fragment the output must contain)
 # A derivation body is written to doc.toml and verified with --timeout 2.
 VERIFY_CASES = [
@@ -120,6 +140,17 @@ VERIFY_CASES = [
     ("a product of 40 000 entries", network("widths = [2, 2]\noutput = \"sigmoid\"\nloss = \"half_sse\"\n"
                                             "batch = 200\n") + '[[claim]]\nid = "O"\nlhs = "C"\n'
      'rhs = "sum(x.T @ x)"\n', "would be a 200×200 matrix"),
+    ("a model of size 10**9", model(sizes="sizes = { N = 1000000000, D = 2 }"),
+     f"from 1 to {limits.MAX_MODEL_SIZE}"),
+    ("a model size inf", model(sizes="sizes = { N = inf, D = 2 }"), "must be an integer"),
+    ("a model family over 10**9 members", model('"h[t]" = { expr = "h[t-1]", for = "t in 1..1000000000" }\n'
+                                               'L = "sum(x @ w)"'), f"at most {limits.MAX_MODEL_MEMBERS}"),
+    ("a model index sum over 10**9 terms", model(claim_rhs="sum(sum(x @ w) * 0 + k * 0, k in 1..1000000000) + "
+                                                           "sum(x @ w)"), f"at most {limits.MAX_INDEX_SUM}"),
+    ("a model index sum of 10**8 terms in all", model(claim_rhs="sum(k * j * 0, k in 1..10000, j in 1..10000) + "
+                                                                "sum(x @ w)"), f"at most {limits.MAX_ENTRIES}"),
+    ("a model forward nested 500 deep", model('L = "' + "-" * 500 + 'sum(x @ w)"'), "nested too deeply"),
+    ("a model claim nested 500 deep", model(claim_rhs="-" * 500 + "sum(x @ w)"), "nested too deeply"),
     ("free letters spelling out too many entries", claim(" * ".join(f"a[1][{c}]" for c in "ijklpqrsu"), "0"),
      f"= 19683 entries; at most {limits.MAX_ENTRIES}"),
 ]

@@ -333,3 +333,31 @@ def test_the_header_shows_activations_loss_reduction_and_layout(tmp_path, capsys
     header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("checked on:"))
     assert "2-3-2 sigmoid/sigmoid, half_sse, batch 2 (sum), examples as columns (the document's network)" in header
     assert "(distinct widths, batch 3; chosen by the tool)" in header
+
+
+MODEL_SUM = """
+title = "a model written out"
+[model]
+sizes = { N = 2, D = 2 }
+loss = "L"
+[model.inputs]
+x = "N x D"
+[model.parameters]
+w = "D"
+[model.forward]
+L = "sum(x @ w)"
+[[claim]]
+id = "OUT"
+lhs = "L"
+rhs = "x[1, 1] * w[1] + x[1, 2] * w[2] + x[2, 1] * w[1] + x[2, 2] * w[2]"
+"""
+
+
+def test_a_model_written_out_at_its_sizes_is_proved_there_and_the_tools_sizes_say_so(tmp_path):
+    result = results(write(tmp_path, MODEL_SUM))["OUT"]
+    assert result.verdict.status == "proved" and len(result.instances) == 1
+    everywhere = results(write(tmp_path, MODEL_SUM.replace('id = "OUT"', 'id = "OUT"\ninstances = "all"'),
+                               "all.toml"))["OUT"]
+    assert everywhere.verdict.status == "refuted"
+    assert "on sizes the tool chose, not the document's" in everywhere.verdict.message
+    assert everywhere.decided_on["chosen_by"] == "tool"

@@ -68,7 +68,7 @@ def _quoted(text: str, width: int = 60) -> str:
 
 def show(node) -> str:
     """A parsed formula as the document writes it (f'(x), not the internal f__prime(x))."""
-    return ast.unparse(node).replace(PRIME + "(", "'(")
+    return ast.unparse(node).replace(PRIME + "(", "'(").replace(" | ", "..")  # | only ever stands for ..
 
 
 def parse(text: str) -> ast.expr:
