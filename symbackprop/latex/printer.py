@@ -247,6 +247,7 @@ class ExampleSums(_Node):
 # ----------------------------------------------------------------------------- the printer
 
 _NETWORK_SYMBOL = re.compile(r"(?P<stem>W|b|x|y|εz|εa)(?P<layer>\d*)\[(?P<entry>[\d,]+)\]")
+_MODEL_SYMBOL = re.compile(r"(?P<stem>[^\W\d]\w*?)(?:\[(?P<member>-?\d+)\](?=\[))?(?:\[(?P<entry>[\d,]+)\])?")
 _ALIASES = {"ell": r"\ell", "eps": r"\varepsilon", "lam": r"\lambda", "nabla": r"\nabla"}
 LAYER_STEMS = {"delta": r"\delta"}
 
@@ -324,6 +325,12 @@ class ProofPrinter(LatexPrinter):
             if stem in ("εz", "εa"):
                 return rf"\varepsilon^{{{stem[1]}({layer})}}_{{{entry}}}"
             return (layer_name(stem, layer) if layer else stem) + f"_{{{entry}}}"
+        match = _MODEL_SYMBOL.fullmatch(expr.name)
+        if match:  # a [model]'s entries: gamma[1] → γ₁, h[2][1] → h^{(2)}_1
+            stem = self.name(match["stem"], style)
+            if match["member"] is not None:
+                stem = layer_name(stem, match["member"])
+            return f"{{{stem}}}_{{{match['entry']}}}" if match["entry"] else stem
         return self.name(expr.name, style)
 
     def name(self, name: str, style: str = "plain") -> str:
