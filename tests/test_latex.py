@@ -299,6 +299,25 @@ def test_a_general_lemma_that_fails_shows_its_residual():
     assert "residual" in tex and r"\textbf{not proved}" in tex
 
 
+def test_a_general_argument_that_cannot_be_stated_still_compiles(tmp_path):
+    """No empty list for pdflatex to reject: the notes say why there is no argument."""
+    from symbackprop import prove_general
+    from symbackprop.general import Recurrences
+    from symbackprop.latex.documents import document, general_latex
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken rule")
+
+    proof = prove_general(NetworkSpec(widths=(2, 2)), Recurrences(output_delta=broken))
+    assert not proof.induction.base
+    tex = general_latex(proof)
+    assert r"\begin{enumerate}" not in tex and "broken rule" in tex
+    require_pdflatex()
+    path = tmp_path / "unstated.tex"
+    path.write_text(document("unstated", tex), encoding="ascii")
+    assert "could not be stated" in pdf_text(compile_pdf(path))
+
+
 def test_verify_writes_a_pdf_of_all_five_documents_with_their_errata(tmp_path):
     require_pdflatex()
     tex = tmp_path / "derivations.tex"
