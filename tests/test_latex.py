@@ -386,6 +386,7 @@ def test_notebook_displays():
     assert proof.results[0].verdict._repr_latex_() == \
         r"$\textbf{proved}\ \text{ (instance; exact: rational normal form over activation atoms)}$"
     report = verify(DERIVATIONS / "002_backprop_in_neural_networks.toml")
-    assert report._repr_latex_().count(r"\textbf{ill-formed}") == 4
+    ill_formed = sum(r.verdict.status == "ill-formed" for r in report.results)
+    assert ill_formed >= 4 and report._repr_latex_().count(r"\textbf{ill-formed}") == ill_formed
     c3 = next(r for r in report.results if r.claim.id == "C3")
     assert c3._repr_latex_().startswith(r"$$\text{C3}") and r"[δ³]_\{2×1\}" in c3._repr_latex_()
