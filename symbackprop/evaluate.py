@@ -24,7 +24,7 @@ import sympy
 from sympy import Add, Mul, Pow
 
 from . import budget
-from .polys import Frac, Ring, poly_content
+from .polys import FIELD, Frac, Ring, generators_of, poly_content
 from .rules import EXP, Atom, NotRational
 
 
@@ -69,6 +69,9 @@ class RingDomain:
         self.atom_of_generator: dict[int, tuple] = {}  # generator index -> (rule, atom node)
         r = self.ring
         self.zero, self.one = r.zero, r.one
+        self.exp_arguments: dict[int, Frac] = {}  # generator index of eᵘ -> u
+        self.roots: dict[int, tuple] = {}  # generator index of t = b^(1/q) -> (q, b)
+        self.positive_symbols: set = set()
         self.add, self.sub, self.neg, self.mul = r.add, r.sub, r.neg, r.mul
         self.power, self.divide = r.power, r.divide
 
@@ -98,16 +101,122 @@ class RingDomain:
         key = (EXP.key, (), (self.ring.key(base),))
         generator = self.ring.generator(key)
         self.atom_of_generator.setdefault(self.ring.generator_index[key], (EXP, node))
+        self.exp_arguments.setdefault(self.ring.generator_index[key], base)
         return generator if c == 1 else self.ring.power(generator, c)
 
     def log(self, argument: Frac) -> Frac:
-        return self.ring.generator(("log", self.ring.key(argument)))
+        """log of a value that is positive wherever it is defined.  Split off what is known to be
+        positive — a positive rational constant, powers of positive generators (eᵘ, whose log is
+        u; b^(1/q), whose log is (1/q)·log b; σ, softmax …), and numerator or denominator
+        polynomials with positive coefficients in positive generators — each getting its own
+        log; what remains (positive, as the quotient of positives) is one opaque generator."""
+        ring = self.ring
+        total = ring.zero
+        rest = argument
+        # a single-term numerator: constant × monomial
+        if len(argument.num) == 1:
+            ((mono, coeff),) = argument.num.items()
+            positives = {i: e for i, e in _exponents(mono).items() if self.is_positive(i)}
+            if coeff > 0:
+                total = ring.add(total, self._log_constant(Fraction(coeff)))
+                rest = Frac({mono: 1}, argument.den, argument.factors, argument.degree)
+            for i, e in positives.items():
+                total = ring.add(total, ring.mul(ring.const(e), self._log_generator(i)))
+                rest = ring.divide(rest, ring.power(Frac({1 << (FIELD * i): 1}, degree=1), e))
+        if rest.den != 1:
+            total = ring.sub(total, self._log_constant(Fraction(rest.den)))
+            rest = Frac(rest.num, 1, rest.factors, rest.degree)
+        kept = []
+        for f, e in rest.factors:
+            poly = ring.factor_polys[f]
+            if self._manifestly_positive(poly):
+                total = ring.sub(total, ring.mul(ring.const(e), self._log_poly(poly)))
+            else:
+                kept.append((f, e))
+        rest = Frac(rest.num, 1, tuple(kept), rest.degree)
+        if len(rest.num) > 1 and self._manifestly_positive(rest.num) and not kept:
+            return ring.add(total, self._log_poly(rest.num))
+        if rest.num == {0: 1} and not kept:
+            return total
+        return ring.add(total, ring.generator(("log", ring.key(rest))))
+
+    def _log_poly(self, poly: dict) -> Frac:
+        content = poly_content(poly)
+        normal = {m: c // content for m, c in poly.items()}
+        value = self.ring.generator(("log", self.ring.key(Frac(normal))))
+        return self.ring.add(value, self._log_constant(Fraction(content))) if content != 1 else value
+
+    def _log_constant(self, value: Fraction) -> Frac:
+        """log of a positive rational: Σ e·log p over its prime factors (log p are generators)."""
+        total = self.ring.zero
+        for n, sign in ((value.numerator, 1), (value.denominator, -1)):
+            for prime, e in sympy.factorint(n).items():
+                total = self.ring.add(total, self.ring.mul(self.ring.const(sign * e),
+                                                           self.ring.generator(("log", prime))))
+        return total
+
+    def _log_generator(self, index: int) -> Frac:
+        if index in self.exp_arguments:
+            return self.exp_arguments[index]
+        if index in self.roots:
+            q, base = self.roots[index]
+            return self.ring.mul(self.ring.const(Fraction(1, q)), self.log(base))
+        return self.ring.generator(("log", self.ring.generator_keys[index]))
+
+    def is_positive(self, index: int) -> bool:
+        """Generators known to be positive: eᵘ, roots, atoms of positive functions, positive symbols."""
+        if index in self.exp_arguments or index in self.roots:
+            return True
+        key = self.ring.generator_keys[index]
+        if key[0] == "symbol":
+            return key[1] in self.positive_symbols
+        rule = self.atom_of_generator.get(index, (None, None))[0]
+        return rule is not None and rule.positive
+
+    def _manifestly_positive(self, poly: dict) -> bool:
+        return all(c > 0 for c in poly.values()) and all(self.is_positive(i) for i in generators_of(poly))
 
     def root(self, base: Frac, exponent) -> Frac:
-        return self.ring.generator(("pow", self.ring.key(base), exponent))
+        """base^(p/q) = t^p with t = base^(1/q) a generator; :meth:`reduce` uses t^q = base."""
+        exponent = Fraction(exponent)
+        q = exponent.denominator
+        key = ("root", self.ring.key(base), q)
+        t = self.ring.generator(key)
+        self.roots.setdefault(self.ring.generator_index[key], (q, base))
+        return self.ring.power(t, exponent.numerator)
+
+    def reduce(self, value: Frac) -> Frac:
+        """Rewrite powers t^e of root generators with t^q = base until none has e ≥ q."""
+        for _ in range(8):
+            before = value
+            for index in sorted(generators_of(value.num) & set(self.roots), reverse=True):
+                q, base = self.roots[index]
+                value = self.ring.reduce_power(value, index, q, base)
+            if value is before or value.is_zero:
+                return value
+        return value
+
+    def number(self, constant) -> Frac:
+        """π or e: a positive generator (no algebraic relation is assumed)."""
+        key = ("symbol", constant)
+        value = self.ring.generator(key)
+        self.positive_symbols.add(constant)
+        return value
 
     def is_zero(self, value: Frac) -> bool:
         return value.is_zero
+
+
+def _exponents(mono: int) -> dict:
+    """{generator index: exponent} of a packed monomial."""
+    found, index = {}, 0
+    while mono:
+        e = mono & ((1 << FIELD) - 1)
+        if e:
+            found[index] = e
+        mono >>= FIELD
+        index += 1
+    return found
 
 
 def polynomial_value(domain, coefficients, x):
@@ -181,6 +290,10 @@ class ExactDomain(_Operators):
     def log(self, argument):
         raise NotRational("log")
 
+    @staticmethod
+    def number(constant):
+        raise NotRational(str(constant))
+
     def root(self, base, exponent):
         raise NotRational("root")
 
@@ -222,6 +335,9 @@ class IntervalDomain(_Operators):
             raise Unsupported(f"no numeric form for {rule.name}")
         return rule.interval(*indices, *arguments)
 
+    def number(self, constant):
+        return self.iv.pi if constant == sympy.pi else self.iv.e
+
     def log(self, argument):
         if not argument.a > 0:
             raise ZeroDivisionError("log of a value that may be ≤ 0")
@@ -261,6 +377,10 @@ class NumpyDomain(_Operators):
         if not rule.numpy:
             raise Unsupported(f"no NumPy form for {rule.name}")
         return numpy_function(rule)(*arguments)
+
+    @staticmethod
+    def number(constant):
+        return float(constant)
 
     @staticmethod
     def log(argument):
@@ -367,9 +487,14 @@ class Evaluation:
             self.rules_seen.add((EXP, None))
             return d.atom(EXP, (self.value(node.args[0]),), (), node)
         if isinstance(node, sympy.log):
-            return d.log(self.value(node.args[0]))
+            argument = node.args[0]
+            if isinstance(argument, Atom) and argument.rule.unfold is not None and argument.rule.positive:
+                argument = argument.rule.unfold(argument)  # log softmax_i(z) = z_i − log Σ eᶻ, …
+            return d.log(self.value(argument))
         if isinstance(node, Partial):
             return self.derivative(node.f, node.wrt)
+        if node in (sympy.pi, sympy.E):
+            return d.number(node)
         if node.is_Float:
             return d.const(Fraction(str(node)))
         raise Unsupported(f"cannot evaluate {type(node).__name__}: {node}")

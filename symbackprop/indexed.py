@@ -104,16 +104,32 @@ class ShapeMismatch(ValueError):
     """Two sized matrices that an operation combines have different shapes."""
 
 
+def _same(x, y) -> bool:
+    return sympy.simplify(x - y) == 0
+
+
 def _zip(op, a, b, fn):
+    """Elementwise ``fn``; scalars broadcast, and so do a row (1 × n) or a column (m × 1) against
+    an m × n matrix — only when that dimension is literally 1."""
     if not isinstance(a, SizedMat) and not isinstance(b, SizedMat):
         return fn(a, b)
     if not isinstance(a, SizedMat):
         return SizedMat(b.rows, b.cols, lambda i, j: fn(a, b(i, j)))
     if not isinstance(b, SizedMat):
         return SizedMat(a.rows, a.cols, lambda i, j: fn(a(i, j), b))
-    if sympy.simplify(a.rows - b.rows) != 0 or sympy.simplify(a.cols - b.cols) != 0:
-        raise ShapeMismatch(f"{op} of a {a.rows}×{a.cols} and a {b.rows}×{b.cols} matrix")
-    return SizedMat(a.rows, a.cols, lambda i, j: fn(a(i, j), b(i, j)))
+    if _same(a.rows, b.rows) and _same(a.cols, b.cols):
+        return SizedMat(a.rows, a.cols, lambda i, j: fn(a(i, j), b(i, j)))
+    for small, large, swap in ((a, b, False), (b, a, True)):
+        rows_ok = small.rows == 1 or _same(small.rows, large.rows)
+        cols_ok = small.cols == 1 or _same(small.cols, large.cols)
+        if rows_ok and cols_ok:
+            def at(i, j, small=small):
+                return small(0 if small.rows == 1 else i, 0 if small.cols == 1 else j)
+
+            if swap:
+                return SizedMat(large.rows, large.cols, lambda i, j: fn(large(i, j), at(i, j)))
+            return SizedMat(large.rows, large.cols, lambda i, j: fn(at(i, j), large(i, j)))
+    raise ShapeMismatch(f"{op} of a {a.rows}×{a.cols} and a {b.rows}×{b.cols} matrix")
 
 
 class Sized(Elementwise):
@@ -143,6 +159,37 @@ class Sized(Elementwise):
 
     def log(self, a: SizedMat) -> SizedMat:
         return self.apply(sympy.log, a)
+
+    def exp(self, a):
+        return self.apply(sympy.exp, a) if isinstance(a, SizedMat) else sympy.exp(a)
+
+    def power(self, a, p):
+        p = sympy.sympify(p)
+        return self.apply(lambda e: e ** p, a) if isinstance(a, SizedMat) else a ** p
+
+    def shape(self, a) -> tuple:
+        return a.shape if isinstance(a, SizedMat) else (Integer(1), Integer(1))
+
+    def maximum(self, a, b):
+        """max(a, b) = b + relu(a − b), as in ``matrices.Explicit``."""
+        from .rules import ACTIVATIONS
+
+        relu = ACTIVATIONS["relu"].atom
+        return self._zip("elementwise maximum", a, b, lambda x, y: y + relu(x - y))
+
+    def sum_axis(self, a: SizedMat, axis: int) -> SizedMat:
+        if axis == 0:
+            return SizedMat(1, a.cols, lambda i, j: summation(lambda l: a(l, j), a.rows))
+        return SizedMat(a.rows, 1, lambda i, j: summation(lambda l: a(i, l), a.cols))
+
+    def build(self, rows, cols, entry) -> SizedMat:
+        return SizedMat(rows, cols, entry)
+
+    def entry(self, a, i, j):
+        return a(i, j) if isinstance(a, SizedMat) else a
+
+    def index_sum(self, body, count):
+        return summation(body, count)
 
     def full(self, value, like: SizedMat) -> SizedMat:
         return SizedMat(like.rows, like.cols, lambda i, j: Integer(value))

@@ -14,6 +14,8 @@ from typing import Callable, Sequence
 import sympy
 from sympy import Add, Integer, Mul
 
+from .algebra import Algebra
+
 
 class ShapeError(ValueError):
     """Two matrices that an operation combines have incompatible shapes."""
@@ -73,19 +75,38 @@ def _same_shape(op: str, a: Mat, b: Mat) -> None:
         raise ShapeError(f"{op} of a {shape_text(a.shape)} and a {shape_text(b.shape)} matrix")
 
 
+def broadcast_shape(op: str, a: tuple, b: tuple) -> tuple:
+    """The shape of an elementwise ``op`` of matrices shaped ``a`` and ``b``: equal shapes, or a row
+    (1 × n) or a column (m × 1) against an m × n matrix, or 1 × 1 against anything.  Anything else
+    — a row against a column included — is a :class:`ShapeError` naming both shapes."""
+    if a == b:
+        return a
+    for small, large in ((a, b), (b, a)):
+        if small == (1, 1) or (small[0] == 1 and small[1] == large[1]) or (small[1] == 1 and small[0] == large[0]):
+            return large
+    raise ShapeError(f"{op} of a {shape_text(a)} and a {shape_text(b)} matrix")
+
+
 def _zip(op: str, a, b, fn) -> "Mat | sympy.Expr":
-    """Elementwise ``fn``; a scalar on either side broadcasts."""
+    """Elementwise ``fn``; a scalar on either side broadcasts, and so do rows and columns
+    (:func:`broadcast_shape`)."""
     if not isinstance(a, Mat) and not isinstance(b, Mat):
         return fn(a, b)
     if not isinstance(a, Mat):
         return b.map(lambda e: fn(a, e))
     if not isinstance(b, Mat):
         return a.map(lambda e: fn(e, b))
-    _same_shape(op, a, b)
-    return Mat([[fn(x, y) for x, y in zip(ra, rb)] for ra, rb in zip(a.entries, b.entries)])
+    if a.shape == b.shape:
+        return Mat([[fn(x, y) for x, y in zip(ra, rb)] for ra, rb in zip(a.entries, b.entries)])
+    rows, cols = broadcast_shape(op, a.shape, b.shape)
+
+    def at(m: Mat, i: int, j: int):
+        return m.entries[i if m.rows > 1 else 0][j if m.cols > 1 else 0]
+
+    return Mat.build(rows, cols, lambda i, j: fn(at(a, i, j), at(b, i, j)))
 
 
-class Elementwise:
+class Elementwise(Algebra):
     """The elementwise operations of a matrix algebra, over the algebra's own ``_zip``."""
 
     @staticmethod
@@ -132,6 +153,57 @@ class Explicit(Elementwise):
 
     def log(self, a: Mat) -> Mat:
         return a.map(sympy.log)
+
+    def exp(self, a):
+        return a.map(sympy.exp) if isinstance(a, Mat) else sympy.exp(a)
+
+    def power(self, a, p):
+        p = sympy.sympify(p)
+        return a.map(lambda e: e ** p) if isinstance(a, Mat) else a ** p
+
+    def maximum(self, a, b):
+        """max(a, b) = b + relu(a − b): the ReLU atom carries the kink, and its derivative rule
+        (the step) says which side the gradient flows to."""
+        from .rules import ACTIVATIONS
+
+        relu = ACTIVATIONS["relu"].atom
+        return self._zip("elementwise maximum", a, b, lambda x, y: y + relu(x - y))
+
+    def shape(self, a) -> tuple:
+        return a.shape if isinstance(a, Mat) else (1, 1)
+
+    def sum_axis(self, a: Mat, axis: int) -> Mat:
+        if axis == 0:
+            return Mat([[Add(*column) for column in zip(*a.entries)]])
+        if axis == 1:
+            return Mat([[Add(*row)] for row in a.entries])
+        raise ValueError(f"axis must be 0 or 1, not {axis!r}")
+
+    def concat(self, a: Mat, b: Mat, axis: int) -> Mat:
+        if axis == 0:
+            if a.cols != b.cols:
+                raise ShapeError(f"stacking a {shape_text(a.shape)} on a {shape_text(b.shape)} matrix")
+            return Mat(list(a.entries) + list(b.entries))
+        if a.rows != b.rows:
+            raise ShapeError(f"joining a {shape_text(a.shape)} and a {shape_text(b.shape)} matrix side by side")
+        return Mat([list(ra) + list(rb) for ra, rb in zip(a.entries, b.entries)])
+
+    def block(self, a: Mat, rows: tuple, cols: tuple) -> Mat:
+        (r0, r1), (c0, c1) = rows, cols
+        if not (0 <= r0 < r1 <= a.rows and 0 <= c0 < c1 <= a.cols):
+            raise ShapeError(f"rows {r0 + 1}..{r1}, columns {c0 + 1}..{c1} are outside a {shape_text(a.shape)} matrix")
+        return Mat([row[c0:c1] for row in a.entries[r0:r1]])
+
+    def build(self, rows: int, cols: int, entry) -> Mat:
+        return Mat.build(rows, cols, entry)
+
+    def entry(self, a, i: int, j: int):
+        if not isinstance(a, Mat):
+            return a
+        return a.entries[i][j]
+
+    def index_sum(self, body, count: int):
+        return Add(*[body(k) for k in range(count)])
 
     def full(self, value, like: Mat) -> Mat:
         return Mat.build(like.rows, like.cols, lambda i, j: Integer(value))

@@ -17,6 +17,7 @@ from sympy import Integer, Symbol
 
 from . import rules
 from .matrices import Explicit, Mat
+from .model import DOMAINS, Instance
 
 
 class SpecError(ValueError):
@@ -153,7 +154,7 @@ def objective(spec: NetworkSpec, alg, output, Y, W: dict, reduction_factor, pena
     return J
 
 
-class Network:
+class Network(Instance):
     """The symbolic instance of a spec: every quantity as an explicit matrix of SymPy expressions.
 
     Quantities follow the spec's layout: with examples as columns, X is n_0 × m and W_k is
@@ -162,6 +163,7 @@ class Network:
 
     def __init__(self, spec: NetworkSpec, labels: tuple | None = None):
         """``labels`` (one class index per example, 0-based) fixes the targets to one-hot columns."""
+        super().__init__()
         self.spec = spec
         self.labels = labels
         self.alg = alg = Explicit(spec.layout)
@@ -189,7 +191,6 @@ class Network:
             if len(labels) != m or not all(0 <= c < n[L] for c in labels):
                 raise SpecError(f"labels {list(labels)} do not fit {m} examples of {n[L]} classes")
             self.Y = data(n[L], "y", None, lambda i, e: Integer(1 if labels[e] == i else 0))
-        self.perturbation: list[Symbol] = []
         self.Ez: dict[int, Mat] = {}
         self.Ea: dict[int, Mat] = {}
         for k in range(1, L + 1):
@@ -199,7 +200,34 @@ class Network:
         self.penalty = self._symbol("λ", "penalty") if spec.l2 else None
         self.reduction_factor = reduction_factor(spec.reduction, m)
         self.J = objective(spec, alg, self.A[L], self.Y, self.W, self.reduction_factor, self.penalty)
-        self.loss_symbol = Symbol("J")
+
+    # ---- the Instance interface
+    KINDS = ("weight", "bias", "input", "target", "penalty")
+
+    @property
+    def variables(self) -> list:
+        domains = {"weight": DOMAINS["real"], "bias": DOMAINS["real"], "input": DOMAINS["real"],
+                   "target": DOMAINS["unit"], "penalty": DOMAINS["positive"]}
+        return [(s, domains[kind]) for kind in self.KINDS for s in self.parameters.get(kind, [])]
+
+    def sample(self, rng) -> dict:
+        """Weights, biases and inputs in [−5/3, 5/3], targets in [0, 1] (soft targets: each
+        example's free targets sum to at most 1), λ in (0, 1]."""
+        point = {}
+        for symbol, domain in self.variables:
+            value = domain.sample(rng)
+            if domain.name == "unit" and self.spec.loss_rule.simplex_targets:
+                value /= self.spec.widths[-1]
+            point[symbol] = value
+        return point
+
+    def witness_note(self) -> str | None:
+        if self.spec.loss_rule.simplex_targets and self.labels is None:
+            return "each example's last target is 1 minus the sum of the others"
+        return None
+
+    def describe(self) -> str:
+        return self.spec.describe()
 
     # ---- symbols
     def _symbol(self, name: str, kind: str | None) -> Symbol:

@@ -362,6 +362,25 @@ class Ring:
             result = self.add(result, term)
         return self.mul(result, Frac({0: 1}, a.den, a.factors, 0))
 
+    def reduce_power(self, a: Frac, index: int, q: int, base: Frac) -> Frac:
+        """``a`` with every power t^e (e ≥ q) of generator ``index`` = t rewritten as
+        t^(e mod q)·base^(e div q), using t^q = base (numerator only).  The value is unchanged
+        wherever t^q = base holds; a zero result therefore proves ``a`` = 0 there."""
+        shift = FIELD * index
+        if all(((mono >> shift) & FIELD_MASK) < q for mono in a.num):
+            return a
+        buckets: dict[int, dict] = {}
+        for mono, coeff in a.num.items():
+            e = (mono >> shift) & FIELD_MASK
+            buckets.setdefault(e, {})[mono - ((e - e % q) << shift)] = coeff
+        result = self.zero
+        for e, part in buckets.items():
+            term = Frac(part, 1, (), a.degree)
+            if e >= q:
+                term = self.mul(term, self.power(base, e // q))
+            result = self.add(result, term)
+        return self.mul(result, Frac({0: 1}, a.den, a.factors, 0))
+
     def generators_in(self, a: Frac) -> set:
         """Keys of the generators that occur in ``a`` (numerator and denominator)."""
         indices = generators_of(a.num)

@@ -29,6 +29,7 @@ from .derive import QUANTITIES, backprop, direct
 from .evaluate import (Evaluation, ExactDomain, IntervalDomain, RingDomain, Unsupported,
                        interval_precision)
 from .matrices import Mat, shape_text
+from .model import Instance
 from .network import Network, NetworkSpec
 from .polys import DegreeOverflow, generators_of
 
@@ -206,33 +207,15 @@ def generic_choices(rng: random.Random, rows) -> tuple[dict, dict]:
 
 
 class Decider:
-    """Decides claimed identities about one network instance, sharing all memoised work."""
+    """Decides claimed identities about one model instance (``model.Instance``: a network, a model
+    written as definitions, a layer), sharing all memoised work between its obligations."""
 
-    def __init__(self, net: Network, seed: int = 0):
+    def __init__(self, net: Instance, seed: int = 0):
         self.net = net
         self.domain = RingDomain()
         env = {eps: self.domain.zero for eps in net.perturbation}
         self.evaluation = Evaluation(self.domain, env)
         self.seed = seed
-
-    # ---- the sampled points
-    def _variables(self) -> list:
-        params = self.net.parameters
-        return [(s, kind) for kind in ("weight", "bias", "input", "target", "penalty") for s in params.get(kind, [])]
-
-    def _sample(self, rng: random.Random) -> dict:
-        point = {}
-        for symbol, kind in self._variables():
-            if kind == "target":
-                value = Fraction(rng.randint(0, 8), 8)
-                if self.net.spec.loss_rule.simplex_targets:
-                    value /= self.net.spec.widths[-1]
-            elif kind == "penalty":
-                value = Fraction(rng.randint(1, 8), 8)
-            else:
-                value = Fraction(rng.randint(-5, 5), rng.choice((3, 4, 5)))
-            point[symbol] = value
-        return point
 
     # ---- deciding
     def decide(self, lhs, rhs, *, timeout: float | None = DEFAULT_TIMEOUT, attempts: int = 12) -> Verdict:
@@ -261,7 +244,7 @@ class Decider:
         for i in range(lhs.rows):
             for j in range(lhs.cols):
                 try:
-                    difference = d.sub(ev.value(lhs[i, j]), ev.value(rhs[i, j]))
+                    difference = d.reduce(d.sub(ev.value(lhs[i, j]), ev.value(rhs[i, j])))
                 except ZeroDivisionError:
                     return Verdict(ILL_FORMED, message=f"entry [{i + 1},{j + 1}] divides by an expression that is identically 0")
                 if not difference.is_zero:
@@ -312,14 +295,27 @@ class Decider:
         method = EXACT_METHOD + (" (after unfolding atoms into their definitions)" if unfolded else "")
         return Verdict(PROVED, method=method, notes=notes)
 
+    def _defined_at(self, point: dict, env_zero: dict, generic: dict) -> bool:
+        """Whether the model's loss (hence its whole forward pass) has a value at ``point``: a
+        refutation must be a point the model is defined at."""
+        if self.net.J is None:
+            return True
+        try:
+            values_at([self.net.J], {**env_zero, **point}, generic)
+        except (ArithmeticError, Unsupported):
+            return False
+        return True
+
     def _search(self, lhs: Mat, rhs: Mat, residuals, attempts: int) -> Verdict:
         rng = random.Random(self.seed)
         env_zero = {eps: 0 for eps in self.net.perturbation}
         rows = {row for row, _ in self.evaluation.rules_seen | self.evaluation.rules_differentiated}
         agreed = 0
         for attempt in range(attempts):
-            point = self._sample(rng)
+            point = self.net.sample(rng)
             generic, shown = generic_choices(rng, rows)
+            if not self._defined_at(point, env_zero, generic):
+                continue  # the model itself is undefined there (a masked-out row, 0/0): not a witness
             for i, j, _ in residuals[:3]:
                 try:
                     outcome = compare_at(lhs[i, j], rhs[i, j], point, env_zero, generic)
@@ -336,8 +332,9 @@ class Decider:
                 }
                 if shown:
                     counterexample["functions"] = shown
-                if self.net.spec.loss_rule.simplex_targets and self.net.labels is None:
-                    counterexample["note"] = "each example's last target is 1 minus the sum of the others"
+                note = self.net.witness_note()
+                if note:
+                    counterexample["note"] = note
                 return Verdict(REFUTED, method="certified counterexample", counterexample=counterexample,
                                message=f"entry [{i + 1},{j + 1}] differs")
         total = sum(len(r.num) for _, _, r in residuals)

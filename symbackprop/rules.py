@@ -80,6 +80,7 @@ class Activation:
     log_complement_form: Callable | None = None  # x -> log(1 − g(x))
     init_variance: float = 1.0  # initial weights ~ N(0, init_variance / fan_in) (2: He, for ReLU)
     jacobian: Callable | None = None  # vector rows: (ŷ_i, ŷ_j, [i = j]) -> ∂ŷ_i/∂z_j, any width
+    positive: bool = False  # g(x) > 0 for every x (so log g(x) may be split: log(g·h) = log g + log h)
     atom: type = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -162,7 +163,7 @@ def _make_exp() -> Activation:
     row = Activation(
         name="exp", latex=r"\exp", definition=_exp_x,
         derivative_rule=None, derivative_text="exp(z)",
-        interval=mpmath.iv.exp, numpy="np.exp({x})", numpy_derivative="np.exp({x})",
+        interval=mpmath.iv.exp, numpy="np.exp({x})", numpy_derivative="np.exp({x})", positive=True,
     )
     object.__setattr__(row, "derivative_rule", lambda x: row.atom(x))
     return row
@@ -180,7 +181,7 @@ def _make_sigmoid() -> Activation:
         stable=_half_tanh_sigmoid,
         log_form=lambda x: -LogAddExp(0, -x),  # log σ(x) = −softplus(−x): BCE from logits
         log_complement_form=lambda x: -LogAddExp(0, x),  # log(1 − σ(x)) = −softplus(x)
-        unfold=lambda node: 1 / (1 + EXP.atom(-node.args[0])),
+        unfold=lambda node: 1 / (1 + EXP.atom(-node.args[0])), positive=True,
     )
     object.__setattr__(row, "derivative_rule", lambda x: row.atom(x) * (1 - row.atom(x)))
     return row
@@ -288,7 +289,7 @@ def _make_softplus() -> Activation:
         interval=lambda x: mpmath.iv.log(1 + mpmath.iv.exp(x)),
         numpy="np.logaddexp(0, {x})", numpy_derivative="0.5 * (1 + np.tanh(0.5 * {x}))",
         stable=lambda x: LogAddExp(0, x),
-        unfold=lambda node: sympy.log(1 + EXP.atom(node.args[0])),
+        unfold=lambda node: sympy.log(1 + EXP.atom(node.args[0])), positive=True,
     )
 
 
@@ -363,7 +364,7 @@ SOFTMAX = Activation(
     name="softmax", latex=r"\operatorname{softmax}", definition=None, derivative_rule=None,
     derivative_text="diag(ŷ) − ŷŷᵀ", interval=_softmax_interval, vector=True, output_only=True,
     index_args=1, partial_rule=_softmax_partial, jacobian=_softmax_jacobian, unfold=_softmax_definition,
-    stable=_softmax_shifted, log_form=_log_softmax_shifted,
+    stable=_softmax_shifted, log_form=_log_softmax_shifted, positive=True,
 )
 
 
