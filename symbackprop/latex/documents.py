@@ -341,7 +341,7 @@ def _summary(proof: NetworkProof) -> str:
 
 
 def _equation(equation) -> str:
-    return rf"${latex(equation.lhs)} = {latex(equation.rhs)}$"
+    return f"${latex(equation)}$"
 
 
 def general_latex(general) -> str:
@@ -362,19 +362,22 @@ def general_latex(general) -> str:
             lines.append(rf" & \multicolumn{{2}}{{p{{0.88\linewidth}}}}{{{text(v.message)}{residual}}} \\")
     lines.append(r"\end{longtable}")
     induction = general.induction
-    lines.append(r"\paragraph{Definitions.} " + "; ".join(_equation(d) for d in induction.definitions) + ".")
+    if induction.definitions:
+        lines.append(r"\paragraph{Definitions.} " + "; ".join(_equation(d) for d in induction.definitions) + ".")
     lines.append(rf"\paragraph{{Claim.}} $P(k)$, $1 \le k \le L$: {_equation(induction.claim)}.")
     for title, steps in ((r"Base case $k = L$.", induction.base),
                          (r"Step: $P(k+1) \Rightarrow P(k)$ for $1 \le k < L$.", induction.step),
                          (r"Parameters, every $1 \le k \le L$, from $P(k)$.", induction.parameters)):
+        if not steps:  # an argument that could not be stated (its notes say why)
+            continue
         lines.append(rf"\paragraph{{{title}}}")
         lines.append(r"\begin{enumerate}")
         lines += [rf"\item {_equation(step.statement)} \\ \hint{{{text(step.justification)}}}" for step in steps]
         lines.append(r"\end{enumerate}")
     verdict = status_latex(PROVED) if induction.proved else r"\textcolor{failed}{\textbf{not proved}} (a lemma above is not proved)"
     lines.append(rf"\paragraph{{Conclusion}} ({verdict}), {text(induction.scope)}:")
-    lines.append(r"\begin{align*}" + r"\\".join(rf"&{latex(c.lhs)} = {latex(c.rhs)}" for c in induction.conclusion)
-                 + r"\end{align*}")
+    if induction.conclusion:
+        lines.append(r"\begin{align*}" + r"\\".join(rf"&{latex(c)}" for c in induction.conclusion) + r"\end{align*}")
     lines += [f"Note: {text(note)}." for note in induction.notes]
     return "\n\n".join(lines)
 
