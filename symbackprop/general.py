@@ -18,7 +18,10 @@ numeric evaluation run — ``derive.hidden_delta``, ``derive.parameter_gradients
 :class:`Induction` then states the argument over depth: P(k) is "∂J/∂z_k = δ_k"; the base case
 P(L) follows from the output and reduction lemmas, the step P(k+1) ⇒ P(k) from the hidden step,
 and the parameter gradients of every layer from P(k) and the parameter step.  Statements are
-SymPy objects (a LaTeX printer can render them), justifications are text naming the lemmas.
+SymPy objects (a LaTeX printer can render them), justifications are :class:`Prose`: text naming the
+lemmas, whose formulas stay SymPy objects too.  Everything shown is 1-based, as the documents
+index (:func:`one_based`): the sums run over 1…n, entries and witnesses count from 1; the
+obligations themselves are decided over ``indexed``'s 0-based sums.
 
 A lemma whose difference does not reduce to 0 is never ``proved``: its message shows the
 residual; a concrete small instance where the two sides differ, if found, makes it ``refuted``.
@@ -33,7 +36,9 @@ from fractions import Fraction
 from typing import Callable
 
 import sympy
-from sympy import Basic, Derivative, Function, IndexedBase, KroneckerDelta, MatrixSymbol, OneMatrix, Symbol
+from sympy import (Basic, Derivative, Function, Indexed, IndexedBase, KroneckerDelta, MatrixSymbol, OneMatrix, Sum,
+                   Symbol)
+from sympy.core.symbol import Str
 from sympy.matrices.expressions import HadamardPower, HadamardProduct, MatrixExpr
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
@@ -86,12 +91,13 @@ class GeneralSetting:
                            for name in names)
         return cls(hidden, spec.activation(spec.depth), spec.loss_rule, spec.reduction, spec.layout, spec.l2)
 
-    def describe(self) -> str:
+    def describe(self) -> "Prose":
         hidden = ",".join(row.name for row in self.hidden)
         extras = [e for e in (self.reduction != "mean" and "sum over batch",
                               self.layout != "columns" and "examples as rows", self.l2 and "L2 penalty") if e]
-        text = f"{hidden}/{self.output.name} {self.loss.name}, every depth L ≥ 1, every width, every batch m ≥ 1"
-        return text + (f" ({', '.join(extras)})" if extras else "")
+        return Prose(f"{hidden}/{self.output.name} {self.loss.name}, every depth ", sympy.Ge(Symbol("L"), 1),
+                     ", every width, every batch ", sympy.Ge(Symbol("m"), 1),
+                     f" ({', '.join(extras)})" if extras else "")
 
     def to_dict(self) -> dict:
         return {"hidden": [row.name for row in self.hidden], "output": self.output.name, "loss": self.loss.name,
@@ -139,10 +145,44 @@ class StatementPrinter(StrPrinter):
             expr, sign = expr.func(-coefficient, *factors.args) if coefficient != -1 else factors, "-"
         return sign + "·".join(self.parenthesize(arg, PRECEDENCE["Mul"]) for arg in expr.args)
 
+    def _print_Relational(self, expr):
+        relation = {">=": "≥", "<=": "≤"}.get(expr.rel_op, expr.rel_op)
+        return f"{self._print(expr.lhs)} {relation} {self._print(expr.rhs)}"
+
 
 def text(expr) -> str:
     """A statement as plain text (``StatementPrinter``)."""
     return StatementPrinter().doprint(expr)
+
+
+class Prose(str):
+    """Plain text that keeps its formulas: ``parts`` are words (``str``) and mathematics (SymPy
+    objects, :class:`Equation`), so that a LaTeX printer sets the mathematics as mathematics.
+    As a ``str`` it is the plain text (formulas by :func:`text`)."""
+
+    parts: tuple
+
+    def __new__(cls, *parts):
+        prose = super().__new__(cls, "".join(p if isinstance(p, str) else _plain(p) for p in parts))
+        prose.parts = parts
+        return prose
+
+
+def _plain(part) -> str:
+    return str(part) if isinstance(part, (Equation, Prose)) else text(part)
+
+
+class Between(Basic):
+    """low ≤ variable ≤ high, for stating a range."""
+
+    def __new__(cls, low, variable, high):
+        return Basic.__new__(cls, sympy.sympify(low), variable, sympy.sympify(high))
+
+    def _sympystr(self, printer):
+        return " ≤ ".join(printer._print(a) for a in self.args)
+
+    def _latex(self, printer):
+        return r" \leq ".join(printer._print(a) for a in self.args)
 
 
 @dataclass
@@ -154,6 +194,9 @@ class Equation:
 
     def __str__(self) -> str:
         return f"{text(self.lhs)} = {text(self.rhs)}"
+
+    def _latex(self, printer):
+        return f"{printer._print(self.lhs)} = {printer._print(self.rhs)}"
 
     def to_dict(self) -> dict:
         return {"lhs": sympy.sstr(self.lhs), "rhs": sympy.sstr(self.rhs), "text": str(self)}
@@ -180,11 +223,11 @@ class Step:
     """One step of the argument: a statement and why it holds (naming the lemmas it uses)."""
 
     statement: Equation
-    justification: str
+    justification: Prose
     uses: tuple = ()
 
     def to_dict(self) -> dict:
-        return {"statement": str(self.statement), "justification": self.justification, "uses": list(self.uses)}
+        return {"statement": str(self.statement), "justification": str(self.justification), "uses": list(self.uses)}
 
 
 @dataclass
@@ -227,7 +270,7 @@ class Induction:
         return {"definitions": [d.to_dict() for d in self.definitions], "claim": self.claim.to_dict(),
                 "base": [s.to_dict() for s in self.base], "step": [s.to_dict() for s in self.step],
                 "parameters": [s.to_dict() for s in self.parameters],
-                "conclusion": [c.to_dict() for c in self.conclusion], "scope": self.scope,
+                "conclusion": [c.to_dict() for c in self.conclusion], "scope": str(self.scope),
                 "notes": list(self.notes), "proved": self.proved}
 
 
@@ -266,6 +309,37 @@ class Obligation:
 I, J = index("i"), index("j")
 
 
+def one_based(expr):
+    """``expr`` as the documents index it, from 1.  Decided 0-based, shown 1-based: each sum's index
+    and the free i, j are renamed v → v − 1 (so Σ_{l=0}^{n−1} is Σ_{l=1}^{n}, the same value), then
+    every entry position s is written s + 1 — each index prints as itself, counted from 1."""
+    expr = sympy.sympify(expr).xreplace({I: I - 1, J: J - 1})
+    expr = expr.replace(lambda e: isinstance(e, Sum), _sum_from_one)
+    return expr.replace(lambda e: isinstance(e, (Indexed, KroneckerDelta, Gradient)), _counted_from_one)
+
+
+def _sum_from_one(node: Sum) -> Sum:
+    body, limits = node.function, []
+    for variable, low, high in node.limits:
+        body = body.xreplace({variable: variable - 1})
+        limits.append((variable, low + 1, high + 1))
+    return Sum(body, *limits)
+
+
+def _counted_from_one(node):
+    if isinstance(node, Indexed):
+        return node.base[tuple(i + 1 for i in node.indices)]
+    if isinstance(node, KroneckerDelta):
+        return KroneckerDelta(*(a + 1 for a in node.args))
+    label, shown, count, *rest = node.args  # a Gradient: its coordinates and point
+    return Gradient(label, shown, count, *(a + 1 for a in rest))
+
+
+def _entry_name(entry: Indexed) -> str:
+    """An entry at concrete 0-based indices, named as printed: from 1."""
+    return sympy.sstr(entry.base[tuple(i + 1 for i in entry.indices)])
+
+
 def _shape(layout: str, units, examples) -> tuple:
     return (units, examples) if layout == "columns" else (examples, units)
 
@@ -280,8 +354,8 @@ def _entry_obligation(f, label: str, wrt: SizedMat, claim: SizedMat, **extra) ->
     _check_shape(claim, wrt.rows, wrt.cols, "the claimed matrix")
     ranges = {I: (0, wrt.rows - 1), J: (0, wrt.cols - 1)}
     variable = wrt(I, J)
-    return Obligation(Equation(Partial(f, variable, Symbol(label)), claim(I, J)), Derivative(f, variable),
-                      claim(I, J), ranges, **extra)
+    statement = Equation(Partial(f, one_based(variable), Symbol(label)), one_based(claim(I, J)))
+    return Obligation(statement, Derivative(f, variable), claim(I, J), ranges, **extra)
 
 
 def hidden_step(rec: Recurrences, layout: str, sizes: dict) -> Obligation:
@@ -375,9 +449,10 @@ def jacobian_step(row: rules.Activation, sizes: dict) -> Obligation:
         raise ShapeMismatch(f"{row.name} has no Jacobian rule for a symbolic number of classes")
     claim = row.jacobian(A(I, 0), A(J, 0), KroneckerDelta(I, J))
     variable = Z(J, 0)
-    label = IndexedBase("ŷ")[I]
-    return Obligation(Equation(Partial(A(I, 0), variable, label), claim), Derivative(A(I, 0), variable), claim,
-                      {I: (0, n - 1), J: (0, n - 1)})
+    y = IndexedBase("ŷ")  # the statement in ŷ = softmax(z), as the rule is written
+    statement = Equation(Partial(A(I, 0), one_based(variable), one_based(y[I])),
+                         one_based(row.jacobian(y[I], y[J], KroneckerDelta(I, J))))
+    return Obligation(statement, Derivative(A(I, 0), variable), claim, {I: (0, n - 1), J: (0, n - 1)})
 
 
 # ---------------------------------------------------------------------------------- deciding
@@ -433,6 +508,7 @@ def decide(name: str, build: Callable, hypotheses: tuple = (), *, rows=(), timeo
                     verdict, residual = Verdict(ILL_FORMED, GENERAL, message=f"{shape_note}; it holds only "
                                                                             f"where the sizes agree"), None
                 else:
+                    residual = one_based(readable(residual))
                     verdict = _not_zero(obligation, residual, rows, shape_note)
     except budget.OutOfTime:
         verdict = Verdict(UNDECIDED, GENERAL, message=f"ran out of the {timeout:g} s budget")
@@ -447,8 +523,7 @@ def decide(name: str, build: Callable, hypotheses: tuple = (), *, rows=(), timeo
     return lemma
 
 
-def _not_zero(obligation: Obligation, residual, rows, shape_note: str) -> Verdict:
-    shown = readable(residual)
+def _not_zero(obligation: Obligation, shown, rows, shape_note: str) -> Verdict:
     message = f"not reduced to 0; residual: {sympy.sstr(shown)}"
     if shape_note:
         message = f"{shape_note}; where the sizes agree, {message}"
@@ -471,10 +546,10 @@ def _instance(expr, values: dict):
     expr = sympy.sympify(expr).doit()
     mapping = {}
     for node in expr.atoms(sympy.Indexed):
-        mapping[node] = Symbol(sympy.sstr(node))
+        mapping[node] = Symbol(_entry_name(node))
     for node in expr.atoms(Gradient):
         # The partials of a linear φ(u) = Σ c_u u: one value per coordinate, whatever the point.
-        mapping[node] = Symbol(f"∂{node.label}/∂u{list(node.coordinates)}")
+        mapping[node] = Symbol(f"∂{node.label}/∂u{[c + 1 for c in node.coordinates]}")
     return expr.xreplace(mapping)
 
 
@@ -510,7 +585,7 @@ def witness(obligation: Obligation, rows=(), attempts: int = 6, seed: int = 0) -
             continue
         left, right, arithmetic = outcome
         counterexample = {"sizes": {s.name: str(v) for s, v in chosen.items()},
-                          "indices": {s.name: str(v) for s, v in indices.items()},
+                          "indices": {s.name: str(v + 1) for s, v in indices.items()},  # from 1
                           "point": {s.name: str(v) for s, v in point.items()},
                           "lhs": left, "rhs": right, "arithmetic": arithmetic}
         if shown:
@@ -533,7 +608,7 @@ def _simplex_targets(Y: SizedMat, layout: str, chosen: dict) -> dict:
     units, examples = (rows, cols) if layout == "columns" else (cols, rows)
 
     def name(u, e):
-        return Symbol(sympy.sstr(Y(u, e) if layout == "columns" else Y(e, u)))
+        return Symbol(_entry_name(Y(u, e) if layout == "columns" else Y(e, u)))
 
     return {name(units - 1, e): 1 - sum(name(u, e) for u in range(units - 1)) for e in range(examples)}
 
@@ -549,7 +624,7 @@ def _activation_lemma(row: rules.Activation) -> Lemma:
     return Lemma(f"{row.name}′", statement, hypotheses, prove_lemma(row))
 
 
-INDEX_RANGES = "i, j range over the rows and columns of the matrix differentiated (0-based)"
+INDEX_RANGES = "i, j range over the rows and columns of the matrix differentiated (from 1)"
 
 
 def lemmas_for(setting: GeneralSetting, rec: Recurrences = Recurrences(), *, timeout: float | None = 30.0) -> list:
@@ -602,27 +677,42 @@ def lemmas_for(setting: GeneralSetting, rec: Recurrences = Recurrences(), *, tim
 
 
 class Applied(MatrixExpr):
-    """f(Z) entry by entry — only for stating the recurrences (no calculus is done with it)."""
+    """f(Z) entry by entry — only for stating the recurrences (no calculus is done with it).
 
-    def __new__(cls, function, argument):
-        return Basic.__new__(cls, Symbol(function) if isinstance(function, str) else function, argument)
+    ``function`` is an activation row (its derivative: the row's ``derivative``), a SymPy function
+    (``log``) or a name (``g_k``); an activation is printed with its row's LaTeX name."""
+
+    def __new__(cls, name, latex, argument):
+        return Basic.__new__(cls, *(a if isinstance(a, Str) else Str(a) for a in (name, latex)), argument)
+
+    @classmethod
+    def of(cls, function, argument) -> "Applied":
+        return cls(*_function_names(function), argument)
 
     @property
     def shape(self):
-        return self.args[1].shape
+        return self.args[2].shape
 
     def _sympystr(self, printer):
-        return f"{printer._print(self.args[0])}({printer._print(self.args[1])})"
+        return f"{self.args[0].name}({printer._print(self.args[2])})"
 
     def _latex(self, printer, exp=None):
-        return rf"{printer._print(self.args[0])}\left({printer._print(self.args[1])}\right)"
+        name, latex = self.args[0].name, self.args[1].name
+        head = latex or printer._print(Symbol(name))
+        argument = printer._print(self.args[2])
+        return head + (printer._add_parens(argument) if hasattr(printer, "_add_parens") else f"({argument})")
 
 
-def _function_name(fn) -> str:
+def _function_names(fn) -> tuple[str, str]:
+    """(plain-text name, LaTeX name or "" for the printer to set the plain name)."""
+    if isinstance(fn, rules.Activation):
+        return fn.name, fn.latex
     row = getattr(fn, "__self__", None)
     if isinstance(row, rules.Activation):  # a row's closed-form derivative
-        return f"{row.name}′"
-    return getattr(fn, "__name__", None) or str(fn)
+        return f"{row.name}′", row.latex + "'"
+    if fn is sympy.log:
+        return "log", r"\log"
+    return (fn if isinstance(fn, str) else getattr(fn, "__name__", None) or str(fn)), ""
 
 
 class Printed:
@@ -653,10 +743,10 @@ class Printed:
         return c * a
 
     def apply(self, fn, a):
-        return Applied(_function_name(fn), a)
+        return Applied.of(fn, a)
 
     def log(self, a):
-        return Applied("log", a)
+        return Applied.of(sympy.log, a)
 
     def full(self, value, like):
         return value * OneMatrix(*like.shape)
@@ -684,7 +774,7 @@ class Printed:
         return A * W.T + OneMatrix(A.rows, 1) * b.T
 
     def softmax(self, Z, atom=None):
-        return Applied("softmax", Z)
+        return Applied.of(rules.SOFTMAX, Z)
 
 
 def induction(setting: GeneralSetting, lemmas: list, rec: Recurrences = Recurrences()) -> Induction:
@@ -703,16 +793,16 @@ def induction(setting: GeneralSetting, lemmas: list, rec: Recurrences = Recurren
                                     unit_matrix("δ_L", n["L"]))
     grad_next, grad_k = unit_matrix("∇φ_{k+1}", n["{k+1}"]), unit_matrix("∇φ_k", n["k"])
     W_k, W_next = MatrixSymbol("W_k", n["k"], n["{k-1}"]), MatrixSymbol("W_{k+1}", n["{k+1}"], n["k"])
-    b_k = MatrixSymbol("b_k", n["k"], 1)
+    b_k, b_next = MatrixSymbol("b_k", n["k"], 1), MatrixSymbol("b_{k+1}", n["{k+1}"], 1)
     g_k, g_prime = Function("g_k"), Function("g_k′")
     J, penalty = Symbol("J"), Symbol("λ")
     out, loss = setting.output, setting.loss
     c = rec.reduction_factor(setting.reduction, m)
-    e = index("e")
+    e, k, L = index("e"), index("k"), Symbol("L")
+    P = Function("P")
     per_example = sympy.Sum(Function("ℓ")(Symbol("a_{L,e}"), Symbol("y_e")), (e, 1, m))
-    objective = c * per_example
-    if setting.l2:
-        objective += penalty / 2 * Symbol("Σ_k ‖W_k‖²")
+    penalty_term = penalty / 2 * sympy.Sum(Symbol("‖W_k‖²"), (k, 1, L)) if setting.l2 else sympy.Integer(0)
+    objective = c * per_example + penalty_term
 
     def d(f, x, label=None):
         return Partial(f, x, label if label is not None else f)
@@ -727,8 +817,8 @@ def induction(setting: GeneralSetting, lemmas: list, rec: Recurrences = Recurren
         dW_phi = alg.add(dW_phi, rec.penalty_gradient(alg, penalty, W_k))
     definitions = [
         Equation(z_k, alg.affine(W_k, a_prev, b_k)),
-        Equation(a_k, Applied(g_k, z_k)),
-        Equation(a_L, alg.softmax(z_L) if out.vector else Applied(out.name, z_L)),
+        Equation(a_k, Applied.of(g_k, z_k)),
+        Equation(a_L, alg.softmax(z_L) if out.vector else Applied.of(out, z_L)),
         Equation(J, objective),
         Equation(delta_L, delta_output),
         Equation(delta_k, delta_hidden),
@@ -738,37 +828,42 @@ def induction(setting: GeneralSetting, lemmas: list, rec: Recurrences = Recurren
     activation_lemmas = tuple(lemma.name for lemma in lemmas if lemma.name.endswith("′") or "Jacobian" in lemma.name)
     output_lemma = f"output: {out.name} + {loss.name}"
     reduction_lemma = f"{setting.reduction} reduction"
-    penalty_free = " (the penalty does not depend on z)" if setting.l2 else ""
+    penalty_free = (" (the penalty does not depend on ", z_L, ")") if setting.l2 else ()
     loss_sum = Symbol("(Σ_e ℓ)")
     base = [
         Step(Equation(d(J, z_L), c * d(loss_sum, z_L)),
-             f"lemma '{reduction_lemma}'{penalty_free}", (reduction_lemma,)),
+             Prose(f"lemma '{reduction_lemma}'", *penalty_free), (reduction_lemma,)),
         Step(Equation(d(loss_sum, z_L), rec.output_delta(alg, loss, out, a_L, y, z_L)),
-             f"lemma '{output_lemma}', with the activation rules it uses", (output_lemma, *activation_lemmas)),
-        Step(Equation(d(J, z_L), delta_L), "by (1), (2) and the definition of δ_L: P(L) holds"),
+             Prose(f"lemma '{output_lemma}', with the activation rules it uses"), (output_lemma, *activation_lemmas)),
+        Step(Equation(d(J, z_L), delta_L), Prose("by (1), (2) and the definition of ", delta_L, ": ", P(L), " holds")),
     ]
-    phi_next = Function("φ_{k+1}")
+    phi, phi_next, phi_k = Symbol("φ"), Function("φ_{k+1}"), Function("φ_k")
     step = [
-        Step(Equation(J, phi_next(z_next) + (penalty / 2 * Symbol("Σ_k ‖W_k‖²") if setting.l2 else 0)),
-             "J depends on z_k only through z_{k+1} = W_{k+1} g_k(z_k) + b_{k+1}1ᵀ; φ_{k+1} (the layers above "
-             "and the loss) is differentiable, and P(k+1) says its gradient at z_{k+1} is δ_{k+1}"),
+        Step(Equation(J, phi_next(z_next) + penalty_term),
+             Prose(J, " depends on ", z_k, " only through ",
+                   Equation(z_next, alg.affine(W_next, Applied.of(g_k, z_k), b_next)),
+                   "; ", Symbol("φ_{k+1}"), " (the layers above and the loss) is differentiable, and ", P(k + 1),
+                   " says its gradient at ", z_next, " is ", delta_next)),
         Step(Equation(d(J, z_k), rec.hidden_delta(alg, W_next, grad_next, g_prime, z_k)),
-             "lemma 'hidden step' (for every φ, every n_k, n_{k+1} and m) with φ = φ_{k+1}", ("hidden step",)),
+             Prose("lemma 'hidden step' (for every ", phi, ", every ", n["k"], ", ", n["{k+1}"], " and ", m, ") with ",
+                   Equation(phi, Symbol("φ_{k+1}"))), ("hidden step",)),
         Step(Equation(d(J, z_k), delta_k),
-             "substitute ∇φ_{k+1} = δ_{k+1} (P(k+1)); g_k′ is g_k's derivative by the activation lemmas; "
-             "definition of δ_k: P(k) holds", activation_lemmas),
+             Prose("substitute ", Equation(grad_next, delta_next), " (", P(k + 1), "); ", Symbol(g_prime.__name__),
+                   " is the derivative of ", Symbol(g_k.__name__), " by the activation lemmas; definition of ",
+                   delta_k, ": ", P(k), " holds"), activation_lemmas),
     ]
-    phi_k = Function("φ_k")
     parameter_lemmas = ("weight step", "bias step") + (("L2 penalty",) if setting.l2 else ())
+    by_p_k = Prose(Equation(grad_k, delta_k), " by ", P(k))
     parameters = [
-        Step(Equation(J, phi_k(alg.affine(W_k, a_prev, b_k)) + (penalty / 2 * Symbol("Σ_k ‖W_k‖²") if setting.l2
-                                                               else 0)),
-             "W_k and b_k enter J only through z_k (a_{k-1} and φ_k, the layers above, do not depend on them)"),
-        Step(Equation(d(J, W_k), dW_phi), "lemma 'weight step'" + (" and lemma 'L2 penalty'" if setting.l2 else ""),
+        Step(Equation(J, phi_k(alg.affine(W_k, a_prev, b_k)) + penalty_term),
+             Prose(W_k, " and ", b_k, " enter ", J, " only through ", z_k, " (", a_prev, " and ", Symbol("φ_k"),
+                   ", the layers above, do not depend on them)")),
+        Step(Equation(d(J, W_k), dW_phi),
+             Prose("lemma 'weight step'" + (" and lemma 'L2 penalty'" if setting.l2 else "")),
              parameter_lemmas[:1] + parameter_lemmas[2:]),
-        Step(Equation(d(J, b_k), db_phi), "lemma 'bias step'", ("bias step",)),
-        Step(Equation(d(J, W_k), dW), "∇φ_k = δ_k by P(k)"),
-        Step(Equation(d(J, b_k), db), "∇φ_k = δ_k by P(k)"),
+        Step(Equation(d(J, b_k), db_phi), Prose("lemma 'bias step'"), ("bias step",)),
+        Step(Equation(d(J, W_k), dW), by_p_k),
+        Step(Equation(d(J, b_k), db), by_p_k),
     ]
     used = {name for part in (base, step, parameters) for s in part for name in s.uses}
     missing = sorted(used - names)
@@ -781,8 +876,10 @@ def induction(setting: GeneralSetting, lemmas: list, rec: Recurrences = Recurren
     if missing:
         notes.append(f"lemmas missing from the list: {', '.join(missing)}")
     proved = not missing and all(lemma.verdict.proved for lemma in lemmas)
-    scope = ("for every depth L ≥ 1, all widths n_0, …, n_L ≥ 1, every batch size m ≥ 1 and every layer "
-             "1 ≤ k ≤ L (downward induction on k: base k = L, step k+1 → k)")
+    shown_m = Symbol("m")  # sizes without the assumptions that would make m ≥ 1 simply True
+    scope = Prose("for every depth ", sympy.Ge(L, 1), ", all widths ", Symbol("n_0"), ", …, ", sympy.Ge(Symbol("n_L"), 1),
+                  ", every batch size ", sympy.Ge(shown_m, 1), " and every layer ", Between(1, k, L),
+                  " (downward induction on ", k, ": base ", Equation(k, L), ", step ", k + 1, " → ", k, ")")
     conclusion = [Equation(d(J, z_k), delta_k), Equation(d(J, W_k), dW), Equation(d(J, b_k), db)]
     return Induction(definitions, claim, base, step, parameters, conclusion, scope, notes, proved)
 

@@ -145,8 +145,8 @@ def test_w_instead_of_wt_witness_re_evaluated_by_hand():
     def c(r):  # φ is linear: its partial for z_{k+1}[r, e]
         return point.get(f"∂φ/∂u[{r}, {e}]", Fraction(0))
 
-    true_side = sum(c(r) * W(r, i) for r in range(n)) * slope          # (Wᵀ ∇φ) ⊙ g′
-    wrong_side = sum(W(i, r) * c(r) for r in range(n)) * slope         # (W ∇φ) ⊙ g′
+    true_side = sum(c(r) * W(r, i) for r in range(1, n + 1)) * slope          # (Wᵀ ∇φ) ⊙ g′, entries from 1
+    wrong_side = sum(W(i, r) * c(r) for r in range(1, n + 1)) * slope         # (W ∇φ) ⊙ g′
     assert (str(true_side), str(wrong_side)) == (ce["lhs"], ce["rhs"])
     assert true_side != wrong_side
 

@@ -210,9 +210,79 @@ def test_prove_general_adds_the_every_width_every_depth_proof(tmp_path):
     assert tex.read_text(encoding="ascii").isascii()
     content = pdf_text(tex.with_suffix(".pdf"))
     for fragment in ("For every width and every depth", "hidden step", "softmax Jacobian", "Base case",
-                     "Conclusion", "by P(k)", "every depth L"):
+                     "Conclusion", "by P (k)", "every depth L"):
         assert fragment in content, fragment
     assert "a lemma above is not proved" not in content and "FAILED" not in content
+
+
+def test_the_general_proof_prints_through_the_one_printer():
+    """Each construct the every-width proof uses, as LaTeX: names with primes and subscripts,
+    activations by their rows' names, entries of subscripted matrices, 1-based sums, the
+    documents' term order, broadcast biases with their transpose, prose with its formulas."""
+    from symbackprop import prove_general
+    from symbackprop.general import Applied, Equation, Prose
+
+    m, n = sympy.Symbol("m", integer=True, positive=True), sympy.Symbol("n", integer=True, positive=True)
+    b, a, y = sympy.MatrixSymbol("b_k", n, 1), sympy.MatrixSymbol("a_L", n, m), sympy.MatrixSymbol("y", n, m)
+    q, i = sympy.symbols("q i", integer=True)
+    assert latex(sympy.Symbol("g_k′")) == "g_{k}'"                      # not g_{k'}
+    assert latex(sympy.Symbol("(Σ_e ℓ)")) == r"(\Sigma_{e} \ell )"
+    assert latex(Applied.of(rules.SIGMOID, a)) == r"\sigma(a_{L})"           # not math-italic "sigmoid"
+    assert latex(Applied.of(rules.SOFTMAX, a)) == r"\operatorname{softmax}(a_{L})"
+    assert latex(Applied.of(rules.IDENTITY.derivative, a)) == r"\operatorname{id}'(a_{L})"
+    assert latex(b * sympy.OneMatrix(1, m)) == r"b_{k} \mathbf{1}_{m}^{\top}"   # the bias keeps its transpose
+    assert latex(sympy.IndexedBase("W_{k+1}")[q, i]) == r"(W_{k+1})_{q,i}"       # not W_{k+1 q,i}
+    assert latex(a - y) == "a_{L} - y" and latex(sympy.Symbol("k") + 1) == "k + 1"
+    assert latex(sympy.KroneckerDelta(i, q)) == "[i = q]"
+    assert latex(sympy.Symbol("m") ** -1 * sympy.Sum(sympy.Symbol("x"), (q, 1, m))) == r"\frac{1}{m} \sum_{q=1}^{m} x"
+    prose = Prose("by ", sympy.Symbol("δ_L"), ", with ", Equation(sympy.Symbol("φ"), sympy.Symbol("φ_{k+1}")))
+    assert prose == "by δ_L, with φ = φ_{k+1}"                            # plain text for the terminal
+    assert text(prose) == r"by $\delta_{L}$, with $\varphi = \varphi_{k+1}$"
+    general = prove_general(NetworkSpec(widths=(3, 4, 2), hidden="relu", output="softmax", loss="cross_entropy"))
+    statements = {lemma.name: latex(lemma.statement) for lemma in general.lemmas}
+    assert statements["softmax Jacobian"] == r"\frac{\partial \hat{y}_{i}}{\partial z_{j}} = \hat{y}_{i} ([i = j] - \hat{y}_{j})"
+    assert r"\sum_{q=1}^{n_{k+1}}" in statements["hidden step"] and r"(W_{k+1})_{q,i}" in statements["hidden step"]
+    assert statements["output: softmax + cross_entropy"].endswith("- y_{i,j}")
+    for statement in statements.values():
+        assert "=0}" not in statement and "-1 + n" not in statement, statement
+
+
+GENERAL_PAIRINGS = {  # flags → what the PDF's definitions show for z_k and a_L (spaces removed)
+    "relu-softmax-cross_entropy": (["--hidden", "relu", "--output", "softmax", "--loss", "cross_entropy"],
+                                   "zk=Wkak−1+bk1⊤m;", "aL=softmax(zL);"),
+    "sigmoid-sigmoid-bce-rows-l2": (["--hidden", "sigmoid", "--output", "sigmoid", "--loss", "bce", "--layout", "rows",
+                                     "--l2"], "zk=ak−1(Wk)⊤+1m(bk)⊤;", "aL=σ(zL);"),
+    "generic-identity-mse-sum": (["--hidden", "generic", "--output", "identity", "--loss", "mse", "--reduction", "sum"],
+                                 "zk=Wkak−1+bk1⊤m;", "aL=id(zL);"),
+}
+
+
+@pytest.mark.parametrize("pairing", list(GENERAL_PAIRINGS))
+def test_the_general_proof_pdf_reads_as_mathematics(tmp_path, pairing):
+    """The every-width proof's PDF, read back: no LaTeX source shown as text, the bias broadcast
+    with its transpose, activations by name, sums from 1, entries of subscripted matrices
+    bracketed, terms in the documents' order."""
+    require_pdflatex()
+    flags, affine, output = GENERAL_PAIRINGS[pairing]
+    tex = tmp_path / "general.tex"
+    result = run_cli("prove", "--widths", "3,4,2", *flags, "--general", "--latex", str(tex), "--pdf")
+    assert result.returncode == 0, result.stderr
+    source = tex.read_text(encoding="ascii")
+    general = pdf_text(tex.with_suffix(".pdf")).split("For every width and every depth", 1)[1]
+    squeezed = general.replace(" ", "")
+    for leaked in ("{k+1}", "{k-1}", "z {", "\\", "_"):          # justifications printed as LaTeX source
+        assert leaked not in general, leaked
+    assert "throughzk+1=" in squeezed                              # ... as mathematics
+    assert affine in squeezed                                      # b 1ᵀ, not b 1 (or 1 bᵀ in rows)
+    assert output in squeezed                                      # σ, softmax, id: not math-italic names
+    assert "sof tmax" not in general and not any(f"{name}{prime}(" in squeezed for name in ("sigmoid", "identity")
+                                                 for prime in ("", "′"))
+    assert "q=0" not in squeezed and "−1+n" not in squeezed and "q=1" in squeezed   # sums from 1
+    assert "(zk)i,j" in squeezed and "zki,j" not in squeezed       # (z_k)_{i,j}, not z_{k i,j}
+    assert "=−y" not in squeezed and "aL−y" in squeezed            # a − y, not SymPy's −y + a
+    assert "P(k+1)" in squeezed and "P(1+k)" not in squeezed
+    assert r"g_{k}'" in source and r"g_{k'}" not in source         # the prime on g_k, not on its subscript
+    assert "a lemma above is not proved" not in general and "FAILED" not in general
 
 
 def test_a_general_lemma_that_fails_shows_its_residual():
@@ -227,6 +297,25 @@ def test_a_general_lemma_that_fails_shows_its_residual():
     tex = general_latex(wrong)
     assert tex.isascii()
     assert "residual" in tex and r"\textbf{not proved}" in tex
+
+
+def test_a_general_argument_that_cannot_be_stated_still_compiles(tmp_path):
+    """No empty list for pdflatex to reject: the notes say why there is no argument."""
+    from symbackprop import prove_general
+    from symbackprop.general import Recurrences
+    from symbackprop.latex.documents import document, general_latex
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("broken rule")
+
+    proof = prove_general(NetworkSpec(widths=(2, 2)), Recurrences(output_delta=broken))
+    assert not proof.induction.base
+    tex = general_latex(proof)
+    assert r"\begin{enumerate}" not in tex and "broken rule" in tex
+    require_pdflatex()
+    path = tmp_path / "unstated.tex"
+    path.write_text(document("unstated", tex), encoding="ascii")
+    assert "could not be stated" in pdf_text(compile_pdf(path))
 
 
 def test_verify_writes_a_pdf_of_all_five_documents_with_their_errata(tmp_path):
@@ -297,6 +386,7 @@ def test_notebook_displays():
     assert proof.results[0].verdict._repr_latex_() == \
         r"$\textbf{proved}\ \text{ (instance; exact: rational normal form over activation atoms)}$"
     report = verify(DERIVATIONS / "002_backprop_in_neural_networks.toml")
-    assert report._repr_latex_().count(r"\textbf{ill-formed}") == 4
+    ill_formed = sum(r.verdict.status == "ill-formed" for r in report.results)
+    assert ill_formed >= 4 and report._repr_latex_().count(r"\textbf{ill-formed}") == ill_formed
     c3 = next(r for r in report.results if r.claim.id == "C3")
     assert c3._repr_latex_().startswith(r"$$\text{C3}") and r"[δ³]_\{2×1\}" in c3._repr_latex_()

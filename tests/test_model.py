@@ -402,3 +402,19 @@ def test_a_wrong_backward_rule_is_caught_by_its_local_lemma(tmp_path, monkeypatc
     assert not proof.all_proved and failed
     assert all(v.status == "refuted" for _, v in failed)
     assert any("∂/∂h[" in s for s, _ in failed)  # W @ h[t-1]: the gradient passed to h[t-1] is wrong
+
+
+def test_a_model_report_compiles_to_a_pdf_in_the_documents_notation(tmp_path):
+    from symbackprop.latex import compile_pdf, derivation_document, write
+
+    from .test_latex import pdf_text, require_pdflatex
+
+    require_pdflatex()
+    checker, _ = check(tmp_path, BATCHNORM + claims(("grad(loss, x)", BATCHNORM_DX),
+                                                     ("grad(loss, x)", "gamma * (var + eps)**(-1/2) * dy")))
+    report = checker.check()
+    path = write(derivation_document([report]), tmp_path / "model.tex")
+    shown = pdf_text(compile_pdf(path))
+    assert "Model with sizes N = 4, D = 2" in shown and "Forward pass" in shown
+    assert "upstream gradient dy of y given" in shown
+    assert "refuted" in shown and "γ1 =" in shown  # the witness in the document's symbols: γ₁, not gamma[1]

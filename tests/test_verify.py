@@ -113,6 +113,29 @@ def test_known_errata_of_the_documents(report):
     assert by_id["000", "F1"]["counterexample"]["functions"]["f"]  # the generic f made concrete
 
 
+def test_errata_and_readings_transcribed_literally(report):
+    """Each erratum as printed, with its evidence and a proved correction; each claim that reads
+    two ways (per example or for the batch) checked both ways."""
+    by_id = {(Path(f["path"]).name[:3], c["id"]): c for f in report["files"] for c in f["claims"]}
+    errata = {("001", "F7"): "ill-formed",    # Σ_{i=1}^m −log ŷ_l: a term without i, on m data points
+              ("001", "T1"): "refuted",       # the thin network's chain through one output a_L11
+              ("001", "P2m"): "ill-formed",   # the matrix ∇_{W_k} set equal to one entry's expression
+              ("002", "C8a"): "ill-formed", ("002", "C8b"): "ill-formed",   # δ³ inside the ∂C/∂W¹ chain
+              ("003", "F4y"): "refuted"}      # y = n_{W,b}(x): y is the target everywhere else
+    for key, verdict in errata.items():
+        assert by_id[key]["verdict"] == verdict, (key, by_id[key]["message"])
+        assert by_id[key]["correction"]["verdict"] == "proved", key
+    batch = [("000", i) for i in ("G9B", "G10B", "G12aB", "G12B", "G13B", "G14B", "W1aB", "W1bB", "W1B", "W2B")]
+    batch += [("003", "R1B"), ("003", "R2B"), ("004", "P3B"), ("004", "P4B")]
+    for document, claim_id in batch:
+        per_example = by_id[document, claim_id[:-1]]
+        for_the_batch = by_id[document, claim_id]
+        assert per_example["text"] == for_the_batch["text"], claim_id        # the same formula, read twice
+        assert for_the_batch["verdict"] == "ill-formed" and for_the_batch["correction"]["verdict"] == "proved"
+        assert any("batch 2" in instance for instance in for_the_batch["instances"]), claim_id
+        assert all("batch 1" in instance for instance in per_example["instances"]), claim_id
+
+
 def test_table_output_and_exit_code():
     result = run("verify", "derivations/002_backprop_in_neural_networks.toml")
     assert result.returncode == 0

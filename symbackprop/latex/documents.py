@@ -16,7 +16,7 @@ import sympy
 from sympy import Derivative
 
 from .. import __version__, rules
-from ..derivation.language import ClaimError, parse_range
+from ..derivation.language import ClaimError, parse, parse_range
 from ..prove import PROVED, QUANTITY_TEXT, REFUTED, UNDECIDED, NetworkProof, Verdict, lemmas_for
 from .calculation import (LOSS, Calculation, Step, check_network_calculations, network_calculations,
                           recurrences)
@@ -79,7 +79,7 @@ def counterexample_latex(counterexample: dict) -> str:
     and both sides' values there, and how they were computed."""
     lines = []
     where = [f"on {text(counterexample['instance'])}"] if counterexample.get("instance") else []
-    known = {"entry", "point", "lhs", "rhs", "arithmetic", "functions", "note", "instance"}
+    known = {"entry", "point", "lhs", "rhs", "arithmetic", "functions", "note", "instance", "sizes", "indices"}
     where += [rf"${latex(sympy.Symbol(key))} = {text(value)}$" for key, value in counterexample.items()
               if key not in known]
     entry = counterexample.get("entry")
@@ -341,7 +341,7 @@ def _summary(proof: NetworkProof) -> str:
 
 
 def _equation(equation) -> str:
-    return rf"${latex(equation.lhs)} = {latex(equation.rhs)}$"
+    return f"${latex(equation)}$"
 
 
 def general_latex(general) -> str:
@@ -362,19 +362,22 @@ def general_latex(general) -> str:
             lines.append(rf" & \multicolumn{{2}}{{p{{0.88\linewidth}}}}{{{text(v.message)}{residual}}} \\")
     lines.append(r"\end{longtable}")
     induction = general.induction
-    lines.append(r"\paragraph{Definitions.} " + "; ".join(_equation(d) for d in induction.definitions) + ".")
+    if induction.definitions:
+        lines.append(r"\paragraph{Definitions.} " + "; ".join(_equation(d) for d in induction.definitions) + ".")
     lines.append(rf"\paragraph{{Claim.}} $P(k)$, $1 \le k \le L$: {_equation(induction.claim)}.")
     for title, steps in ((r"Base case $k = L$.", induction.base),
                          (r"Step: $P(k+1) \Rightarrow P(k)$ for $1 \le k < L$.", induction.step),
                          (r"Parameters, every $1 \le k \le L$, from $P(k)$.", induction.parameters)):
+        if not steps:  # an argument that could not be stated (its notes say why)
+            continue
         lines.append(rf"\paragraph{{{title}}}")
         lines.append(r"\begin{enumerate}")
         lines += [rf"\item {_equation(step.statement)} \\ \hint{{{text(step.justification)}}}" for step in steps]
         lines.append(r"\end{enumerate}")
     verdict = status_latex(PROVED) if induction.proved else r"\textcolor{failed}{\textbf{not proved}} (a lemma above is not proved)"
     lines.append(rf"\paragraph{{Conclusion}} ({verdict}), {text(induction.scope)}:")
-    lines.append(r"\begin{align*}" + r"\\".join(rf"&{latex(c.lhs)} = {latex(c.rhs)}" for c in induction.conclusion)
-                 + r"\end{align*}")
+    if induction.conclusion:
+        lines.append(r"\begin{align*}" + r"\\".join(rf"&{latex(c)}" for c in induction.conclusion) + r"\end{align*}")
     lines += [f"Note: {text(note)}." for note in induction.notes]
     return "\n\n".join(lines)
 
@@ -452,11 +455,45 @@ def _symbols(derivation, printer: ClaimPrinter) -> str:
     return "Symbols: " + "; ".join(items) + "." if items else ""
 
 
+def _model(model, printer: ClaimPrinter) -> str:
+    """A [model]: its sizes, its declared tensors with their shapes and domains, its forward pass."""
+    sizes = ", ".join(rf"${printer.symbol(k)} = {v}$" for k, v in model.sizes.items())
+    declared = []
+    for d in model.declarations:
+        shape = r" \times ".join(printer.visit(p) for p in d.shape) if d.shape else r"1 \times 1"
+        target = printer.visit(parse(d.text)) if d.text else printer.symbol(d.name)
+        domain = "" if d.values == "real" else f", {text(d.values)}"
+        family = ""
+        if d.family is not None:
+            variable, low, high = d.family
+            family = rf" for ${printer.symbol(variable)} = {printer.visit(low)}, \dots, {printer.visit(high)}$"
+        declared.append(rf"${target}$ (${shape}${domain}){family}")
+    parts = [f"Model with sizes {sizes}." if sizes else "Model."]
+    for role in ("inputs", "parameters", "targets"):
+        items = [item for item, d in zip(declared, model.declarations) if d.role == role]
+        if items:
+            parts.append(f"{role.capitalize()}: " + "; ".join(items) + ".")
+    forward = _definitions_table([f.definition for f in model.forward], printer, "Forward pass")
+    if forward:
+        parts.append(forward)
+    if model.upstream:
+        parts.append("Loss: " + ", ".join(rf"$\sum {printer.symbol(o)} \odot {printer.symbol(u)}$ (the upstream "
+                                          rf"gradient ${printer.symbol(u)}$ of ${printer.symbol(o)}$ given)"
+                                          for o, u in model.upstream.items()) + ".")
+    elif model.loss:
+        parts.append(rf"Loss: ${printer.formula(model.loss)}$.")
+    return "\n\n".join(parts)
+
+
 def _definitions(derivation, printer: ClaimPrinter) -> str:
-    if not derivation.definitions:
+    return _definitions_table(derivation.definitions, printer, "Definitions")
+
+
+def _definitions_table(definitions, printer: ClaimPrinter, heading: str) -> str:
+    if not definitions:
         return ""
     rows = []
-    for d in derivation.definitions:
+    for d in definitions:
         target = printer.symbol(d.name)
         if d.layer is not None:
             target = layer_name(target, printer.visit(d.layer).replace(" ", ""))
@@ -468,7 +505,7 @@ def _definitions(derivation, printer: ClaimPrinter) -> str:
             where = (rf"\quad\text{{for }} {printer.symbol(variable)} = {printer.visit(low)}, \dots, "
                      rf"{printer.visit(high)}")
         rows.append(rf"{target} &:= {printer.visit(d.expr)}{where}")
-    return "Definitions:\n\\begin{align*}\n" + "\\\\\n".join(rows) + "\n\\end{align*}"
+    return f"{heading}:\n\\begin{{align*}}\n" + "\\\\\n".join(rows) + "\n\\end{align*}"
 
 
 def _file_latex(report) -> str:
@@ -478,8 +515,11 @@ def _file_latex(report) -> str:
     lines = [rf"\section{{{heading}}}"]
     meta = [f"\\texttt{{{text(d.path)}}}"] + ([rf"\textit{{{text(d.source)}}}"] if d.source else [])
     lines.append(" --- ".join(meta))
-    lines.append(f"Network: {text(d.spec.describe())}; summation convention: "
-                 f"{'Einstein (a repeated index is summed)' if d.einstein else 'none'}.")
+    if d.model is not None:
+        lines.append(_model(d.model, printer))
+    else:
+        lines.append(f"Network: {text(d.spec.describe())}; summation convention: "
+                     f"{'Einstein (a repeated index is summed)' if d.einstein else 'none'}.")
     instances = []
     for result in report.results:
         for item in result.instances:
@@ -487,7 +527,7 @@ def _file_latex(report) -> str:
                 instances.append(item)
     if instances:
         lines.append("Checked on: " + "; ".join(text(i) for i in instances) + ".")
-    lines += [part for part in (_symbols(d, printer), _definitions(d, printer)) if part]
+    lines += [part for part in (_symbols(d, printer) if d.model is None else "", _definitions(d, printer)) if part]
     for error in d.errors:
         lines.append(rf"\textcolor{{failed}}{{File problem}}: {text(error)}")
     rows = [rf"{text(r.claim.id)} & {status_latex(r.verdict.status)} & "

@@ -116,7 +116,13 @@ def math_text(name: str) -> str:
 
 
 def text(value: str) -> str:
-    """Prose (a message, a formula quoted as printed) as text-mode LaTeX, special characters escaped."""
+    """Prose (a message, a formula quoted as printed) as text-mode LaTeX, special characters escaped.
+
+    Prose that keeps its formulas (a ``str`` with ``parts``: words and mathematical objects, as
+    ``general.Prose``) has the words escaped and the formulas set as mathematics by :func:`latex`."""
+    parts = getattr(value, "parts", None)
+    if parts is not None:
+        return "".join(text(part) if isinstance(part, str) else f"${latex(part)}$" for part in parts)
     out = []
     for char in str(value):
         if char.isascii():
@@ -246,7 +252,10 @@ class ExampleSums(_Node):
 
 # ----------------------------------------------------------------------------- the printer
 
+# A name with a subscript: the subscript is one braced group or a run of letters and digits.
+_SUBSCRIPTED = re.compile(r"(?P<base>[^_]+)_(?:\{(?P<braced>[^{}]*)\}|(?P<plain>\w+))(?P<rest>.*)", re.DOTALL)
 _NETWORK_SYMBOL = re.compile(r"(?P<stem>W|b|x|y|εz|εa)(?P<layer>\d*)\[(?P<entry>[\d,]+)\]")
+_MODEL_SYMBOL = re.compile(r"(?P<stem>[^\W\d]\w*?)(?:\[(?P<member>-?\d+)\](?=\[))?(?:\[(?P<entry>[\d,]+)\])?")
 _ALIASES = {"ell": r"\ell", "eps": r"\varepsilon", "lam": r"\lambda", "nabla": r"\nabla"}
 LAYER_STEMS = {"delta": r"\delta"}
 
@@ -324,27 +333,61 @@ class ProofPrinter(LatexPrinter):
             if stem in ("εz", "εa"):
                 return rf"\varepsilon^{{{stem[1]}({layer})}}_{{{entry}}}"
             return (layer_name(stem, layer) if layer else stem) + f"_{{{entry}}}"
+        match = _MODEL_SYMBOL.fullmatch(expr.name)
+        if match:  # a [model]'s entries: gamma[1] → γ₁, h[2][1] → h^{(2)}_1
+            stem = self.name(match["stem"], style)
+            if match["member"] is not None:
+                stem = layer_name(stem, match["member"])
+            return f"{{{stem}}}_{{{match['entry']}}}" if match["entry"] else stem
         return self.name(expr.name, style)
 
     def name(self, name: str, style: str = "plain") -> str:
-        """A document's name: ``sigma`` → σ, ``ŷ`` → ŷ, ``ell`` → ℓ, ``a_1`` → a₁."""
+        """A document's name: ``sigma`` → σ, ``ŷ`` → ŷ, ``ell`` → ℓ, ``a_1`` → a₁, ``g_k′`` → g_k′
+        (the prime on the function, not in its subscript)."""
         if name in _ALIASES:
             return _ALIASES[name]
+        primes = len(name) - len(name.rstrip("′'"))
+        if primes and name[:-primes]:
+            return self.name(name[:-primes], style) + "'" * primes
         if name.isascii():
             return super()._print_Symbol(Symbol(name), style=style)
-        base, underscore, subscript = name.partition("_")
-        if underscore and base:  # δ_k, ∇φ_{k+1}: a subscript, as SymPy prints a_1
-            if subscript.startswith("{") and subscript.endswith("}"):
-                subscript = subscript[1:-1]
-            return f"{self.name(base, style)}_{{{_ascii_math(subscript)}}}"
+        match = _SUBSCRIPTED.fullmatch(name)
+        if match:  # δ_k, ∇φ_{k+1}, (Σ_e ℓ): a subscript, as SymPy prints a_1, and what follows it
+            subscript = match["braced"] if match["braced"] is not None else match["plain"]
+            rest = match["rest"]
+            return (f"{self.name(match['base'], style)}_{{{_ascii_math(subscript)}}}"
+                    + (" " + self.name(rest.lstrip(), style) if rest.strip() else rest))
         return math_text(name)
+
+    def _as_ordered_terms(self, expr, order=None):
+        """A sum as the documents write it: a − y, k + 1, [i = j] − ŷ_j (SymPy's lexicographic
+        order; its argument order, −y + a, 1 + k, is not the order anything was written in)."""
+        return expr.as_ordered_terms() if isinstance(expr, sympy.Add) else super()._as_ordered_terms(expr, order)
+
+    def _print_KroneckerDelta(self, expr, exp=None):
+        """[i = j], as the documents' Jacobians write it (δ is the backprop delta here)."""
+        i, j = (self._print(a) for a in expr.args)
+        return rf"[{i} = {j}]" + (f"^{{{exp}}}" if exp else "")
+
+    def _print_Indexed(self, expr):
+        """An entry: W_{q,i}; a name that has a subscript already is bracketed, (W_{k+1})_{q,i}."""
+        base = self._print(expr.base)
+        if "_" in base:
+            base = parens(base)
+        return base + "_{%s}" % ",".join(self._print(i) for i in expr.indices)
 
     def _print_Mul(self, expr):
         """Functions before sums, as the documents write σ(z)(1 − σ(z)); inside an entrywise
-        function, a product of functions of matrices is entrywise: ⊙."""
+        function, a product of functions of matrices is entrywise: ⊙.  A fraction's sums and
+        derivatives follow it, (1/m) Σ_e ℓ_e and (λ/2) Σ_k ‖W_k‖², rather than sit in its numerator."""
         coefficient, factors = expr.as_coeff_mul()
         factors = sorted(factors, key=_factor_rank)
         quotient = not coefficient.is_Integer or any(f.is_Pow and f.exp.is_negative for f in factors)
+        tall = [f for f in factors if type(f).__name__ in _TALL]
+        if quotient and tall and len(tall) < len(factors) + (coefficient != 1) and not self._entrywise:
+            rest = sympy.Mul(coefficient, *(f for f in factors if f not in tall), evaluate=False)
+            shown = [self._print(f) if len(tall) == 1 else self.parenthesize(f, PRECEDENCE["Mul"]) for f in tall]
+            return " ".join([self._print(rest)] + shown)
         if quotient and not self._entrywise:  # SymPy's printer makes the fraction
             return super()._print_Mul(sympy.Mul(coefficient, *factors, evaluate=False) if coefficient != 1
                                       else sympy.Mul(*factors, evaluate=False))
@@ -387,12 +430,19 @@ class ProofPrinter(LatexPrinter):
 
     def _print_Ones(self, expr):
         rows, cols, label = expr.args
-        size = self._print(label)
+        return self._ones(rows, cols, label)
+
+    def _print_OneMatrix(self, expr):
+        rows, cols = expr.shape
+        return self._ones(rows, cols, rows if cols == 1 else cols)
+
+    def _ones(self, rows, cols, length) -> str:
+        """𝟏_m (a column), 𝟏_mᵀ (a row: b 𝟏_mᵀ broadcasts b over the m examples), 𝟏_{r×c}."""
         if cols == 1:
-            return rf"\mathbf{{1}}_{{{size}}}"
+            return rf"\mathbf{{1}}_{{{self._print(length)}}}"
         if rows == 1:
-            return rf"\mathbf{{1}}_{{{size}}}^{{\top}}"
-        return rf"\mathbf{{1}}_{{{rows}\times {cols}}}"
+            return rf"\mathbf{{1}}_{{{self._print(length)}}}^{{\top}}"
+        return rf"\mathbf{{1}}_{{{self._print(rows)}\times {self._print(cols)}}}"
 
     def _print_Filled(self, expr):
         return self._print(expr.args[0])
@@ -427,11 +477,13 @@ class ProofPrinter(LatexPrinter):
         return " ".join(parts)
 
     def _print_MatAdd(self, expr):
-        """Terms in the order they were built (SymPy's Add printer negates terms with ``doit``,
-        which would reorder the ⊙ products inside them)."""
+        """Terms in the order they were built, those with a minus sign last — a − y, not SymPy's
+        −y + a (SymPy's Add printer negates terms with ``doit``, which would reorder the ⊙
+        products inside them)."""
         out = []
-        for term in expr.args:
-            negative = isinstance(term, MatMul) and term.args[0].is_number and term.args[0] < 0
+        terms = sorted(expr.args, key=_negative_term)
+        for term in terms:
+            negative = _negative_term(term)
             if negative:
                 coefficient, rest = -term.args[0], term.args[1:]
                 if coefficient != 1:
@@ -441,6 +493,14 @@ class ProofPrinter(LatexPrinter):
             printed = self.parenthesize(term, PRECEDENCE["Add"], strict=True)
             out.append(("- " if negative else "+ ") + printed if out else ("- " if negative else "") + printed)
         return " ".join(out)
+
+
+def _negative_term(term) -> bool:
+    return bool(isinstance(term, MatMul) and term.args[0].is_number and term.args[0] < 0)
+
+
+# Factors printed after a fraction rather than in its numerator.
+_TALL = {"Sum", "Partial", "Gradient", "Derivative"}
 
 
 def _factor_rank(factor) -> int:
