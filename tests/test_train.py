@@ -80,7 +80,7 @@ def test_csv_with_targets_trains_a_regression(tmp_path, capsys):
     path = write(tmp_path, "".join(",".join(f"{v:.6f}" for v in row) + "\n" for row in np.hstack([X, Y])))
     data = train.load_csv(path, 3, 1)
     assert not data.classification and data.Y_train.shape == (96, 1)
-    assert main(["train", "--widths", "3,1", "--output", "identity", "--loss", "half_sse", "--data", path,
+    assert main(["train", "--widths", "3,1", "--output-activation", "identity", "--loss", "half_sse", "--data", path,
                  "--epochs", "60", "--lr", "0.3"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
     assert float(rows[-1][1]) < 1e-3 < float(rows[0][1])

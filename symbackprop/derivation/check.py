@@ -28,6 +28,7 @@ from ..network import Network, NetworkSpec, SpecError
 from ..prove import ILL_FORMED, PROVED, REFUTED, UNDECIDED, Decider, Verdict, values_at
 from .language import ClaimError, Env, Scope, evaluate, parse, parse_range
 from .loader import Claim, Derivation
+from .notation import in_document, slip_notation
 
 SEVERITY = {ILL_FORMED: 3, REFUTED: 2, UNDECIDED: 1, PROVED: 0}
 WIDTH_POOL = (3, 5, 4, 2, 6, 7, 8, 9)
@@ -262,7 +263,8 @@ class Checker:
                 return Verdict(ILL_FORMED, message=f"{error} — {at}{where}")
             verdict = decider.decide(left, right, timeout=budget.remaining())
             if verdict.status == REFUTED:
-                verdict.slip = self._likely_slip(scope, lhs, right, env, verdict.counterexample)
+                verdict.slip = self._likely_slip(scope, lhs, right, env, verdict.counterexample) or verdict.slip
+                in_document(verdict.counterexample, self.derivation.bindings, scope.net)
             if verdict.status != PROVED:
                 verdict.message = f"{verdict.message} — {at}{where}"
                 if verdict.counterexample is not None:
@@ -294,7 +296,8 @@ class Checker:
             params = {f"W{k}": per_layer[k - 1] for k in layers}
             params.update({f"b{k}": per_layer[net.depth + k - 1].reshape(-1) for k in layers})
             penalty = float(point[net.penalty]) if net.penalty is not None else None
-            return diagnose(net.spec, params, X, Y, quantity, layer, claimed, penalty)
+            return diagnose(net.spec, params, X, Y, quantity, layer, claimed, penalty,
+                            slip_notation(self.derivation.bindings))
         except (ArithmeticError, Unsupported, KeyError, ValueError):
             return None
 

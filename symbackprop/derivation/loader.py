@@ -62,12 +62,13 @@ def _unknown(keys, allowed, where) -> list[str]:
     return [f"{where}: unknown key {key!r} (allowed: {', '.join(allowed)})" for key in keys if key not in allowed]
 
 
-def load(path: str | Path) -> Derivation:
-    """Read a derivation file.  Raises FileError only when nothing in it can be checked."""
+def load(path: str | Path, text: str | None = None) -> Derivation:
+    """Read a derivation file (or parse ``text``, named ``path``).  Raises FileError only when
+    nothing in it can be checked."""
     path = Path(path)
     shown = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8") if text is None else text)
     except FileNotFoundError:
         raise FileError(f"{shown}: no such file") from None
     except UnicodeDecodeError as error:

@@ -7,6 +7,7 @@ The ``_repr_latex_`` methods are attached here, by the output layer, so that the
 from __future__ import annotations
 
 from ..derivation.check import ClaimResult, FileReport
+from ..derivation.report import Report
 from ..prove import QUANTITY_TEXT, NetworkProof, Verdict
 from .printer import layer_name
 
@@ -61,8 +62,13 @@ def file_report_repr(report: FileReport) -> str:
     return _array([mathjax_text(title), r"\text{as printed}", r"\text{verdict}", "", ""], rows)
 
 
+def report_repr(report: Report) -> str:
+    return "\n".join(file_report_repr(file) for file in report.files) or mathjax_text(repr(report))
+
+
 def register() -> None:
     Verdict._repr_latex_ = verdict_repr
     NetworkProof._repr_latex_ = network_proof_repr
     ClaimResult._repr_latex_ = claim_result_repr
     FileReport._repr_latex_ = file_report_repr
+    Report._repr_latex_ = report_repr
