@@ -53,10 +53,20 @@ class Verdict:
     def proved(self) -> bool:
         return self.status == PROVED
 
+    def __repr__(self) -> str:
+        detail = self.method if self.proved else self.message
+        return f"<Verdict {self.status} ({self.scope}, {self.seconds:.2f} s){': ' + _clip(detail) if detail else ''}>"
+
     def to_dict(self) -> dict:
         return {"verdict": self.status, "scope": self.scope, "method": self.method,
                 "seconds": round(self.seconds, 4), "message": self.message,
                 "counterexample": self.counterexample, "notes": list(self.notes), "likely_slip": self.slip}
+
+
+def _clip(text: str, width: int = 70) -> str:
+    """A one-line excerpt for a repr."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # ------------------------------------------------------------------------------------ lemmas
@@ -428,6 +438,9 @@ class QuantityResult:
     layer: int
     verdict: Verdict
 
+    def __repr__(self) -> str:
+        return f"<QuantityResult {self.quantity}{self.layer}: {self.verdict.status}>"
+
     def to_dict(self) -> dict:
         return {"quantity": self.quantity, "layer": self.layer, **self.verdict.to_dict()}
 
@@ -437,6 +450,9 @@ class LemmaResult:
     name: str
     statement: str
     verdict: Verdict
+
+    def __repr__(self) -> str:
+        return f"<LemmaResult {self.name}: {self.verdict.status} — {_clip(self.statement, 60)}>"
 
     def to_dict(self) -> dict:
         return {"lemma": self.name, "statement": self.statement, **self.verdict.to_dict()}
@@ -452,6 +468,11 @@ class NetworkProof:
     @property
     def all_proved(self) -> bool:
         return all(r.verdict.proved for r in self.results) and all(l.verdict.proved for l in self.lemmas)
+
+    def __repr__(self) -> str:
+        proved = sum(r.verdict.proved for r in self.results)
+        return (f"<NetworkProof {self.spec.describe()}: {proved} of {len(self.results)} gradients proved, "
+                f"{sum(l.verdict.proved for l in self.lemmas)} of {len(self.lemmas)} lemmas, {self.seconds:.2f} s>")
 
     def to_dict(self) -> dict:
         spec = self.spec

@@ -137,6 +137,11 @@ class Training:
     history: list = field(default_factory=list)
     stopped: str | None = None  # "timeout" when the time limit ended training early
 
+    def __repr__(self) -> str:
+        last = self.history[-1] if self.history else None
+        return (f"<Training {len(self.history)} epochs" + (f", loss {last.loss:.4g}" if last else "")
+                + (f", stopped: {self.stopped}" if self.stopped else "") + ">")
+
 
 def train(kernel, data: Dataset, *, epochs: int = 30, lr: float = 0.1, batch: int = 32, seed: int = 0,
           progress=None, on_epoch=None, timeout: float | None = None) -> Training:

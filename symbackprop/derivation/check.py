@@ -66,6 +66,10 @@ class ClaimResult:
     def slip(self) -> str | None:
         return self.verdict.slip
 
+    def __repr__(self) -> str:
+        expected = "" if self.expected else f", UNEXPECTED (expected {self.claim.expect})"
+        return f"<ClaimResult {self.claim.id}: {self.verdict.status}{expected}>"
+
     @property
     def expected(self) -> bool:
         ok = self.verdict.status == self.claim.expect
@@ -87,6 +91,12 @@ class FileReport:
     derivation: Derivation
     results: list
     seconds: float
+
+    def __repr__(self) -> str:
+        counts = summarize([self])
+        shown = ", ".join(f"{n} {status}" for status, n in counts.items() if n and status != "unexpected")
+        unexpected = f"; {counts['unexpected']} unexpected" if counts["unexpected"] else ""
+        return f"<FileReport {self.derivation.path}: {shown or 'no claims'}{unexpected}>"
 
     def to_dict(self) -> dict:
         d = self.derivation

@@ -57,6 +57,10 @@ class Derivation:
     einstein: bool = False
     errors: list = field(default_factory=list)  # file-level problems, one line each
 
+    def __repr__(self) -> str:
+        return (f"<Derivation {self.path}: {len(self.claims)} claims, {len(self.bindings)} symbols, "
+                f"{len(self.definitions)} definitions{f', {len(self.errors)} errors' if self.errors else ''}>")
+
 
 def _unknown(keys, allowed, where) -> list[str]:
     return [f"{where}: unknown key {key!r} (allowed: {', '.join(allowed)})" for key in keys if key not in allowed]
