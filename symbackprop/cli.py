@@ -37,7 +37,7 @@ class _Help(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        shown = all(action.default is not v for v in (None, False, argparse.SUPPRESS)) and action.option_strings
         if shown and "%(default)" not in text and not isinstance(action, (argparse._StoreConstAction,
                                                                           argparse._CountAction)):
             text += " (default: %(default)s)"
@@ -430,7 +430,7 @@ def run_verify(args) -> int:
             for file_report in report.files:
                 print(render_file_report(file_report, screen, details=verbose(args)))
                 print()
-        print(render_summary(report.summary, len(report.files), len(report.errors)))
+        print(screen.wrap(render_summary(report.summary, len(report.files), len(report.errors)), "", "  "))
     if args.latex and report.files:
         from .latex import derivation_document
 
