@@ -305,6 +305,17 @@ class Decider:
         method = EXACT_METHOD + (" (after unfolding atoms into their definitions)" if unfolded else "")
         return Verdict(PROVED, method=method, notes=notes)
 
+    def _defined_at(self, point: dict, env_zero: dict, generic: dict) -> bool:
+        """Whether the model's loss (hence its whole forward pass) has a value at ``point``: a
+        refutation must be a point the model is defined at."""
+        if self.net.J is None:
+            return True
+        try:
+            values_at([self.net.J], {**env_zero, **point}, generic)
+        except (ArithmeticError, Unsupported):
+            return False
+        return True
+
     def _search(self, lhs: Mat, rhs: Mat, residuals, attempts: int) -> Verdict:
         rng = random.Random(self.seed)
         env_zero = {eps: 0 for eps in self.net.perturbation}
@@ -313,6 +324,8 @@ class Decider:
         for attempt in range(attempts):
             point = self.net.sample(rng)
             generic, shown = generic_choices(rng, rows)
+            if not self._defined_at(point, env_zero, generic):
+                continue  # the model itself is undefined there (a masked-out row, 0/0): not a witness
             for i, j, _ in residuals[:3]:
                 try:
                     outcome = compare_at(lhs[i, j], rhs[i, j], point, env_zero, generic)

@@ -28,7 +28,7 @@ def parse_value(text: str) -> mpmath.mpf:
 
 
 def _point(net, counterexample) -> dict:
-    by_name = {str(s): s for kind in net.parameters.values() for s in kind}
+    by_name = {str(s): s for s, _ in net.variables}
     point = {by_name[name]: Fraction(value) for name, value in counterexample["point"].items()}
     point.update({eps: Fraction(0) for eps in net.perturbation})
     return point

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import itertools
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from ..evaluate import Unsupported
 from ..matrices import Mat
 from ..network import Network, NetworkSpec, SpecError
 from ..prove import ILL_FORMED, PROVED, REFUTED, UNDECIDED, Decider, Verdict, values_at
+from . import model as build_model
 from .language import ClaimError, Env, Scope, evaluate, parse, parse_range
 from .loader import Claim, Derivation
 from .notation import in_document, slip_notation
@@ -169,6 +171,41 @@ def instances_for(derivation: Derivation, claim: Claim, claim_nodes) -> list[Ins
     return chosen
 
 
+@dataclass
+class ModelCase:
+    """A [model] at chosen sizes; ``seed`` draws its integer index inputs (token ids, labels)."""
+
+    sizes: dict
+    seed: int
+    reason: str
+
+    @property
+    def key(self):
+        return (tuple(sorted(self.sizes.items())), self.seed)
+
+    def describe(self, built=None) -> str:
+        text = ", ".join(f"{k}={v}" for k, v in self.sizes.items()) or "the model"
+        if built is not None and built.index_values:
+            text += "; " + ", ".join(f"{k} = {v}" for k, v in built.index_values.items())
+        return f"{text} ({self.reason})"
+
+    def where(self) -> str:
+        return f"on {self.describe()}"
+
+
+def model_cases(derivation: Derivation) -> list:
+    """The document's sizes, and pairwise distinct ones (a recurrence's length at least 3); with
+    integer index inputs, two draws of them on each."""
+    model = derivation.model
+    draws = (0, 1) if model.index_inputs() else (0,)
+    chosen = [ModelCase(dict(model.sizes), seed, "the document's sizes" + (f", draw {seed + 1}" if seed else ""))
+              for seed in draws]
+    other = build_model.distinct_sizes(model)
+    if other is not None:
+        chosen += [ModelCase(other, seed, "distinct sizes" + (f", draw {seed + 1}" if seed else "")) for seed in draws]
+    return chosen
+
+
 # ----------------------------------------------------------------------------------- checking
 
 
@@ -180,10 +217,16 @@ class Checker:
         self.timeout = timeout
         self._instances: dict = {}
 
-    def _context(self, instance: Instance):
+    def _context(self, instance):
         context = self._instances.get(instance.key)
         if context is None:
-            net = Network(instance.spec, labels=instance.labels)
+            if isinstance(instance, ModelCase):
+                try:
+                    net = build_model.build(self.derivation.model, instance.sizes, random.Random(instance.seed))
+                except (build_model.ModelError, ClaimError) as error:
+                    raise ClaimError(f"the model cannot be built {instance.where()}: {error}") from None
+            else:
+                net = Network(instance.spec, labels=instance.labels)
             scope = Scope(self.derivation.bindings, self.derivation.definitions, net,
                           einstein=self.derivation.einstein)
             context = self._instances[instance.key] = (scope, Decider(net))
@@ -220,7 +263,10 @@ class Checker:
             broken = self._broken_definition(lhs, rhs)
             if broken:
                 return Verdict(ILL_FORMED, message=broken), []
-            chosen = instances_for(self.derivation, claim, [lhs, rhs])
+            if self.derivation.model is not None:
+                chosen = model_cases(self.derivation)
+            else:
+                chosen = instances_for(self.derivation, claim, [lhs, rhs])
         except ClaimError as error:
             return Verdict(ILL_FORMED, message=str(error)), []
         except SpecError as error:
@@ -250,9 +296,12 @@ class Checker:
         worst.notes = sorted(notes)
         return worst, described
 
-    def _decide_on(self, instance: Instance, claim: Claim, lhs, rhs, range_) -> Verdict | None:
-        scope, decider = self._context(instance)
-        where = instance.where()
+    def _decide_on(self, instance, claim: Claim, lhs, rhs, range_) -> Verdict | None:
+        try:
+            scope, decider = self._context(instance)
+        except ClaimError as error:
+            return Verdict(ILL_FORMED, message=str(error))
+        where = f"on {instance.describe(scope.net)}" if isinstance(instance, ModelCase) else instance.where()
         try:
             if range_ is None:
                 layer_values = [None]
@@ -278,7 +327,11 @@ class Checker:
             if verdict.status != PROVED:
                 verdict.message = f"{verdict.message} — {at}{where}"
                 if verdict.counterexample is not None:
-                    verdict.counterexample["instance"] = instance.describe()
+                    verdict.counterexample["instance"] = where[3:]
+                    if isinstance(instance, ModelCase):
+                        verdict.counterexample["sizes"] = dict(instance.sizes)
+                        if scope.net.index_values:
+                            verdict.counterexample["indices"] = dict(scope.net.index_values)
                     if range_ is not None:
                         verdict.counterexample[range_[0]] = layer
             if worst is None or SEVERITY[verdict.status] > SEVERITY[worst.status]:

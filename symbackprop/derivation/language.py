@@ -26,16 +26,19 @@ from sympy import Integer, Rational
 
 from .. import rules
 from ..evaluate import Partial
-from ..matrices import Mat, ShapeError, shape_text
+from ..matrices import Explicit, Mat, ShapeError, _zip, shape_text
 from ..network import Network
 
-FUNCTIONS = ("grad", "jacobian", "diag", "ones", "sum", "outer", "log", "exp", "sigmoid", "tanh", "relu",
-             "softmax", "heaviside")
+FUNCTIONS = ("grad", "jacobian", "diag", "ones", "sum", "mean", "var", "outer", "log", "exp", "sqrt", "max", "min",
+             "norm", "trace", "logsumexp", "concat", "onehot", "sigmoid", "tanh", "relu", "softmax", "heaviside")
+AXIS_FUNCTIONS = ("sum", "mean", "var", "max", "min", "softmax", "logsumexp", "concat")  # take axis=0|1
 QUANTITIES = ("weight", "bias", "preactivation", "activation", "input", "output", "target", "onehot", "label",
               "loss", "depth", "batch", "width", "activation_function", "hidden_activation", "output_activation")
+MODEL_QUANTITIES = ("tensor", "size")  # a [model]'s own names: its tensors and its named sizes
 LAYERED = {"weight": (1, 0), "bias": (1, 0), "preactivation": (1, 0), "activation": (0, 0), "width": (0, 0)}
 FUNCTION_QUANTITIES = ("activation_function", "hidden_activation", "output_activation")
 PRIME = "__prime"
+MAX_INDEX_SUM = 10_000  # terms of one index sum
 
 
 class ClaimError(Exception):
@@ -46,12 +49,16 @@ class ClaimError(Exception):
 
 
 def preprocess(text: str) -> str:
-    """⊙ and ∘ are elementwise products; ``f'(x)`` becomes the call ``f__prime(x)``."""
-    text = text.replace("⊙", "*").replace("∘", "*")
+    """⊙ and ∘ are elementwise products; ``f'(x)`` becomes the call ``f__prime(x)``; the range
+    ``a..b`` of an index sum becomes ``a | b`` (Python has no ``..``; ``|`` is allowed nowhere else)."""
+    text = text.replace("⊙", "*").replace("∘", "*").replace("..", " | ")
     return re.sub(r"(\w+)'\s*\(", lambda m: m.group(1) + PRIME + "(", text)
 
 
 _BINARY = (ast.Add, ast.Sub, ast.Mult, ast.MatMult, ast.Div, ast.Pow)
+_COMPARISONS = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+_COMPARE = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+            ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}
 
 
 def _show(node) -> str:
@@ -71,12 +78,36 @@ def parse(text: str) -> ast.expr:
         raise ClaimError(f"cannot parse {text!r}{column}: {error.msg}{hint}") from None
     for node in ast.walk(tree):
         _check_node(node, text)
+    _check_ranges(tree.body)
     return tree.body
+
+
+def is_range(node) -> bool:
+    """``k in a..b`` (after preprocessing: ``k in a | b``)."""
+    return isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.In)
+
+
+def _check_ranges(tree) -> None:
+    """Ranges stand only as the trailing arguments of an index sum: sum(body, k in 1..K, …)."""
+    allowed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sum":
+            for argument in node.args[1:]:
+                if is_range(argument):
+                    allowed.add(id(argument))
+                    allowed.add(id(argument.comparators[0]))
+    for node in ast.walk(tree):
+        where = f" at column {node.col_offset + 1}" if hasattr(node, "col_offset") else ""
+        if is_range(node) and id(node) not in allowed:
+            raise ClaimError(f"a range 'k in a..b' may only follow the body of an index sum, "
+                             f"as in sum(w[k] * x[k], k in 1..K){where}")
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) and id(node) not in allowed:
+            raise ClaimError(f"'|' and '..' are only for ranges, as in sum(w[k] * x[k], k in 1..K){where}")
 
 
 def _check_node(node, text):
     where = f" at column {node.col_offset + 1}" if hasattr(node, "col_offset") else ""
-    if isinstance(node, (ast.Expression, ast.Load, ast.USub, ast.UAdd, ast.Eq, ast.NotEq) + _BINARY):
+    if isinstance(node, (ast.Expression, ast.Load, ast.USub, ast.UAdd, ast.Eq, ast.NotEq, ast.In, ast.BitOr) + _BINARY):
         return
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
@@ -86,6 +117,10 @@ def _check_node(node, text):
         if node.id.startswith("_"):
             raise ClaimError(f"names starting with '_' are not allowed: {node.id}{where}")
         return
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return  # a range a..b; _check_ranges says where it may stand
+    if isinstance(node, ast.keyword):
+        return  # axis=…, checked with its call
     if isinstance(node, ast.BinOp):
         if isinstance(node.op, ast.BitXor):
             raise ClaimError(f"^ is not allowed{where}: use .T for transpose and ** for powers")
@@ -106,12 +141,26 @@ def _check_node(node, text):
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
             raise ClaimError(f"only named functions can be called{where} (functions: {', '.join(FUNCTIONS)})")
-        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-            raise ClaimError(f"keyword and starred arguments are not allowed in {node.func.id}(…){where}")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise ClaimError(f"starred arguments are not allowed in {node.func.id}(…){where}")
+        for keyword in node.keywords:
+            if keyword.arg != "axis" or node.func.id not in AXIS_FUNCTIONS:
+                allowed = f" ({', '.join(AXIS_FUNCTIONS)} take axis=0 or axis=1)"
+                raise ClaimError(f"keyword argument {keyword.arg}= is not allowed in {node.func.id}(…){where}{allowed}")
+            value = keyword.value
+            if not (isinstance(value, ast.Constant) and value.value in (0, 1) and not isinstance(value.value, bool)):
+                raise ClaimError(f"axis must be 0 (down the rows) or 1 (along each row) in {node.func.id}(…){where}")
         return
     if isinstance(node, ast.Compare):
-        if len(node.ops) != 1 or not isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
-            raise ClaimError(f"only comparisons (i == j) and (i != j) are allowed{where}")
+        if len(node.ops) == 1 and isinstance(node.ops[0], ast.In):
+            right = node.comparators[0]
+            if not (isinstance(node.left, ast.Name) and isinstance(right, ast.BinOp) and isinstance(right.op, ast.BitOr)):
+                raise ClaimError(f"a range is written 'k in 1..K'{where}")
+            return
+        if not all(isinstance(op, _COMPARISONS) for op in node.ops):
+            raise ClaimError(f"only comparisons of integers (== != < <= > >=) are allowed{where}")
+        return
+    if isinstance(node, ast.In) or isinstance(node, _COMPARISONS):
         return
     raise ClaimError(f"{type(node).__name__.lower()} is not allowed in a formula{where}")
 
@@ -207,18 +256,13 @@ def _scalar(value):
 
 
 def _elementwise(op: str, a, b, fn):
-    """Entry by entry; a scalar, or a 1×1 matrix against a larger one, broadcasts."""
-    if isinstance(a, Mat) and isinstance(b, Mat) and a.shape != b.shape:
-        a, b = _scalar(a), _scalar(b)
-    if isinstance(a, Mat) and isinstance(b, Mat):
-        if a.shape != b.shape:
-            raise ClaimError(f"shape mismatch in {op}: {shape_text(a.shape)} and {shape_text(b.shape)}")
-        return Mat([[fn(x, y) for x, y in zip(ra, rb)] for ra, rb in zip(a.entries, b.entries)])
-    if isinstance(a, Mat):
-        return a.map(lambda x: fn(x, b))
-    if isinstance(b, Mat):
-        return b.map(lambda y: fn(a, y))
-    return fn(a, b)
+    """Entry by entry; a scalar (or a 1×1 matrix), a row against a matrix with as many columns, or
+    a column against one with as many rows broadcasts (``matrices.broadcast_shape``); any other
+    pair of shapes is an error naming both."""
+    try:
+        return _zip(op, a, b, fn)
+    except ShapeError:
+        raise ClaimError(f"shape mismatch in {op}: {shape_text(a.shape)} and {shape_text(b.shape)}") from None
 
 
 class Scope:
@@ -246,7 +290,10 @@ class Scope:
 
     def is_layered(self, name: str) -> bool:
         if name in self.bindings:
-            return self.bindings[name].quantity in LAYERED
+            binding = self.bindings[name]
+            if binding.quantity == "tensor":
+                return self.net.is_family(name)
+            return binding.quantity in LAYERED
         if name in self.definitions:
             return any(d.layer is not None for d in self.definitions[name])
         return False
@@ -266,10 +313,14 @@ class Scope:
             if node.id in env.indices:
                 return env.indices[node.id]
             binding = self.bindings.get(node.id)
-            if binding is not None and binding.quantity in ("depth", "batch", "label"):
+            if binding is not None and binding.quantity in ("depth", "batch", "label", "size"):
                 return int(self._quantity_value(binding))
             if binding is None and node.id not in self.definitions:
                 raise self._undefined(node.id)
+            if binding is not None and binding.quantity == "tensor":  # an integer-valued input (a token id)
+                value = _scalar(self._quantity_value(binding))
+                if isinstance(value, sympy.Integer):
+                    return int(value)
             raise ClaimError(f"{node.id} is not an integer here")
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
                 and self.bindings.get(node.value.id, Binding("", "")).quantity == "width":
@@ -279,15 +330,25 @@ class Scope:
             return a + b if isinstance(node.op, ast.Add) else a - b if isinstance(node.op, ast.Sub) else a * b
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -self.integer(node.operand, env)
+        if isinstance(node, ast.Subscript):  # an entry of an integer-valued input (token ids, labels)
+            value = _scalar(self.value(node, env))
+            if isinstance(value, sympy.Integer):
+                return int(value)
         raise ClaimError(f"{_show(node)} is not an integer expression")
 
     def layer_range(self, binding: Binding) -> tuple[int, int]:
+        if binding.quantity == "tensor":
+            return self.net.family_range(binding.name)
         low_network, _ = LAYERED[binding.quantity]
         return low_network + binding.shift, self.net.depth + binding.shift
 
     # ---- quantities
     def _quantity_value(self, binding: Binding, layer: int | None = None):
         net, q = self.net, binding.quantity
+        if q == "size":
+            return Integer(net.sizes[binding.name])
+        if q == "tensor":
+            return net.tensor(binding.name, layer)
         if q == "depth":
             return Integer(net.depth + binding.shift)
         if q == "batch":
@@ -322,6 +383,8 @@ class Scope:
     def _variables(self, binding: Binding, layer: int | None, text: str) -> Mat:
         """The differentiation variables standing for a quantity (symbols or perturbations ε)."""
         net, q = self.net, binding.quantity
+        if q == "tensor":
+            return net.reference(binding.name, layer)
         if q in ("preactivation", "activation", "weight", "bias"):
             self._quantity_value(binding, layer)  # checks the layer
             k = layer - binding.shift
@@ -426,6 +489,15 @@ class Scope:
             elif isinstance(sub, ast.Compare):
                 for side in (sub.left, *sub.comparators):
                     counts.update(letters_in(side))
+            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "sum" \
+                    and len(sub.args) > 1:
+                # an index sum binds its own letters; the rest of its body is free, counted once
+                bound = {item.left.id for item in sub.args[1:] if is_range(item)}
+                inner = self.index_counts(sub.args[0], env)
+                counts.update({letter for letter in inner if letter not in bound})
+                for item in sub.args[1:]:
+                    if is_range(item):
+                        counts.update(letters_in(item.comparators[0]))
             else:
                 for child in ast.iter_child_nodes(sub):
                     visit(child)
@@ -546,10 +618,10 @@ class Scope:
         if isinstance(node, ast.Attribute):  # .T, checked by the parser
             operand = self.value(node.value, env)
             return operand.T if _is_matrix(operand) else operand
-        if isinstance(node, ast.Compare):
-            a, b = self.integer(node.left, env), self.integer(node.comparators[0], env)
-            equal = a == b if isinstance(node.ops[0], ast.Eq) else a != b
-            return Integer(1 if equal else 0)
+        if isinstance(node, ast.Compare):  # an Iverson bracket; chains (1 <= i <= n) hold link by link
+            values = [self.integer(part, env) for part in (node.left, *node.comparators)]
+            holds = all(_COMPARE[type(op)](a, b) for op, a, b in zip(node.ops, values, values[1:]))
+            return Integer(1 if holds else 0)
         if isinstance(node, ast.Subscript):
             return self.subscript(node, env)
         if isinstance(node, ast.Call):
@@ -610,14 +682,20 @@ class Scope:
         return entry
 
     def _entry_indices(self, slice_node, env: Env) -> tuple:
-        """Entry indices (1-based); None stands for a whole row or column, written ':'."""
+        """Entry indices (1-based); None stands for a whole row or column, written ':', and a pair
+        (a, b) for the rows or columns a..b, written 'a:b' (1-based, both ends included)."""
         elements = slice_node.elts if isinstance(slice_node, ast.Tuple) else [slice_node]
         result = []
         for e in elements:
             if isinstance(e, ast.Slice):
-                if e.lower is not None or e.upper is not None or e.step is not None:
-                    raise ClaimError("only ':' (a whole row or column) is allowed as a slice")
-                result.append(None)
+                if e.step is not None:
+                    raise ClaimError("a slice takes no step: write a:b (1-based, both ends included)")
+                if e.lower is None and e.upper is None:
+                    result.append(None)
+                elif e.lower is None or e.upper is None:
+                    raise ClaimError("write a slice as a:b with both ends (1-based, both included), or ':' for all")
+                else:
+                    result.append((self.integer(e.lower, env), self.integer(e.upper, env)))
             else:
                 result.append(self.integer(e, env))
         return tuple(result)
@@ -626,15 +704,29 @@ class Scope:
     def _entry(value, entry: tuple, where: str):
         if not isinstance(value, Mat):
             raise ClaimError(f"{where} is a scalar and has no entries")
-        if None in entry:
+        if any(e is None or isinstance(e, tuple) for e in entry):
+            if len(entry) == 1 and (value.cols == 1 or value.rows == 1):
+                entry = (entry[0], 1) if value.cols == 1 else (1, entry[0])
             if len(entry) != 2 or entry == (None, None):
-                raise ClaimError(f"{where}[…]: use [i, :] for row i or [:, j] for column j")
-            i, j = entry
-            if i is None:
-                Scope._entry(value, (1, j), where)  # bounds check
-                return Mat([[row[j - 1]] for row in value.entries])
-            Scope._entry(value, (i, 1), where)
-            return Mat([list(value.entries[i - 1])])
+                raise ClaimError(f"{where}[…]: use [i, :] for row i, [:, j] for column j, [a:b, :] for rows a..b")
+            spans = []
+            for position, (e, size) in enumerate(zip(entry, value.shape)):
+                if e is None:
+                    spans.append((0, size))
+                elif isinstance(e, tuple):
+                    low, high = e
+                    if not 1 <= low <= high <= size:
+                        what = "rows" if position == 0 else "columns"
+                        raise ClaimError(f"{what} {low}:{high} are outside {where}, which is {shape_text(value.shape)} "
+                                         "(entries are numbered from 1, both ends included)")
+                    spans.append((low - 1, high))
+                else:
+                    if not 1 <= e <= size:
+                        raise ClaimError(f"{'row' if position == 0 else 'column'} {e} is outside {where}, "
+                                         f"which is {shape_text(value.shape)} (entries are numbered from 1)")
+                    spans.append((e - 1, e))
+            (r0, r1), (c0, c1) = spans
+            return Mat([row[c0:c1] for row in value.entries[r0:r1]])
         if len(entry) == 1:
             if value.cols == 1:
                 entry = (entry[0], 1)
@@ -662,11 +754,10 @@ class Scope:
             base = node.value
             if isinstance(base, ast.Name) and base.id in self.bindings and self.is_layered(base.id):
                 return self._variables(self.bindings[base.id], self.integer(node.slice, env), text)
-            if isinstance(base, ast.Name) and base.id in self.bindings:  # an entry of x, y, ŷ
-                return Mat([[self._entry(self.reference(base, env), self._entry_indices(node.slice, env), text)]])
-            if isinstance(base, ast.Subscript):
-                whole = self.reference(base, env)
-                return Mat([[self._entry(whole, self._entry_indices(node.slice, env), text)]])
+            if (isinstance(base, ast.Name) and base.id in self.bindings) or isinstance(base, ast.Subscript):
+                # an entry (or a row, a column, a block) of x, y, ŷ, W[k] …
+                part = self._entry(self.reference(base, env), self._entry_indices(node.slice, env), text)
+                return part if isinstance(part, Mat) else Mat([[part]])
         if isinstance(node, ast.Name) and node.id not in self.bindings and node.id not in self.definitions:
             raise self._undefined(node.id)
         raise ClaimError(f"cannot differentiate with respect to {text}: name a quantity such as W[k], b[k], "
@@ -715,10 +806,37 @@ class Scope:
             if n < 1:
                 raise ClaimError(f"ones({_show(args[0])}) needs a positive size, not {n}")
             return self.alg.ones(n, 1)
-        if name == "sum":
+        if name == "sum" and len(args) > 1:
+            return self._index_sum(node, env)
+        if name in ("sum", "mean", "var", "max", "min", "logsumexp"):
+            self._arity(name, args, 1)
+            return self._reduce(name, self.value(args[0], env), self._axis(node), node)
+        if name in ("sqrt", "norm", "trace"):
             self._arity(name, args, 1)
             value = self.value(args[0], env)
-            return sympy.Add(*value) if isinstance(value, Mat) else value
+            if name == "sqrt":
+                return self._apply(sympy.sqrt, value)
+            if name == "norm":
+                return sympy.sqrt(sympy.Add(*[e * e for e in _as_matrix(value)]))
+            value = _as_matrix(value)
+            if value.rows != value.cols:
+                raise ClaimError(f"trace of a {shape_text(value.shape)} matrix: it must be square")
+            return sympy.Add(*[value[i, i] for i in range(value.rows)])
+        if name == "concat":
+            self._arity(name, args, 2)
+            a, b = (_as_matrix(self.value(arg, env)) for arg in args)
+            try:
+                return self.alg.concat(a, b, self._axis(node, default=0))
+            except ShapeError as error:
+                raise ClaimError(f"{_show(node)}: {error}") from None
+        if name == "onehot":
+            self._arity(name, args, 2)
+            labels = self._vector(self.value(args[0], env), args[0])
+            classes = self.integer(args[1], env)
+            if not all(isinstance(c, sympy.Integer) and 1 <= c <= classes for c in labels):
+                raise ClaimError(f"onehot({_show(args[0])}, {classes}) needs integer labels 1..{classes} "
+                                 "(declare them with values = \"index 1..C\")")
+            return Mat.build(len(labels), classes, lambda i, j: Integer(1 if labels[i] == j + 1 else 0))
         if name == "outer":
             self._arity(name, args, 2)
             u = self._vector(self.value(args[0], env), args[0])
@@ -728,22 +846,94 @@ class Scope:
             self._arity(name, args, 1)
             return self._apply(sympy.log, self.value(args[0], env))
         if name in FUNCTIONS or name in self.bindings:
+            if name == "max" or name == "min":
+                self._arity(name, args, 2)
+                a, b = (self.value(arg, env) for arg in args)
+                if name == "min":
+                    return _elementwise("an elementwise minimum", a, b, lambda x, y: -Explicit().maximum(-x, -y))
+                return _elementwise("an elementwise maximum", a, b, lambda x, y: Explicit().maximum(x, y))
             self._arity(name, args, 1)
             rule = self._function_rule(name)
             value = self.value(args[0], env)
             if rule.vector:
                 if not isinstance(value, Mat):
                     raise ClaimError(f"{name} needs a vector")
-                return self.alg.softmax(value, rule.atom)
+                axis = self._axis(node)
+                if axis is None:
+                    if value.cols != 1 and value.rows != 1 and self.spec is None:
+                        raise ClaimError(f"{_show(node)}: say along which axis (axis=0: each column, axis=1: each row)")
+                    return self.alg.softmax(value, rule.atom)
+                return Explicit("columns" if axis == 0 else "rows").softmax(value, rule.atom)
             return self._apply(rule.atom, value)
         if name in self.definitions:
             raise ClaimError(f"{name} is defined as a quantity, not a function")
         raise ClaimError(f"unknown function {name} (functions: {', '.join(FUNCTIONS)}, and names mapped to "
                          "activation functions)")
 
+    @staticmethod
+    def _axis(node: ast.Call, default=None):
+        for keyword in node.keywords:
+            if keyword.arg == "axis":
+                return keyword.value.value
+        return default
+
+    def _reduce(self, name: str, value, axis, node):
+        """sum, mean, var, max, min, logsumexp of all entries (axis None) or along an axis (kept
+        as a row for axis 0, a column for axis 1)."""
+        value = _as_matrix(value)
+        if axis is None:
+            lines = [list(value)]
+        elif axis == 0:
+            lines = [list(column) for column in zip(*value.entries)]
+        else:
+            lines = [list(row) for row in value.entries]
+
+        def reduce(entries):
+            count = len(entries)
+            if name == "sum":
+                return sympy.Add(*entries)
+            if name == "mean":
+                return sympy.Add(*entries) / count
+            if name == "var":
+                mean = sympy.Add(*entries) / count
+                return sympy.Add(*[(e - mean) ** 2 for e in entries]) / count
+            if name == "logsumexp":
+                return sympy.log(sympy.Add(*[sympy.exp(e) for e in entries]))
+            best = entries[0]
+            for e in entries[1:]:
+                best = Explicit().maximum(e, best) if name == "max" else -Explicit().maximum(-e, -best)
+            return best
+
+        results = [reduce(line) for line in lines]
+        if axis is None:
+            return results[0]
+        return Mat([results]) if axis == 0 else Mat([[r] for r in results])
+
+    def _index_sum(self, node: ast.Call, env: Env):
+        """sum(body, k in a..b, …): the body summed over every bound index (both ends included)."""
+        body, ranges = node.args[0], node.args[1:]
+        bound = []
+        for item in ranges:
+            if not is_range(item):
+                raise ClaimError(f"{_show(node)}: after the body, sum takes ranges like k in 1..K")
+            letter = item.left.id
+            if letter in self.bindings or letter in self.definitions or letter in env.layers:
+                raise ClaimError(f"{_show(node)}: the summation index {letter} is already a name; use another letter")
+            span = item.comparators[0]
+            low, high = self.integer(span.left, env), self.integer(span.right, env)
+            if high - low + 1 > MAX_INDEX_SUM:
+                raise ClaimError(f"{_show(node)}: {letter} runs over {high - low + 1} values "
+                                 f"(at most {MAX_INDEX_SUM})")
+            bound.append((letter, range(low, high + 1)))
+        total = Integer(0)
+        for values in itertools.product(*(span for _, span in bound)):
+            inner = env.bind(indices={letter: v for (letter, _), v in zip(bound, values)})
+            total = _elementwise("a sum", total, self.value(body, inner), lambda x, y: x + y)
+        return total
+
     def _is_integer_quantity(self, node) -> bool:
         return isinstance(node, ast.Name) and node.id in self.bindings and \
-            self.bindings[node.id].quantity in ("depth", "batch", "label", "width")
+            self.bindings[node.id].quantity in ("depth", "batch", "label", "width", "size")
 
     @staticmethod
     def _arity(name, args, n):
@@ -781,10 +971,11 @@ class Scope:
             raise ClaimError(f"{name} is a {q}, not a function")
         if name == "exp":
             return rules.EXP
+        at_zero = spec.relu_at_zero if spec is not None else 0
         if name == "heaviside":
-            return rules.relu_row(spec.relu_at_zero).derivative(sympy.Symbol("x")).func.rule
+            return rules.relu_row(at_zero).derivative(sympy.Symbol("x")).func.rule
         if name == "relu":
-            return rules.activation("relu", relu_at_zero=spec.relu_at_zero)
+            return rules.activation("relu", relu_at_zero=at_zero)
         return rules.activation(name)
 
 
@@ -805,6 +996,10 @@ def evaluate(scope: Scope, lhs: ast.expr, rhs: ast.expr, env: Env) -> tuple[Mat,
     return Mat([left_entries]), Mat([right_entries])
 
 
+def _as_matrix(value) -> Mat:
+    return value if isinstance(value, Mat) else Mat([[value]])
+
+
 def _single(value, node):
     value = _scalar(value)
     if isinstance(value, Mat):
@@ -812,7 +1007,5 @@ def _single(value, node):
     return value
 
 
-def _as_matrix(value) -> Mat:
-    return value if isinstance(value, Mat) else Mat([[value]])
 
 

@@ -14,9 +14,11 @@ else:  # pragma: no cover
 
 from ..network import NetworkSpec, SpecError
 from .language import QUANTITIES, Binding, ClaimError, parse, parse_definition, parse_range
+from .model import ModelError, ModelSpec, bindings_of, parse_model
+from .model import build as build_model
 
 VERDICTS = ("proved", "refuted", "ill-formed", "undecided")
-TOP_KEYS = ("title", "source", "summation", "network", "symbols", "define", "claim", "notes")
+TOP_KEYS = ("title", "source", "summation", "network", "model", "symbols", "define", "claim", "notes")
 NETWORK_KEYS = ("widths", "hidden", "output", "loss", "batch", "reduction", "layout", "l2", "relu_at_zero",
                 "leaky_slope")
 CLAIM_KEYS = ("id", "text", "lhs", "rhs", "for", "expect", "correction", "correction_lhs", "note", "network")
@@ -49,7 +51,8 @@ class Derivation:
     title: str = ""
     source: str = ""
     network: dict = field(default_factory=dict)
-    spec: NetworkSpec | None = None
+    spec: NetworkSpec | None = None  # a [network] file's dense network
+    model: ModelSpec | None = None  # a [model] file's definitions
     bindings: dict = field(default_factory=dict)
     definitions: list = field(default_factory=list)
     broken_definitions: dict = field(default_factory=dict)  # name -> message
@@ -89,7 +92,20 @@ def load(path: str | Path, text: str | None = None) -> Derivation:
     if summation not in (None, "einstein"):
         d.errors.append(f"{shown}: summation must be \"einstein\" (or absent), not {summation!r}")
     d.einstein = summation == "einstein"
-    _load_network(d, data.get("network"), shown)
+    if "model" in data:
+        if "network" in data:
+            raise FileError(f"{shown}: give either [network] (a dense network) or [model] (definitions), not both")
+        if "symbols" in data:
+            raise FileError(f"{shown}: a [model] names its own quantities; [symbols] maps a [network]'s")
+        try:
+            d.model = parse_model(data["model"], shown)
+            build_model(d.model, d.model.sizes)  # at the document's sizes: every definition must evaluate
+        except (ModelError, ClaimError) as error:
+            message = str(error)
+            raise FileError(message if message.startswith(shown) else f"{shown}: {message}") from None
+        d.bindings = bindings_of(d.model)
+    else:
+        _load_network(d, data.get("network"), shown)
     _load_symbols(d, data.get("symbols", {}), shown)
     _load_definitions(d, data.get("define", {}), shown)
     _load_claims(d, data.get("claim", []), shown)
@@ -156,7 +172,9 @@ def _load_definitions(d: Derivation, define, shown):
             d.broken_definitions[target.split("[")[0].strip()] = str(error)
             continue
         if definition.name in d.bindings:
-            d.errors.append(f"{where}: {definition.name} is already a symbol for {d.bindings[definition.name].quantity}")
+            what = "a name of the [model]" if d.model is not None else \
+                f"a symbol for {d.bindings[definition.name].quantity}"
+            d.errors.append(f"{where}: {definition.name} is already {what}")
             continue
         d.definitions.append(definition)
 

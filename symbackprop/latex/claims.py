@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 
 from .. import rules
-from ..derivation.language import FUNCTIONS, LAYERED, PRIME, parse
+from ..derivation.language import FUNCTIONS, LAYERED, PRIME, is_range, parse
 from .printer import layer_name, name, parens
 
 _SCALAR_QUANTITIES = ("loss", "depth", "batch", "label")
@@ -165,15 +165,21 @@ class ClaimPrinter(ast.NodeVisitor):
             inner = f"{{{inner}}}"
         return rf"{inner}^{{\top}}"
 
+    _RELATIONS = {ast.Eq: "=", ast.NotEq: r"\neq", ast.Lt: "<", ast.LtE: r"\le", ast.Gt: ">", ast.GtE: r"\ge"}
+
     def visit_Compare(self, node):
-        relation = "=" if isinstance(node.ops[0], ast.Eq) else r"\neq"
-        return rf"[{self.visit(node.left)} {relation} {self.visit(node.comparators[0])}]"
+        parts = [self.visit(node.left)]
+        for op, right in zip(node.ops, node.comparators):
+            parts += [self._RELATIONS[type(op)], self.visit(right)]
+        return "[" + " ".join(parts) + "]"
 
     def visit_Tuple(self, node):
         return ",".join(self.visit(e) for e in node.elts)
 
     def visit_Slice(self, node):
-        return ":"
+        if node.lower is None and node.upper is None:
+            return ":"
+        return f"{self.visit(node.lower)}:{self.visit(node.upper)}"
 
     def _index(self, node) -> str:
         return self.visit(node).replace(" ", "")
@@ -191,7 +197,7 @@ class ClaimPrinter(ast.NodeVisitor):
 
     def visit_Call(self, node):
         function = node.func.id
-        args = [self.visit(a) for a in node.args]
+        args = [self.visit(a) for a in node.args if not is_range(a)]
         if function.endswith(PRIME):
             return self._function_name(function[: -len(PRIME)]) + "'" + parens(", ".join(args))
         if function in ("grad", "jacobian") and len(args) == 2:
@@ -199,13 +205,23 @@ class ClaimPrinter(ast.NodeVisitor):
             if isinstance(of, (ast.Name, ast.Subscript)):
                 return rf"\frac{{\partial {args[0]}}}{{\partial {args[1]}}}"
             return rf"\frac{{\partial}}{{\partial {args[1]}}}{parens(args[0])}"
+        if function == "sqrt" and len(args) == 1:
+            return rf"\sqrt{{{args[0]}}}"
         if function == "diag":
             return r"\operatorname{diag}" + parens(", ".join(args))
         if function == "ones":
             return rf"\mathbf{{1}}_{{{', '.join(args)}}}"
+        simple = bool(node.args) and isinstance(node.args[0], (ast.Name, ast.Subscript, ast.Call))
+        axis = next((k.value.value for k in node.keywords if k.arg == "axis"), None)
+        if function == "sum" and len(node.args) > 1:  # an index sum: sum(body, k in a..b, …)
+            limits = "".join(rf"\sum_{{{self.visit(r.left)}={self.visit(r.comparators[0].left)}}}"
+                             rf"^{{{self.visit(r.comparators[0].right)}}}" for r in node.args[1:])
+            return limits + " " + (args[0] if simple else parens(args[0]))
         if function == "sum" and len(args) == 1:
-            simple = isinstance(node.args[0], (ast.Name, ast.Subscript, ast.Call))
-            return r"\textstyle\sum " + (args[0] if simple else parens(args[0]))
+            below = "" if axis is None else rf"_{{\text{{{'rows' if axis == 0 else 'columns'}}}}}"
+            return rf"\textstyle\sum{below} " + (args[0] if simple else parens(args[0]))
+        if axis is not None:
+            return self._function_name(function) + parens(", ".join(args) + rf", \text{{axis }}{axis}")
         if function == "outer" and len(args) == 2:
             return rf"{args[0]} {parens(args[1])}^{{\top}}"
         return self._function_name(function) + parens(", ".join(args))
@@ -213,7 +229,7 @@ class ClaimPrinter(ast.NodeVisitor):
     def _function_name(self, function: str) -> str:
         if function in self.bindings or function not in FUNCTIONS:
             return name(function)
-        if function in ("log", "exp"):
+        if function in ("log", "exp", "max", "min"):
             return "\\" + function
         if function == "heaviside":
             return "H"
