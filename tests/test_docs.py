@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from symbackprop.derivation import language, loader
+from symbackprop.derivation import language, loader, model
+from symbackprop.model import DOMAINS
 
 from .optional import require
 
@@ -38,7 +39,8 @@ def test_every_key_and_quantity_of_the_file_format_is_documented():
     text = FORMAT.read_text(encoding="utf-8")
     documented = set(re.findall(r"`([\w-]+)", text))
     for keys in (loader.TOP_KEYS, loader.NETWORK_KEYS, loader.CLAIM_KEYS, loader.DEFINE_KEYS, loader.SYMBOL_KEYS,
-                 language.QUANTITIES, language.FUNCTIONS, loader.VERDICTS):
+                 language.QUANTITIES, language.FUNCTIONS, loader.VERDICTS, model.MODEL_KEYS, model.DECLARATION_KEYS,
+                 model.FORWARD_KEYS, tuple(DOMAINS)):
         missing = [key for key in keys if key not in documented]
         assert not missing, f"not documented in {FORMAT.name}: {missing}"
     assert 'L = "depth"' in text and 'for = "l in 1..L-1"' in text
