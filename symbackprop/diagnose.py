@@ -34,6 +34,51 @@ from .rounding import bounded_network
 
 
 @dataclass(frozen=True)
+class Notation:
+    """How a slip's phrase names the network's quantities.  The default is the textbook's
+    (W_k, z_k, a_k, g′(z_k)); ``verify`` passes the document's own symbols and layer numbers
+    (``names``: quantity → (the document's name, its layer shift), as in a derivation file's
+    [symbols]), so that the hint reads V[2].T where the document writes V."""
+
+    names: tuple = ()  # ((quantity, name, shift), ...); quantities: weight, preactivation, activation,
+    #                    hidden_function, output_function
+
+    def _entry(self, quantity: str):
+        return next(((name, shift) for q, name, shift in self.names if q == quantity), None)
+
+    def base(self, quantity: str) -> str:
+        entry = self._entry(quantity)
+        return entry[0] if entry else _TEXTBOOK[quantity]
+
+    def __call__(self, quantity: str, layer) -> str:
+        """``layer``: a network layer number, or "k", "k+1", "k−1" (relative to any layer k)."""
+        entry = self._entry(quantity)
+        if entry is None:
+            text = str(layer)
+            return f"{_TEXTBOOK[quantity]}_{text if len(text) == 1 else '{' + text + '}'}"
+        name, shift = entry
+        return f"{name}[{layer + shift if isinstance(layer, int) else layer}]"
+
+    def T(self, text: str) -> str:
+        return text + (".T" if self.names else "ᵀ")
+
+    def prime(self, layer=None, depth: int | None = None) -> str:
+        """The derivative of layer ``layer``'s activation: g′, or the document's sigma'."""
+        entry = None
+        if layer is not None and layer == depth:
+            entry = self._entry("output_function")
+        entry = entry or self._entry("hidden_function")
+        return f"{entry[0]}'" if entry else "g′"
+
+    def derivative(self, layer, depth: int | None = None) -> str:
+        return f"{self.prime(layer, depth)}({self('preactivation', layer)})"
+
+
+_TEXTBOOK = {"weight": "W", "preactivation": "z", "activation": "a"}
+TEXTBOOK = Notation()
+
+
+@dataclass(frozen=True)
 class Quantity:
     """A float64 reference value and how far an honest evaluation may differ from it (``rounding``)."""
 
@@ -46,7 +91,7 @@ class Quantity:
 
 
 def diagnose(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, claimed,
-             penalty: float | None = None) -> str | None:
+             penalty: float | None = None, notation: Notation = TEXTBOOK) -> str | None:
     """A short phrase naming the likely slip that produced ``claimed``, or None.
 
     ``quantity`` is "W", "b" or "z" (∂J/∂W_k, ∂J/∂b_k, δ_k = ∂J/∂z_k) of layer ``layer``;
@@ -54,7 +99,8 @@ def diagnose(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, c
     gradient as (n_k,) or (n_k, 1); other shapes are accepted where they identify a slip, such as
     a bias gradient left n_k × m).  ``params``, ``X``, ``Y``, ``penalty`` are as in
     ``numeric.gradients``.  None when ``claimed`` is in fact right, when no single slip explains
-    it, or when the network cannot be evaluated numerically (a generic g).
+    it, or when the network cannot be evaluated numerically (a generic g).  ``notation`` names
+    the quantities in the phrase.
     """
     if quantity not in ("W", "b", "z") or not 1 <= layer <= spec.depth:
         raise ValueError(f"no quantity {quantity}{layer} in a network of depth {spec.depth}")
@@ -62,7 +108,7 @@ def diagnose(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, c
     dtype = claimed.dtype if np.issubdtype(claimed.dtype, np.floating) else np.dtype(np.float64)
     claimed = claimed.astype(float)
     try:
-        slips = Slips(spec, params, X, Y, penalty, dtype)
+        slips = Slips(spec, params, X, Y, penalty, dtype, notation)
         truth = slips.quantity(_unchanged, quantity, layer)
     except (Unsupported, NotImplementedError):
         return None
@@ -190,8 +236,10 @@ def _elementwise_softmax() -> rules.Activation:
 class Slips:
     """The network in float64 values and in rounding bounds (for ``dtype`` and float64), and its slips."""
 
-    def __init__(self, spec: NetworkSpec, params: dict, X, Y, penalty: float | None = None, dtype="float64"):
+    def __init__(self, spec: NetworkSpec, params: dict, X, Y, penalty: float | None = None, dtype="float64",
+                 notation: Notation = TEXTBOOK):
         self.spec = spec
+        self.n = notation
         formats = [np.dtype(dtype)] + ([np.dtype(np.float64)] if np.dtype(dtype) != np.float64 else [])
         self.nets = (NumericNetwork(spec, params, X, Y, penalty),
                      *(bounded_network(spec, params, X, Y, penalty, f) for f in formats))
@@ -226,7 +274,7 @@ class Slips:
 
     # ---- the catalogue, most specific first; each entry is (phrase, () -> Quantity | None)
     def candidates(self, quantity: str, layer: int, truth: Quantity) -> Iterator[tuple]:
-        spec, L, m = self.spec, self.spec.depth, self.batch
+        spec, L, m, n = self.spec, self.spec.depth, self.batch, self.n
         hidden = range(1, L)
         output = spec.activation(L)
         loss = spec.loss_rule
@@ -250,39 +298,42 @@ class Slips:
                 yield "bias gradient of the first example only (not summed over the batch)", at(
                     lambda net: (_with(net, alg=_OnesAs(net.alg, lambda n: np.eye(n)[:, :1])), True))
         for j in reversed(hidden):
-            yield (f"missing derivative factor g′(z_{j})",
+            yield (f"missing derivative factor {n.derivative(j, L)}",
                    at(lambda net, j=j: (_with(net, spec=_SpecWith(spec, {j: _flat(spec.activation(j))})), True)))
         flat_output = at(lambda net: (_with(net, spec=_SpecWith(spec, {L: _flat(output)})), False))
         if output.vector:  # with ½‖ŷ − y‖² the borrowed ŷ − y is ∂ℓ/∂ŷ: name the borrowing first
             yield from self._borrowed_shortcuts(at, output, loss, shortcut)
             yield "missing softmax Jacobian: ∂ℓ/∂ŷ used as ∂J/∂z_L", flat_output
         else:
-            yield f"missing derivative factor g′(z_{L})", flat_output
+            yield f"missing derivative factor {n.derivative(L, L)}", flat_output
             yield from self._borrowed_shortcuts(at, output, loss, shortcut)
         if len(hidden) > 1:
-            yield "missing derivative factor g′(z_k) in every hidden layer", at(
+            yield f"missing derivative factor {n.derivative('k')} in every hidden layer", at(
                 lambda net: (_with(net, spec=_SpecWith(spec, {j: _flat(spec.activation(j)) for j in hidden})), True))
         yield from self._transposes(at)
         yield from self._output_slips(at, output, loss, shortcut)
         for j in reversed(hidden):
-            yield (f"g′ evaluated at a_{j} where z_{j} belongs",
+            yield (f"{n.prime(j, L)} evaluated at {n('activation', j)} where {n('preactivation', j)} belongs",
                    at(lambda net, j=j: (_with(net, Z={**net.Z, j: net.A[j]}), True)))
         yield from self._off_by_one(at, quantity, layer)
         if self.penalty is not None:
-            for phrase, factor in (("L2 term λW_k missing", 0), ("L2 term doubled: 2λW_k", 2),
-                                   ("L2 term halved: λW_k/2 (the derivative of (λ/2)‖W‖² is λW_k)", 0.5)):
+            W_k = n("weight", "k")
+            for phrase, factor in ((f"L2 term λ{W_k} missing", 0), (f"L2 term doubled: 2λ{W_k}", 2),
+                                   (f"L2 term halved: λ{W_k}/2 (the derivative of (λ/2)‖{n.base('weight')}‖² "
+                                    f"is λ{W_k})", 0.5)):
                 yield phrase, at(lambda net, f=factor: (_with(net, penalty=net.penalty * f if f else None), True))
         yield from self._relu_at_zero(at)
 
     def _transposes(self, at):
-        L = self.spec.depth
+        L, n = self.spec.depth, self.n
         if L < 2:
             return
-        yield "missing transpose: W used where Wᵀ belongs", at(
+        W = n.base("weight")
+        yield f"missing transpose: {W} used where {n.T(W)} belongs", at(
             lambda net: (_with(net, alg=_Untransposed(net.alg, [net.W[j] for j in range(2, L + 1)])), True))
         if L > 2:
             for j in range(L, 1, -1):
-                yield (f"missing transpose: W_{j} used where W_{j}ᵀ belongs",
+                yield (f"missing transpose: {n('weight', j)} used where {n.T(n('weight', j))} belongs",
                        at(lambda net, j=j: (_with(net, alg=_Untransposed(net.alg, [net.W[j]])), True)))
 
     def _output_slips(self, at, output, loss, shortcut):
@@ -297,7 +348,8 @@ class Slips:
                        at(lambda net: (_with(net, spec=_SpecWith(spec, {L: _elementwise_softmax()}, as_gradient),
                                              Z={**net.Z, L: net.A[L]}), False)))
             else:
-                yield (f"derivative factor g′(z_{L}) applied on top of the a−y shortcut ({loss.name} already contains it)",
+                yield (f"derivative factor {self.n.derivative(L, L)} applied on top of the a−y shortcut "
+                       f"({loss.name} already contains it)",
                        at(lambda net: (_with(net, spec=_SpecWith(spec, loss_rule=as_gradient)), False)))
         if output.vector:
             yield ("softmax derivative taken elementwise: ŷ(1−ŷ) where the Jacobian diag(ŷ) − ŷŷᵀ belongs",
@@ -308,7 +360,8 @@ class Slips:
         """Another loss's shortcut (softmax + cross-entropy → ŷ − y) used with this loss."""
         if shortcut is not None:
             return
-        missing = "the softmax Jacobian" if output.vector else f"g′(z_{self.spec.depth})"
+        L = self.spec.depth
+        missing = "the softmax Jacobian" if output.vector else self.n.derivative(L, L)
         for other in rules.LOSSES.values():
             if other is not loss and output.name in other.shortcuts:
                 borrowed = dataclasses.replace(loss, shortcuts={output.name: other.shortcuts[output.name]})
@@ -317,14 +370,14 @@ class Slips:
                        at(lambda net, b=borrowed: (_with(net, spec=_SpecWith(self.spec, loss_rule=b)), True)))
 
     def _off_by_one(self, at, quantity, layer):
-        L = self.spec.depth
-        yield "a_k used where a_{k−1} belongs (off by one layer)", at(
+        L, n = self.spec.depth, self.n
+        yield f"{n('activation', 'k')} used where {n('activation', 'k−1')} belongs (off by one layer)", at(
             lambda net: (_with(net, A={**net.A, **{j: net.A[j + 1] for j in range(L)}}), True))
         if L >= 2:
-            yield "g′(z_{k+1}) used where g′(z_k) belongs (off by one layer)", at(
+            yield f"{n.derivative('k+1')} used where {n.derivative('k')} belongs (off by one layer)", at(
                 lambda net: (_with(net, Z={**{j: net.Z[j + 1] for j in range(1, L)}, L: net.Z[L]}), True))
             if self.penalty is None:
-                yield "W_k used where W_{k+1} belongs (off by one layer)", at(
+                yield f"{n('weight', 'k')} used where {n('weight', 'k+1')} belongs (off by one layer)", at(
                     lambda net: (_with(net, W={1: net.W[1], **{j: net.W[j - 1] for j in range(2, L + 1)}}), True))
                 yield "δ_L used where δ_k belongs (the recursion over layers skipped)", at(self._no_recursion)
         for other in (layer + 1, layer - 1):

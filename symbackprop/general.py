@@ -212,6 +212,9 @@ class Lemma:
     verdict: Verdict
     residual: Basic | None = None
 
+    def __repr__(self) -> str:
+        return f"<Lemma {self.name}: {self.verdict.status} ({self.verdict.scope})>"
+
     def to_dict(self) -> dict:
         return {"lemma": self.name, "statement": str(self.statement), "hypotheses": list(self.hypotheses),
                 **self.verdict.to_dict(),
@@ -266,6 +269,10 @@ class Induction:
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
+    def __repr__(self) -> str:
+        return (f"<Induction over depth: {'proved' if self.proved else 'not proved'}, "
+                f"{len(self.base)} + {len(self.step)} + {len(self.parameters)} steps>")
+
     def to_dict(self) -> dict:
         return {"definitions": [d.to_dict() for d in self.definitions], "claim": self.claim.to_dict(),
                 "base": [s.to_dict() for s in self.base], "step": [s.to_dict() for s in self.step],
@@ -284,6 +291,11 @@ class GeneralProof:
     @property
     def all_proved(self) -> bool:
         return all(lemma.verdict.proved for lemma in self.lemmas)
+
+    def __repr__(self) -> str:
+        proved = sum(lemma.verdict.proved for lemma in self.lemmas)
+        return (f"<GeneralProof {self.setting.describe()}: {proved} of {len(self.lemmas)} lemmas proved, "
+                f"{self.seconds:.2f} s>")
 
     def to_dict(self) -> dict:
         return {"setting": self.setting.to_dict(), "scope": GENERAL,

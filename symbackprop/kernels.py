@@ -35,7 +35,7 @@ from sympy import Add, Integer, Mul, Pow, Symbol
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.str import StrPrinter
 
-from . import budget, rules
+from . import budget, kernel_checks, rules
 from .derive import backprop
 from .matrices import ShapeError, shape_text
 from .network import Network, NetworkSpec, forward, objective
@@ -860,6 +860,8 @@ def _function_source(program: Program, constants: dict) -> str:
               "train_step": "params, X, Y, lr"}[program.name]
     lines.append(f"def {program.name}({header}):")
     lines.append(f'    """{_FUNCTION_DOCS[program.name]}"""')
+    if program.name != "train_step":  # the hot loop takes checked arrays (kernel_checks)
+        lines.append(f"    _check_inputs({program.name!r}, {'X' if program.name == 'forward' else 'X, Y'})")
     lines.append(f"    m = X.shape[{1 if columns else 0}]")
     cache = f"_BUFFERS_{program.name.upper()}"
     needed = {b for b in lowering.order if isinstance(b.op, Input)}
@@ -974,6 +976,9 @@ class Kernel:
         except AttributeError:
             raise AttributeError(name) from None
 
+    def __repr__(self) -> str:
+        return f"<Kernel {self.spec.describe()}, {self.dtype}: {len(self.source.splitlines())} lines of NumPy>"
+
 
 def generate(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None = None,
              proofs: list | None = None) -> str:
@@ -1008,6 +1013,7 @@ def generate(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None
     lines.append(f"l2_ = np.array({float(penalty or 0.0)!r}, DTYPE)")
     lines.append(f"l2 = {float(penalty or 0.0)!r}")
     lines.append(_RUNTIME)
+    lines.append(kernel_checks.SOURCE)
     for name in built:
         lines.append(f"_BUFFERS_{name.upper()} = {{}}")
     for source in functions:
@@ -1125,6 +1131,9 @@ class KernelProof:
     def all_proved(self) -> bool:
         return (self.network.all_proved and all(l.verdict.proved for l in self.lemmas)
                 and all(r.verdict.proved for r in self.sgd))
+
+    def __repr__(self) -> str:
+        return f"<KernelProof {self.spec.describe()}: {'all' if self.all_proved else 'NOT all'} proved>"
 
     def lines(self) -> list[str]:
         lines = ["Lemmas (derivative rules and the overflow-free forms the code computes):"]

@@ -130,7 +130,7 @@ class NetworkSpec:
         except KeyError as error:
             raise SpecError(error.args[0]) from None
         if loss_row.outputs is not None and self.output not in loss_row.outputs:
-            raise SpecError(f"loss {self.loss} needs outputs in (0, 1): use --output "
+            raise SpecError(f"loss {self.loss} needs outputs in (0, 1): use the output activation "
                             f"{' or '.join(loss_row.outputs)}, not {self.output}")
         object.__setattr__(self, "activations", tuple(built))
 

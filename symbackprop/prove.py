@@ -53,10 +53,20 @@ class Verdict:
     def proved(self) -> bool:
         return self.status == PROVED
 
+    def __repr__(self) -> str:
+        detail = self.method if self.proved else self.message
+        return f"<Verdict {self.status} ({self.scope}, {self.seconds:.2f} s){': ' + _clip(detail) if detail else ''}>"
+
     def to_dict(self) -> dict:
         return {"verdict": self.status, "scope": self.scope, "method": self.method,
                 "seconds": round(self.seconds, 4), "message": self.message,
                 "counterexample": self.counterexample, "notes": list(self.notes), "likely_slip": self.slip}
+
+
+def _clip(text: str, width: int = 70) -> str:
+    """A one-line excerpt for a repr."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 # ------------------------------------------------------------------------------------ lemmas
@@ -335,8 +345,11 @@ class Decider:
                 note = self.net.witness_note()
                 if note:
                     counterexample["note"] = note
+                counterexample.update(compare_entries(lhs, rhs, {**env_zero, **point}, generic))
+                factor = counterexample.get("factor")
+                slip = factor_slip(Fraction(factor), getattr(self.net, "batch", 1)) if factor else None
                 return Verdict(REFUTED, method="certified counterexample", counterexample=counterexample,
-                               message=f"entry [{i + 1},{j + 1}] differs")
+                               message=f"entry [{i + 1},{j + 1}] differs", slip=slip)
         total = sum(len(r.num) for _, _, r in residuals)
         message = f"{len(residuals)} entries not reduced to 0 ({total} terms)"
         if agreed:
@@ -369,6 +382,57 @@ def compare_at(lhs, rhs, point, env_zero, generic):
     return None
 
 
+SHOWN_ENTRIES = 12
+_FACTORS = [Fraction(-1)] + [Fraction(sign * k) ** power for k in range(2, 65) for power in (1, -1)
+                              for sign in (1, -1)]
+
+
+def compare_entries(lhs: Mat, rhs: Mat, point: dict, generic=None) -> dict:
+    """Both sides at a refuting point, entry by entry: how many entries there are, which differ
+    (the first few), and ``factor`` c when left = c · right at every entry for a simple c
+    (−1, ±k, ±1/k): the shortest description of a witness.  Interval values only suggest the
+    factor (it is a hint, the refutation rests on the entry that certifiably differs)."""
+    entries = [(i, j) for i in range(lhs.rows) for j in range(lhs.cols)]
+    try:
+        values, exact = values_at([lhs[e] for e in entries] + [rhs[e] for e in entries], point, generic)
+    except (ArithmeticError, Unsupported):
+        return {}
+    left, right = values[:len(entries)], values[len(entries):]
+
+    def apart(a, b) -> bool:
+        return a != b if exact else (a.b < b.a or b.b < a.a)
+
+    differing = [f"[{i + 1},{j + 1}]" for (i, j), a, b in zip(entries, left, right) if apart(a, b)]
+    info = {"entries": len(entries), "shape": shape_text(lhs.shape), "differing": differing[:SHOWN_ENTRIES],
+            "differing_count": len(differing)}
+    if exact:
+        ratios = {a / b for a, b in zip(left, right) if b != 0}
+        consistent = len(ratios) == 1 and all(b != 0 or a == 0 for a, b in zip(left, right))
+        factor = ratios.pop() if consistent else None
+        factor = factor if factor in _FACTORS else None
+    else:
+        nonzero = any(not (0 in b) for b in right)
+        factor = next((c for c in _FACTORS if nonzero and not any(apart(a, b * c.numerator / c.denominator)
+                                                                  for a, b in zip(left, right))), None)
+    if factor is not None:
+        info["factor"] = str(factor)
+    return info
+
+
+def factor_slip(factor: Fraction, batch: int = 1) -> str:
+    """The slip a constant factor between the sides suggests: a sign, a 1/m, a ½."""
+    times = f"the left side is {factor} × the right side"
+    size = abs(factor) if abs(factor) >= 1 else 1 / abs(factor)
+    sign = "sign and " if factor < 0 and size != 1 else ""
+    if size == 1:
+        return "sign flipped: the two sides are exact negatives"
+    if batch > 1 and size == batch:
+        return f"{sign}1/m: {times} (m = {batch}: a 1/m missing on one side)"
+    if size == 2:
+        return f"{sign}factor 2: {times} (a ½ missing or doubled?)"
+    return f"{sign}factor {size}: {times}"
+
+
 def _as_matrix(value) -> Mat:
     if isinstance(value, Mat):
         return value
@@ -387,6 +451,9 @@ class QuantityResult:
     layer: int
     verdict: Verdict
 
+    def __repr__(self) -> str:
+        return f"<QuantityResult {self.quantity}{self.layer}: {self.verdict.status}>"
+
     def to_dict(self) -> dict:
         return {"quantity": self.quantity, "layer": self.layer, **self.verdict.to_dict()}
 
@@ -396,6 +463,9 @@ class LemmaResult:
     name: str
     statement: str
     verdict: Verdict
+
+    def __repr__(self) -> str:
+        return f"<LemmaResult {self.name}: {self.verdict.status} — {_clip(self.statement, 60)}>"
 
     def to_dict(self) -> dict:
         return {"lemma": self.name, "statement": self.statement, **self.verdict.to_dict()}
@@ -411,6 +481,11 @@ class NetworkProof:
     @property
     def all_proved(self) -> bool:
         return all(r.verdict.proved for r in self.results) and all(l.verdict.proved for l in self.lemmas)
+
+    def __repr__(self) -> str:
+        proved = sum(r.verdict.proved for r in self.results)
+        return (f"<NetworkProof {self.spec.describe()}: {proved} of {len(self.results)} gradients proved, "
+                f"{sum(l.verdict.proved for l in self.lemmas)} of {len(self.lemmas)} lemmas, {self.seconds:.2f} s>")
 
     def to_dict(self) -> dict:
         spec = self.spec

@@ -125,6 +125,7 @@ class Epoch:
     test_accuracy: float | None
     test_loss: float | None
     seconds: float  # cumulative training time
+    partial: bool = False  # the time limit ended this epoch before its last mini-batch
 
 
 def accuracy(outputs: np.ndarray, Y: np.ndarray) -> float:
@@ -139,11 +140,22 @@ class Training:
 
     params: dict
     history: list = field(default_factory=list)
+    stopped: str | None = None  # "timeout" when the time limit ended training early
+
+    def __repr__(self) -> str:
+        last = self.history[-1] if self.history else None
+        return (f"<Training {len(self.history)} epochs" + (f", loss {last.loss:.4g}" if last else "")
+                + (f", stopped: {self.stopped}" if self.stopped else "") + ">")
 
 
 def train(kernel, data: Dataset, *, epochs: int = 30, lr: float = 0.1, batch: int = 32, seed: int = 0,
-          progress=None) -> Training:
-    """Mini-batch SGD with the kernel's ``train_step``; ``progress(epoch, fraction)`` is called as it goes."""
+          progress=None, on_epoch=None, timeout: float | None = None) -> Training:
+    """Mini-batch SGD with the kernel's ``train_step``.
+
+    ``progress(epoch, fraction)`` is called as it goes and ``on_epoch(Epoch)`` as each epoch ends
+    (so that an interrupted run keeps what it printed).  After ``timeout`` seconds of training the
+    epoch under way ends early: it is evaluated, reported and marked ``partial``.
+    """
     if kernel.spec.layout != "rows":
         raise ValueError("training uses examples as rows: build the kernel with layout='rows'")
     dtype = np.dtype(kernel.dtype)
@@ -162,8 +174,17 @@ def train(kernel, data: Dataset, *, epochs: int = 30, lr: float = 0.1, batch: in
             kernel.train_step(params, Xs[step * batch:(step + 1) * batch], Ys[step * batch:(step + 1) * batch], lr)
             if progress is not None and step % 8 == 0:
                 progress(epoch, (step + 1) / steps)
+            if timeout is not None and elapsed + time.perf_counter() - started > timeout:
+                result.stopped = "timeout"
+                break
         elapsed += time.perf_counter() - started
-        result.history.append(evaluate(kernel, params, X, Y, X_test, Y_test, data.classification, epoch, elapsed))
+        row = evaluate(kernel, params, X, Y, X_test, Y_test, data.classification, epoch, elapsed)
+        row.partial = result.stopped is not None and step < steps - 1
+        result.history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if result.stopped:
+            break
     return result
 
 
@@ -177,8 +198,9 @@ def evaluate(kernel, params, X, Y, X_test, Y_test, classification, epoch=0, seco
     return Epoch(epoch, float(loss), train_accuracy, test_accuracy, test_loss, seconds)
 
 
-def plot(history: list, path: str, title: str = "") -> None:
-    """The learning curve (loss and accuracy per epoch) as an image file."""
+def plotting():
+    """matplotlib's pyplot (non-interactive), or a DataError naming the extra to install: called
+    before training too, so that a missing matplotlib does not cost the run."""
     try:
         import matplotlib
 
@@ -186,6 +208,12 @@ def plot(history: list, path: str, title: str = "") -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise DataError("--plot needs matplotlib: pip install 'symbackprop[train]'") from None
+    return plt
+
+
+def plot(history: list, path: str, title: str = "") -> None:
+    """The learning curve (loss and accuracy per epoch) as an image file."""
+    plt = plotting()
     epochs = [e.epoch for e in history]
     figure, loss_axis = plt.subplots(figsize=(6, 4))
     loss_axis.plot(epochs, [e.loss for e in history], label="training loss", color="tab:blue")

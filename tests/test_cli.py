@@ -20,7 +20,7 @@ def run(*args):
     ("tanh", "sigmoid", "bce"), ("sigmoid", "identity", "half_sse"),
 ])
 def test_prove_json_reports_every_quantity_proved(hidden, output, loss):
-    result = run("prove", "--widths", "3,4,2", "--hidden", hidden, "--output", output, "--loss", loss,
+    result = run("prove", "--widths", "3,4,2", "--hidden", hidden, "--output-activation", output, "--loss", loss,
                  "--batch", "2", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -33,7 +33,7 @@ def test_prove_json_reports_every_quantity_proved(hidden, output, loss):
 
 
 def test_prove_table(capsys):
-    assert main(["prove", "--widths", "2,3,2", "--hidden", "relu", "--output", "sigmoid"]) == 0
+    assert main(["prove", "--widths", "2,3,2", "--hidden", "relu", "--output-activation", "sigmoid"]) == 0
     out = capsys.readouterr().out
     assert "all 6 gradients proved" in out
     assert "exactly 0" in out  # the ReLU kink is stated
@@ -42,7 +42,7 @@ def test_prove_table(capsys):
 @pytest.mark.parametrize("args,fragment", [
     (["prove", "--widths", "3,x"], "comma-separated integers"),
     (["prove", "--widths", "3,4", "--hidden", "foo"], "unknown activation 'foo'"),
-    (["prove", "--widths", "3,4", "--output", "tanh", "--loss", "bce"], "outputs in (0, 1)"),
+    (["prove", "--widths", "3,4", "--output-activation", "tanh", "--loss", "bce"], "outputs in (0, 1)"),
     (["prove", "--widths", "3,4", "--loss", "hinge"], "invalid choice"),
     (["prove"], "required"),
     (["prove", "--widths", "3,4", "--timeout", "-1"], "positive number of seconds"),

@@ -245,7 +245,7 @@ def run(*args):
 
 
 def test_cli_general_table_and_exit_code():
-    result = run("prove", "--widths", "3,4,2", "--hidden", "relu", "--output", "softmax", "--loss",
+    result = run("prove", "--widths", "3,4,2", "--hidden", "relu", "--output-activation", "softmax", "--loss",
                  "cross_entropy", "--general")
     assert result.returncode == 0, result.stderr
     assert "scope: general" in result.stdout
@@ -254,7 +254,7 @@ def test_cli_general_table_and_exit_code():
 
 
 def test_cli_general_json():
-    result = run("prove", "--widths", "2,3,2", "--hidden", "tanh", "--output", "sigmoid", "--loss", "bce",
+    result = run("prove", "--widths", "2,3,2", "--hidden", "tanh", "--output-activation", "sigmoid", "--loss", "bce",
                  "--layout", "rows", "--general", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

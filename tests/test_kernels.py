@@ -250,7 +250,7 @@ def test_generic_activation_has_no_kernel():
 def test_exported_module_imports_only_numpy_and_states_its_proofs(tmp_path):
     path = tmp_path / "kernel.py"
     run = subprocess.run([sys.executable, "-m", "symbackprop", "export", "--widths", "4,5,3", "--hidden", "tanh",
-                          "--output", "softmax", "--loss", "cross_entropy", "--dtype", "float32", "-o", str(path)],
+                          "--output-activation", "softmax", "--loss", "cross_entropy", "--dtype", "float32", "-o", str(path)],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "every formula proved" in run.stdout
@@ -276,7 +276,7 @@ def test_exported_module_imports_only_numpy_and_states_its_proofs(tmp_path):
 def test_export_errors_are_one_line(tmp_path, capsys):
     from symbackprop.cli import main
 
-    assert main(["export", "--widths", "2,2", "--hidden", "generic", "--output", "generic", "-o",
+    assert main(["export", "--widths", "2,2", "--hidden", "generic", "--output-activation", "generic", "-o",
                  str(tmp_path / "k.py")]) == 2
     assert main(["export", "--widths", "2,2", "-o", str(tmp_path / "no" / "such" / "k.py")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()

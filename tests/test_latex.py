@@ -187,7 +187,7 @@ def test_steps_from_other_proofs_render_through_the_same_function():
 def test_prove_writes_a_short_pdf_with_every_step_checked(tmp_path):
     require_pdflatex()
     tex = tmp_path / "proof.tex"
-    result = run_cli("prove", "--widths", "3,4,2", "--hidden", "sigmoid", "--output", "sigmoid",
+    result = run_cli("prove", "--widths", "3,4,2", "--hidden", "sigmoid", "--output-activation", "sigmoid",
                      "--loss", "half_sse", "--latex", str(tex), "--pdf")
     assert result.returncode == 0, result.stderr
     assert tex.read_text(encoding="ascii").isascii()
@@ -204,7 +204,7 @@ def test_prove_writes_a_short_pdf_with_every_step_checked(tmp_path):
 def test_prove_general_adds_the_every_width_every_depth_proof(tmp_path):
     require_pdflatex()
     tex = tmp_path / "general.tex"
-    result = run_cli("prove", "--widths", "3,4,2", "--hidden", "relu", "--output", "softmax",
+    result = run_cli("prove", "--widths", "3,4,2", "--hidden", "relu", "--output-activation", "softmax",
                      "--loss", "cross_entropy", "--general", "--latex", str(tex), "--pdf")
     assert result.returncode == 0, result.stderr
     assert tex.read_text(encoding="ascii").isascii()
@@ -341,7 +341,7 @@ def test_a_file_with_errors_is_printed_too(tmp_path):
                       encoding="utf-8")
     report = verify(broken)
     path = tmp_path / "broken.tex"
-    path.write_text(derivation_document([report]), encoding="ascii")
+    path.write_text(derivation_document(report.files), encoding="ascii")
     content = pdf_text(compile_pdf(path))
     assert "Odd & 100% {broken}" in content and "ill-formed" in content
 

@@ -30,7 +30,7 @@ def test_train_command_on_digits_prints_each_epoch_and_plots(tmp_path, capsys):
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert lines[0].startswith("training 64-32-10 relu/softmax cross_entropy on digits: 1438 training and 359 test")
-    assert lines[1].split() == ["epoch", "loss", "test", "loss", "train", "acc", "test", "acc", "seconds"]
+    assert lines[1].split() == ["epoch", "loss", "test", "loss", "train", "acc", "test", "acc", "elapsed", "s"]
     assert [line.split()[0] for line in lines[2:5]] == ["1", "2", "3"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert err == ""  # the progress bar is drawn only on a terminal
@@ -80,7 +80,7 @@ def test_csv_with_targets_trains_a_regression(tmp_path, capsys):
     path = write(tmp_path, "".join(",".join(f"{v:.6f}" for v in row) + "\n" for row in np.hstack([X, Y])))
     data = train.load_csv(path, 3, 1)
     assert not data.classification and data.Y_train.shape == (96, 1)
-    assert main(["train", "--widths", "3,1", "--output", "identity", "--loss", "half_sse", "--data", path,
+    assert main(["train", "--widths", "3,1", "--output-activation", "identity", "--loss", "half_sse", "--data", path,
                  "--epochs", "60", "--lr", "0.3"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
     assert float(rows[-1][1]) < 1e-3 < float(rows[0][1])
@@ -126,4 +126,4 @@ def test_progress_bar_on_a_terminal(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(["train", "--widths", "2,4,2", "--data", path, "--epochs", "2", "--batch", "4"]) == 0
     err = capsys.readouterr().err
-    assert "epoch 2/2 [" in err and "#" in err and err.endswith("\r\033[K")
+    assert "epoch 1/2" in err and "━" in err and err.endswith("\x1b[2K")  # drawn, then cleared

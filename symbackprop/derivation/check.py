@@ -30,6 +30,7 @@ from ..prove import ILL_FORMED, PROVED, REFUTED, UNDECIDED, Decider, Verdict, va
 from . import model as build_model
 from .language import LAYERED, ClaimError, Env, Scope, evaluate, is_range, parse, parse_range, show
 from .loader import Claim, Derivation
+from .notation import in_document, slip_notation
 
 SEVERITY = {ILL_FORMED: 3, REFUTED: 2, UNDECIDED: 1, PROVED: 0}
 WIDTH_POOL = (3, 5, 4, 2, 6, 7, 8, 9)
@@ -86,6 +87,10 @@ class ClaimResult:
     def slip(self) -> str | None:
         return self.verdict.slip
 
+    def __repr__(self) -> str:
+        expected = "" if self.expected else f", UNEXPECTED (expected {self.claim.expect})"
+        return f"<ClaimResult {self.claim.id}: {self.verdict.status}{expected}>"
+
     @property
     def expected(self) -> bool:
         ok = self.verdict.status == self.claim.expect
@@ -107,6 +112,12 @@ class FileReport:
     derivation: Derivation
     results: list
     seconds: float
+
+    def __repr__(self) -> str:
+        counts = summarize([self])
+        shown = ", ".join(f"{n} {status}" for status, n in counts.items() if n and status != "unexpected")
+        unexpected = f"; {counts['unexpected']} unexpected" if counts["unexpected"] else ""
+        return f"<FileReport {self.derivation.path}: {shown or 'no claims'}{unexpected}>"
 
     def to_dict(self) -> dict:
         d = self.derivation
@@ -439,7 +450,8 @@ class Checker:
                                                    f"evaluate — {at}{where}")
             verdict = decider.decide(left, right, timeout=budget.remaining())
             if verdict.status == REFUTED:
-                verdict.slip = self._likely_slip(scope, lhs, right, env, verdict.counterexample)
+                verdict.slip = self._likely_slip(scope, lhs, right, env, verdict.counterexample) or verdict.slip
+                in_document(verdict.counterexample, self.derivation.bindings, scope.net)
             if verdict.status != PROVED:
                 verdict.message = f"{verdict.message} — {at}{where}"
                 if verdict.counterexample is not None:
@@ -477,7 +489,8 @@ class Checker:
             params = {f"W{k}": per_layer[k - 1] for k in layers}
             params.update({f"b{k}": per_layer[net.depth + k - 1].reshape(-1) for k in layers})
             penalty = float(point[net.penalty]) if net.penalty is not None else None
-            return diagnose(net.spec, params, X, Y, quantity, layer, claimed, penalty)
+            return diagnose(net.spec, params, X, Y, quantity, layer, claimed, penalty,
+                            slip_notation(self.derivation.bindings))
         except (ArithmeticError, Unsupported, KeyError, ValueError):
             return None
 

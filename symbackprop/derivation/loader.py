@@ -67,17 +67,21 @@ class Derivation:
     instances: str | None = None  # for every claim without its own: "document" or "all"
     errors: list = field(default_factory=list)  # file-level problems, one line each
 
+    def __repr__(self) -> str:
+        return (f"<Derivation {self.path}: {len(self.claims)} claims, {len(self.bindings)} symbols, "
+                f"{len(self.definitions)} definitions{f', {len(self.errors)} errors' if self.errors else ''}>")
+
 
 def _unknown(keys, allowed, where) -> list[str]:
     return [f"{where}: unknown key {key!r} (allowed: {', '.join(allowed)})" for key in keys if key not in allowed]
 
 
-def load(path: str | Path) -> Derivation:
-    """Read a derivation file.  Raises FileError only when nothing in it can be checked — and
+def load(path: str | Path, text: str | None = None) -> Derivation:
+    """Read a derivation file (or parse ``text``, named ``path``).  Raises FileError only when nothing in it can be checked — and
     nothing else: one file's failure never costs the other files theirs."""
     shown = str(path)
     try:
-        return _load(Path(path), shown)
+        return _load(Path(path), shown, text)
     except FileError:
         raise
     except Exception as error:  # a bug, not the file's fault: still one line, naming the file
@@ -89,9 +93,9 @@ def _first_line(error: Exception) -> str:
     return text[0][:200] if text else "no message"
 
 
-def _load(path: Path, shown: str) -> Derivation:
+def _load(path: Path, shown: str, text: str | None = None) -> Derivation:
     try:
-        data = tomllib.loads(limits.read_text(path, limits.MAX_FILE_BYTES, "derivation file"))
+        data = tomllib.loads(limits.read_text(path, limits.MAX_FILE_BYTES, "derivation file") if text is None else text)
     except FileNotFoundError:
         raise FileError(f"{shown}: no such file") from None
     except limits.LimitError as error:

@@ -7,7 +7,9 @@ The ``_repr_latex_`` methods are attached here, by the output layer, so that the
 from __future__ import annotations
 
 from ..derivation.check import ClaimResult, FileReport
-from ..prove import QUANTITY_TEXT, NetworkProof, Verdict
+from ..derivation.report import Report
+from ..general import GeneralProof, Lemma
+from ..prove import QUANTITY_TEXT, LemmaResult, NetworkProof, QuantityResult, Verdict
 from .printer import layer_name
 
 
@@ -33,10 +35,34 @@ def _array(header: list, rows: list) -> str:
     return rf"$$\begin{{array}}{{{spec}}}" + "\n".join(lines) + r"\end{array}$$"
 
 
-def network_proof_repr(proof: NetworkProof) -> str:
+def _quantity(result: QuantityResult) -> str:
     stems = {text: letter for letter, text in QUANTITY_TEXT.items()}
-    rows = [[rf"\partial J/\partial {layer_name(stems.get(r.quantity, r.quantity), r.layer)}",
-             _status(r.verdict.status), mathjax_text(r.verdict.method or r.verdict.message),
+    return rf"\partial J/\partial {layer_name(stems.get(result.quantity, result.quantity), result.layer)}"
+
+
+def quantity_result_repr(result: QuantityResult) -> str:
+    return f"${_quantity(result)}\quad {verdict_repr(result.verdict).strip('$')}$"
+
+
+def lemma_result_repr(lemma: LemmaResult) -> str:
+    return f"${mathjax_text(f'lemma {lemma.name}: {lemma.statement}')}\quad {verdict_repr(lemma.verdict).strip('$')}$"
+
+
+def general_lemma_repr(lemma: Lemma) -> str:
+    return f"${mathjax_text(f'{lemma.name}: {lemma.statement}')}\quad {verdict_repr(lemma.verdict).strip('$')}$"
+
+
+def general_proof_repr(proof: GeneralProof) -> str:
+    rows = [[mathjax_text(lemma.name), _status(lemma.verdict.status), mathjax_text(str(lemma.statement)),
+             f"{lemma.verdict.seconds:.2f}"] for lemma in proof.lemmas]
+    rows += [[mathjax_text("conclusion"), _status("proved" if proof.induction.proved else "not proved"),
+              mathjax_text(str(equation)), ""] for equation in proof.induction.conclusion]
+    header = [mathjax_text(proof.setting.describe()), r"\text{verdict}", r"\text{statement}", r"\text{seconds}"]
+    return _array(header, rows)
+
+
+def network_proof_repr(proof: NetworkProof) -> str:
+    rows = [[_quantity(r), _status(r.verdict.status), mathjax_text(r.verdict.method or r.verdict.message),
              f"{r.verdict.seconds:.2f}"] for r in proof.results]
     rows += [[mathjax_text(f"lemma {lemma.name}"), _status(lemma.verdict.status), mathjax_text(lemma.statement),
               f"{lemma.verdict.seconds:.2f}"] for lemma in proof.lemmas]
@@ -61,8 +87,17 @@ def file_report_repr(report: FileReport) -> str:
     return _array([mathjax_text(title), r"\text{as printed}", r"\text{verdict}", "", ""], rows)
 
 
+def report_repr(report: Report) -> str:
+    return "\n".join(file_report_repr(file) for file in report.files) or mathjax_text(repr(report))
+
+
 def register() -> None:
     Verdict._repr_latex_ = verdict_repr
     NetworkProof._repr_latex_ = network_proof_repr
     ClaimResult._repr_latex_ = claim_result_repr
     FileReport._repr_latex_ = file_report_repr
+    Report._repr_latex_ = report_repr
+    QuantityResult._repr_latex_ = quantity_result_repr
+    LemmaResult._repr_latex_ = lemma_result_repr
+    Lemma._repr_latex_ = general_lemma_repr
+    GeneralProof._repr_latex_ = general_proof_repr
