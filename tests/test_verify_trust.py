@@ -330,7 +330,8 @@ def test_the_header_shows_activations_loss_reduction_and_layout(tmp_path, capsys
     """
     path = write(tmp_path, document([2, 3, 2], claims, network='batch = 2\nreduction = "sum"\n'))
     assert main(["verify", str(path)]) == 0
-    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("checked on:"))
+    out = " ".join(capsys.readouterr().out.split())  # the list wraps at the terminal's width
+    header = out[out.index("checked on:"):]
     assert "2-3-2 sigmoid/sigmoid, half_sse, batch 2 (sum), examples as columns (the document's network)" in header
     assert "(distinct widths, batch 3; chosen by the tool)" in header
 
