@@ -20,7 +20,9 @@ Conventions (keywords of :func:`check_backprop` and :func:`assert_backprop`):
   network's own ``layout``);
 - ``weights="out_in"`` (W_k is n_k × n_{k−1}, z = W a + b) or ``"in_out"`` (n_{k−1} × n_k, z = a W + b);
 - ``reduction="mean"`` (J averages over the batch) or ``"sum"``, or ``"network"``;
-- ``biases="vector"`` (n_k,), ``"column"`` (n_k, 1) or ``"row"`` (1, n_k).
+- ``biases="vector"`` (n_k,), ``"column"`` (n_k, 1) or ``"row"`` (1, n_k);
+- ``targets="soft"`` (any targets the loss allows), ``"onehot"`` (each example one class) or
+  ``"labels"`` (one class each, given to the function as integer indices of shape (m,) in place of Y).
 
 **The tolerance** is not a fixed rtol/atol.  ``rounding`` evaluates the very same formulas once
 more carrying first-order error bounds: for each gradient entry a coefficient e such that any
@@ -179,15 +181,30 @@ def sample_parameters(network: NetworkSpec, rng: np.random.Generator, *, saturat
     return params
 
 
-def sample_batch(network: NetworkSpec, rng: np.random.Generator, *, kinks: bool = False) -> tuple:
+TARGETS = ("soft", "onehot", "labels")
+
+
+def _targets_choice(targets: str) -> str:
+    if targets not in TARGETS:
+        raise ValueError(f"targets must be one of {', '.join(TARGETS)}, not {targets!r}")
+    return targets
+
+
+def sample_batch(network: NetworkSpec, rng: np.random.Generator, *, kinks: bool = False,
+                 targets: str = "soft") -> tuple:
     """(X, Y) in the network's layout: inputs of magnitude [1/4, 1] (or the grid), targets for its loss.
 
-    Targets: in [−1, 1] for squared errors; in [0, 1] or hard 0/1 labels for BCE; one-hot or soft
-    (multiples of 1/8 summing to exactly 1) for cross-entropy.
+    ``targets="soft"``: in [−1, 1] for squared errors; in [0, 1] or hard 0/1 labels for BCE; one-hot
+    or soft (multiples of 1/8 summing to exactly 1) for cross-entropy.  ``"onehot"`` or
+    ``"labels"``: every example is one class c — Y's column is e_c, or with one output unit
+    (a binary classifier) y = c ∈ {0, 1}.
     """
     n0, nL, m = network.widths[0], network.widths[-1], network.batch
     X = rng.choice(KINK_GRID, (n0, m)) if kinks else _signed(rng, (n0, m), 0.25, 1.0)
-    if network.loss_rule.simplex_targets:
+    if _targets_choice(targets) != "soft":
+        classes = rng.integers(0, 2 if nL == 1 else nL, m)
+        Y = classes[None, :].astype(float) if nL == 1 else np.eye(nL)[:, classes]
+    elif network.loss_rule.simplex_targets:
         if rng.random() < 0.5:
             Y = np.eye(nL)[:, rng.integers(0, nL, m)]
         else:
@@ -214,14 +231,14 @@ def _cast(array, dtype):
 
 
 def sample_problem(network: NetworkSpec, seed: int, *, dtype="float64", saturated: bool = False,
-                   kinks: bool = False, attempts: int = 20) -> Problem | None:
+                   kinks: bool = False, targets: str = "soft", attempts: int = 20) -> Problem | None:
     """A problem from ``seed``: values cast to ``dtype``, clear of kinks unless ``kinks``, finite
     proven gradients.  None when ``attempts`` seeds in a row miss."""
     for attempt in range(attempts):
         rng = np.random.default_rng([seed, attempt])
         params = {name: _cast(value, dtype) for name, value in
                   sample_parameters(network, rng, saturated=saturated, kinks=kinks).items()}
-        X, Y = (_cast(a, dtype) for a in sample_batch(network, rng, kinks=kinks))
+        X, Y = (_cast(a, dtype) for a in sample_batch(network, rng, kinks=kinks, targets=targets))
         penalty = float(_cast(rng.uniform(0.05, 1.0), dtype)) if network.l2 else None
         if not kinks and not clear_of_kinks(network, params, X, Y, dtype):
             continue
@@ -253,10 +270,13 @@ def parameters(network: NetworkSpec, *, dtype="float64", saturated: bool = False
 
 
 def batches(network: NetworkSpec, params: dict | None = None, *, dtype="float64",
-            kinks: bool = False) -> st.SearchStrategy:
+            kinks: bool = False, targets: str = "soft") -> st.SearchStrategy:
     """``(X, Y)`` for ``network`` (see :func:`sample_batch`); given ``params``, clear of kinks unless ``kinks``."""
+    _targets_choice(targets)
+
     def batch(seed):
-        X, Y = (_cast(a, dtype) for a in sample_batch(network, np.random.default_rng(seed), kinks=kinks))
+        X, Y = (_cast(a, dtype) for a in sample_batch(network, np.random.default_rng(seed), kinks=kinks,
+                                                       targets=targets))
         return X, Y
 
     drawn = SEEDS.map(batch)
@@ -266,14 +286,19 @@ def batches(network: NetworkSpec, params: dict | None = None, *, dtype="float64"
 
 
 def problems(network_or_strategy=None, *, dtype="float64", saturated: bool = False,
-             kinks: bool = False) -> st.SearchStrategy:
-    """:class:`Problem` s — network, parameters, batch, λ — ready for :func:`assert_backprop`."""
+             kinks: bool = False, targets: str = "soft") -> st.SearchStrategy:
+    """:class:`Problem` s — network, parameters, batch, λ — ready for :func:`assert_backprop`.
+
+    With ``targets="onehot"`` or ``"labels"`` every Y is one-hot (pass ``targets="labels"`` to
+    :func:`assert_backprop` too, and your function gets the class indices)."""
     network_strategy = _network_strategy(network_or_strategy)
+    _targets_choice(targets)
 
     @st.composite
     def draw_problem(draw):
         network = draw(network_strategy)
-        problem = sample_problem(network, draw(SEEDS), dtype=dtype, saturated=saturated, kinks=kinks)
+        problem = sample_problem(network, draw(SEEDS), dtype=dtype, saturated=saturated, kinks=kinks,
+                                 targets=targets)
         hypothesis.assume(problem is not None)
         return problem
 
@@ -291,10 +316,12 @@ class Convention:
     weights: str = "out_in"
     reduction: str = "mean"
     biases: str = "vector"
+    targets: str = "soft"
 
     def __post_init__(self):
         for name, allowed in (("examples", ("columns", "rows", "network")), ("weights", ("out_in", "in_out")),
-                              ("reduction", ("mean", "sum", "network")), ("biases", ("vector", "column", "row"))):
+                              ("reduction", ("mean", "sum", "network")), ("biases", ("vector", "column", "row")),
+                              ("targets", TARGETS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
 
@@ -317,6 +344,14 @@ class Convention:
                          "row": value.reshape(1, -1)}[self.biases]
             shown[name] = value
         return shown
+
+    def targets_to_user(self, network: NetworkSpec, Y: np.ndarray) -> np.ndarray:
+        """Y as the user's function takes it: as drawn, or (``targets="labels"``) class indices, shape (m,)."""
+        if self.targets != "labels":
+            return Y
+        if network.widths[-1] == 1:
+            return np.rint(Y.reshape(-1)).astype(np.int64)
+        return np.argmax(Y, axis=0 if network.layout == "columns" else 1).astype(np.int64)
 
     def from_user(self, name: str, value: np.ndarray) -> np.ndarray:
         """A returned gradient in the network's own convention (W_k as n_k × n_{k−1})."""
@@ -478,7 +513,8 @@ def _keywords(user_fn: Callable, problem: Problem) -> dict:
 def _call(user_fn: Callable, problem: Problem, convention: Convention, keywords: dict):
     """The user's function on copies: an update in place must not change the reference's inputs."""
     params = {name: value.copy() for name, value in convention.to_user(problem.params).items()}
-    return user_fn(params, problem.X.copy(), problem.Y.copy(), **keywords)
+    Y = convention.targets_to_user(problem.network, problem.Y)
+    return user_fn(params, problem.X.copy(), Y.copy(), **keywords)
 
 
 def _wrong_gradients(problem: Problem, returned: dict, convention: Convention, dtype) -> list:
@@ -533,7 +569,7 @@ class Failure:
         if self.user_fn is None or all(w.diagnosis for w in pending):
             return
         for seed in range(3):  # values where no two slips coincide by accident
-            problem = sample_problem(self.network, seed, dtype=self.dtype)
+            problem = sample_problem(self.network, seed, dtype=self.dtype, targets=self.convention.targets)
             if problem is None:
                 continue
             try:
@@ -579,8 +615,11 @@ class Failure:
 def _example_text(problem: Problem, convention: Convention) -> str:
     shown = convention.to_user(problem.params)
     parts = [f"{name}={np.array2string(np.asarray(value), precision=4, separator=', ')}" for name, value in shown.items()]
-    parts += [f"X={np.array2string(problem.X, precision=4, separator=', ')}",
-              f"Y={np.array2string(problem.Y, precision=4, separator=', ')}"]
+    parts += [f"X={np.array2string(problem.X, precision=4, separator=', ')}"]
+    if convention.targets == "labels":
+        parts.append(f"labels={np.array2string(convention.targets_to_user(problem.network, problem.Y), separator=', ')}")
+    else:
+        parts.append(f"Y={np.array2string(problem.Y, precision=4, separator=', ')}")
     if problem.penalty is not None:
         parts.append(f"penalty={problem.penalty:.6g}")
     return " ".join(" ".join(parts).split())
@@ -613,18 +652,31 @@ def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, o
         raise BackpropMismatch(Failure(problem, convention, dtype, user_fn, wrong=wrong))
 
 
+def _one_hot(network: NetworkSpec, Y) -> np.ndarray:
+    """Targets given as class indices (shape (m,)) as the one-hot Y of ``network``'s layout."""
+    Y = np.asarray(Y)
+    if Y.ndim != 1 or not np.issubdtype(Y.dtype, np.integer):
+        return Y
+    nL = network.widths[-1]
+    if Y.size and (Y.min() < 0 or Y.max() >= max(nL, 2) or (nL == 1 and Y.max() > 1)):
+        raise ValueError(f"labels must be class indices in 0..{max(nL, 2) - 1}, got {Y.tolist()}")
+    onehot = Y[None, :].astype(float) if nL == 1 else np.eye(nL)[:, Y]
+    return onehot if network.layout == "columns" else onehot.T
+
+
 def assert_backprop(user_fn: Callable, network: NetworkSpec, params: dict, X, Y, penalty: float | None = None,
                     *, dtype=None, examples: str = "columns", weights: str = "out_in", reduction: str = "mean",
-                    biases: str = "vector") -> None:
+                    biases: str = "vector", targets: str = "soft") -> None:
     """Check one example; raise :class:`BackpropMismatch` (an AssertionError) naming every wrong gradient.
 
     For use inside your own ``@given`` test, e.g. ``assert_backprop(my_backprop, *problem)`` with
-    ``problem`` drawn from :func:`problems`.  ``params``, ``X``, ``Y`` follow ``network``'s layout;
-    the keywords say how your function sees them.  ``dtype`` defaults to the parameters' dtype.
+    ``problem`` drawn from :func:`problems`.  ``params``, ``X``, ``Y`` follow ``network``'s layout
+    (with ``targets="labels"``, Y may be one-hot or the class indices); the keywords say how your
+    function sees them.  ``dtype`` defaults to the parameters' dtype.
     """
-    convention = Convention(examples, weights, reduction, biases)
+    convention = Convention(examples, weights, reduction, biases, targets)
     adapted = convention.adapt(network)
-    X, Y = np.asarray(X), np.asarray(Y)
+    X, Y = np.asarray(X), _one_hot(network, Y)
     if adapted.layout != network.layout:
         X, Y = X.T, Y.T
     dtype = np.dtype(dtype) if dtype is not None else np.asarray(params["W1"]).dtype
@@ -638,19 +690,23 @@ def assert_backprop(user_fn: Callable, network: NetworkSpec, params: dict, X, Y,
 def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples: int = 100, dtype="float64",
                    saturated: bool = False, kinks: bool = False, seed: int | None = None,
                    settings: hypothesis.settings | None = None, examples: str = "columns",
-                   weights: str = "out_in", reduction: str = "mean", biases: str = "vector") -> None:
+                   weights: str = "out_in", reduction: str = "mean", biases: str = "vector",
+                   targets: str = "soft") -> None:
     """Check ``user_fn`` on ``max_examples`` Hypothesis-drawn problems; raise :class:`BackpropCheckFailed`.
 
-    ``network_or_strategy`` is a strategy (default :func:`networks`) or one :class:`NetworkSpec`.  Each
+    ``network_or_strategy`` is a strategy (default :func:`networks`) or one :class:`NetworkSpec`.
+    ``targets``: ``"soft"`` (any targets the loss allows), ``"onehot"`` (each example one class: Y's
+    column is e_c, or y = c ∈ {0, 1} with one output unit) or ``"labels"`` (the same, but your
+    function gets the class indices, an integer array of shape (m,), in place of Y).  Each
     distinct failure (a wrong gradient; an exception, by where it was raised) is shrunk to the
     smallest network that shows it and reported with the wrong gradients, by how much, and the
     likely slip.  ``seed`` makes the run repeatable; ``settings`` overrides Hypothesis's.
     Not for use inside a ``@given`` test: use :func:`assert_backprop` there.
     """
-    convention = Convention(examples, weights, reduction, biases)
+    convention = Convention(examples, weights, reduction, biases, targets)
     dtype = np.dtype(dtype)
     strategy = problems(_network_strategy(network_or_strategy).map(convention.adapt), dtype=dtype, saturated=saturated,
-                        kinks=kinks)
+                        kinks=kinks, targets=targets)
     chosen = settings if settings is not None else hypothesis.settings(
         max_examples=max_examples, deadline=None, database=None, verbosity=hypothesis.Verbosity.quiet,
         phases=[p for p in hypothesis.Phase if p is not hypothesis.Phase.explain],  # our report explains

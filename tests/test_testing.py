@@ -299,3 +299,64 @@ def test_assert_backprop_inside_a_users_given_test():
         assert_backprop(gallery.correct, *problem, examples="columns", reduction="network")
 
     test_correct()
+
+
+# ----------------------------------------------------------- conventions of real code (issue 16)
+
+
+def softmax_classifier_on_labels(params, X, y):
+    """Examples as rows, z = x W + b (W is n_{k−1} × n_k), ReLU hidden layers, softmax + cross-entropy
+    averaged over the batch; y holds class indices (shape (m,)), as classifier code takes them."""
+    depth, m = len(params) // 2, X.shape[0]
+    H = [X]
+    for k in range(1, depth):
+        H.append(np.maximum(H[-1] @ params[f"W{k}"] + params[f"b{k}"], 0))
+    scores = H[-1] @ params[f"W{depth}"] + params[f"b{depth}"]
+    p = np.exp(scores - scores.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    dscores = p.copy()
+    dscores[np.arange(m), y] -= 1
+    dscores /= m
+    out = {}
+    for k in range(depth, 0, -1):
+        out[f"W{k}"], out[f"b{k}"] = H[k - 1].T @ dscores, dscores.sum(axis=0)
+        if k > 1:
+            dscores = (dscores @ params[f"W{k}"].T) * (H[k - 1] > 0)
+    return out
+
+
+LABELLED = dict(hidden=["relu"], output=["softmax"], loss=["cross_entropy"], max_depth=2, min_width=2)
+
+
+def test_labels_are_passed_as_integers_when_asked():
+    seen = []
+
+    def recorded(params, X, y):
+        seen.append(y)
+        return softmax_classifier_on_labels(params, X, y)
+
+    check_backprop(recorded, networks(**LABELLED), max_examples=40, examples="rows", weights="in_out",
+                   targets="labels", seed=11)
+    assert seen and all(y.ndim == 1 and np.issubdtype(y.dtype, np.integer) for y in seen)
+    with pytest.raises(BackpropCheckFailed):  # on soft targets this code is wrong, and it is caught
+        check_backprop(lambda p, X, Y: softmax_classifier_on_labels(p, X, Y.argmax(axis=1)), networks(**LABELLED),
+                       max_examples=40, examples="rows", weights="in_out", seed=11)
+    network = NetworkSpec((3, 2), output="softmax", loss="cross_entropy", batch=2, layout="rows")
+    problem = sample_problem(network, 0, targets="labels")
+    labels = problem.Y.argmax(axis=1)
+    assert_backprop(softmax_classifier_on_labels, network, problem.params, problem.X, labels,
+                    examples="rows", weights="in_out", targets="labels")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_onehot_and_label_targets_are_one_class_per_example(data):
+    targets = data.draw(st.sampled_from(["onehot", "labels"]))
+    network = data.draw(networks(max_depth=1, loss=["cross_entropy", "bce", "half_sse"], layout=["columns"]))
+    X, Y = data.draw(batches(network, targets=targets))
+    if network.widths[-1] == 1:
+        assert set(np.unique(Y)) <= {0.0, 1.0}
+    else:
+        assert np.all(Y.sum(axis=0) == 1) and set(np.unique(Y)) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="targets must be one of soft, onehot, labels"):
+        check_backprop(gallery.correct, network, targets="hard")
