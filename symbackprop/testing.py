@@ -105,21 +105,52 @@ def _bounds(kind: str, low: int, high: int, least: int) -> None:
         raise ValueError(f"{kind}: need {least} <= min_{kind} <= max_{kind}, got {low} and {high}")
 
 
+def _pins(widths, input_width, output_width, min_depth: int) -> dict:
+    """``{layer index: width}`` (negative indices count from the output, −1 is n_L)."""
+    pins = {}
+    for key, value in [*dict(widths or {}).items(), (0, input_width), (-1, output_width)]:
+        if value is None:
+            continue
+        if not isinstance(key, int) or isinstance(key, bool):
+            raise ValueError(f"widths: keys are layer indices (0 is the input, −1 the output), not {key!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"widths: the width of layer {key} must be an integer >= 1, not {value!r}")
+        if key > min_depth or key < -(min_depth + 1):
+            raise ValueError(f"widths: layer {key} does not exist in a network of depth {min_depth} "
+                             f"(raise min_depth)")
+        if key in pins and pins[key] != value:
+            raise ValueError(f"widths: layer {key} pinned to both {pins[key]} and {value}")
+        pins[key] = value
+    return pins
+
+
 def networks(*, min_depth: int = 1, max_depth: int = 3, min_width: int = 1, max_width: int = 4,
              min_batch: int = 1, max_batch: int = 3, hidden=None, output=None, loss=None,
              layout=("columns", "rows"), reduction=("mean", "sum"), l2=(False,),
-             relu_at_zero=Fraction(0)) -> st.SearchStrategy:
+             relu_at_zero=Fraction(0), widths: dict | None = None, input_width: int | None = None,
+             output_width: int | None = None) -> st.SearchStrategy:
     """Network specs: depth L (weight layers), widths n_0..n_L, batch m, activations, loss.
 
     ``hidden``, ``output``, ``loss``, ``layout``, ``reduction`` and ``l2`` are the choices allowed
     (names from ``rules``; default all that can be evaluated numerically).  Every hidden layer of a
     network shares one activation.  Outputs are paired only with losses defined for them.
-    Shrinking goes to fewer layers, then narrower layers and smaller batches, then the first
-    names listed.
+    Widths are drawn in [min_width, max_width] except those pinned: ``output_width=1`` (n_L, a
+    binary classifier), ``input_width`` (n_0), or any by layer index in ``widths={1: 5, -2: 3}``
+    (negative indices count from the output: −1 is n_L); a pin may lie outside the range.
+    ``min_depth``/``max_depth`` bound L.  Shrinking goes to fewer layers, then narrower layers and
+    smaller batches, then the first names listed.
     """
     _bounds("depth", min_depth, max_depth, 1)
     _bounds("width", min_width, max_width, 1)
     _bounds("batch", min_batch, max_batch, 1)
+    pins = _pins(widths, input_width, output_width, min_depth)
+    for depth in range(min_depth, max_depth + 1):  # a positive and a negative index meeting at one layer
+        by_layer = {}
+        for key, value in pins.items():
+            layer = key if key >= 0 else depth + 1 + key
+            if by_layer.setdefault(layer, value) != value:
+                raise ValueError(f"widths: at depth {depth} layer {layer} is pinned to both "
+                                 f"{by_layer[layer]} and {value}")
     hidden = _names(hidden, HIDDEN, "hidden activation", _hidden_row)
     outputs = _names(output, OUTPUTS, "output activation", _output_row)
     losses = _names(loss, LOSSES, "loss", rules.loss)
@@ -135,7 +166,9 @@ def networks(*, min_depth: int = 1, max_depth: int = 3, min_width: int = 1, max_
     @st.composite
     def draw_network(draw):
         depth = draw(st.integers(min_depth, max_depth))
-        widths = tuple(draw(st.integers(min_width, max_width)) for _ in range(depth + 1))
+        pinned = {(key if key >= 0 else depth + 1 + key): value for key, value in pins.items()}
+        widths = tuple(pinned[k] if k in pinned else draw(st.integers(min_width, max_width))
+                       for k in range(depth + 1))
         batch = draw(st.integers(min_batch, max_batch))
         hidden_name = draw(st.sampled_from(hidden)) if depth > 1 else hidden[0]
         loss_name = draw(st.sampled_from(losses))

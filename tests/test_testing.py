@@ -360,3 +360,39 @@ def test_onehot_and_label_targets_are_one_class_per_example(data):
         assert np.all(Y.sum(axis=0) == 1) and set(np.unique(Y)) <= {0.0, 1.0}
     with pytest.raises(ValueError, match="targets must be one of soft, onehot, labels"):
         check_backprop(gallery.correct, network, targets="hard")
+
+
+def binary_classifier(params, X, Y):
+    """tanh hidden layers, one sigmoid output unit, BCE averaged over the batch; examples as columns,
+    b as a column; the code insists on one output unit and a label row Y of shape (1, m)."""
+    depth, m = len(params) // 2, X.shape[1]
+    assert Y.shape == (1, m), "binary classifier: Y must be 1 × m"
+    A = [X]
+    for k in range(1, depth + 1):
+        Z = params[f"W{k}"] @ A[-1] + params[f"b{k}"]
+        A.append(np.tanh(Z) if k < depth else 1 / (1 + np.exp(-Z)))
+    dZ = (A[-1] - Y) / m
+    grads = {}
+    for k in range(depth, 0, -1):
+        grads[f"dW{k}"], grads[f"db{k}"] = dZ @ A[k - 1].T, dZ.sum(axis=1, keepdims=True)
+        if k > 1:
+            dZ = (params[f"W{k}"].T @ dZ) * (1 - A[k - 1] ** 2)
+    return grads
+
+
+def test_networks_pin_widths_and_depth():
+    binary = networks(hidden=["tanh"], output=["sigmoid"], loss=["bce"], output_width=1, min_depth=2, max_depth=3,
+                      layout=["columns"])
+    check_backprop(binary_classifier, binary, max_examples=40, biases="column", targets="onehot", seed=12)
+
+    @settings(max_examples=40, deadline=None)
+    @given(networks(widths={0: 7, 1: 5, -2: 6, -1: 1}, min_depth=3, max_depth=4, max_width=2))
+    def pinned(network):
+        assert network.widths[:2] == (7, 5) and network.widths[-2:] == (6, 1) and 3 <= network.depth <= 4
+        assert all(w <= 2 for w in network.widths[2:-2])
+
+    pinned()
+    with pytest.raises(ValueError, match="layer 1 is pinned to both 5 and 6"):
+        networks(widths={1: 5, -2: 6}, min_depth=2, max_depth=2)
+    with pytest.raises(ValueError, match="layer 3 does not exist in a network of depth 1"):
+        networks(widths={3: 2})
