@@ -11,7 +11,10 @@ network that still fails, and the report says which gradient is wrong, by how mu
 likely slip (``diagnose``).
 
 **The user's function.**  ``user_fn(params, X, Y)`` returning ``{"W1": ∂J/∂W1, "b1": ∂J/∂b1, …}``
-(optionally ``"z1"`` = δ_1 … and ``"loss"``), or ``(loss, grads)``.  It may also take
+(keys may be written dW1, db1; optionally ``"z1"`` = δ_1 … and ``"loss"``), or ``(loss, grads)``, or
+a pair of lists ``(nabla_b, nabla_w)`` — biases first, as in Nielsen's network.py.  A key that names
+no quantity of the network (a stray ``dW0``) is reported, and so are W and b gradients that are
+right but exchanged (a pair returned weights first).  It may also take
 ``network`` (the :class:`~symbackprop.network.NetworkSpec`: widths, activations, loss) and must
 take ``penalty`` (λ) for networks with an L2 penalty.  ``params`` is ``{"W1": …, "b1": …}``.
 Conventions (keywords of :func:`check_backprop` and :func:`assert_backprop`):
@@ -435,9 +438,19 @@ class WrongGradient:
     relative: float = float("nan")  # ‖claimed − proven‖ / ‖proven‖
     diagnosis: str | None = None
     claimed_view: np.ndarray | None = None  # claimed, lined up with the truth (a bias as a column)
+    written: str = ""  # the key as the user wrote it, for a key that names no quantity of the network
+    exchanged: bool = False  # right in the place of the layer's other gradient (W_k for b_k)
+
+    @property
+    def nameable(self) -> bool:
+        """A wrong value whose slip ``diagnose`` may name (not a missing, stray or exchanged one)."""
+        return self.claimed is not None and not self.written and not self.exchanged and \
+            not self.problem.startswith(("missing", "not numbers"))
 
     @property
     def symbol(self) -> str:
+        if self.written:
+            return f"returned key {self.written!r}"
         if self.name == "loss":
             return "J"
         quantity, layer = self.name[0], self.name[1:]
@@ -510,25 +523,71 @@ def _accepts(fn: Callable, name: str) -> bool:
     return any(p.name == name or p.kind == p.VAR_KEYWORD for p in parameters_)
 
 
-def _returned_gradients(result) -> dict:
-    """The user's return value as ``{"W1": …, "b1": …, ["z1": …,] ["loss": …]}``."""
-    loss = None
+class Returned(dict):
+    """The user's gradients by name (``"W1"``, ``"b1"``, ``"z1"``, ``"loss"``); ``written`` maps each
+    name to the key as written (``"dW1"``); ``pair``: they came as a (nabla_b, nabla_w) pair of lists."""
+
+    def __init__(self, *args, written=None, pair=False):
+        super().__init__(*args)
+        self.written = written or {}
+        self.pair = pair
+
+
+def _returned_gradients(result) -> Returned:
+    """The user's return value as ``{"W1": …, "b1": …, ["z1": …,] ["loss": …]}``.
+
+    Accepted: that dict (keys W1 or dW1, …), ``(loss, dict)`` or ``(dict, loss)``, or a pair of
+    lists ``(nabla_b, nabla_w)`` — biases first, layer 1 first, as in Nielsen's network.py.
+    """
+    loss, pair = None, False
     if isinstance(result, tuple) and len(result) == 2 and any(isinstance(part, dict) for part in result):
         grads, loss = (result[0], result[1]) if isinstance(result[0], dict) else (result[1], result[0])
     elif isinstance(result, tuple) and len(result) == 2 and all(isinstance(p, (list, tuple)) for p in result):
-        grads = {**{f"W{k}": w for k, w in enumerate(result[0], 1)}, **{f"b{k}": b for k, b in enumerate(result[1], 1)}}
+        grads = {**{f"b{k}": b for k, b in enumerate(result[0], 1)}, **{f"W{k}": w for k, w in enumerate(result[1], 1)}}
+        pair = True
     elif isinstance(result, dict):
         grads = result
     else:
-        raise TypeError("your function must return {'W1': dJ/dW1, 'b1': dJ/db1, ...} or (loss, that dict), "
-                        f"not {type(result).__name__}")
-    named = {}
+        raise TypeError("your function must return {'W1': dJ/dW1, 'b1': dJ/db1, ...}, (loss, that dict) or "
+                        f"(nabla_b, nabla_w) as two lists, not {type(result).__name__}")
+    named, written = {}, {}
     for key, value in grads.items():
         name = key[1:] if isinstance(key, str) and key[:1] == "d" and key[1:2] in ("W", "b", "z") else key
-        named[name] = value
+        if name in named:  # W1 and dW1 both: the second is reported as a stray key
+            name = key
+        named[name], written[name] = value, key if isinstance(key, str) else repr(key)
     if loss is not None:
-        named["loss"] = loss
-    return named
+        named["loss"], written["loss"] = loss, "loss"
+    return Returned(named, written=written, pair=pair)
+
+
+def _known_names(network: NetworkSpec) -> set:
+    return {f"{q}{k}" for k in range(1, network.depth + 1) for q in "Wbz"} | {"loss"}
+
+
+def _exchanged(wrong: list, returned: Returned, problem: Problem, convention: Convention, allowed: dict,
+               reference: dict) -> list:
+    """Where W_k and b_k are both wrong but each is right in the other's place, one finding saying so."""
+    by_name = {w.name: w for w in wrong}
+    for k in range(1, problem.network.depth + 1):
+        dW, db = by_name.get(f"W{k}"), by_name.get(f"b{k}")
+        if dW is None or db is None or dW.claimed is None or db.claimed is None:
+            continue
+        as_W = convention.from_user(f"W{k}", np.asarray(returned[f"b{k}"]))
+        if as_W.shape != reference[f"W{k}"].shape and as_W.size == reference[f"W{k}"].size:
+            as_W = as_W.reshape(reference[f"W{k}"].shape)  # a bias-shaped (n_k,) in W_k's (n_k, 1) place
+        if _compare(f"W{k}", as_W, reference[f"W{k}"], allowed[f"W{k}"]) is not None or \
+                _compare(f"b{k}", np.asarray(returned[f"W{k}"]), reference[f"b{k}"], allowed[f"b{k}"]) is not None:
+            continue
+        if returned.pair:
+            dW.problem = (f"your pair's lists are exchanged at layer {k}: the first list holds ∂J/∂W{k}, the "
+                          f"second ∂J/∂b{k} (a pair is read biases first, (nabla_b, nabla_w))")
+        else:
+            dW.problem = (f"exchanged with ∂J/∂b{k}: your {returned.written.get(f'W{k}', f'W{k}')!r} holds ∂J/∂b{k} "
+                          f"and your {returned.written.get(f'b{k}', f'b{k}')!r} holds ∂J/∂W{k}")
+        dW.exchanged = True
+        wrong = [w for w in wrong if w is not db]
+    return wrong
 
 
 def _keywords(user_fn: Callable, problem: Problem) -> dict:
@@ -570,6 +629,16 @@ def _wrong_gradients(problem: Problem, returned: dict, convention: Convention, d
             mismatch = _compare("loss", returned["loss"], true_loss, allowed["loss"])
             if mismatch is not None:
                 wrong.append(mismatch)
+    wrong = _exchanged(wrong, returned, problem, convention, allowed, reference)
+    known = _known_names(network)
+    written = getattr(returned, "written", {})
+    layers = f"W1…W{network.depth}, b1…b{network.depth}" if network.depth > 1 else "W1, b1"
+    for name in returned:
+        if name not in known:
+            key = written.get(name, str(name))
+            wrong.append(WrongGradient(str(name), returned[name], np.asarray(np.nan), written=key,
+                                       problem=f"names no quantity of this network (it has {layers}, "
+                                               f"optionally z1…, loss): a stray gradient, or a misnamed one"))
     return wrong
 
 
@@ -596,7 +665,7 @@ class Failure:
 
     def diagnose(self) -> None:
         """Name the slip behind each wrong gradient: at this example, or failing that at a generic one."""
-        pending = [w for w in self.wrong if w.name != "loss" and w.diagnosis is None]
+        pending = [w for w in self.wrong if w.name != "loss" and w.nameable and w.diagnosis is None]
         for wrong in pending:
             wrong.diagnosis = self._diagnosis(self.problem, wrong)
         if self.user_fn is None or all(w.diagnosis for w in pending):
@@ -617,7 +686,7 @@ class Failure:
 
     @staticmethod
     def _diagnosis(problem: Problem, wrong: WrongGradient) -> str | None:
-        if wrong.claimed is None or wrong.problem.startswith(("missing", "not numbers")):
+        if not wrong.nameable:
             return None
         network, params, X, Y, penalty = problem
         claimed = wrong.claimed_view if wrong.claimed_view is not None else np.asarray(wrong.claimed)

@@ -140,7 +140,7 @@ def test_other_conventions():
     def column_biases(params, X, Y, network):
         assert all(params[f"b{k}"].shape == (network.widths[k], 1) for k in range(1, network.depth + 1))
         loss, grads = gallery.correct(params, X, Y, network)
-        return [grads[f"W{k}"] for k in range(1, network.depth + 1)], [grads[f"b{k}"] for k in range(1, network.depth + 1)]
+        return [grads[f"b{k}"] for k in range(1, network.depth + 1)], [grads[f"W{k}"] for k in range(1, network.depth + 1)]
 
     check_backprop(column_biases, networks(max_depth=2), max_examples=30, biases="column", seed=4)
 
@@ -396,3 +396,65 @@ def test_networks_pin_widths_and_depth():
         networks(widths={1: 5, -2: 6}, min_depth=2, max_depth=2)
     with pytest.raises(ValueError, match="layer 3 does not exist in a network of depth 1"):
         networks(widths={3: 2})
+
+
+def nabla_pair(params, X, Y):
+    """One example at a time, as in the classic per-example loop: sigmoid layers, ½‖a − y‖² summed
+    over the batch, biases as columns; returns (nabla_b, nabla_w), lists from layer 1."""
+    depth = len(params) // 2
+    Ws, bs = [params[f"W{k}"] for k in range(1, depth + 1)], [params[f"b{k}"] for k in range(1, depth + 1)]
+    nabla_b, nabla_w = [np.zeros(b.shape) for b in bs], [np.zeros(W.shape) for W in Ws]
+    for x, y in zip(X.T, Y.T):
+        activations = [x.reshape(-1, 1)]
+        for W, b in zip(Ws, bs):
+            activations.append(gallery.sigmoid(W @ activations[-1] + b))
+        delta = (activations[-1] - y.reshape(-1, 1)) * activations[-1] * (1 - activations[-1])
+        for layer in range(depth - 1, -1, -1):
+            nabla_b[layer] += delta
+            nabla_w[layer] += delta @ activations[layer].T
+            if layer:
+                delta = (Ws[layer].T @ delta) * activations[layer] * (1 - activations[layer])
+    return nabla_b, nabla_w
+
+
+def pair_networks(**changes):
+    return networks(**{**SIGMOID, "max_depth": 2, "layout": ["columns"], "reduction": ["sum"], **changes})
+
+
+def test_a_nabla_b_nabla_w_pair_is_read_biases_first():
+    check_backprop(nabla_pair, pair_networks(), max_examples=40, biases="column", reduction="sum", seed=13)
+
+    def weights_first(params, X, Y):
+        nabla_b, nabla_w = nabla_pair(params, X, Y)
+        return nabla_w, nabla_b
+
+    with pytest.raises(BackpropCheckFailed, match="lists are exchanged at layer 1") as failed:
+        check_backprop(weights_first, pair_networks(), max_examples=40, biases="column", reduction="sum", seed=13)
+    assert "likely slip" not in str(failed.value), str(failed.value)
+    assert all(w.exchanged for f in failed.value.failures for w in f.wrong), str(failed.value)
+
+    def exchanged_in_a_dict(params, X, Y):
+        loss, grads = gallery.correct(params, X, Y, NetworkSpec((1, 2), output="sigmoid", loss="half_sse",
+                                                                 batch=X.shape[1]))
+        return {"dW1": grads["b1"], "db1": grads["W1"]}
+
+    with pytest.raises(BackpropMismatch, match="exchanged with ∂J/∂b1: your 'dW1' holds ∂J/∂b1 and your 'db1'"):
+        assert_backprop(exchanged_in_a_dict, *sample_problem(NetworkSpec((1, 2), batch=2), 0))
+
+    def both_wrong_not_exchanged(params, X, Y):  # same shapes as exchanged ones, but the values are no swap
+        loss, grads = gallery.correct(params, X, Y, NetworkSpec((1, 2), output="sigmoid", loss="half_sse",
+                                                                 batch=X.shape[1]))
+        return {"W1": 2 * grads["b1"], "b1": grads["W1"]}
+
+    with pytest.raises(BackpropMismatch) as failed:
+        assert_backprop(both_wrong_not_exchanged, *sample_problem(NetworkSpec((1, 2), batch=2), 0))
+    assert "exchanged" not in str(failed.value)
+
+
+def test_a_stray_key_is_reported_never_ignored():
+    def with_stray(params, X, Y, network):
+        loss, grads = gallery.correct(params, X, Y, network)
+        return {**grads, "dW0": np.zeros_like(X)}
+
+    with pytest.raises(BackpropCheckFailed, match="returned key 'dW0': names no quantity of this network"):
+        check_backprop(with_stray, networks(max_depth=2), max_examples=10, reduction="network", seed=14)
