@@ -102,6 +102,20 @@ def diagnose(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, c
     it, or when the network cannot be evaluated numerically (a generic g).  ``notation`` names
     the quantities in the phrase.
     """
+    outcomes = slip_outcomes(spec, params, X, Y, quantity, layer, claimed, penalty, notation, first=True)
+    return next((phrase for phrase, explains in (outcomes or {}).items() if explains), None)
+
+
+def slip_outcomes(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, claimed,
+                  penalty: float | None = None, notation: Notation = TEXTBOOK, *,
+                  first: bool = False) -> dict | None:
+    """What each catalogue slip says about ``claimed`` at this example, in catalogue order:
+    ``{phrase: True}`` it explains ``claimed``, ``False`` it is visible here (its value differs from
+    the truth) and ``claimed`` is not it, ``None`` it cannot be seen here (it does not apply, or its
+    value is the truth's).  A right ``claimed`` gives False for every visible slip.  ``first``: stop at
+    the first slip that explains it.  None when the network cannot be evaluated numerically.
+    Arguments as for :func:`diagnose`.
+    """
     if quantity not in ("W", "b", "z") or not 1 <= layer <= spec.depth:
         raise ValueError(f"no quantity {quantity}{layer} in a network of depth {spec.depth}")
     claimed = np.asarray(claimed)
@@ -112,15 +126,19 @@ def diagnose(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, c
         truth = slips.quantity(_unchanged, quantity, layer)
     except (Unsupported, NotImplementedError):
         return None
-    if agrees(claimed, truth, quantity):
-        return None
+    right = agrees(claimed, truth, quantity)
+    outcomes = {}
     for phrase, evaluate in slips.candidates(quantity, layer, truth):
+        if phrase in outcomes:
+            continue
         slip = evaluate()
         if slip is None or not differs(slip, truth):
-            continue  # does not apply here, or is no slip on this network
-        if agrees(claimed, slip, quantity):
-            return phrase
-    return None
+            outcomes[phrase] = None  # does not apply here, or is no slip on this network
+            continue
+        outcomes[phrase] = not right and agrees(claimed, slip, quantity)
+        if first and outcomes[phrase]:
+            break
+    return outcomes
 
 
 # ------------------------------------------------------------------------- comparing arrays

@@ -58,7 +58,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from . import rules
-from .diagnose import diagnose, views
+from .diagnose import slip_outcomes, views
 from .network import NetworkSpec, SpecError
 from .numeric import gradients, loss as numeric_loss
 from .rounding import bounded_network, tolerances, unit_roundoff
@@ -652,6 +652,7 @@ class Failure:
     user_fn: Callable | None = None
     wrong: list = field(default_factory=list)
     raised: BaseException | None = None
+    kinks: bool = False  # found among examples drawn at kinks
     _report: str | None = field(default=None, repr=False)
 
     @property
@@ -664,33 +665,63 @@ class Failure:
         return (n.depth, sum(n.widths), n.batch)
 
     def diagnose(self) -> None:
-        """Name the slip behind each wrong gradient: at this example, or failing that at a generic one."""
-        pending = [w for w in self.wrong if w.name != "loss" and w.nameable and w.diagnosis is None]
-        for wrong in pending:
-            wrong.diagnosis = self._diagnosis(self.problem, wrong)
-        if self.user_fn is None or all(w.diagnosis for w in pending):
-            return
-        for seed in range(3):  # values where no two slips coincide by accident
-            problem = sample_problem(self.network, seed, dtype=self.dtype, targets=self.convention.targets)
-            if problem is None:
-                continue
-            try:
-                result = _call(self.user_fn, problem, self.convention, _keywords(self.user_fn, problem))
-                returned = _returned_gradients(result)
-            except Exception:  # noqa: BLE001 — the user's code; its failure is reported elsewhere
-                continue
-            again = {w.name: w for w in _wrong_gradients(problem, returned, self.convention, self.dtype)}
-            for wrong in pending:
-                if wrong.diagnosis is None and wrong.name in again:
-                    wrong.diagnosis = self._diagnosis(problem, again[wrong.name])
+        """Name the slip behind each wrong gradient — only a slip that explains it here (when one
+        does) and at fresh, non-degenerate examples of the same network too, refuted by none.
 
-    @staticmethod
-    def _diagnosis(problem: Problem, wrong: WrongGradient) -> str | None:
-        if not wrong.nameable:
+        At a shrunk example two slips can give the same value by accident (W = b = 0 makes z = 0,
+        where a missing g′ and ReLU′(0) taken as 1 coincide; saturation makes σ′ vanish): the
+        fresh examples are drawn away from saturation and, unless the failure was found at kinks,
+        away from kinks.  Slips that survive together are reported as a tie.
+        """
+        pending = [w for w in self.wrong if w.name != "loss" and w.nameable and w.diagnosis is None]
+        if not pending:
+            return
+        here = {w.name: self._outcomes(self.problem, w.name, w.claimed_view if w.claimed_view is not None
+                                       else np.asarray(w.claimed)) for w in pending}
+        confirmed = {w.name: {} for w in pending}  # ordered sets: dicts of phrase -> None
+        refuted = {w.name: {} for w in pending}
+        if self.user_fn is not None:
+            for seed in range(4):
+                problem = sample_problem(self.network, 1000 + seed, dtype=self.dtype, kinks=self.kinks,
+                                         targets=self.convention.targets)
+                if problem is None:
+                    continue
+                try:
+                    with np.errstate(all="ignore"):
+                        returned = _returned_gradients(_call(self.user_fn, problem, self.convention,
+                                                             _keywords(self.user_fn, problem)))
+                except Exception:  # noqa: BLE001 — the user's code; its failure is reported elsewhere
+                    continue
+                for wrong in pending:
+                    claimed = returned.get(wrong.name)
+                    try:
+                        claimed = None if claimed is None else np.asarray(
+                            self.convention.from_user(wrong.name, np.asarray(claimed)), dtype=float)
+                    except (TypeError, ValueError):
+                        claimed = None
+                    if claimed is None or not np.all(np.isfinite(claimed)):
+                        continue
+                    for phrase, explains in (self._outcomes(problem, wrong.name, claimed) or {}).items():
+                        if explains:
+                            confirmed[wrong.name][phrase] = None
+                        elif explains is False:
+                            refuted[wrong.name][phrase] = None
+        for wrong in pending:
+            matched = [p for p, explains in (here[wrong.name] or {}).items() if explains]
+            candidates = matched or list(confirmed[wrong.name])
+            named = [p for p in candidates if p in confirmed[wrong.name] and p not in refuted[wrong.name]]
+            if len(named) == 1:
+                wrong.diagnosis = named[0]
+            elif named:
+                wrong.diagnosis = named[0] + "".join(f", or equally {p}" for p in named[1:]) + \
+                    " (these slips give the same values on this network)"
+
+    def _outcomes(self, problem: Problem, name: str, claimed) -> dict | None:
+        if claimed is None:
             return None
         network, params, X, Y, penalty = problem
-        claimed = wrong.claimed_view if wrong.claimed_view is not None else np.asarray(wrong.claimed)
-        return diagnose(network, params, X, Y, wrong.name[0], int(wrong.name[1:]), claimed, penalty)
+        with np.errstate(all="ignore"):
+            return slip_outcomes(network, params, X, Y, name[0], int(name[1:]), np.asarray(claimed), penalty)
 
     def report(self) -> str:
         if self._report is None:
@@ -736,7 +767,8 @@ def _summary(failures: list) -> str:
     return "\n".join(lines)
 
 
-def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, on_error: str) -> None:
+def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, on_error: str,
+           kinks: bool = False) -> None:
     """Raise BackpropMismatch on wrong gradients; on an exception from the user's function:
     ``"raise"`` it, ``"report"`` it as UserFunctionRaised, or ``"skip"`` the example."""
     keywords = _keywords(user_fn, problem)
@@ -747,11 +779,12 @@ def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, o
             raise
         if on_error == "skip":
             hypothesis.reject()
-        raise UserFunctionRaised(Failure(problem, convention, dtype, user_fn, raised=error)) from error
+        raise UserFunctionRaised(Failure(problem, convention, dtype, user_fn, raised=error, kinks=kinks)) from error
     returned = _returned_gradients(result)
     wrong = _wrong_gradients(problem, returned, convention, dtype)
     if wrong:
-        raise BackpropMismatch(Failure(problem, convention, dtype, user_fn, wrong=wrong))
+        kinks = kinks or not clear_of_kinks(problem.network, problem.params, problem.X, problem.Y, dtype)
+        raise BackpropMismatch(Failure(problem, convention, dtype, user_fn, wrong=wrong, kinks=kinks))
 
 
 def _one_hot(network: NetworkSpec, Y) -> np.ndarray:
@@ -818,7 +851,7 @@ def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples:
         @chosen
         @hypothesis.given(strategy)
         def run(problem):
-            _check(user_fn, problem, convention, dtype, on_error=on_error)
+            _check(user_fn, problem, convention, dtype, on_error=on_error, kinks=kinks)
 
         return _failures(run if seed is None else hypothesis.seed(seed)(run))
 

@@ -458,3 +458,40 @@ def test_a_stray_key_is_reported_never_ignored():
 
     with pytest.raises(BackpropCheckFailed, match="returned key 'dW0': names no quantity of this network"):
         check_backprop(with_stray, networks(max_depth=2), max_examples=10, reduction="network", seed=14)
+
+
+def relu_prime_one_at_zero(params, X, Y):
+    """ReLU hidden layer, identity output, ½‖a − y‖² averaged: the mask is z ≥ 0 (ReLU′(0) = 1)."""
+    Z1 = params["W1"] @ X + params["b1"][:, None]
+    A1 = np.maximum(Z1, 0)
+    delta = (params["W2"] @ A1 + params["b2"][:, None] - Y) / X.shape[1]
+    grads = {"W2": delta @ A1.T, "b2": delta.sum(axis=1)}
+    delta = (params["W2"].T @ delta) * (Z1 >= 0)
+    return {**grads, "W1": delta @ X.T, "b1": delta.sum(axis=1)}
+
+
+def test_a_slip_is_named_only_if_it_explains_a_non_degenerate_example_too():
+    """W1 = b1 = 0 puts every z_1 at the kink, where a missing g′ and ReLU′(0) = 1 give one value."""
+    spec = NetworkSpec((2, 2, 1), hidden="relu", output="identity", loss="half_sse", batch=2)
+    params = {"W1": np.zeros((2, 2)), "b1": np.zeros(2), "W2": np.array([[0.5, -1.0]]), "b2": np.array([0.25])}
+    X, Y = np.array([[1.0, -0.5], [0.5, 1.0]]), np.array([[1.0, -1.0]])
+    from symbackprop.diagnose import diagnose  # the first catalogue slip matching at this one example
+    claimed = relu_prime_one_at_zero(params, X, Y)["W1"]
+    assert diagnose(spec, params, X, Y, "W", 1, claimed).startswith("missing derivative factor")
+    with pytest.raises(BackpropMismatch) as failed:
+        assert_backprop(relu_prime_one_at_zero, spec, params, X, Y)
+    report = str(failed.value)
+    assert "likely slip: ReLU′(0) taken as 1" in report and "missing derivative factor" not in report, report
+
+
+def test_slips_that_give_the_same_values_are_reported_as_a_tie():
+    def output_without_sigma_prime(params, X, Y):  # δ_L = a − y with ½‖a − y‖²: either reading fits
+        a = gallery.sigmoid(params["W1"] @ X + params["b1"][:, None])
+        delta = (a - Y) / X.shape[1]
+        return {"W1": delta @ X.T, "b1": delta.sum(axis=1)}
+
+    spec = NetworkSpec((2, 2), output="sigmoid", loss="half_sse", batch=2)
+    with pytest.raises(BackpropMismatch) as failed:
+        assert_backprop(output_without_sigma_prime, *sample_problem(spec, 0))
+    assert "likely slip: missing derivative factor g′(z_1), or equally bce shortcut a − y used without bce" \
+        in str(failed.value) and "(these slips give the same values on this network)" in str(failed.value)
