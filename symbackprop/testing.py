@@ -64,7 +64,7 @@ from .numeric import gradients, loss as numeric_loss
 from .rounding import bounded_network, tolerances, unit_roundoff
 
 __all__ = ["networks", "parameters", "batches", "problems", "Problem", "check_backprop",
-           "assert_backprop", "BackpropMismatch", "BackpropCheckFailed"]
+           "assert_backprop", "BackpropMismatch", "UserCodeNotFinite", "BackpropCheckFailed"]
 
 HIDDEN = tuple(name for name, row in rules.ACTIVATIONS.items() if not row.output_only)
 OUTPUTS = tuple(rules.ACTIVATIONS)
@@ -412,6 +412,12 @@ class BackpropMismatch(_FailedExample):
     """The user's gradients disagree with the proven ones on one example."""
 
 
+class UserCodeNotFinite(BackpropMismatch):
+    """The user's code gives NaN or ±inf where every proven value is finite, and is right elsewhere
+    in that example: it overflows or divides by zero (at saturation, typically) — a finding of its
+    own, apart from wrong formulas."""
+
+
 class UserFunctionRaised(_FailedExample):
     """The user's function raised on an example (a type of its own: Hypothesis shrinks it apart)."""
 
@@ -440,11 +446,12 @@ class WrongGradient:
     claimed_view: np.ndarray | None = None  # claimed, lined up with the truth (a bias as a column)
     written: str = ""  # the key as the user wrote it, for a key that names no quantity of the network
     exchanged: bool = False  # right in the place of the layer's other gradient (W_k for b_k)
+    overflow: bool = False  # every wrong entry is NaN or ±inf where the proven value is finite
 
     @property
     def nameable(self) -> bool:
         """A wrong value whose slip ``diagnose`` may name (not a missing, stray or exchanged one)."""
-        return self.claimed is not None and not self.written and not self.exchanged and \
+        return self.claimed is not None and not self.written and not self.exchanged and not self.overflow and \
             not self.problem.startswith(("missing", "not numbers"))
 
     @property
@@ -501,6 +508,7 @@ def _compare(name: str, claimed, truth: np.ndarray, allowed: np.ndarray) -> Wron
     if not np.all(np.isfinite(view)):
         where = f"entry [{','.join(str(i + 1) for i in wrong.worst)}]" if wrong.worst else "it"
         wrong.problem = f"not finite ({where} is {view[worst]})"
+        wrong.overflow = bool(np.all(~np.isfinite(view[bad])))  # every wrong entry is NaN or inf
     return wrong
 
 
@@ -716,6 +724,43 @@ class Failure:
                 wrong.diagnosis = named[0] + "".join(f", or equally {p}" for p in named[1:]) + \
                     " (these slips give the same values on this network)"
 
+    def _compose_overflow(self, head: str) -> str:
+        """NaN/inf from a formula that is right: say where it breaks, and whether it is right elsewhere."""
+        problem = self.problem
+        where = "at saturation" if saturated_units(problem.network, problem.params, problem.X, self.dtype) \
+            else "at this example"
+        lines = [f"{head}: your code overflows or divides by zero {where}: it gives NaN or inf where the proven "
+                 f"values are finite (the finite entries are right)"]
+        lines += [f"  {wrong.line()}" for wrong in self.wrong]
+        right, tried = self._right_elsewhere()
+        if tried:
+            lines.append(f"  on {tried} unsaturated example{'s' if tried != 1 else ''} of this network it is "
+                         + ("right: the formula is right, its evaluation is not stable" if right == tried else
+                            f"wrong on {tried - right}: a wrong formula too"))
+        lines.append("  example: " + _example_text(problem, self.convention))
+        return "\n".join(lines)
+
+    def _right_elsewhere(self) -> tuple:
+        """(examples where the user's gradients are all right, examples tried): fresh, unsaturated ones."""
+        right = tried = 0
+        if self.user_fn is None:
+            return right, tried
+        for seed in range(3):
+            problem = sample_problem(self.network, 2000 + seed, dtype=self.dtype, kinks=self.kinks,
+                                     targets=self.convention.targets)
+            if problem is None:
+                continue
+            try:
+                with np.errstate(all="ignore"):
+                    returned = _returned_gradients(_call(self.user_fn, problem, self.convention,
+                                                         _keywords(self.user_fn, problem)))
+                    wrong = _wrong_gradients(problem, returned, self.convention, self.dtype)
+            except Exception:  # noqa: BLE001 — the user's code
+                continue
+            tried += 1
+            right += not wrong
+        return right, tried
+
     def _outcomes(self, problem: Problem, name: str, claimed) -> dict | None:
         if claimed is None:
             return None
@@ -737,12 +782,30 @@ class Failure:
             if isinstance(self.raised, ValueError) and any(w in message for w in ("shape", "mismatch", "broadcast", "align")):
                 text += "\n  (shapes clash: a transpose missing or extra, or a layer index off by one?)"
             return text
+        if self.wrong and all(w.overflow for w in self.wrong):
+            return self._compose_overflow(head)
         self.diagnose()
         count = len(self.wrong)
         lines = [f"{head}: {count} value{'s disagree' if count != 1 else ' disagrees'} with the proven ones"]
         lines += [f"  {wrong.line()}" for wrong in self.wrong]
         lines.append("  example: " + _example_text(self.problem, self.convention))
         return "\n".join(lines)
+
+
+def saturated_units(network: NetworkSpec, params: dict, X, dtype) -> bool:
+    """Some sigmoid, tanh or softmax unit is within a few roundoffs of its bound (0, ±1) in ``dtype``."""
+    from .numeric import NumericNetwork
+
+    with np.errstate(all="ignore"):
+        net = NumericNetwork(network, params, X, np.zeros(1), 0.0 if network.l2 else None)
+    margin = 4 * unit_roundoff(dtype)
+    for k in range(1, network.depth + 1):
+        name, A = network.activation(k).name, np.asarray(net.A[k], dtype=float)
+        if name in ("sigmoid", "softmax") and np.any(np.minimum(A, 1 - A) <= margin):
+            return True
+        if name == "tanh" and np.any(1 - np.abs(A) <= margin):
+            return True
+    return False
 
 
 def _example_text(problem: Problem, convention: Convention) -> str:
@@ -784,6 +847,8 @@ def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, o
     wrong = _wrong_gradients(problem, returned, convention, dtype)
     if wrong:
         kinks = kinks or not clear_of_kinks(problem.network, problem.params, problem.X, problem.Y, dtype)
+        if all(w.overflow for w in wrong):
+            raise UserCodeNotFinite(Failure(problem, convention, dtype, user_fn, wrong=wrong, kinks=kinks))
         raise BackpropMismatch(Failure(problem, convention, dtype, user_fn, wrong=wrong, kinks=kinks))
 
 

@@ -495,3 +495,32 @@ def test_slips_that_give_the_same_values_are_reported_as_a_tie():
         assert_backprop(output_without_sigma_prime, *sample_problem(spec, 0))
     assert "likely slip: missing derivative factor g′(z_1), or equally bce shortcut a − y used without bce" \
         in str(failed.value) and "(these slips give the same values on this network)" in str(failed.value)
+
+
+def bce_through_dA(params, X, Y):
+    """Sigmoid layers, BCE averaged over the batch, the output delta through ∂ℓ/∂a = −y/a + (1−y)/(1−a):
+    right, but 1/(1 − a) divides by zero once a rounds to 1."""
+    depth, m = len(params) // 2, X.shape[1]
+    A = [X]
+    for k in range(1, depth + 1):
+        A.append(1 / (1 + np.exp(-(params[f"W{k}"] @ A[-1] + params[f"b{k}"][:, None]))))
+    dA = -Y / A[-1] + (1 - Y) / (1 - A[-1])
+    grads = {}
+    for k in range(depth, 0, -1):
+        dZ = dA * A[k] * (1 - A[k]) / (m if k == depth else 1)
+        grads[f"W{k}"], grads[f"b{k}"] = dZ @ A[k - 1].T, dZ.sum(axis=1)
+        dA = params[f"W{k}"].T @ dZ
+    return grads
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the user's code divides by zero
+def test_overflow_at_saturation_is_its_own_finding():
+    bce = networks(hidden=["sigmoid"], output=["sigmoid"], loss=["bce"], max_depth=2, layout=["columns"])
+    check_backprop(bce_through_dA, bce, max_examples=40, dtype="float32", seed=15)  # unsaturated: right
+    with pytest.raises(BackpropCheckFailed) as failed:
+        check_backprop(bce_through_dA, bce, max_examples=100, dtype="float32", saturated=True, seed=15)
+    report = str(failed.value)
+    assert all(isinstance(f.wrong, list) and all(w.overflow for w in f.wrong) for f in failed.value.failures), report
+    assert "your code overflows or divides by zero at saturation" in report, report
+    assert "it is right: the formula is right, its evaluation is not stable" in report, report
+    assert "likely slip" not in report, report
