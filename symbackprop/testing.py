@@ -25,7 +25,16 @@ Conventions (keywords of :func:`check_backprop` and :func:`assert_backprop`):
 - ``reduction="mean"`` (J averages over the batch) or ``"sum"``, or ``"network"``;
 - ``biases="vector"`` (n_k,), ``"column"`` (n_k, 1) or ``"row"`` (1, n_k);
 - ``targets="soft"`` (any targets the loss allows), ``"onehot"`` (each example one class) or
-  ``"labels"`` (one class each, given to the function as integer indices of shape (m,) in place of Y).
+  ``"labels"`` (one class each, given to the function as integer indices of shape (m,) in place of Y);
+- ``output_reduction="sum"`` (ℓ summed over the output units, the documents' BCE) or ``"mean"``
+  (averaged over them, as Keras's and nnfs's binary cross-entropy);
+- ``l2_form``, for networks with an L2 penalty: ``"lambda/2"`` ((λ/2)·Σ‖W‖²), ``"lambda"``
+  (reg·Σ‖W‖²), ``"lambda/2m"`` (λ/(2m)·Σ‖W‖², m the batch size) or ``"lambda/2n"`` (λ/(2n)·Σ‖W‖²,
+  n = ``training_size``, passed to the function as ``training_size=`` if it takes it);
+  ``l2_biases=True`` puts the penalty on the biases too.
+
+These loss conventions are fields of the network spec, so the reference is the proven recurrences of
+that very loss (``symbackprop prove`` proves them), not a rescaling of another one.
 
 **The tolerance** is not a fixed rtol/atol.  ``rounding`` evaluates the very same formulas once
 more carrying first-order error bounds: for each gradient entry a coefficient e such that any
@@ -353,6 +362,10 @@ class Convention:
     reduction: str = "mean"
     biases: str = "vector"
     targets: str = "soft"
+    output_reduction: str = "sum"
+    l2_form: str = "lambda/2"
+    l2_biases: bool = False
+    training_size: int | None = None
 
     def __post_init__(self):
         for name, allowed in (("examples", ("columns", "rows", "network")), ("weights", ("out_in", "in_out")),
@@ -368,7 +381,15 @@ class Convention:
             changes["layout"] = self.examples
         if self.reduction != "network":
             changes["reduction"] = self.reduction
-        return dataclasses.replace(network, **changes) if changes else network
+        loss = {"output_reduction": self.output_reduction, "l2_form": self.l2_form, "l2_biases": self.l2_biases,
+                "training_size": self.training_size}
+        changes.update({name: value for name, value in loss.items() if getattr(network, name) != value})
+        if changes.get("output_reduction") == "mean" and network.loss == "mse":
+            del changes["output_reduction"]  # mse is a mean over the output units already
+        try:
+            return dataclasses.replace(network, **changes) if changes else network
+        except SpecError as error:
+            raise ValueError(error.args[0]) from None
 
     def to_user(self, params: dict) -> dict:
         shown = {}
@@ -607,6 +628,8 @@ def _keywords(user_fn: Callable, problem: Problem) -> dict:
         if not _accepts(user_fn, "penalty"):
             raise TypeError("this network has an L2 penalty: your function must accept penalty=λ")
         keywords["penalty"] = problem.penalty
+        if problem.network.training_size is not None and _accepts(user_fn, "training_size"):
+            keywords["training_size"] = problem.network.training_size
     return keywords
 
 
@@ -866,7 +889,8 @@ def _one_hot(network: NetworkSpec, Y) -> np.ndarray:
 
 def assert_backprop(user_fn: Callable, network: NetworkSpec, params: dict, X, Y, penalty: float | None = None,
                     *, dtype=None, examples: str = "columns", weights: str = "out_in", reduction: str = "mean",
-                    biases: str = "vector", targets: str = "soft") -> None:
+                    biases: str = "vector", targets: str = "soft", output_reduction: str = "sum",
+                    l2_form: str = "lambda/2", l2_biases: bool = False, training_size: int | None = None) -> None:
     """Check one example; raise :class:`BackpropMismatch` (an AssertionError) naming every wrong gradient.
 
     For use inside your own ``@given`` test, e.g. ``assert_backprop(my_backprop, *problem)`` with
@@ -874,7 +898,8 @@ def assert_backprop(user_fn: Callable, network: NetworkSpec, params: dict, X, Y,
     (with ``targets="labels"``, Y may be one-hot or the class indices); the keywords say how your
     function sees them.  ``dtype`` defaults to the parameters' dtype.
     """
-    convention = Convention(examples, weights, reduction, biases, targets)
+    convention = Convention(examples, weights, reduction, biases, targets, output_reduction, l2_form, l2_biases,
+                            training_size)
     adapted = convention.adapt(network)
     X, Y = np.asarray(X), _one_hot(network, Y)
     if adapted.layout != network.layout:
@@ -891,7 +916,8 @@ def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples:
                    saturated: bool = False, kinks: bool = False, seed: int | None = None,
                    settings: hypothesis.settings | None = None, examples: str = "columns",
                    weights: str = "out_in", reduction: str = "mean", biases: str = "vector",
-                   targets: str = "soft") -> None:
+                   targets: str = "soft", output_reduction: str = "sum", l2_form: str = "lambda/2",
+                   l2_biases: bool = False, training_size: int | None = None) -> None:
     """Check ``user_fn`` on ``max_examples`` Hypothesis-drawn problems; raise :class:`BackpropCheckFailed`.
 
     ``network_or_strategy`` is a strategy (default :func:`networks`) or one :class:`NetworkSpec`.
@@ -903,7 +929,10 @@ def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples:
     likely slip.  ``seed`` makes the run repeatable; ``settings`` overrides Hypothesis's.
     Not for use inside a ``@given`` test: use :func:`assert_backprop` there.
     """
-    convention = Convention(examples, weights, reduction, biases, targets)
+    convention = Convention(examples, weights, reduction, biases, targets, output_reduction, l2_form, l2_biases,
+                            training_size)
+    if l2_form == "lambda/2n" and training_size is None:
+        raise ValueError("l2_form='lambda/2n' needs the training-set size n: give training_size=")
     dtype = np.dtype(dtype)
     strategy = problems(_network_strategy(network_or_strategy).map(convention.adapt), dtype=dtype, saturated=saturated,
                         kinks=kinks, targets=targets)

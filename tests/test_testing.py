@@ -524,3 +524,58 @@ def test_overflow_at_saturation_is_its_own_finding():
     assert "your code overflows or divides by zero at saturation" in report, report
     assert "it is right: the formula is right, its evaluation is not stable" in report, report
     assert "likely slip" not in report, report
+
+
+def sigmoid_net_with_conventions(output_mean=False, l2=None, on_biases=False):
+    """A sigmoid network with BCE averaged over the batch, written in one of the loss conventions of
+    real code: ``output_mean`` divides ℓ by n_L as well; ``l2`` is (coefficient κ of λ·Σ‖W‖² as a
+    function of (m, n)) — 1 for reg·Σ‖W‖², 1/(2n) for λ/(2n)·Σ‖W‖², 1/(2m) for λ/(2m)·Σ‖W‖²."""
+
+    def backprop(params, X, Y, penalty=None, training_size=None):
+        depth, m = len(params) // 2, X.shape[1]
+        A = [X]
+        for k in range(1, depth + 1):
+            A.append(gallery.sigmoid(params[f"W{k}"] @ A[-1] + params[f"b{k}"][:, None]))
+        dZ = (A[-1] - Y) / m / (Y.shape[0] if output_mean else 1)
+        scale = 2 * l2(m, training_size) * penalty if l2 is not None else 0.0
+        grads = {}
+        for k in range(depth, 0, -1):
+            grads[f"W{k}"] = dZ @ A[k - 1].T + scale * params[f"W{k}"]
+            grads[f"b{k}"] = dZ.sum(axis=1) + (scale * params[f"b{k}"] if on_biases else 0)
+            if k > 1:
+                dZ = (params[f"W{k}"].T @ dZ) * A[k - 1] * (1 - A[k - 1])
+        return grads
+
+    return backprop
+
+
+BCE_NETS = dict(hidden=["sigmoid"], output=["sigmoid"], loss=["bce"], max_depth=2, layout=["columns"],
+                min_width=2)
+
+
+@pytest.mark.parametrize("user_fn, l2, options", [
+    (sigmoid_net_with_conventions(output_mean=True), False, dict(output_reduction="mean")),
+    (sigmoid_net_with_conventions(l2=lambda m, n: 1), True, dict(l2_form="lambda")),
+    (sigmoid_net_with_conventions(l2=lambda m, n: 1 / (2 * n)), True, dict(l2_form="lambda/2n", training_size=50)),
+    (sigmoid_net_with_conventions(l2=lambda m, n: 1 / (2 * m)), True, dict(l2_form="lambda/2m")),
+    (sigmoid_net_with_conventions(l2=lambda m, n: 1 / 2, on_biases=True), True, dict(l2_biases=True)),
+    (sigmoid_net_with_conventions(output_mean=True, l2=lambda m, n: 1, on_biases=True), True,
+     dict(output_reduction="mean", l2_form="lambda", l2_biases=True)),
+], ids=["output-mean", "reg", "lambda/2n", "lambda/2m", "l2-biases", "all"])
+def test_loss_and_penalty_conventions_are_options(user_fn, l2, options):
+    nets = networks(**BCE_NETS, l2=l2)
+    check_backprop(user_fn, nets, max_examples=30, seed=16, **options)
+    with pytest.raises(BackpropCheckFailed):  # in the default convention the same code is wrong
+        check_backprop(user_fn, nets, max_examples=30, seed=16, **({"training_size": 50} if "training_size" in options
+                                                                   else {}))
+
+
+def test_the_conventions_are_in_the_proven_reference():
+    from symbackprop.prove import prove_network
+
+    spec = NetworkSpec((2, 2, 2), hidden="tanh", output="sigmoid", loss="bce", batch=2, output_reduction="mean",
+                       l2=True, l2_form="lambda/2n", training_size=7, l2_biases=True)
+    assert prove_network(spec).all_proved
+    assert "mean over output units" in spec.describe() and "λ/(2n)·Σ‖W‖², n = 7" in spec.describe()
+    with pytest.raises(ValueError, match="needs the training-set size"):
+        check_backprop(gallery.correct, networks(l2=True), l2_form="lambda/2n")
