@@ -684,6 +684,7 @@ class Failure:
     wrong: list = field(default_factory=list)
     raised: BaseException | None = None
     kinks: bool = False  # found among examples drawn at kinks
+    searching: bool = False  # found by check_backprop, which has not finished shrinking yet
     _report: str | None = field(default=None, repr=False)
 
     @property
@@ -792,6 +793,8 @@ class Failure:
             return slip_outcomes(network, params, X, Y, name[0], int(name[1:]), np.asarray(claimed), penalty)
 
     def report(self) -> str:
+        if self.searching:  # Hypothesis shows every example it shrinks through: no diagnosis for those
+            return f"network {self.network.describe()}: {len(self.wrong) or 'an exception'} (still shrinking)"
         if self._report is None:
             self._report = self._compose()
         return self._report
@@ -854,7 +857,7 @@ def _summary(failures: list) -> str:
 
 
 def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, on_error: str,
-           kinks: bool = False) -> None:
+           kinks: bool = False, searching: bool = False) -> None:
     """Raise BackpropMismatch on wrong gradients; on an exception from the user's function:
     ``"raise"`` it, ``"report"`` it as UserFunctionRaised, or ``"skip"`` the example."""
     keywords = _keywords(user_fn, problem)
@@ -865,14 +868,17 @@ def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, o
             raise
         if on_error == "skip":
             hypothesis.reject()
-        raise UserFunctionRaised(Failure(problem, convention, dtype, user_fn, raised=error, kinks=kinks)) from error
+        raise UserFunctionRaised(Failure(problem, convention, dtype, user_fn, raised=error, kinks=kinks,
+                                         searching=searching)) from error
     returned = _returned_gradients(result)
     wrong = _wrong_gradients(problem, returned, convention, dtype)
     if wrong:
         kinks = kinks or not clear_of_kinks(problem.network, problem.params, problem.X, problem.Y, dtype)
         if all(w.overflow for w in wrong):
-            raise UserCodeNotFinite(Failure(problem, convention, dtype, user_fn, wrong=wrong, kinks=kinks))
-        raise BackpropMismatch(Failure(problem, convention, dtype, user_fn, wrong=wrong, kinks=kinks))
+            raise UserCodeNotFinite(Failure(problem, convention, dtype, user_fn, wrong=wrong, kinks=kinks,
+                                            searching=searching))
+        raise BackpropMismatch(Failure(problem, convention, dtype, user_fn, wrong=wrong, kinks=kinks,
+                                       searching=searching))
 
 
 def _one_hot(network: NetworkSpec, Y) -> np.ndarray:
@@ -945,7 +951,7 @@ def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples:
         @chosen
         @hypothesis.given(strategy)
         def run(problem):
-            _check(user_fn, problem, convention, dtype, on_error=on_error, kinks=kinks)
+            _check(user_fn, problem, convention, dtype, on_error=on_error, kinks=kinks, searching=True)
 
         return _failures(run if seed is None else hypothesis.seed(seed)(run))
 
@@ -964,13 +970,16 @@ def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples:
 
 def _failures(run: Callable) -> list:
     """Run a Hypothesis test; the failures it found (several distinct ones come as a group)."""
+    failures = []
     try:
         run()
     except _FailedExample as error:
-        return [error.failure]
+        failures = [error.failure]
     except BaseException as error:  # noqa: BLE001 — a group, or not ours: then re-raised
         inner = list(getattr(error, "exceptions", ()))
-        if inner and all(isinstance(e, _FailedExample) for e in inner):
-            return [e.failure for e in inner]
-        raise
-    return []
+        if not inner or not all(isinstance(e, _FailedExample) for e in inner):
+            raise
+        failures = [e.failure for e in inner]
+    for failure in failures:
+        failure.searching = False
+    return failures
