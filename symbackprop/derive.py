@@ -74,7 +74,7 @@ def backprop(net: Network, *, shortcut: bool = True) -> dict:
         delta[k] = hidden_delta(alg, W[k + 1], delta[k + 1], spec.activation(k).derivative, Z[k])
 
     penalty = net.penalty
-    if penalty is not None and getattr(spec, "l2_form", "lambda/2") != "lambda/2":  # κλ‖θ‖² has gradient 2κλθ
+    if penalty is not None and getattr(spec, "l2_form", "lambda/2") != "lambda/2":  # ∂(κλ‖θ‖²)/∂θ = 2κλθ
         penalty = _times(penalty, 2 * penalty_coefficient(spec, net.batch))
     gradients = {}
     for k in range(1, L + 1):

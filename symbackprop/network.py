@@ -240,7 +240,10 @@ def objective(spec: NetworkSpec, alg, output, Y, W: dict, reduction_factor, pena
         terms = [W[k] for k in range(1, spec.depth + 1)] + ([b[k] for k in range(1, spec.depth + 1)]
                                                           if spec.l2_biases else [])
         squares = [alg.total(alg.hadamard(t, t)) for t in terms]
-        weight = penalty / 2 if spec.l2_form == "lambda/2" else _times(penalty, penalty_coefficient(spec, alg.examples(output)))
+        if spec.l2_form == "lambda/2":
+            weight = penalty / 2  # as the documents write it
+        else:
+            weight = _times(penalty, penalty_coefficient(spec, alg.examples(output)))
         J = J + weight * sum(squares[1:], squares[0])
     return J
 

@@ -612,8 +612,9 @@ def _exchanged(wrong: list, returned: Returned, problem: Problem, convention: Co
             dW.problem = (f"your pair's lists are exchanged at layer {k}: the first list holds ∂J/∂W{k}, the "
                           f"second ∂J/∂b{k} (a pair is read biases first, (nabla_b, nabla_w))")
         else:
-            dW.problem = (f"exchanged with ∂J/∂b{k}: your {returned.written.get(f'W{k}', f'W{k}')!r} holds ∂J/∂b{k} "
-                          f"and your {returned.written.get(f'b{k}', f'b{k}')!r} holds ∂J/∂W{k}")
+            shown_W, shown_b = returned.written.get(f"W{k}", f"W{k}"), returned.written.get(f"b{k}", f"b{k}")
+            dW.problem = (f"exchanged with ∂J/∂b{k}: your {shown_W!r} holds ∂J/∂b{k} "
+                          f"and your {shown_b!r} holds ∂J/∂W{k}")
         dW.exchanged = True
         wrong = [w for w in wrong if w is not db]
     return wrong
@@ -839,7 +840,8 @@ def _example_text(problem: Problem, convention: Convention) -> str:
     parts = [f"{name}={np.array2string(np.asarray(value), precision=4, separator=', ')}" for name, value in shown.items()]
     parts += [f"X={np.array2string(problem.X, precision=4, separator=', ')}"]
     if convention.targets == "labels":
-        parts.append(f"labels={np.array2string(convention.targets_to_user(problem.network, problem.Y), separator=', ')}")
+        labels = convention.targets_to_user(problem.network, problem.Y)
+        parts.append(f"labels={np.array2string(labels, separator=', ')}")
     else:
         parts.append(f"Y={np.array2string(problem.Y, precision=4, separator=', ')}")
     if problem.penalty is not None:
