@@ -197,7 +197,7 @@ def forward(spec: NetworkSpec, alg, W: dict, b: dict, X, Ez: dict | None = None,
 
 
 L2_FORMS = {  # l2_form: the coefficient κλ of Σ‖W_k‖² as written
-    "lambda/2": "λ/2",  # (λ/2)·Σ‖W‖², the documents' form
+    "lambda/2": "(λ/2)",  # (λ/2)·Σ‖W‖², the documents' form
     "lambda": "λ",  # reg·Σ‖W‖² (CS231n)
     "lambda/2m": "λ/(2m)",  # m the batch size
     "lambda/2n": "λ/(2n)",  # n the training-set size (Nielsen's network2.py)

@@ -579,3 +579,14 @@ def test_the_conventions_are_in_the_proven_reference():
     assert "mean over output units" in spec.describe() and "λ/(2n)·Σ‖W‖², n = 7" in spec.describe()
     with pytest.raises(ValueError, match="needs the training-set size"):
         check_backprop(gallery.correct, networks(l2=True), l2_form="lambda/2n")
+
+
+def test_a_penalty_in_another_form_is_named():
+    nets = networks(**BCE_NETS, l2=True)
+    documents_form = sigmoid_net_with_conventions(l2=lambda m, n: 1 / 2)  # (λ/2)·Σ‖W‖²: λW in the gradient
+    with pytest.raises(BackpropCheckFailed,
+                       match=r"likely slip: L2 term of \(λ/2\)·Σ‖W‖² where λ/\(2n\)·Σ‖W‖² belongs") as failed:
+        check_backprop(documents_form, nets, max_examples=30, seed=17, l2_form="lambda/2n", training_size=50)
+    assert "another l2_form" in str(failed.value)
+    with pytest.raises(BackpropCheckFailed, match="likely slip: L2 term λb_k missing"):
+        check_backprop(documents_form, nets, max_examples=30, seed=17, l2_biases=True)
