@@ -27,7 +27,8 @@ Conventions (keywords of :func:`check_backprop` and :func:`assert_backprop`):
 - ``targets="soft"`` (any targets the loss allows), ``"onehot"`` (each example one class) or
   ``"labels"`` (one class each, given to the function as integer indices of shape (m,) in place of Y);
 - ``output_reduction="sum"`` (ℓ summed over the output units, the documents' BCE) or ``"mean"``
-  (averaged over them, as Keras's and nnfs's binary cross-entropy);
+  (averaged over them, as Keras's and nnfs's binary cross-entropy); unset, this and the options
+  below keep the network's own (its spec's defaults: "sum", "lambda/2", no penalty on biases);
 - ``l2_form``, for networks with an L2 penalty: ``"lambda/2"`` ((λ/2)·Σ‖W‖²), ``"lambda"``
   (reg·Σ‖W‖²), ``"lambda/2m"`` (λ/(2m)·Σ‖W‖², m the batch size) or ``"lambda/2n"`` (λ/(2n)·Σ‖W‖²,
   n = ``training_size``, passed to the function as ``training_size=`` if it takes it);
@@ -362,9 +363,9 @@ class Convention:
     reduction: str = "mean"
     biases: str = "vector"
     targets: str = "soft"
-    output_reduction: str = "sum"
-    l2_form: str = "lambda/2"
-    l2_biases: bool = False
+    output_reduction: str | None = None  # these four: None keeps the network's own
+    l2_form: str | None = None
+    l2_biases: bool | None = None
     training_size: int | None = None
 
     def __post_init__(self):
@@ -383,7 +384,8 @@ class Convention:
             changes["reduction"] = self.reduction
         loss = {"output_reduction": self.output_reduction, "l2_form": self.l2_form, "l2_biases": self.l2_biases,
                 "training_size": self.training_size}
-        changes.update({name: value for name, value in loss.items() if getattr(network, name) != value})
+        changes.update({name: value for name, value in loss.items()
+                        if value is not None and getattr(network, name) != value})
         if changes.get("output_reduction") == "mean" and network.loss == "mse":
             del changes["output_reduction"]  # mse is a mean over the output units already
         try:
@@ -897,8 +899,9 @@ def _one_hot(network: NetworkSpec, Y) -> np.ndarray:
 
 def assert_backprop(user_fn: Callable, network: NetworkSpec, params: dict, X, Y, penalty: float | None = None,
                     *, dtype=None, examples: str = "columns", weights: str = "out_in", reduction: str = "mean",
-                    biases: str = "vector", targets: str = "soft", output_reduction: str = "sum",
-                    l2_form: str = "lambda/2", l2_biases: bool = False, training_size: int | None = None) -> None:
+                    biases: str = "vector", targets: str = "soft", output_reduction: str | None = None,
+                    l2_form: str | None = None, l2_biases: bool | None = None,
+                    training_size: int | None = None) -> None:
     """Check one example; raise :class:`BackpropMismatch` (an AssertionError) naming every wrong gradient.
 
     For use inside your own ``@given`` test, e.g. ``assert_backprop(my_backprop, *problem)`` with
@@ -924,8 +927,8 @@ def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples:
                    saturated: bool = False, kinks: bool = False, seed: int | None = None,
                    settings: hypothesis.settings | None = None, examples: str = "columns",
                    weights: str = "out_in", reduction: str = "mean", biases: str = "vector",
-                   targets: str = "soft", output_reduction: str = "sum", l2_form: str = "lambda/2",
-                   l2_biases: bool = False, training_size: int | None = None) -> None:
+                   targets: str = "soft", output_reduction: str | None = None, l2_form: str | None = None,
+                   l2_biases: bool | None = None, training_size: int | None = None) -> None:
     """Check ``user_fn`` on ``max_examples`` Hypothesis-drawn problems; raise :class:`BackpropCheckFailed`.
 
     ``network_or_strategy`` is a strategy (default :func:`networks`) or one :class:`NetworkSpec`.

@@ -579,6 +579,8 @@ def test_the_conventions_are_in_the_proven_reference():
     assert "mean over output units" in spec.describe() and "λ/(2n)·Σ‖W‖², n = 7" in spec.describe()
     with pytest.raises(ValueError, match="needs the training-set size"):
         check_backprop(gallery.correct, networks(l2=True), l2_form="lambda/2n")
+    own = NetworkSpec((2, 3), output="sigmoid", loss="bce", batch=2, output_reduction="mean")
+    check_backprop(sigmoid_net_with_conventions(output_mean=True), own, max_examples=10, seed=18)  # kept, not reset
 
 
 def test_a_penalty_in_another_form_is_named():
