@@ -124,7 +124,8 @@ class NumericNetwork:
 
     @property
     def loss(self) -> float:
-        return objective(self.spec, self.alg, self.A[self.depth], self.Y, self.W, self.reduction_factor, self.penalty)
+        return objective(self.spec, self.alg, self.A[self.depth], self.Y, self.W, self.reduction_factor, self.penalty,
+                         self.b)
 
 
 def gradients(spec: NetworkSpec, params: dict, X, Y, penalty: float | None = None) -> dict:
