@@ -444,7 +444,8 @@ def run_verify(args) -> int:
     check_latex_arguments(args)
     progress = Progress(None if not quiet(args) else False)
     try:
-        report = verify(args.paths, timeout=args.timeout, progress=lambda item: progress(f"checking {item}"))
+        report = verify(args.paths, timeout=args.timeout, progress=lambda item: progress(f"checking {item}"),
+                        jobs=args.jobs, memory=args.memory)
     finally:
         progress.done()
     if args.json:
