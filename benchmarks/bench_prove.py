@@ -71,12 +71,14 @@ def _child(connection, widths, hidden, output, loss, batch, exact, timeout, memo
     proof = prove_network(spec, timeout=timeout, exact=exact, memory=memory)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    connection.send((seconds, peak, proof.all_proved, proof.scope))
+    refused = all("memory budget" in r.verdict.message for r in proof.results) and not proof.lemmas
+    connection.send((seconds, peak, proof.all_proved, "refused" if refused else proof.scope))
 
 
 def measured(widths, hidden, output, loss, batch, exact, *, timeout=10.0, memory=2 << 30, cell=30.0) -> str:
     """``seconds/peak MB`` of one proof in a fresh child process (peak: its resident set, the
-    interpreter and SymPy included); ✗ when not every gradient is proved, ✗>cell when cut off."""
+    interpreter and SymPy included); ✗ when not every gradient is proved, ✗>cell when cut off,
+    ``refused`` when the estimate of the expansion exceeds the memory budget (nothing is built)."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
     child = context.Process(target=_child, args=(send, widths, hidden, output, loss, batch, exact, timeout, memory))
@@ -87,6 +89,8 @@ def measured(widths, hidden, output, loss, batch, exact, *, timeout=10.0, memory
         return f"✗>{cell:.0f}s"
     seconds, peak, proved, scope = receive.recv()
     child.join()
+    if scope == "refused":
+        return "refused"
     return f"{'' if proved else '✗'}{seconds:.2f}/{peak / 2**20:.0f}"
 
 
