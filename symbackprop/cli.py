@@ -259,6 +259,23 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _memory_size(text: str) -> int:
+    from .budget import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_memory_argument(parser, per: str) -> None:
+    from .budget import default_memory, size_text
+
+    parser.add_argument("--memory", type=_memory_size, default=None, metavar="SIZE",
+                        help=f"memory budget per {per}, e.g. 2G or 500M; running out gives 'undecided' "
+                             f"(default: half the memory available, now {size_text(default_memory())})")
+
+
 class _DeprecatedOutput(argparse.Action):
     """``--output NAME``, the old spelling of --output-activation (it collides with the universal
     ``-o/--output FILE``).  On ``export``, which writes a file, ``--output FILE`` is the file."""
@@ -320,13 +337,15 @@ def run_prove(args) -> int:
     progress = Progress(None if not quiet(args) else False)
     proof = None
     if args.widths is not None:
-        proof = prove_network(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"))
+        proof = prove_network(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"),
+                              exact=args.exact, memory=args.memory)
     general = None
     if args.general:
         from .general import prove_general
 
         progress("proving for every width and depth")
-        general = prove_general(spec, timeout=args.timeout)
+        general = proof.general if proof is not None and proof.general is not None else \
+            prove_general(spec, timeout=args.timeout)
     progress.done()
     proved = (proof is None or proof.all_proved) and (general is None or general.all_proved)
     if args.json:
@@ -358,7 +377,7 @@ def render_network_proof(proof, screen: Screen | None = None, summary_only: bool
     proved = sum(r.verdict.proved for r in proof.results)
     summary = "all" if proof.all_proved else f"{proved} of"
     summary = (f"{summary} {len(proof.results)} gradients proved equal to the backprop recurrences "
-               f"(scope: instance; {proof.seconds:.2f} s)")
+               f"(scope: {proof.scope}; {proof.seconds:.2f} s)")
     if summary_only:
         return summary
     lines = [f"network {proof.spec.describe()}", ""]
@@ -367,10 +386,10 @@ def render_network_proof(proof, screen: Screen | None = None, summary_only: bool
     if lemma_rows:
         lines += [screen.table(["lemma", "statement", "verdict", "method", "seconds"], lemma_rows, elide=1,
                                right=(4,), styled=(2,)), ""]
-    rows = [[r.quantity, str(r.layer), r.verdict.status, r.verdict.method or r.verdict.message,
+    rows = [[r.quantity, str(r.layer), r.verdict.status, r.verdict.scope, r.verdict.method or r.verdict.message,
              _seconds(r.verdict.seconds)] for r in proof.results]
-    lines.append(screen.table(["quantity", "layer", "verdict", "method", "seconds"], rows, elide=3,
-                              right=(1, 4), styled=(2,)))
+    lines.append(screen.table(["quantity", "layer", "verdict", "scope", "method", "seconds"], rows, elide=4,
+                              right=(1, 5), styled=(2,)))
     for r in proof.results:
         v = r.verdict
         if not v.proved:
@@ -425,7 +444,8 @@ def run_verify(args) -> int:
     check_latex_arguments(args)
     progress = Progress(None if not quiet(args) else False)
     try:
-        report = verify(args.paths, timeout=args.timeout, progress=lambda item: progress(f"checking {item}"))
+        report = verify(args.paths, timeout=args.timeout, progress=lambda item: progress(f"checking {item}"),
+                        jobs=args.jobs, memory=args.memory)
     finally:
         progress.done()
     if args.json:
@@ -756,6 +776,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_network_arguments(prove, "prove", widths_required=False)
     prove.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                        help="time budget per gradient, in seconds; running out gives 'undecided'")
+    add_memory_argument(prove, "gradient")
+    prove.add_argument("--exact", action="store_true",
+                       help="expand the network and decide every gradient exactly on this instance, even when the "
+                            "general proof covers it (by default such a network is an instance of the general proof: "
+                            "scope 'general, instantiated')")
     prove.add_argument("--json", action="store_true", help="print the report as JSON (docs/report.md)")
     prove.add_argument("--general", action="store_true",
                        help="also prove the recurrences for every width and every depth (symbolic sizes and "
@@ -775,6 +800,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("paths", nargs="+", metavar="PATH", help="derivation files or folders, or - (stdin)")
     verify.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                         help="time budget per claim, in seconds")
+    add_memory_argument(verify, "claim")
+    verify.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
+                        help="check claims in N worker processes (default: the number of cores); the report is "
+                             "the same as with --jobs 1, in the files' order")
     verify.add_argument("--json", action="store_true", help="print the report as JSON (docs/report.md)")
     add_latex_arguments(verify)
     verify.set_defaults(run=run_verify)
