@@ -191,6 +191,13 @@ class Sized(Elementwise):
     def index_sum(self, body, count):
         return summation(body, count)
 
+    def padded_entry(self, a, i, j):
+        """a(i, j) where 0 ≤ i < rows and 0 ≤ j < cols, else 0 (a Piecewise the decider discharges)."""
+        if not isinstance(a, SizedMat):
+            return a
+        inside = And(i >= 0, i <= a.rows - 1, j >= 0, j <= a.cols - 1)
+        return Piecewise((a(i, j), inside), (0, True))
+
     def full(self, value, like: SizedMat) -> SizedMat:
         return SizedMat(like.rows, like.cols, lambda i, j: Integer(value))
 

@@ -1,0 +1,602 @@
+"""The layer library: every layer is one row, like the activations and losses of ``rules``.
+
+A row holds the layer's **forward definition** and the **closed-form backward pass** the
+literature uses (batchnorm's dx = (1/N)·γ·(σ²+ε)^(−1/2)·(N·dy − Σdy − x̂·Σ(dy⊙x̂)), BPTT's sums
+over time, the flipped kernel of a convolution …), both written once against the matrix algebra
+(``algebra``), so every interpretation reads them: exact instances (``matrices.Explicit``), sizes as
+symbols (``indexed.Sized``), float arrays (``numeric.NumpyAlgebra``).
+
+Conventions.  A row's tensors are declared by :meth:`Layer.tensors` from the row's sizes: each
+has a shape, a *role* — ``input`` (differentiated), ``fixed`` (a mask, the tokens: not
+differentiated) — and a domain (``model.DOMAINS``: real, positive, binary).  Scalars are 1 × 1.
+``forward(alg, v)`` maps the tensors ``v`` (a dict) to the output y; ``backward(alg, v, dy)`` maps
+them and the upstream gradient dy = ∂L/∂y (shaped like y) to ``{name: ∂L/∂name}`` for every
+input.  A backward formula is a *claim* until ``layer_proofs`` proves it against direct
+differentiation of L = Σ y ⊙ dy.
+
+Examples are rows (N × D) for the normalisations; sequences are rows for attention (one token
+per row); a signal is a column for conv1d; an RNN's inputs are the columns x_1 … x_T of X.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable
+
+import sympy
+
+from .rules import ACTIVATIONS, SIGMOID, TANH
+
+
+@dataclass(frozen=True)
+class Tensor:
+    name: str
+    rows: object
+    cols: object
+    role: str = "input"  # input (differentiated) | fixed (mask, tokens)
+    domain: str = "real"
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """One row of the layer library (see the module docstring)."""
+
+    name: str
+    title: str
+    tensors: Callable  # sizes -> [Tensor]
+    forward: Callable  # (alg, v) -> y
+    backward: Callable  # (alg, v, dy) -> {name: gradient}
+    forward_text: str
+    backward_text: dict  # name -> the closed form as the literature writes it
+    sizes: tuple  # distinct instance sizes, the first the default
+    summed: str = ""  # the dimension its backward sums over (proved for every size when possible)
+    general_sizes: Callable | None = None  # symbols -> sizes for an every-size proof (None: none)
+    source: str = ""  # where the closed form is published
+    constants: Callable | None = None  # sizes -> {name: fixed value} (tokens), not symbols
+
+    def inputs(self, sizes: dict) -> list[Tensor]:
+        return [t for t in self.tensors(sizes) if t.role == "input"]
+
+    def __repr__(self):
+        return f"<layer {self.name}>"
+
+
+def _one(alg, value):
+    """A 1 × 1 value as a scalar (the algebras broadcast scalars, not 1 × 1 matrices)."""
+    return alg.entry(value, 0, 0)
+
+
+def _rows(alg, a):
+    return alg.shape(a)[0]
+
+
+def _cols(alg, a):
+    return alg.shape(a)[1]
+
+
+def _column(alg, a, t):
+    return alg.block(a, (0, _rows(alg, a)), (t, t + 1))
+
+
+def _columns(alg, parts):
+    result = parts[0]
+    for part in parts[1:]:
+        result = alg.concat(result, part, 1)
+    return result
+
+
+def _inverse_count(n):
+    return sympy.Rational(1, n) if isinstance(n, int) else 1 / sympy.sympify(n)
+
+
+# ----------------------------------------------------------------------------- normalisations
+
+
+def _normalised(alg, x, eps, axis):
+    """x̂ = (x − μ)·(σ² + ε)^(−1/2) along ``axis``, and (σ² + ε)^(−1/2)."""
+    inv_std = alg.power(alg.add(alg.var_axis(x, axis), _one(alg, eps)), sympy.Rational(-1, 2))
+    return alg.hadamard(alg.sub(x, alg.mean_axis(x, axis)), inv_std), inv_std
+
+
+def _batchnorm_forward(alg, v):
+    xhat, _ = _normalised(alg, v["x"], v["eps"], 0)
+    return alg.add(alg.hadamard(v["gamma"], xhat), v["beta"])
+
+
+def _batchnorm_backward(alg, v, dy):
+    """dx = (1/N)·γ·(σ²+ε)^(−1/2)·(N·dy − Σ_n dy − x̂·Σ_n(dy⊙x̂)); dγ = Σ_n dy⊙x̂; dβ = Σ_n dy."""
+    x = v["x"]
+    n = _rows(alg, x)
+    xhat, inv_std = _normalised(alg, x, v["eps"], 0)
+    dgamma = alg.sum_axis(alg.hadamard(dy, xhat), 0)
+    inner = alg.sub(alg.sub(alg.scale(n, dy), alg.sum_axis(dy, 0)), alg.hadamard(xhat, dgamma))
+    dx = alg.scale(_inverse_count(n), alg.hadamard(alg.hadamard(v["gamma"], inv_std), inner))
+    return {"x": dx, "gamma": dgamma, "beta": alg.sum_axis(dy, 0)}
+
+
+def _norm_tensors(sizes):
+    n, d = sizes["N"], sizes["D"]
+    return [Tensor("x", n, d), Tensor("gamma", 1, d), Tensor("beta", 1, d), Tensor("eps", 1, 1, domain="positive")]
+
+
+def _layernorm_forward(alg, v):
+    xhat, _ = _normalised(alg, v["x"], v["eps"], 1)
+    return alg.add(alg.hadamard(v["gamma"], xhat), v["beta"])
+
+
+def _layernorm_backward(alg, v, dy):
+    """g = dy⊙γ; dx = (1/D)·(σ²+ε)^(−1/2)·(D·g − Σ_d g − x̂·Σ_d(g⊙x̂)); dγ = Σ_n dy⊙x̂; dβ = Σ_n dy."""
+    x = v["x"]
+    d = _cols(alg, x)
+    xhat, inv_std = _normalised(alg, x, v["eps"], 1)
+    g = alg.hadamard(dy, v["gamma"])
+    inner = alg.sub(alg.sub(alg.scale(d, g), alg.sum_axis(g, 1)), alg.hadamard(xhat, alg.sum_axis(alg.hadamard(g, xhat), 1)))
+    dx = alg.scale(_inverse_count(d), alg.hadamard(inv_std, inner))
+    return {"x": dx, "gamma": alg.sum_axis(alg.hadamard(dy, xhat), 0), "beta": alg.sum_axis(dy, 0)}
+
+
+# ---------------------------------------------------------------------------------- attention
+
+
+def _attention_tensors(masked):
+    def tensors(sizes):
+        n, m, d, e = sizes["n"], sizes["m"], sizes["d"], sizes["e"]
+        found = [Tensor("Q", n, d), Tensor("K", m, d), Tensor("V", m, e)]
+        if masked:
+            found.append(Tensor("mask", n, m, role="fixed", domain="binary"))
+        return found
+
+    return tensors
+
+
+def _attention_scale(alg, v):
+    d = _cols(alg, v["Q"])
+    return 1 / sympy.sqrt(d)
+
+
+def _attention_weights(alg, v):
+    """P = softmax(QKᵀ/√d) along each row; with a 0/1 mask, P = M⊙e^S / Σ(M⊙e^S) (−∞ scores)."""
+    scores = alg.scale(_attention_scale(alg, v), alg.matmul(v["Q"], alg.T(v["K"])))
+    if "mask" not in v:
+        return alg.softmax_axis(scores, 1)
+    weights = alg.hadamard(v["mask"], alg.exp(scores))
+    return alg.divide(weights, alg.sum_axis(weights, 1))
+
+
+def _attention_forward(alg, v):
+    return alg.matmul(_attention_weights(alg, v), v["V"])
+
+
+def _attention_backward(alg, v, dy):
+    """dV = Pᵀ dY; dP = dY Vᵀ; dS = P⊙(dP − rowsum(dP⊙P)); dQ = dS K/√d; dK = dSᵀ Q/√d."""
+    P = _attention_weights(alg, v)
+    c = _attention_scale(alg, v)
+    dP = alg.matmul(dy, alg.T(v["V"]))
+    dS = alg.hadamard(P, alg.sub(dP, alg.sum_axis(alg.hadamard(dP, P), 1)))
+    return {"Q": alg.scale(c, alg.matmul(dS, v["K"])), "K": alg.scale(c, alg.matmul(alg.T(dS), v["Q"])),
+            "V": alg.matmul(alg.T(P), dy)}
+
+
+# ------------------------------------------------------------------------------- convolutions
+
+
+def _out(length, kernel, stride):
+    return (length - kernel) // stride + 1 if isinstance(length, int) else (length - kernel) / stride + 1
+
+
+def _conv1d_tensors(sizes):
+    return [Tensor("x", sizes["L"], 1), Tensor("w", sizes["K"], 1), Tensor("b", 1, 1)]
+
+
+def _conv1d_forward(alg, v):
+    """y[i] = Σ_k w[k]·x[s·i + k] + b (cross-correlation, valid padding, stride s)."""
+    x, w = v["x"], v["w"]
+    K, s = _rows(alg, w), v.get("stride", 1)
+    b = _one(alg, v["b"])
+    out = _out(_rows(alg, x), K, s)
+    return alg.build(out, 1, lambda i, _: alg.index_sum(lambda k: alg.entry(w, k, 0) * alg.entry(x, s * i + k, 0), K) + b)
+
+
+def _conv1d_backward(alg, v, dy):
+    """dx[j] = Σ_k w[k]·dy[(j − k)/s] (dy zero outside, and where s ∤ j − k: the flipped kernel run
+    over the padded dy); dw[k] = Σ_i dy[i]·x[s·i + k]; db = Σ_i dy[i]."""
+    x, w = v["x"], v["w"]
+    K, L, s = _rows(alg, w), _rows(alg, x), v.get("stride", 1)
+    out = _rows(alg, dy)
+    dx = alg.build(L, 1, lambda j, _: alg.index_sum(
+        lambda k: alg.entry(w, k, 0) * alg.padded_entry(dy, (j - k) / s if s != 1 else j - k, 0), K))
+    dw = alg.build(K, 1, lambda k, _: alg.index_sum(lambda i: alg.entry(dy, i, 0) * alg.entry(x, s * i + k, 0), out))
+    return {"x": dx, "w": dw, "b": alg.build(1, 1, lambda i, j: alg.index_sum(lambda t: alg.entry(dy, t, 0), out))}
+
+
+def _conv2d_tensors(sizes):
+    return [Tensor("x", sizes["H"], sizes["W"]), Tensor("w", sizes["kh"], sizes["kw"]), Tensor("b", 1, 1)]
+
+
+def _conv2d_forward(alg, v):
+    """y[i, j] = Σ_{p,q} w[p, q]·x[s·i + p, s·j + q] + b."""
+    x, w = v["x"], v["w"]
+    (H, W), (kh, kw), s = alg.shape(x), alg.shape(w), v.get("stride", 1)
+    b = _one(alg, v["b"])
+    return alg.build(_out(H, kh, s), _out(W, kw, s), lambda i, j: alg.index_sum(lambda p: alg.index_sum(
+        lambda q: alg.entry(w, p, q) * alg.entry(x, s * i + p, s * j + q), kw), kh) + b)
+
+
+def _conv2d_backward(alg, v, dy):
+    """dx[a, c] = Σ_{p,q} w[p, q]·dy[(a − p)/s, (c − q)/s] (the flipped kernel over the padded dy);
+    dw[p, q] = Σ_{i,j} dy[i, j]·x[s·i + p, s·j + q]; db = Σ dy."""
+    x, w = v["x"], v["w"]
+    (H, W), (kh, kw), s = alg.shape(x), alg.shape(w), v.get("stride", 1)
+    oh, ow = alg.shape(dy)
+
+    def shifted(a, p):
+        return (a - p) / s if s != 1 else a - p
+
+    dx = alg.build(H, W, lambda a, c: alg.index_sum(lambda p: alg.index_sum(
+        lambda q: alg.entry(w, p, q) * alg.padded_entry(dy, shifted(a, p), shifted(c, q)), kw), kh))
+    dw = alg.build(kh, kw, lambda p, q: alg.index_sum(lambda i: alg.index_sum(
+        lambda j: alg.entry(dy, i, j) * alg.entry(x, s * i + p, s * j + q), ow), oh))
+    return {"x": dx, "w": dw, "b": alg.build(1, 1, lambda i, j: alg.total(dy))}
+
+
+# ------------------------------------------------------------------------------------ pooling
+
+
+def _meanpool_forward(alg, v):
+    """y[i, j] = (1/p²)·Σ_{a,c < p} x[p·i + a, p·j + c] (p × p windows, stride p)."""
+    x, p = v["x"], v["pool"]
+    H, W = alg.shape(x)
+    return alg.build(H // p, W // p, lambda i, j: sympy.Rational(1, p * p) * alg.index_sum(
+        lambda a: alg.index_sum(lambda c: alg.entry(x, p * i + a, p * j + c), p), p))
+
+
+def _meanpool_backward(alg, v, dy):
+    """dx[a, c] = dy[⌊a/p⌋, ⌊c/p⌋]/p²: each window's gradient spread evenly over it."""
+    x, p = v["x"], v["pool"]
+    H, W = alg.shape(x)
+    return {"x": alg.build(H, W, lambda a, c: sympy.Rational(1, p * p) * alg.entry(dy, a // p, c // p))}
+
+
+def _maxpool_forward(alg, v):
+    """y[i] = max(x[2i], x[2i+1]) (windows of 2 along a column, stride 2)."""
+    x = v["x"]
+    L = _rows(alg, x)
+    pairs = alg.build(L // 2, 1, lambda i, _: alg.entry(x, 2 * i, 0))
+    others = alg.build(L // 2, 1, lambda i, _: alg.entry(x, 2 * i + 1, 0))
+    return alg.maximum(pairs, others)
+
+
+def _maxpool_backward(alg, v, dy):
+    """The gradient goes to the window's argmax: dx[2i] = dy[i]·H(x[2i] − x[2i+1]),
+    dx[2i+1] = dy[i]·(1 − H(x[2i] − x[2i+1])) (almost everywhere: off ties)."""
+    x = v["x"]
+    L = _rows(alg, x)
+    step = ACTIVATIONS["relu"].derivative_rule  # H, the derivative atom of max(a, b) = b + relu(a − b)
+
+    def entry(j, _):
+        i, first = j // 2, j % 2 == 0
+        h = step(alg.entry(x, 2 * i, 0) - alg.entry(x, 2 * i + 1, 0))
+        return alg.entry(dy, i, 0) * (h if first else 1 - h)
+
+    return {"x": alg.build(L, 1, entry)}
+
+
+# ------------------------------------------------------------------------------- recurrences
+
+
+def _rnn_tensors(sizes):
+    T, H, D = sizes["T"], sizes["H"], sizes["D"]
+    return [Tensor("X", D, T), Tensor("h0", H, 1), Tensor("W", H, H), Tensor("U", H, D), Tensor("b", H, 1)]
+
+
+def _rnn_states(alg, v):
+    """h_t = tanh(W h_{t−1} + U x_t + b) for t = 1 … T."""
+    h, states = v["h0"], []
+    for t in range(_cols(alg, v["X"])):
+        pre = alg.add(alg.add(alg.matmul(v["W"], h), alg.matmul(v["U"], _column(alg, v["X"], t))), v["b"])
+        h = alg.apply(TANH.atom, pre)
+        states.append(h)
+    return states
+
+
+def _rnn_forward(alg, v):
+    """The hidden states side by side: [h_1 … h_T] (H × T)."""
+    return _columns(alg, _rnn_states(alg, v))
+
+
+def _rnn_backward(alg, v, dy):
+    """BPTT: g_T = dh_T, g_t = dh_t + Wᵀ δ_{t+1}; δ_t = g_t ⊙ (1 − h_t²); dW = Σ_t δ_t h_{t−1}ᵀ,
+    dU = Σ_t δ_t x_tᵀ, db = Σ_t δ_t, dh₀ = Wᵀ δ_1."""
+    states = _rnn_states(alg, v)
+    T = len(states)
+    previous = [v["h0"]] + states[:-1]
+    deltas = [None] * T
+    carry = None
+    for t in reversed(range(T)):
+        g = _column(alg, dy, t) if carry is None else alg.add(_column(alg, dy, t), carry)
+        deltas[t] = alg.hadamard(g, alg.sub(alg.full(1, states[t]), alg.hadamard(states[t], states[t])))
+        carry = alg.matmul(alg.T(v["W"]), deltas[t])
+
+    def total(parts):
+        result = parts[0]
+        for part in parts[1:]:
+            result = alg.add(result, part)
+        return result
+
+    return {
+        "W": total([alg.outer(deltas[t], previous[t]) for t in range(T)]),
+        "U": total([alg.outer(deltas[t], _column(alg, v["X"], t)) for t in range(T)]),
+        "b": total(deltas), "h0": carry, "X": _columns(alg, [alg.matmul(alg.T(v["U"]), d) for d in deltas]),
+    }
+
+
+def _lstm_tensors(sizes):
+    H, D = sizes["H"], sizes["D"]
+    return [Tensor("x", D, 1), Tensor("h", H, 1), Tensor("c", H, 1), Tensor("W", 4 * H, D + H), Tensor("b", 4 * H, 1)]
+
+
+def _lstm_gates(alg, v):
+    """a = W [x; h] + b split into the gates i, f, o (σ) and the candidate g (tanh)."""
+    H = _rows(alg, v["h"])
+    z = alg.concat(v["x"], v["h"], 0)
+    a = alg.add(alg.matmul(v["W"], z), v["b"])
+    part = [alg.block(a, (k * H, (k + 1) * H), (0, 1)) for k in range(4)]
+    i, f, o = (alg.apply(SIGMOID.atom, p) for p in part[:3])
+    g = alg.apply(TANH.atom, part[3])
+    c_new = alg.add(alg.hadamard(f, v["c"]), alg.hadamard(i, g))
+    return z, i, f, o, g, c_new, alg.apply(TANH.atom, c_new)
+
+
+def _lstm_forward(alg, v):
+    """c′ = f⊙c + i⊙g, h′ = o⊙tanh(c′); the output is [h′; c′] (2H × 1)."""
+    _, _, _, o, _, c_new, t = _lstm_gates(alg, v)
+    return alg.concat(alg.hadamard(o, t), c_new, 0)
+
+
+def _lstm_backward(alg, v, dy):
+    """dc′_total = dc′ + dh′⊙o⊙(1 − tanh²c′); do = dh′⊙tanh c′; di = dc′_total⊙g; df = dc′_total⊙c;
+    dg = dc′_total⊙i; da = [di⊙i(1−i); df⊙f(1−f); do⊙o(1−o); dg⊙(1−g²)]; dW = da [x; h]ᵀ, db = da,
+    [dx; dh] = Wᵀ da, dc = dc′_total⊙f."""
+    H, D = _rows(alg, v["h"]), _rows(alg, v["x"])
+    z, i, f, o, g, c_new, t = _lstm_gates(alg, v)
+    dh, dc = alg.block(dy, (0, H), (0, 1)), alg.block(dy, (H, 2 * H), (0, 1))
+    one = alg.full(1, t)
+    dct = alg.add(dc, alg.hadamard(alg.hadamard(dh, o), alg.sub(one, alg.hadamard(t, t))))
+    parts = [alg.hadamard(alg.hadamard(dct, g), alg.hadamard(i, alg.sub(one, i))),
+             alg.hadamard(alg.hadamard(dct, v["c"]), alg.hadamard(f, alg.sub(one, f))),
+             alg.hadamard(alg.hadamard(dh, t), alg.hadamard(o, alg.sub(one, o))),
+             alg.hadamard(alg.hadamard(dct, i), alg.sub(one, alg.hadamard(g, g)))]
+    da = parts[0]
+    for p in parts[1:]:
+        da = alg.concat(da, p, 0)
+    dz = alg.matmul(alg.T(v["W"]), da)
+    return {"x": alg.block(dz, (0, D), (0, 1)), "h": alg.block(dz, (D, D + H), (0, 1)),
+            "c": alg.hadamard(dct, f), "W": alg.outer(da, z), "b": da}
+
+
+# ------------------------------------------------------------------------- the smaller rows
+
+
+def _residual_tensors(sizes):
+    D, H, N = sizes["D"], sizes["H"], sizes["N"]
+    return [Tensor("x", D, N), Tensor("W1", H, D), Tensor("b1", H, 1), Tensor("W2", D, H), Tensor("b2", D, 1)]
+
+
+def _residual_hidden(alg, v):
+    return alg.apply(TANH.atom, alg.add(alg.matmul(v["W1"], v["x"]), v["b1"]))
+
+
+def _residual_forward(alg, v):
+    """y = x + W₂ tanh(W₁ x + b₁) + b₂ (examples as columns)."""
+    return alg.add(alg.add(v["x"], alg.matmul(v["W2"], _residual_hidden(alg, v))), v["b2"])
+
+
+def _residual_backward(alg, v, dy):
+    """δ = (W₂ᵀ dy)⊙(1 − a²); dx = dy + W₁ᵀ δ (the skip adds dy); dW₂ = dy aᵀ, db₂ = Σ dy, dW₁ = δ xᵀ, db₁ = Σ δ."""
+    a = _residual_hidden(alg, v)
+    delta = alg.hadamard(alg.matmul(alg.T(v["W2"]), dy), alg.sub(alg.full(1, a), alg.hadamard(a, a)))
+    return {"x": alg.add(dy, alg.matmul(alg.T(v["W1"]), delta)), "W2": alg.matmul(dy, alg.T(a)),
+            "b2": alg.sum_axis(dy, 1), "W1": alg.matmul(delta, alg.T(v["x"])), "b1": alg.sum_axis(delta, 1)}
+
+
+def _embedding_tensors(sizes):
+    return [Tensor("E", sizes["V"], sizes["D"])]
+
+
+def _embedding_tokens(sizes):
+    """Fixed token ids (0-based) with repeats, so that a gradient that does not accumulate shows."""
+    V, N = sizes["V"], sizes["N"]
+    return {"tokens": tuple((3 * k + 1) % V if k % 3 else 0 for k in range(N))}
+
+
+def _onehot(alg, tokens, V):
+    return alg.build(len(tokens), V, lambda n, j: sympy.Integer(1 if tokens[n] == j else 0))
+
+
+def _embedding_forward(alg, v):
+    """y = onehot(tokens) E: row n is E[tokens[n]]."""
+    return alg.matmul(_onehot(alg, v["tokens"], _rows(alg, v["E"])), v["E"])
+
+
+def _embedding_backward(alg, v, dy):
+    """dE = onehot(tokens)ᵀ dy: row j sums dy over the positions holding token j."""
+    return {"E": alg.matmul(alg.T(_onehot(alg, v["tokens"], _rows(alg, v["E"]))), dy)}
+
+
+def _dropout_tensors(sizes):
+    n, d = sizes["N"], sizes["D"]
+    return [Tensor("x", n, d), Tensor("mask", n, d, role="fixed", domain="binary"),
+            Tensor("keep", 1, 1, role="fixed", domain="positive")]
+
+
+def _dropout_forward(alg, v):
+    """y = x ⊙ m / q (inverted dropout: m a fixed 0/1 mask, q the keep probability)."""
+    return alg.scale(1 / _one(alg, v["keep"]), alg.hadamard(v["x"], v["mask"]))
+
+
+def _dropout_backward(alg, v, dy):
+    return {"x": alg.scale(1 / _one(alg, v["keep"]), alg.hadamard(dy, v["mask"]))}
+
+
+GELU_C = sympy.Rational(44715, 1000000)
+
+
+def _gelu_inner(x):
+    return sympy.sqrt(2 / sympy.pi) * (x + GELU_C * x ** 3)
+
+
+def _gelu_forward(alg, v):
+    """GELU(x) ≈ ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), elementwise."""
+    return alg.apply(lambda x: x * (1 + TANH.atom(_gelu_inner(x))) / 2, v["x"])
+
+
+def _gelu_derivative(x):
+    t = TANH.atom(_gelu_inner(x))
+    return (1 + t) / 2 + x * (1 - t ** 2) * sympy.sqrt(2 / sympy.pi) * (1 + 3 * GELU_C * x ** 2) / 2
+
+
+def _gelu_backward(alg, v, dy):
+    """dx = dy ⊙ [½(1 + t) + ½·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)], t = tanh(√(2/π)(x + 0.044715x³))."""
+    return {"x": alg.hadamard(dy, alg.apply(_gelu_derivative, v["x"]))}
+
+
+def _x_tensor(sizes):
+    return [Tensor("x", sizes["N"], sizes["D"])]
+
+
+def _softmax_forward(alg, v):
+    """y = softmax(x) along each row."""
+    return alg.softmax_axis(v["x"], 1)
+
+
+def _softmax_backward(alg, v, dy):
+    """dx = y ⊙ (dy − rowsum(dy ⊙ y)): the Jacobian diag(y) − y yᵀ applied row by row."""
+    y = alg.softmax_axis(v["x"], 1)
+    return {"x": alg.hadamard(y, alg.sub(dy, alg.sum_axis(alg.hadamard(dy, y), 1)))}
+
+
+def _log_softmax_forward(alg, v):
+    """y = log softmax(x) along each row."""
+    return alg.log(alg.softmax_axis(v["x"], 1))
+
+
+def _log_softmax_backward(alg, v, dy):
+    """dx = dy − softmax(x) ⊙ rowsum(dy)."""
+    return {"x": alg.sub(dy, alg.hadamard(alg.softmax_axis(v["x"], 1), alg.sum_axis(dy, 1)))}
+
+
+def _with_stride(forward_or_backward, stride):
+    if forward_or_backward.__code__.co_argcount == 2:
+        return lambda alg, v: forward_or_backward(alg, {**v, "stride": stride})
+    return lambda alg, v, dy: forward_or_backward(alg, {**v, "stride": stride}, dy)
+
+
+def _with(forward_or_backward, **extra):
+    if forward_or_backward.__code__.co_argcount == 2:
+        return lambda alg, v: forward_or_backward(alg, {**v, **extra})
+    return lambda alg, v, dy: forward_or_backward(alg, {**v, **extra}, dy)
+
+
+def _symbolic(*names):
+    from .indexed import size
+
+    return lambda: {name: size(name) for name in names}
+
+
+_NORM_TEXT = {"gamma": "dγ = Σ_n dy ⊙ x̂", "beta": "dβ = Σ_n dy"}
+
+LAYERS: dict[str, Layer] = {row.name: row for row in (
+    Layer("batchnorm", "batch normalisation (training mode)", _norm_tensors, _batchnorm_forward, _batchnorm_backward,
+          "y = γ ⊙ (x − μ)/√(σ² + ε) + β, μ, σ² over the batch (axis 0)",
+          {"x": "dx = (1/N)·γ·(σ²+ε)^(−1/2)·(N·dy − Σ_n dy − x̂·Σ_n(dy⊙x̂))", **_NORM_TEXT},
+          ({"N": 3, "D": 2}, {"N": 2, "D": 1}, {"N": 4, "D": 1}), summed="N",
+          general_sizes=_symbolic("N", "D"), source="Ioffe & Szegedy 2015; Kratzert 2016"),
+    Layer("layernorm", "layer normalisation", _norm_tensors, _layernorm_forward, _layernorm_backward,
+          "y = γ ⊙ (x − μ)/√(σ² + ε) + β, μ, σ² over each example's features (axis 1)",
+          {"x": "dx = (1/D)·(σ²+ε)^(−1/2)·(D·g − Σ_d g − x̂·Σ_d(g⊙x̂)), g = dy⊙γ", **_NORM_TEXT},
+          ({"N": 2, "D": 3}, {"N": 1, "D": 2}, {"N": 1, "D": 4}), summed="D",
+          general_sizes=_symbolic("N", "D"), source="Ba, Kiros & Hinton 2016"),
+    Layer("attention", "scaled dot-product attention (single head)", _attention_tensors(False),
+          _attention_forward, _attention_backward, "Y = softmax(QKᵀ/√d) V, softmax along each row",
+          {"V": "dV = Pᵀ dY", "Q": "dQ = dS K/√d, dS = P⊙(dY Vᵀ − rowsum(dY Vᵀ ⊙ P))", "K": "dK = dSᵀ Q/√d"},
+          ({"n": 2, "m": 2, "d": 1, "e": 1}, {"n": 1, "m": 3, "d": 2, "e": 1}, {"n": 2, "m": 3, "d": 1, "e": 2}),
+          summed="m", source="Vaswani et al. 2017"),
+    Layer("masked_attention", "scaled dot-product attention with a 0/1 mask (causal, padding)",
+          _attention_tensors(True), _attention_forward, _attention_backward,
+          "Y = P V, P = M⊙exp(QKᵀ/√d) / rowsum(M⊙exp(QKᵀ/√d)) (a masked score is −∞)",
+          {"V": "dV = Pᵀ dY", "Q": "dQ = dS K/√d, dS = P⊙(dY Vᵀ − rowsum(dY Vᵀ ⊙ P))", "K": "dK = dSᵀ Q/√d"},
+          ({"n": 2, "m": 2, "d": 1, "e": 1}, {"n": 2, "m": 3, "d": 1, "e": 1}), summed="m"),
+    Layer("conv1d", "1-D convolution (cross-correlation), valid padding, stride 1", _conv1d_tensors,
+          _conv1d_forward, _conv1d_backward, "y[i] = Σ_k w[k]·x[i+k] + b",
+          {"x": "dx[j] = Σ_k w[k]·dy[j−k] (flipped kernel over the zero-padded dy)",
+           "w": "dw[k] = Σ_i dy[i]·x[i+k]", "b": "db = Σ_i dy[i]"},
+          ({"L": 4, "K": 2}, {"L": 5, "K": 3}, {"L": 3, "K": 1}), summed="L, K"),
+    Layer("conv1d_stride2", "1-D convolution, valid padding, stride 2", _conv1d_tensors,
+          _with_stride(_conv1d_forward, 2), _with_stride(_conv1d_backward, 2), "y[i] = Σ_k w[k]·x[2i+k] + b",
+          {"x": "dx[j] = Σ_k w[k]·dy[(j−k)/2] (0 unless 2 | j−k)", "w": "dw[k] = Σ_i dy[i]·x[2i+k]",
+           "b": "db = Σ_i dy[i]"},
+          ({"L": 5, "K": 2}, {"L": 6, "K": 3}, {"L": 7, "K": 3})),
+    Layer("conv2d", "2-D convolution (cross-correlation), valid padding, stride 1", _conv2d_tensors,
+          _conv2d_forward, _conv2d_backward, "y[i,j] = Σ_{p,q} w[p,q]·x[i+p, j+q] + b",
+          {"x": "dx[a,c] = Σ_{p,q} w[p,q]·dy[a−p, c−q] (flipped kernel, zero-padded dy)",
+           "w": "dw[p,q] = Σ_{i,j} dy[i,j]·x[i+p, j+q]", "b": "db = Σ dy"},
+          ({"H": 3, "W": 3, "kh": 2, "kw": 2}, {"H": 3, "W": 4, "kh": 2, "kw": 3}, {"H": 2, "W": 3, "kh": 1, "kw": 2})),
+    Layer("conv2d_stride2", "2-D convolution, valid padding, stride 2", _conv2d_tensors,
+          _with_stride(_conv2d_forward, 2), _with_stride(_conv2d_backward, 2),
+          "y[i,j] = Σ_{p,q} w[p,q]·x[2i+p, 2j+q] + b",
+          {"x": "dx[a,c] = Σ_{p,q} w[p,q]·dy[(a−p)/2, (c−q)/2] (0 unless both divide)",
+           "w": "dw[p,q] = Σ_{i,j} dy[i,j]·x[2i+p, 2j+q]", "b": "db = Σ dy"},
+          ({"H": 4, "W": 4, "kh": 2, "kw": 2}, {"H": 5, "W": 4, "kh": 3, "kw": 2})),
+    Layer("meanpool", "mean pooling over 2 × 2 windows, stride 2", lambda s: [Tensor("x", s["H"], s["W"])],
+          _with(_meanpool_forward, pool=2), _with(_meanpool_backward, pool=2),
+          "y[i,j] = ¼·Σ_{a,c<2} x[2i+a, 2j+c]", {"x": "dx[a,c] = ¼·dy[⌊a/2⌋, ⌊c/2⌋]"},
+          ({"H": 2, "W": 4}, {"H": 4, "W": 4}, {"H": 4, "W": 2})),
+    Layer("maxpool", "max pooling over windows of 2, stride 2", lambda s: [Tensor("x", s["L"], 1)],
+          _maxpool_forward, _maxpool_backward, "y[i] = max(x[2i], x[2i+1])",
+          {"x": "dx = dy routed to each window's argmax (off ties)"}, ({"L": 4}, {"L": 2}, {"L": 6})),
+    Layer("rnn", "RNN (tanh cell) unrolled over T steps, backpropagation through time", _rnn_tensors,
+          _rnn_forward, _rnn_backward, "h_t = tanh(W h_{t−1} + U x_t + b), t = 1 … T; y = [h_1 … h_T]",
+          {"W": "dW = Σ_t δ_t h_{t−1}ᵀ, δ_t = (dh_t + Wᵀ δ_{t+1}) ⊙ (1 − h_t²)", "U": "dU = Σ_t δ_t x_tᵀ",
+           "b": "db = Σ_t δ_t", "h0": "dh₀ = Wᵀ δ_1", "X": "dx_t = Uᵀ δ_t"},
+          ({"T": 3, "H": 1, "D": 1}, {"T": 3, "H": 2, "D": 1}, {"T": 4, "H": 1, "D": 2}), summed="T"),
+    Layer("lstm", "LSTM cell (gates i, f, o; candidate g)", _lstm_tensors, _lstm_forward, _lstm_backward,
+          "[i; f; o; g] = [σ; σ; σ; tanh](W [x; h] + b); c′ = f⊙c + i⊙g; h′ = o⊙tanh c′; y = [h′; c′]",
+          {"W": "dW = da [x; h]ᵀ", "b": "db = da", "x": "[dx; dh] = Wᵀ da", "h": "[dx; dh] = Wᵀ da",
+           "c": "dc = (dc′ + dh′⊙o⊙(1 − tanh²c′))⊙f"},
+          ({"H": 1, "D": 1}, {"H": 2, "D": 1}, {"H": 1, "D": 2})),
+    Layer("residual", "residual block y = x + F(x), F a tanh layer", _residual_tensors, _residual_forward,
+          _residual_backward, "y = x + W₂ tanh(W₁ x + b₁) + b₂",
+          {"x": "dx = dy + W₁ᵀ((W₂ᵀ dy)⊙(1 − a²))", "W2": "dW₂ = dy aᵀ", "b2": "db₂ = Σ dy",
+           "W1": "dW₁ = δ xᵀ", "b1": "db₁ = Σ δ"},
+          ({"D": 2, "H": 1, "N": 1}, {"D": 1, "H": 2, "N": 2}, {"D": 2, "H": 2, "N": 1})),
+    Layer("embedding", "embedding lookup (tokens fixed, with repeats)", _embedding_tensors,
+          _embedding_forward, _embedding_backward, "y = onehot(tokens) E", {"E": "dE = onehot(tokens)ᵀ dy"},
+          ({"V": 3, "D": 2, "N": 4}, {"V": 4, "D": 1, "N": 5}, {"V": 2, "D": 2, "N": 3}),
+          constants=_embedding_tokens),
+    Layer("dropout", "dropout with a fixed mask (inverted: scaled by 1/q)", _dropout_tensors, _dropout_forward,
+          _dropout_backward, "y = x ⊙ m / q", {"x": "dx = dy ⊙ m / q"},
+          ({"N": 2, "D": 2}, {"N": 1, "D": 3}, {"N": 3, "D": 1})),
+    Layer("gelu", "GELU, tanh form", _x_tensor, _gelu_forward, _gelu_backward,
+          "y = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))",
+          {"x": "dx = dy ⊙ [½(1+t) + ½·x·(1−t²)·√(2/π)·(1 + 0.134145·x²)]"},
+          ({"N": 1, "D": 2}, {"N": 2, "D": 1}, {"N": 1, "D": 3})),
+    Layer("softmax", "softmax along each row", _x_tensor, _softmax_forward, _softmax_backward,
+          "y = softmax(x) along axis 1", {"x": "dx = y ⊙ (dy − rowsum(dy ⊙ y))"},
+          ({"N": 1, "D": 3}, {"N": 2, "D": 2}, {"N": 1, "D": 4}), summed="D", general_sizes=_symbolic("N", "D")),
+    Layer("log_softmax", "log-softmax along each row", _x_tensor, _log_softmax_forward, _log_softmax_backward,
+          "y = log softmax(x) along axis 1", {"x": "dx = dy − softmax(x) ⊙ rowsum(dy)"},
+          ({"N": 1, "D": 3}, {"N": 2, "D": 2}, {"N": 1, "D": 4}), summed="D", general_sizes=_symbolic("N", "D")),
+)}
+
+
+def layer(name: str) -> Layer:
+    """The row called ``name``; an unknown name is a one-line error with the closest names."""
+    try:
+        return LAYERS[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, LAYERS, n=3, cutoff=0.5)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise KeyError(f"unknown layer {name!r}{hint}; layers: {', '.join(LAYERS)}") from None
