@@ -191,6 +191,7 @@ class LayerProof:
 
     @property
     def proved(self) -> bool:
+        """Proved at every instance size (and for every size, when that proof was asked for)."""
         return all(r.proved for r in self.instances) and (self.general is None or self.general.proved)
 
     @property
@@ -206,8 +207,8 @@ class LayerProof:
         verdicts = [v for r in self.instances for v in r.verdicts.values()]
         if any(v.status == REFUTED for v in verdicts):
             return REFUTED
-        if verdicts and all(v.proved for v in verdicts) and (self.general is None or self.general.proved):
-            return PROVED
+        if verdicts and all(v.proved for v in verdicts):
+            return PROVED  # in the scope :attr:`scope` states
         return UNDECIDED
 
     def to_dict(self) -> dict:
@@ -232,7 +233,8 @@ class LayerProof:
             marks = ", ".join(f"{k} {s}" for k, (s, _) in g.verdicts.items())
             out.append(f"  every size ({', '.join(map(str, g.sizes.values()))}): {g.status} — {marks} ({g.seconds:.2f} s)"
                        + (f"; {g.message}" if g.message else ""))
-        out.append(f"{self.status}: {self.scope}")
+        out.append(f"{self.status}: {self.scope}" if self.status != PROVED or self.general is None
+                   or self.general.proved else f"{self.status}: {self.scope}; for every size: {self.general.status}")
         return out
 
 
