@@ -198,9 +198,9 @@ class LayerProof:
     def scope(self) -> str:
         """"general (every N)" only from an every-size proof; else the sizes it was proved at."""
         if self.general is not None and self.general.proved:
-            return f"every size of {', '.join(str(s) for s in self.general.sizes.values())}"
+            return f"for every size of {', '.join(str(s) for s in self.general.sizes.values())}"
         proved = [sizes_text(r.sizes) for r in self.instances if r.proved]
-        return "proved at sizes " + "; ".join(proved) if proved else "not proved"
+        return "at sizes " + "; ".join(proved) if proved else "at no size"
 
     @property
     def status(self) -> str:
@@ -233,8 +233,8 @@ class LayerProof:
             marks = ", ".join(f"{k} {s}" for k, (s, _) in g.verdicts.items())
             out.append(f"  every size ({', '.join(map(str, g.sizes.values()))}): {g.status} — {marks} ({g.seconds:.2f} s)"
                        + (f"; {g.message}" if g.message else ""))
-        out.append(f"{self.status}: {self.scope}" if self.status != PROVED or self.general is None
-                   or self.general.proved else f"{self.status}: {self.scope}; for every size: {self.general.status}")
+        out.append(f"{self.status} {self.scope}" if self.status != PROVED or self.general is None
+                   or self.general.proved else f"{self.status} {self.scope}; for every size: {self.general.status}")
         return out
 
 

@@ -117,7 +117,7 @@ def _batchnorm_backward(alg, v, dy):
 
 def _norm_tensors(sizes):
     n, d = sizes["N"], sizes["D"]
-    return [Tensor("x", n, d), Tensor("gamma", 1, d), Tensor("beta", 1, d), Tensor("eps", 1, 1, domain="positive")]
+    return [Tensor("x", n, d), Tensor("gamma", 1, d), Tensor("beta", 1, d), Tensor("eps", 1, 1, role="fixed", domain="positive")]
 
 
 def _layernorm_forward(alg, v):
@@ -272,11 +272,13 @@ def _maxpool_backward(alg, v, dy):
     dx[2i+1] = dy[i]·(1 − H(x[2i] − x[2i+1])) (almost everywhere: off ties)."""
     x = v["x"]
     L = _rows(alg, x)
-    step = ACTIVATIONS["relu"].derivative_rule  # H, the derivative atom of max(a, b) = b + relu(a − b)
+    gaps = alg.build(L // 2, 1, lambda i, _: alg.entry(x, 2 * i, 0) - alg.entry(x, 2 * i + 1, 0))
+    # H, the derivative atom of max(a, b) = b + relu(a − b)
+    steps = alg.apply(ACTIVATIONS["relu"].derivative_rule, gaps)
 
     def entry(j, _):
         i, first = j // 2, j % 2 == 0
-        h = step(alg.entry(x, 2 * i, 0) - alg.entry(x, 2 * i + 1, 0))
+        h = alg.entry(steps, i, 0)
         return alg.entry(dy, i, 0) * (h if first else 1 - h)
 
     return {"x": alg.build(L, 1, entry)}
@@ -520,13 +522,13 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
     Layer("attention", "scaled dot-product attention (single head)", _attention_tensors(False),
           _attention_forward, _attention_backward, "Y = softmax(QKᵀ/√d) V, softmax along each row",
           {"V": "dV = Pᵀ dY", "Q": "dQ = dS K/√d, dS = P⊙(dY Vᵀ − rowsum(dY Vᵀ ⊙ P))", "K": "dK = dSᵀ Q/√d"},
-          ({"n": 2, "m": 2, "d": 1, "e": 1}, {"n": 1, "m": 3, "d": 2, "e": 1}, {"n": 2, "m": 3, "d": 1, "e": 2}),
+          ({"n": 2, "m": 3, "d": 2, "e": 2}, {"n": 2, "m": 2, "d": 1, "e": 1}, {"n": 1, "m": 3, "d": 2, "e": 1}),
           summed="m", general_sizes=_symbolic("n", "m", "d", "e"), source="Vaswani et al. 2017"),
     Layer("masked_attention", "scaled dot-product attention with a 0/1 mask (causal, padding)",
           _attention_tensors(True), _attention_forward, _attention_backward,
           "Y = P V, P = M⊙exp(QKᵀ/√d) / rowsum(M⊙exp(QKᵀ/√d)) (a masked score is −∞)",
           {"V": "dV = Pᵀ dY", "Q": "dQ = dS K/√d, dS = P⊙(dY Vᵀ − rowsum(dY Vᵀ ⊙ P))", "K": "dK = dSᵀ Q/√d"},
-          ({"n": 2, "m": 2, "d": 1, "e": 1}, {"n": 2, "m": 3, "d": 1, "e": 1}), summed="m"),
+          ({"n": 2, "m": 3, "d": 2, "e": 1}, {"n": 2, "m": 2, "d": 1, "e": 1}), summed="m"),
     Layer("conv1d", "1-D convolution (cross-correlation), valid padding, stride 1", _conv1d_tensors,
           _conv1d_forward, _conv1d_backward, "y[i] = Σ_k w[k]·x[i+k] + b",
           {"x": "dx[j] = Σ_k w[k]·dy[j−k] (flipped kernel over the zero-padded dy)",
@@ -559,17 +561,17 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
           _rnn_forward, _rnn_backward, "h_t = tanh(W h_{t−1} + U x_t + b), t = 1 … T; y = [h_1 … h_T]",
           {"W": "dW = Σ_t δ_t h_{t−1}ᵀ, δ_t = (dh_t + Wᵀ δ_{t+1}) ⊙ (1 − h_t²)", "U": "dU = Σ_t δ_t x_tᵀ",
            "b": "db = Σ_t δ_t", "h0": "dh₀ = Wᵀ δ_1", "X": "dx_t = Uᵀ δ_t"},
-          ({"T": 3, "H": 1, "D": 1}, {"T": 3, "H": 2, "D": 1}, {"T": 4, "H": 1, "D": 2}), summed="T"),
+          ({"T": 3, "H": 2, "D": 1}, {"T": 3, "H": 1, "D": 1}, {"T": 4, "H": 1, "D": 2}), summed="T"),
     Layer("lstm", "LSTM cell (gates i, f, o; candidate g)", _lstm_tensors, _lstm_forward, _lstm_backward,
           "[i; f; o; g] = [σ; σ; σ; tanh](W [x; h] + b); c′ = f⊙c + i⊙g; h′ = o⊙tanh c′; y = [h′; c′]",
           {"W": "dW = da [x; h]ᵀ", "b": "db = da", "x": "[dx; dh] = Wᵀ da", "h": "[dx; dh] = Wᵀ da",
            "c": "dc = (dc′ + dh′⊙o⊙(1 − tanh²c′))⊙f"},
-          ({"H": 1, "D": 1}, {"H": 2, "D": 1}, {"H": 1, "D": 2})),
+          ({"H": 2, "D": 1}, {"H": 1, "D": 1}, {"H": 1, "D": 2})),
     Layer("residual", "residual block y = x + F(x), F a tanh layer", _residual_tensors, _residual_forward,
           _residual_backward, "y = x + W₂ tanh(W₁ x + b₁) + b₂",
           {"x": "dx = dy + W₁ᵀ((W₂ᵀ dy)⊙(1 − a²))", "W2": "dW₂ = dy aᵀ", "b2": "db₂ = Σ dy",
            "W1": "dW₁ = δ xᵀ", "b1": "db₁ = Σ δ"},
-          ({"D": 2, "H": 1, "N": 1}, {"D": 1, "H": 2, "N": 2}, {"D": 2, "H": 2, "N": 1})),
+          ({"D": 2, "H": 2, "N": 2}, {"D": 2, "H": 1, "N": 1}, {"D": 1, "H": 2, "N": 2})),
     Layer("embedding", "embedding lookup (tokens fixed, with repeats)", _embedding_tensors,
           _embedding_forward, _embedding_backward, "y = onehot(tokens) E", {"E": "dE = onehot(tokens)ᵀ dy"},
           ({"V": 3, "D": 2, "N": 4}, {"V": 4, "D": 1, "N": 5}, {"V": 2, "D": 2, "N": 3}),
@@ -580,13 +582,13 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
     Layer("gelu", "GELU, tanh form", _x_tensor, _gelu_forward, _gelu_backward,
           "y = ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))",
           {"x": "dx = dy ⊙ [½(1+t) + ½·x·(1−t²)·√(2/π)·(1 + 0.134145·x²)]"},
-          ({"N": 1, "D": 2}, {"N": 2, "D": 1}, {"N": 1, "D": 3})),
+          ({"N": 2, "D": 2}, {"N": 2, "D": 1}, {"N": 1, "D": 3})),
     Layer("softmax", "softmax along each row", _x_tensor, _softmax_forward, _softmax_backward,
           "y = softmax(x) along axis 1", {"x": "dx = y ⊙ (dy − rowsum(dy ⊙ y))"},
-          ({"N": 1, "D": 3}, {"N": 2, "D": 2}, {"N": 1, "D": 4}), summed="D", general_sizes=_symbolic("N", "D")),
+          ({"N": 2, "D": 3}, {"N": 2, "D": 2}, {"N": 1, "D": 4}), summed="D", general_sizes=_symbolic("N", "D")),
     Layer("log_softmax", "log-softmax along each row", _x_tensor, _log_softmax_forward, _log_softmax_backward,
           "y = log softmax(x) along axis 1", {"x": "dx = dy − softmax(x) ⊙ rowsum(dy)"},
-          ({"N": 1, "D": 3}, {"N": 2, "D": 2}, {"N": 1, "D": 4}), summed="D", general_sizes=_symbolic("N", "D")),
+          ({"N": 2, "D": 3}, {"N": 2, "D": 2}, {"N": 1, "D": 4}), summed="D", general_sizes=_symbolic("N", "D")),
 )}
 
 
