@@ -407,6 +407,8 @@ def _sum_over(body, variable, low, high):
     (SymPy's ``Sum.doit`` also tries closed forms — Gosper, hypergeometric terms — on every sum
     of opaque entries, which costs seconds and never succeeds here.)
     """
+    if sympy.sympify(high - low) == 0:  # a sum of one term (a column's one column index)
+        return body.xreplace({variable: low})
     body = body.replace(lambda x: x.is_Pow and isinstance(x.base, KroneckerDelta) and x.exp.is_positive,
                         lambda x: x.base)
     if any(variable in delta.args for delta in body.atoms(KroneckerDelta)):
