@@ -380,7 +380,13 @@ def run_prove_layer(args) -> int:
         lines = proof.lines()
         if args.general and proof.general is None:
             lines.append(f"no every-size proof for {row.name}: {proof.scope}")
-        print("\n".join(lines[-1:] if quiet(args) else lines))
+        screen = Screen()
+
+        def wrapped(line):
+            indent = line[: len(line) - len(line.lstrip())]
+            return screen.wrap(line.lstrip(), indent, indent + "    ")
+
+        print("\n".join(wrapped(line) for line in (lines[-1:] if quiet(args) else lines)))
     if args.latex:
         from .latex import layer_document
 

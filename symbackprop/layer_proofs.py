@@ -110,10 +110,27 @@ def prove_instance(row: Layer | str, sizes: dict | None = None, *, backward=None
 
 
 @dataclass
+class SizedLemma:
+    """One identity between entries of matrices of symbolic size, decided for every size."""
+
+    name: str
+    statement: str
+    gradients: tuple  # the row's gradients that rest on it
+    status: str = UNDECIDED
+    residual: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "statement": self.statement, "status": self.status,
+                "residual": self.residual, "seconds": round(self.seconds, 4), "gradients": list(self.gradients)}
+
+
+@dataclass
 class GeneralResult:
-    status: str  # proved | undecided | refuted
+    status: str  # proved | undecided
     sizes: dict  # the symbolic sizes
-    verdicts: dict  # input name -> (status, residual text)
+    lemmas: list
+    argument: list = field(default_factory=list)  # how the lemmas give the row's formulas
     seconds: float = 0.0
     message: str = ""
 
@@ -121,14 +138,161 @@ class GeneralResult:
     def proved(self) -> bool:
         return self.status == PROVED
 
+    @property
+    def verdicts(self) -> dict:
+        """gradient -> (status, residuals of the lemmas it rests on that are not proved)."""
+        out = {}
+        for lemma in self.lemmas:
+            for name in lemma.gradients:
+                status, residual = out.get(name, (PROVED, ""))
+                if lemma.status != PROVED:
+                    status, residual = UNDECIDED, (residual + "; " if residual else "") + f"{lemma.name}: {lemma.residual}"
+                out[name] = (status, residual or "0")
+        return out
+
     def to_dict(self) -> dict:
         return {"status": self.status, "sizes": {k: str(v) for k, v in self.sizes.items()},
-                "seconds": round(self.seconds, 4), "message": self.message,
+                "seconds": round(self.seconds, 4), "message": self.message, "argument": self.argument,
+                "lemmas": [lemma.to_dict() for lemma in self.lemmas],
                 "gradients": {k: {"status": s, "residual": r} for k, (s, r) in self.verdicts.items()}}
 
 
+def _symbolic_tensor(tensor, indexed):
+    if tensor.rows == 1 and tensor.cols == 1:
+        symbol = sympy.Symbol(tensor.name, positive=tensor.domain == "positive")
+        return indexed.SizedMat(1, 1, lambda i, j, s=symbol: s)
+    if tensor.rows == 1:
+        base = sympy.IndexedBase(tensor.name)
+        return indexed.SizedMat(1, tensor.cols, lambda i, j, b=base: b[j])
+    return indexed.entries(tensor.name, tensor.rows, tensor.cols)
+
+
+def _decide_entries(lemma: SizedLemma, f, wrt, gradient) -> SizedLemma:
+    """Decide ∂f/∂wrt[i, j] = gradient[i, j] for every size and every (i, j) in range."""
+    from . import indexed
+
+    started = time.perf_counter()
+    i, j = indexed.index("i"), indexed.index("j")
+    a = sympy.Integer(0) if wrt.rows == 1 else i
+    b = sympy.Integer(0) if wrt.cols == 1 else j
+    ranges = {}
+    if wrt.rows != 1:
+        ranges[i] = (0, wrt.rows - 1)
+    if wrt.cols != 1:
+        ranges[j] = (0, wrt.cols - 1)
+    value = gradient(a, b) if isinstance(gradient, indexed.SizedMat) else gradient
+    ok, residual = indexed.decide_zero(sympy.diff(f, wrt(a, b)) - value, ranges)
+    lemma.status, lemma.residual = (PROVED, "0") if ok else (UNDECIDED, str(residual))
+    lemma.seconds = time.perf_counter() - started
+    return lemma
+
+
+def _direct_plan(row, alg, values, backward):
+    from . import indexed
+
+    y = row.forward(alg, values)
+    dy = indexed.entries("dy", y.rows, y.cols)
+    J = alg.total(alg.hadamard(y, dy))
+    claimed = backward(alg, values, dy)
+    sizes = row.general_sizes()
+    for tensor in row.inputs(sizes):
+        if tensor.name in claimed:
+            lemma = SizedLemma(f"∂L/∂{tensor.name}", f"∂(Σ y ⊙ dy)/∂{tensor.name} = {row.backward_text.get(tensor.name, '')}",
+                               (tensor.name,))
+            yield lambda lemma=lemma, t=tensor: _decide_entries(lemma, J, values[t.name], claimed[t.name])
+    return
+
+
+def _attention_plan(row, alg, values, backward):
+    """Three lemmas, each for every size, composed by the chain rule (the row's backward calls
+    exactly these three steps, ``layers.attention_*_step`` and ``layers.softmax_rows_step``)."""
+    from . import indexed
+    from .layers import attention_score_step, attention_value_step, softmax_rows_step
+
+    n, m, d, e = (row.general_sizes()[k] for k in "nmde")
+    P, S = indexed.entries("P", n, m), indexed.entries("S", n, m)
+    V, dY = values["V"], indexed.entries("dY", n, e)
+    J = alg.total(alg.hadamard(alg.matmul(P, V), dY))
+    dP, dV = attention_value_step(alg, P, V, dY)
+    yield lambda: _decide_entries(SizedLemma("values: ∂L/∂P", "Y = P V, L = Σ Y ⊙ dY ⇒ ∂L/∂P = dY Vᵀ", ("Q", "K")), J, P, dP)
+    yield lambda: _decide_entries(SizedLemma("values: ∂L/∂V", "Y = P V, L = Σ Y ⊙ dY ⇒ ∂L/∂V = Pᵀ dY", ("V",)), J, V, dV)
+    if "mask" in values:
+        weights = alg.hadamard(values["mask"], alg.exp(S))
+        probabilities = alg.divide(weights, alg.sum_axis(weights, 1))
+        shown = "P = M⊙e^S / rowsum(M⊙e^S)"
+    else:
+        probabilities = alg.softmax_axis(S, 1)
+        shown = "P = softmax(S) along each row"
+    psi, G = indexed.arbitrary_function("ψ", "P", probabilities)
+    yield lambda: _decide_entries(SizedLemma("softmax", f"{shown}, any differentiable ψ(P), G = ∂ψ/∂P ⇒ "
+                                             "∂ψ/∂S = P⊙(G − rowsum(G⊙P))", ("Q", "K")),
+                                  psi, S, softmax_rows_step(alg, probabilities, G))
+    c = 1 / sympy.sqrt(d)
+    scores = alg.scale(c, alg.matmul(values["Q"], alg.T(values["K"])))
+    phi, H = indexed.arbitrary_function("φ", "S", scores)
+    dQ, dK = attention_score_step(alg, values["Q"], values["K"], c, H)
+    yield lambda: _decide_entries(SizedLemma("scores: ∂φ/∂Q", "S = QKᵀ/√d, any differentiable φ(S), G = ∂φ/∂S ⇒ "
+                                             "∂φ/∂Q = G K/√d", ("Q",)), phi, values["Q"], dQ)
+    yield lambda: _decide_entries(SizedLemma("scores: ∂φ/∂K", "S = QKᵀ/√d, any differentiable φ(S), G = ∂φ/∂S ⇒ "
+                                             "∂φ/∂K = Gᵀ Q/√d", ("K",)), phi, values["K"], dK)
+
+
+ATTENTION_ARGUMENT = [
+    "L = Σ Y ⊙ dY is a differentiable function of P (lemma values), P of S (lemma softmax, with ψ = L as a "
+    "function of P, so G = dY Vᵀ), and S of Q and K (lemma scores, with φ = L as a function of S, so "
+    "G = P⊙(dP − rowsum(dP⊙P))): by the chain rule ∂L/∂Q and ∂L/∂K are the row's closed forms, for every n, m, d, e.",
+    "The row's backward pass is this composition: it calls the three proved steps in this order.",
+]
+
+
+def _bptt_plan(row, alg, values, backward):
+    """The cell lemmas for every H and D, with an arbitrary function φ of the new state standing for
+    everything after it; the induction over time is :data:`BPTT_ARGUMENT`."""
+    from . import indexed
+    from .layers import rnn_cell_step
+    from .rules import TANH
+
+    H, D = row.general_sizes()["H"], row.general_sizes()["D"]
+    W, U, b = values["W"], values["U"], values["b"]
+    h_prev, x, dh = indexed.entries("h_prev", H, 1), indexed.entries("x", D, 1), indexed.entries("dh_prev", H, 1)
+    h = alg.apply(TANH.atom, alg.add(alg.add(alg.matmul(W, h_prev), alg.matmul(U, x)), b))
+    phi, G = indexed.arbitrary_function("φ", "h", h)
+    step = rnn_cell_step(alg, W, U, h_prev, x, h, G)
+    state = alg.total(alg.hadamard(h_prev, dh)) + phi
+    cell = "h = tanh(W h_prev + U x + b), any differentiable φ(h), G = ∂φ/∂h, δ = G⊙(1 − h²) ⇒ "
+    last = indexed.entries("h_T", H, 1)
+    yield lambda: _decide_entries(SizedLemma("last step", "∂(Σ h_T ⊙ dh_T)/∂h_T = dh_T", ("W", "U", "b", "h0", "X")),
+                                  alg.total(alg.hadamard(last, indexed.entries("dh_T", H, 1))), last,
+                                  indexed.entries("dh_T", H, 1))
+    yield lambda: _decide_entries(SizedLemma("cell: state", cell + "∂(Σ h_prev⊙dh_prev + φ(h))/∂h_prev = dh_prev + Wᵀδ",
+                                             ("W", "U", "b", "h0", "X")), state, h_prev, alg.add(dh, step["h_prev"]))
+    for name, wrt, shown in (("W", W, "δ h_prevᵀ"), ("U", U, "δ xᵀ"), ("b", b, "δ"), ("x", x, "Uᵀ δ")):
+        gradient = {"x": "X"}.get(name, name)
+        yield lambda name=name, wrt=wrt, shown=shown, gradient=gradient: _decide_entries(
+            SizedLemma(f"cell: {name}", cell + f"∂φ/∂{name} (this step's use) = {shown}", (gradient,)), phi, wrt, step[name])
+
+
+BPTT_ARGUMENT = [
+    "Claim P(t), T ≥ t ≥ 1: ∂L/∂h_t (through every later step) = g_t, with g_T = dh_T and "
+    "g_t = dh_t + Wᵀ δ_{t+1}, δ_t = g_t ⊙ (1 − h_t²).",
+    "Base t = T: L depends on h_T only through Σ h_T ⊙ dh_T (lemma last step).",
+    "Step P(t) ⇒ P(t−1): L is Σ h_{t−1} ⊙ dh_{t−1} plus a differentiable function φ of h_t whose gradient "
+    "is g_t by P(t); lemma cell: state gives g_{t−1}.",
+    "Parameters: W, U, b are used at every step; with one copy per step, ∂L/∂W = Σ_t ∂L/∂W_t (the chain "
+    "rule for W ↦ (W, …, W)), and each term is δ_t h_{t−1}ᵀ by lemma cell: W with φ the part of L after "
+    "h_t (likewise U, b; x_t is used once: Uᵀ δ_t). Hence the row's formulas for every T, H and D.",
+    "The row's backward pass is this recursion: it calls the proved cell step (layers.rnn_cell_step) at "
+    "t = T, …, 1 and sums each parameter's contributions.",
+]
+
+PLANS = {"direct": (_direct_plan, []), "attention": (_attention_plan, ATTENTION_ARGUMENT), "bptt": (_bptt_plan, BPTT_ARGUMENT)}
+
+
 def prove_general(row: Layer | str, *, backward=None, timeout: float | None = DEFAULT_TIMEOUT) -> GeneralResult | None:
-    """The row's closed forms for every size of its dimensions (None: the row has no such proof)."""
+    """The row's closed forms for every size of its dimensions (None: the row has no such proof).
+
+    A claimed ``backward`` in place of the row's own is proved directly (the composed plans prove the
+    steps the row's own backward is made of)."""
     from . import indexed
 
     row = layer(row) if isinstance(row, str) else row
@@ -137,46 +301,17 @@ def prove_general(row: Layer | str, *, backward=None, timeout: float | None = DE
     sizes = row.general_sizes()
     started = time.perf_counter()
     alg = indexed.Sized("rows")
-    values = {}
-    for tensor in row.tensors(sizes):
-        if tensor.rows == 1 and tensor.cols == 1:
-            symbol = sympy.Symbol(tensor.name, positive=tensor.domain == "positive")
-            values[tensor.name] = indexed.SizedMat(1, 1, lambda i, j, s=symbol: s)
-        elif tensor.rows == 1:
-            base = sympy.IndexedBase(tensor.name)
-            values[tensor.name] = indexed.SizedMat(1, tensor.cols, lambda i, j, b=base: b[j])
-        else:
-            values[tensor.name] = indexed.entries(tensor.name, tensor.rows, tensor.cols)
-    y = row.forward(alg, values)
-    dy = indexed.entries("dy", y.rows, y.cols)
-    J = alg.total(alg.hadamard(y, dy))
-    claimed = (backward or row.backward)(alg, values, dy)
-    i, j = indexed.index("i"), indexed.index("j")
-    verdicts, status, message = {}, PROVED, ""
+    values = {tensor.name: _symbolic_tensor(tensor, indexed) for tensor in row.tensors(sizes)}
+    plan, argument = PLANS[row.plan if backward is None else "direct"]
+    lemmas, message = [], ""
     try:
         with budget.budget(timeout):
-            for tensor in row.inputs(sizes):
-                if tensor.name not in claimed:
-                    continue
-                value, gradient = values[tensor.name], claimed[tensor.name]
-                ranges = {}
-                rows_one, cols_one = value.rows == 1, value.cols == 1
-                a = sympy.Integer(0) if rows_one else i
-                b = sympy.Integer(0) if cols_one else j
-                if not rows_one:
-                    ranges[i] = (0, value.rows - 1)
-                if not cols_one:
-                    ranges[j] = (0, value.cols - 1)
-                direct = sympy.diff(J, value(a, b))
-                ok, residual = indexed.decide_zero(direct - indexed.SizedMat.__call__(gradient, a, b)
-                                                   if isinstance(gradient, indexed.SizedMat) else direct - gradient,
-                                                   ranges)
-                verdicts[tensor.name] = (PROVED if ok else UNDECIDED, "0" if ok else str(residual))
-                if not ok:
-                    status = UNDECIDED
+            for obligation in plan(row, alg, values, backward or row.backward):
+                lemmas.append(obligation())
     except budget.OutOfTime:
-        status, message = UNDECIDED, f"ran out of the {timeout:g} s budget"
-    return GeneralResult(status, sizes, verdicts, time.perf_counter() - started, message)
+        message = f"ran out of the {timeout:g} s budget"
+    status = PROVED if lemmas and not message and all(l.status == PROVED for l in lemmas) else UNDECIDED
+    return GeneralResult(status, sizes, lemmas, list(argument), time.perf_counter() - started, message)
 
 
 # --------------------------------------------------------------------------------- a layer
@@ -230,9 +365,13 @@ class LayerProof:
                     out.append(f"    {k}: {v.message}")
         if self.general is not None:
             g = self.general
-            marks = ", ".join(f"{k} {s}" for k, (s, _) in g.verdicts.items())
-            out.append(f"  every size ({', '.join(map(str, g.sizes.values()))}): {g.status} — {marks} ({g.seconds:.2f} s)"
+            out.append(f"  every size of {', '.join(map(str, g.sizes.values()))}: {g.status} ({g.seconds:.2f} s)"
                        + (f"; {g.message}" if g.message else ""))
+            for lemma in g.lemmas:
+                out.append(f"    lemma {lemma.name}: {lemma.status} ({lemma.seconds:.2f} s) — {lemma.statement}")
+                if lemma.status != PROVED:
+                    out.append(f"      residual: {lemma.residual[:300]}")
+            out += [f"    {line}" for line in g.argument]
         out.append(f"{self.status} {self.scope}" if self.status != PROVED or self.general is None
                    or self.general.proved else f"{self.status} {self.scope}; for every size: {self.general.status}")
         return out

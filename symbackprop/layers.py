@@ -52,6 +52,7 @@ class Layer:
     sizes: tuple  # distinct instance sizes, the first the default
     summed: str = ""  # the dimension its backward sums over (proved for every size when possible)
     general_sizes: Callable | None = None  # symbols -> sizes for an every-size proof (None: none)
+    plan: str = "direct"  # how ``layer_proofs`` proves it for every size: direct | attention | bptt
     source: str = ""  # where the closed form is published
     constants: Callable | None = None  # sizes -> {name: fixed value} (tokens), not symbols
 
@@ -168,14 +169,27 @@ def _attention_forward(alg, v):
     return alg.matmul(_attention_weights(alg, v), v["V"])
 
 
+def attention_value_step(alg, P, V, dy):
+    """Y = P V: ∂L/∂P = dY Vᵀ and ∂L/∂V = Pᵀ dY."""
+    return alg.matmul(dy, alg.T(V)), alg.matmul(alg.T(P), dy)
+
+
+def softmax_rows_step(alg, P, G):
+    """P = softmax(S) along each row (masked or not), G = ∂L/∂P: ∂L/∂S = P⊙(G − rowsum(G⊙P))."""
+    return alg.hadamard(P, alg.sub(G, alg.sum_axis(alg.hadamard(G, P), 1)))
+
+
+def attention_score_step(alg, Q, K, c, G):
+    """S = c·Q Kᵀ, G = ∂L/∂S: ∂L/∂Q = c·G K and ∂L/∂K = c·Gᵀ Q."""
+    return alg.scale(c, alg.matmul(G, K)), alg.scale(c, alg.matmul(alg.T(G), Q))
+
+
 def _attention_backward(alg, v, dy):
     """dV = Pᵀ dY; dP = dY Vᵀ; dS = P⊙(dP − rowsum(dP⊙P)); dQ = dS K/√d; dK = dSᵀ Q/√d."""
     P = _attention_weights(alg, v)
-    c = _attention_scale(alg, v)
-    dP = alg.matmul(dy, alg.T(v["V"]))
-    dS = alg.hadamard(P, alg.sub(dP, alg.sum_axis(alg.hadamard(dP, P), 1)))
-    return {"Q": alg.scale(c, alg.matmul(dS, v["K"])), "K": alg.scale(c, alg.matmul(alg.T(dS), v["Q"])),
-            "V": alg.matmul(alg.T(P), dy)}
+    dP, dV = attention_value_step(alg, P, v["V"], dy)
+    dQ, dK = attention_score_step(alg, v["Q"], v["K"], _attention_scale(alg, v), softmax_rows_step(alg, P, dP))
+    return {"Q": dQ, "K": dK, "V": dV}
 
 
 # ------------------------------------------------------------------------------- convolutions
@@ -307,30 +321,35 @@ def _rnn_forward(alg, v):
     return _columns(alg, _rnn_states(alg, v))
 
 
+def rnn_cell_step(alg, W, U, h_prev, x, h, g):
+    """One cell h = tanh(W h_prev + U x + b) with g = ∂L/∂h (total): δ = g⊙(1 − h²), and this
+    use's contributions Wᵀδ to ∂L/∂h_prev, δ h_prevᵀ to dW, δ xᵀ to dU, δ to db, Uᵀδ to ∂L/∂x."""
+    delta = alg.hadamard(g, alg.sub(alg.full(1, h), alg.hadamard(h, h)))
+    return {"delta": delta, "h_prev": alg.matmul(alg.T(W), delta), "W": alg.outer(delta, h_prev),
+            "U": alg.outer(delta, x), "b": delta, "x": alg.matmul(alg.T(U), delta)}
+
+
 def _rnn_backward(alg, v, dy):
     """BPTT: g_T = dh_T, g_t = dh_t + Wᵀ δ_{t+1}; δ_t = g_t ⊙ (1 − h_t²); dW = Σ_t δ_t h_{t−1}ᵀ,
-    dU = Σ_t δ_t x_tᵀ, db = Σ_t δ_t, dh₀ = Wᵀ δ_1."""
+    dU = Σ_t δ_t x_tᵀ, db = Σ_t δ_t, dh₀ = Wᵀ δ_1, dx_t = Uᵀ δ_t."""
     states = _rnn_states(alg, v)
     T = len(states)
     previous = [v["h0"]] + states[:-1]
-    deltas = [None] * T
+    steps = [None] * T
     carry = None
     for t in reversed(range(T)):
         g = _column(alg, dy, t) if carry is None else alg.add(_column(alg, dy, t), carry)
-        deltas[t] = alg.hadamard(g, alg.sub(alg.full(1, states[t]), alg.hadamard(states[t], states[t])))
-        carry = alg.matmul(alg.T(v["W"]), deltas[t])
+        steps[t] = rnn_cell_step(alg, v["W"], v["U"], previous[t], _column(alg, v["X"], t), states[t], g)
+        carry = steps[t]["h_prev"]
 
-    def total(parts):
-        result = parts[0]
-        for part in parts[1:]:
-            result = alg.add(result, part)
+    def total(name):
+        result = steps[0][name]
+        for step in steps[1:]:
+            result = alg.add(result, step[name])
         return result
 
-    return {
-        "W": total([alg.outer(deltas[t], previous[t]) for t in range(T)]),
-        "U": total([alg.outer(deltas[t], _column(alg, v["X"], t)) for t in range(T)]),
-        "b": total(deltas), "h0": carry, "X": _columns(alg, [alg.matmul(alg.T(v["U"]), d) for d in deltas]),
-    }
+    return {"W": total("W"), "U": total("U"), "b": total("b"), "h0": carry,
+            "X": _columns(alg, [step["x"] for step in steps])}
 
 
 def _lstm_tensors(sizes):
@@ -523,12 +542,13 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
           _attention_forward, _attention_backward, "Y = softmax(QKᵀ/√d) V, softmax along each row",
           {"V": "dV = Pᵀ dY", "Q": "dQ = dS K/√d, dS = P⊙(dY Vᵀ − rowsum(dY Vᵀ ⊙ P))", "K": "dK = dSᵀ Q/√d"},
           ({"n": 2, "m": 3, "d": 2, "e": 2}, {"n": 2, "m": 2, "d": 1, "e": 1}, {"n": 1, "m": 3, "d": 2, "e": 1}),
-          summed="m", general_sizes=_symbolic("n", "m", "d", "e"), source="Vaswani et al. 2017"),
+          summed="m", general_sizes=_symbolic("n", "m", "d", "e"), plan="attention", source="Vaswani et al. 2017"),
     Layer("masked_attention", "scaled dot-product attention with a 0/1 mask (causal, padding)",
           _attention_tensors(True), _attention_forward, _attention_backward,
           "Y = P V, P = M⊙exp(QKᵀ/√d) / rowsum(M⊙exp(QKᵀ/√d)) (a masked score is −∞)",
           {"V": "dV = Pᵀ dY", "Q": "dQ = dS K/√d, dS = P⊙(dY Vᵀ − rowsum(dY Vᵀ ⊙ P))", "K": "dK = dSᵀ Q/√d"},
-          ({"n": 2, "m": 3, "d": 2, "e": 1}, {"n": 2, "m": 2, "d": 1, "e": 1}), summed="m"),
+          ({"n": 2, "m": 3, "d": 2, "e": 1}, {"n": 2, "m": 2, "d": 1, "e": 1}), summed="m",
+          general_sizes=_symbolic("n", "m", "d", "e"), plan="attention"),
     Layer("conv1d", "1-D convolution (cross-correlation), valid padding, stride 1", _conv1d_tensors,
           _conv1d_forward, _conv1d_backward, "y[i] = Σ_k w[k]·x[i+k] + b",
           {"x": "dx[j] = Σ_k w[k]·dy[j−k] (flipped kernel over the zero-padded dy)",
@@ -561,7 +581,8 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
           _rnn_forward, _rnn_backward, "h_t = tanh(W h_{t−1} + U x_t + b), t = 1 … T; y = [h_1 … h_T]",
           {"W": "dW = Σ_t δ_t h_{t−1}ᵀ, δ_t = (dh_t + Wᵀ δ_{t+1}) ⊙ (1 − h_t²)", "U": "dU = Σ_t δ_t x_tᵀ",
            "b": "db = Σ_t δ_t", "h0": "dh₀ = Wᵀ δ_1", "X": "dx_t = Uᵀ δ_t"},
-          ({"T": 3, "H": 2, "D": 1}, {"T": 3, "H": 1, "D": 1}, {"T": 4, "H": 1, "D": 2}), summed="T"),
+          ({"T": 3, "H": 2, "D": 1}, {"T": 3, "H": 1, "D": 1}, {"T": 4, "H": 1, "D": 2}), summed="T",
+          general_sizes=_symbolic("T", "H", "D"), plan="bptt"),
     Layer("lstm", "LSTM cell (gates i, f, o; candidate g)", _lstm_tensors, _lstm_forward, _lstm_backward,
           "[i; f; o; g] = [σ; σ; σ; tanh](W [x; h] + b); c′ = f⊙c + i⊙g; h′ = o⊙tanh c′; y = [h′; c′]",
           {"W": "dW = da [x; h]ᵀ", "b": "db = da", "x": "[dx; dh] = Wᵀ da", "h": "[dx; dh] = Wᵀ da",

@@ -483,7 +483,7 @@ def test_slips_are_refuted_with_a_witness_that_re_evaluates(name, slip):
         _assert_witness(row, sizes, gradient, verdict, backward)
 
 
-GENERAL = ["batchnorm", "layernorm", "softmax", "log_softmax"]
+GENERAL = ["batchnorm", "layernorm", "softmax", "log_softmax", "attention", "masked_attention", "rnn"]
 
 
 @pytest.mark.parametrize("name", GENERAL)
@@ -499,6 +499,32 @@ def test_every_size_proofs_do_not_accept_slips(name, slip):
     row = L.LAYERS[name]
     result = prove_general(row, backward=_as_backward(row, SLIPS[name][slip]), timeout=60)
     assert not result.proved
+
+
+def test_composed_every_size_proofs_rest_on_the_steps_the_row_calls(monkeypatch):
+    """The attention and BPTT proofs prove the steps the row's backward is made of: a slip in a
+    step leaves its lemma unproved (and the row's instances refuted)."""
+    monkeypatch.setattr(L, "softmax_rows_step", lambda alg, P, G: alg.hadamard(P, G))
+    assert not prove_general("attention").proved
+    assert prove_instance("attention").verdicts["Q"].status == "refuted"
+    monkeypatch.undo()
+
+    def cell(alg, W, U, h_prev, x, h, g):  # tanh′ written 1 − h
+        delta = alg.hadamard(g, alg.sub(alg.full(1, h), h))
+        return {"delta": delta, "h_prev": alg.matmul(alg.T(W), delta), "W": alg.outer(delta, h_prev),
+                "U": alg.outer(delta, x), "b": delta, "x": alg.matmul(alg.T(U), delta)}
+
+    monkeypatch.setattr(L, "rnn_cell_step", cell)
+    general = prove_general("rnn")
+    assert not general.proved and {l.name for l in general.lemmas if l.status != "proved"} >= {"cell: state", "cell: W"}
+    assert prove_instance("rnn").verdicts["W"].status == "refuted"
+
+
+def test_conv1d_input_gradient_is_not_claimed_for_every_size():
+    proof = prove_layer("conv1d", general=True)
+    assert proof.status == "proved" and not proof.general.proved
+    assert proof.general.verdicts["w"][0] == "proved" and proof.general.verdicts["x"][0] == "undecided"
+    assert proof.scope.startswith("at sizes")
 
 
 def test_a_row_without_an_every_size_proof_says_where_it_is_proved():

@@ -425,9 +425,13 @@ def layer_document(proof) -> str:
         lines.append(r"\section*{For every size}")
         lines.append(rf"Sizes {', '.join(f'${latex(s)}$' for s in general.sizes.values())} are symbols; "
                      r"each entry identity is decided exactly for every size at once.")
-        for name, (status, residual) in general.verdicts.items():
-            shown = "" if status == PROVED else rf" --- residual: {text(residual[:400])}"
-            lines.append(rf"$\partial L/\partial {latex(sympy.Symbol(name))}$: {status_latex(status)}{shown}.")
+        lines.append(r"\begin{enumerate}")
+        for lemma in general.lemmas:
+            shown = "" if lemma.status == PROVED else rf" --- residual: {text(lemma.residual[:400])}"
+            lines.append(rf"\item \textbf{{{text(lemma.name)}}}: {text(lemma.statement)} --- "
+                         rf"{status_latex(lemma.status)} ({lemma.seconds:.2f}\,s){shown}.")
+        lines.append(r"\end{enumerate}")
+        lines += [text(line) for line in general.argument]
         if general.message:
             lines.append(text(general.message) + ".")
     lines.append(rf"\paragraph{{Conclusion}} {status_latex(proof.status)}: {text(proof.scope)}.")
