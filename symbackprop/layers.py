@@ -623,3 +623,61 @@ def layer(name: str) -> Layer:
         close = difflib.get_close_matches(name, LAYERS, n=3, cutoff=0.5)
         hint = f" (did you mean {' or '.join(close)}?)" if close else ""
         raise KeyError(f"unknown layer {name!r}{hint}; layers: {', '.join(LAYERS)}") from None
+
+
+#: The rows a ``[model]`` definition or a claim may call, with their arguments in order:
+#: ``y = batchnorm(x, gamma, beta, eps)`` is the row's forward definition (examples as rows).
+FUNCTIONS: dict[str, tuple] = {
+    "batchnorm": ("x", "gamma", "beta", "eps"),
+    "layernorm": ("x", "gamma", "beta", "eps"),
+    "attention": ("Q", "K", "V"),
+    "masked_attention": ("Q", "K", "V", "mask"),
+    "conv1d": ("x", "w", "b"),
+    "conv1d_stride2": ("x", "w", "b"),
+    "conv2d": ("x", "w", "b"),
+    "conv2d_stride2": ("x", "w", "b"),
+    "meanpool": ("x",),
+    "maxpool": ("x",),
+    "residual": ("x", "W1", "b1", "W2", "b2"),
+    "dropout": ("x", "mask", "keep"),
+    "gelu": ("x",),
+}
+
+
+def call(name: str, alg, arguments: list):
+    """The row ``name``'s forward pass applied to ``arguments`` (in :data:`FUNCTIONS` order), after
+    checking each argument's shape against the row's declaration; a mismatch is a ValueError
+    naming the argument."""
+    row, names = LAYERS[name], FUNCTIONS[name]
+    values = dict(zip(names, arguments))
+    shapes = {n: tuple(alg.shape(v)) for n, v in values.items()}
+    sizes = _infer_sizes(row, shapes)
+    for tensor in row.tensors(sizes):
+        if tensor.name in shapes and shapes[tensor.name] != (tensor.rows, tensor.cols):
+            raise ValueError(f"{name}: {tensor.name} is {shapes[tensor.name][0]}×{shapes[tensor.name][1]}, "
+                             f"the row needs {tensor.rows}×{tensor.cols}")
+    return row.forward(alg, values)
+
+
+def _infer_sizes(row, shapes: dict) -> dict:
+    """The row's sizes read off the arguments' shapes (each size from the first tensor naming it)."""
+    probe = row.tensors({k: sympy.Symbol(k) for k in _size_names(row)})
+    sizes = {}
+    for tensor in probe:
+        if tensor.name not in shapes:
+            continue
+        for declared, actual in zip((tensor.rows, tensor.cols), shapes[tensor.name]):
+            declared = sympy.sympify(declared)
+            if declared.is_Symbol and declared.name not in sizes:
+                sizes[declared.name] = int(actual)
+            elif not declared.is_number and not declared.is_Symbol:  # 4H, D + H: solve for the one unknown
+                unknown = [s for s in declared.free_symbols if s.name not in sizes]
+                if len(unknown) == 1:
+                    solution = sympy.solve(sympy.Eq(declared, actual), unknown[0])
+                    if solution and sympy.sympify(solution[0]).is_integer:
+                        sizes[unknown[0].name] = int(solution[0])
+    return {k: sizes.get(k, 1) for k in _size_names(row)}
+
+
+def _size_names(row) -> list:
+    return sorted(row.sizes[0])

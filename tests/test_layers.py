@@ -561,3 +561,56 @@ def test_cli_prove_layer_json_and_latex(capsys, tmp_path):
     assert main(["prove", "--layer", "rnn", "--latex", str(tex)]) == 0
     assert r"\begin{document}" in tex.read_text() and "BPTT" not in tex.read_text()[:0]
     assert main(["prove", "--layer", "lstm", "--general"]) == 1  # no every-size proof: not claimed
+
+
+# ------------------------------------------------------------------ rows in [model] files
+
+LAYER_MODEL = """
+title = "batch normalization from the layer library"
+[model]
+sizes = { N = 3, D = 2 }
+upstream = { y = "dy" }
+[model.inputs]
+x = "N x D"
+[model.parameters]
+gamma = "1 x D"
+beta = "1 x D"
+eps = { shape = "scalar", values = "positive" }
+[model.forward]
+y = "batchnorm(x, gamma, beta, eps)"
+xhat = "(x - mean(x, axis=0)) / sqrt(var(x, axis=0) + eps)"
+[[claim]]
+id = "dx"
+lhs = "grad(loss, x)"
+rhs = "(1/N) * gamma * (var(x, axis=0) + eps)**(-1/2) * (N * dy - sum(dy, axis=0) - xhat * sum(dy * xhat, axis=0))"
+[[claim]]
+id = "dgamma"
+lhs = "grad(loss, gamma)"
+rhs = "sum(dy * xhat, axis=0)"
+[[claim]]
+id = "forward"
+lhs = "y"
+rhs = "gamma * xhat + beta"
+[[claim]]
+id = "arity"
+lhs = "batchnorm(x, gamma)"
+rhs = "x"
+expect = "ill-formed"
+[[claim]]
+id = "shape"
+lhs = "batchnorm(x, x, beta, eps)"
+rhs = "x"
+expect = "ill-formed"
+"""
+
+
+def test_rows_are_functions_of_model_files(tmp_path):
+    from symbackprop.derivation import Checker, load
+
+    path = tmp_path / "bn.toml"
+    path.write_text(LAYER_MODEL, encoding="utf-8")
+    results = {r.claim.id: r for r in Checker(load(path), timeout=60).check().results}
+    assert [results[k].verdict.status for k in ("dx", "dgamma", "forward")] == ["proved"] * 3
+    assert "takes 4 arguments" in results["arity"].verdict.message
+    assert results["shape"].verdict.status == "ill-formed"
+    assert "gamma is 3×2, the row needs 1×2" in results["shape"].verdict.message
