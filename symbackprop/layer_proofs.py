@@ -335,7 +335,13 @@ class LayerProof:
         if self.general is not None and self.general.proved:
             return f"for every size of {', '.join(str(s) for s in self.general.sizes.values())}"
         proved = [sizes_text(r.sizes) for r in self.instances if r.proved]
-        return "at sizes " + "; ".join(proved) if proved else "at no size"
+        scope = "at sizes " + "; ".join(proved) if proved else "at no size"
+        if self.general is not None:
+            every = [k for k, (s, _) in self.general.verdicts.items() if s == PROVED]
+            if every:
+                sizes = ", ".join(str(s) for s in self.general.sizes.values())
+                scope += f"; ∂L/∂{', ∂L/∂'.join(every)} for every size of {sizes}"
+        return scope
 
     @property
     def status(self) -> str:

@@ -483,7 +483,7 @@ def test_slips_are_refuted_with_a_witness_that_re_evaluates(name, slip):
         _assert_witness(row, sizes, gradient, verdict, backward)
 
 
-GENERAL = ["batchnorm", "layernorm", "softmax", "log_softmax", "attention", "masked_attention", "rnn"]
+GENERAL = ["batchnorm", "layernorm", "softmax", "log_softmax", "attention", "masked_attention", "rnn", "dropout", "gelu"]
 
 
 @pytest.mark.parametrize("name", GENERAL)
