@@ -213,13 +213,17 @@ def _conv1d_forward(alg, v):
 
 
 def _conv1d_backward(alg, v, dy):
-    """dx[j] = Σ_k w[k]·dy[(j − k)/s] (dy zero outside, and where s ∤ j − k: the flipped kernel run
-    over the padded dy); dw[k] = Σ_i dy[i]·x[s·i + k]; db = Σ_i dy[i]."""
+    """dx[j] = Σ_i dy[i]·w[j − i] for stride 1 (the full convolution of dy with w, i.e. the flipped
+    kernel run over the zero-padded dy); dx[j] = Σ_k w[k]·dy[(j − k)/s] for stride s (0 where
+    s ∤ j − k); dw[k] = Σ_i dy[i]·x[s·i + k]; db = Σ_i dy[i]."""
     x, w = v["x"], v["w"]
     K, L, s = _rows(alg, w), _rows(alg, x), v.get("stride", 1)
     out = _rows(alg, dy)
-    dx = alg.build(L, 1, lambda j, _: alg.index_sum(
-        lambda k: alg.entry(w, k, 0) * alg.padded_entry(dy, (j - k) / s if s != 1 else j - k, 0), K))
+    if s == 1:  # the full convolution of dy with w: dx[j] = Σ_i dy[i]·w[j − i] (w zero outside)
+        dx = alg.build(L, 1, lambda j, _: alg.index_sum(lambda i: alg.entry(dy, i, 0) * alg.padded_entry(w, j - i, 0), out))
+    else:
+        dx = alg.build(L, 1, lambda j, _: alg.index_sum(
+            lambda k: alg.entry(w, k, 0) * alg.padded_entry(dy, (j - k) / s, 0), K))
     dw = alg.build(K, 1, lambda k, _: alg.index_sum(lambda i: alg.entry(dy, i, 0) * alg.entry(x, s * i + k, 0), out))
     return {"x": dx, "w": dw, "b": alg.build(1, 1, lambda i, j: alg.index_sum(lambda t: alg.entry(dy, t, 0), out))}
 
@@ -238,7 +242,8 @@ def _conv2d_forward(alg, v):
 
 
 def _conv2d_backward(alg, v, dy):
-    """dx[a, c] = Σ_{p,q} w[p, q]·dy[(a − p)/s, (c − q)/s] (the flipped kernel over the padded dy);
+    """dx[a, c] = Σ_{i,j} dy[i, j]·w[a − i, c − j] for stride 1 (the full convolution of dy with w: the
+    flipped kernel over the zero-padded dy); Σ_{p,q} w[p, q]·dy[(a − p)/s, (c − q)/s] for stride s;
     dw[p, q] = Σ_{i,j} dy[i, j]·x[s·i + p, s·j + q]; db = Σ dy."""
     x, w = v["x"], v["w"]
     (H, W), (kh, kw), s = alg.shape(x), alg.shape(w), v.get("stride", 1)
@@ -247,8 +252,12 @@ def _conv2d_backward(alg, v, dy):
     def shifted(a, p):
         return (a - p) / s if s != 1 else a - p
 
-    dx = alg.build(H, W, lambda a, c: alg.index_sum(lambda p: alg.index_sum(
-        lambda q: alg.entry(w, p, q) * alg.padded_entry(dy, shifted(a, p), shifted(c, q)), kw), kh))
+    if s == 1:  # the full convolution of dy with w: dx[a, c] = Σ_{i,j} dy[i, j]·w[a − i, c − j]
+        dx = alg.build(H, W, lambda a, c: alg.index_sum(lambda i: alg.index_sum(
+            lambda j: alg.entry(dy, i, j) * alg.padded_entry(w, a - i, c - j), ow), oh))
+    else:
+        dx = alg.build(H, W, lambda a, c: alg.index_sum(lambda p: alg.index_sum(
+            lambda q: alg.entry(w, p, q) * alg.padded_entry(dy, shifted(a, p), shifted(c, q)), kw), kh))
     dw = alg.build(kh, kw, lambda p, q: alg.index_sum(lambda i: alg.index_sum(
         lambda j: alg.entry(dy, i, j) * alg.entry(x, s * i + p, s * j + q), ow), oh))
     return {"x": dx, "w": dw, "b": alg.build(1, 1, lambda i, j: alg.total(dy))}
@@ -551,7 +560,7 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
           general_sizes=_symbolic("n", "m", "d", "e"), plan="attention"),
     Layer("conv1d", "1-D convolution (cross-correlation), valid padding, stride 1", _conv1d_tensors,
           _conv1d_forward, _conv1d_backward, "y[i] = Σ_k w[k]·x[i+k] + b",
-          {"x": "dx[j] = Σ_k w[k]·dy[j−k] (flipped kernel over the zero-padded dy)",
+          {"x": "dx[j] = Σ_i dy[i]·w[j−i] (the full convolution of dy with w: the flipped kernel over the zero-padded dy)",
            "w": "dw[k] = Σ_i dy[i]·x[i+k]", "b": "db = Σ_i dy[i]"},
           ({"L": 4, "K": 2}, {"L": 5, "K": 3}, {"L": 3, "K": 1}), summed="L, K", general_sizes=_symbolic("L", "K")),
     Layer("conv1d_stride2", "1-D convolution, valid padding, stride 2", _conv1d_tensors,
@@ -561,7 +570,7 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
           ({"L": 5, "K": 2}, {"L": 6, "K": 3}, {"L": 7, "K": 3})),
     Layer("conv2d", "2-D convolution (cross-correlation), valid padding, stride 1", _conv2d_tensors,
           _conv2d_forward, _conv2d_backward, "y[i,j] = Σ_{p,q} w[p,q]·x[i+p, j+q] + b",
-          {"x": "dx[a,c] = Σ_{p,q} w[p,q]·dy[a−p, c−q] (flipped kernel, zero-padded dy)",
+          {"x": "dx[a,c] = Σ_{i,j} dy[i,j]·w[a−i, c−j] (the full convolution of dy with w)",
            "w": "dw[p,q] = Σ_{i,j} dy[i,j]·x[i+p, j+q]", "b": "db = Σ dy"},
           ({"H": 3, "W": 3, "kh": 2, "kw": 2}, {"H": 3, "W": 4, "kh": 2, "kw": 3}, {"H": 2, "W": 3, "kh": 1, "kw": 2}), general_sizes=_symbolic("H", "W", "kh", "kw")),
     Layer("conv2d_stride2", "2-D convolution, valid padding, stride 2", _conv2d_tensors,

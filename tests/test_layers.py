@@ -483,7 +483,8 @@ def test_slips_are_refuted_with_a_witness_that_re_evaluates(name, slip):
         _assert_witness(row, sizes, gradient, verdict, backward)
 
 
-GENERAL = ["batchnorm", "layernorm", "softmax", "log_softmax", "attention", "masked_attention", "rnn", "dropout", "gelu"]
+GENERAL = ["batchnorm", "layernorm", "softmax", "log_softmax", "attention", "masked_attention", "rnn", "dropout", "gelu",
+           "conv1d", "conv2d"]
 
 
 @pytest.mark.parametrize("name", GENERAL)
@@ -494,7 +495,10 @@ def test_every_size_proofs(name):
 
 
 @pytest.mark.parametrize("name,slip", [("batchnorm", "no mean/variance terms"), ("batchnorm", "1/N on the wrong term"),
-                                       ("layernorm", "γ outside the sums"), ("log_softmax", "rowsum(dy) forgotten")])
+                                       ("layernorm", "γ outside the sums"), ("log_softmax", "rowsum(dy) forgotten"),
+                                       ("conv1d", "unflipped kernel"), ("conv1d", "offset by one"),
+                                       ("conv1d", "flipped twice"), ("conv1d", "dw flipped"),
+                                       ("conv2d", "unflipped kernel"), ("conv2d", "flipped in one axis")])
 def test_every_size_proofs_do_not_accept_slips(name, slip):
     row = L.LAYERS[name]
     result = prove_general(row, backward=_as_backward(row, SLIPS[name][slip]), timeout=60)
@@ -520,17 +524,37 @@ def test_composed_every_size_proofs_rest_on_the_steps_the_row_calls(monkeypatch)
     assert prove_instance("rnn").verdicts["W"].status == "refuted"
 
 
-def test_conv1d_input_gradient_is_not_claimed_for_every_size():
-    proof = prove_layer("conv1d", general=True)
+def test_residual_input_gradient_is_not_claimed_for_every_size():
+    proof = prove_layer("residual", general=True)
     assert proof.status == "proved" and not proof.general.proved
-    assert proof.general.verdicts["w"][0] == "proved" and proof.general.verdicts["x"][0] == "undecided"
-    assert proof.scope.startswith("at sizes")
+    assert proof.general.verdicts["W1"][0] == "proved" and proof.general.verdicts["x"][0] == "undecided"
+    assert proof.scope.startswith("at sizes") and "∂L/∂x for every" not in proof.scope
 
 
 def test_a_row_without_an_every_size_proof_says_where_it_is_proved():
     proof = prove_layer("lstm", general=True)
     assert proof.general is None and proof.scope.startswith("at sizes H = 2, D = 1")
     assert "general" not in proof.scope and "every" not in proof.scope
+
+
+def test_the_identities_the_layers_need_are_decided():
+    """x^(−1/2)·x^(−1) = x^(−3/2) (batchnorm's variance term) and log∘softmax = z − log Σe^z."""
+    import sympy
+
+    from symbackprop.matrices import Mat
+    from symbackprop.model import Instance
+    from symbackprop.prove import Decider
+
+    net = Instance()
+    x, y = net.variable("x", "positive"), net.variable("y")
+    decider = Decider(net)
+    half, three_halves = sympy.Rational(-1, 2), sympy.Rational(-3, 2)
+    v = x ** 2 + y ** 2 + 1
+    true = [(sympy.Pow(v, half, evaluate=False) * sympy.Pow(v, -1, evaluate=False), v ** three_halves),
+            (sympy.log(sympy.exp(x) / (sympy.exp(x) + sympy.exp(y))), x - sympy.log(sympy.exp(x) + sympy.exp(y)))]
+    for lhs, rhs in true:
+        assert decider.decide(Mat([[lhs]]), Mat([[rhs]])).proved
+    assert decider.decide(Mat([[v ** three_halves]]), Mat([[v ** half]])).status == "refuted"
 
 
 def test_unknown_layer_names_the_closest():
