@@ -285,7 +285,44 @@ BPTT_ARGUMENT = [
     "t = T, …, 1 and sums each parameter's contributions.",
 ]
 
-PLANS = {"direct": (_direct_plan, []), "attention": (_attention_plan, ATTENTION_ARGUMENT), "bptt": (_bptt_plan, BPTT_ARGUMENT)}
+def _lstm_plan(row, alg, values, backward):
+    """The gate lemma (every H) and the affine lemma (every shape of W), composed by the chain rule;
+    the row's backward calls exactly ``layers.lstm_gate_step`` and ``layers.affine_step``."""
+    from . import indexed
+    from .layers import affine_step, lstm_cell, lstm_gate_step
+
+    H, D = row.general_sizes()["H"], row.general_sizes()["D"]
+    pre = [indexed.entries(name, H, 1) for name in ("a_i", "a_f", "a_o", "a_g")]
+    c, dh, dc = indexed.entries("c", H, 1), indexed.entries("dh", H, 1), indexed.entries("dc", H, 1)
+    i, f, o, g, c_new, t = lstm_cell(alg, pre, c)
+    L = alg.total(alg.hadamard(alg.hadamard(o, t), dh)) + alg.total(alg.hadamard(c_new, dc))
+    parts, dc_prev = lstm_gate_step(alg, i, f, o, g, c, t, dh, dc)
+    cell = "c′ = σ(a_f)⊙c + σ(a_i)⊙tanh(a_g), h′ = σ(a_o)⊙tanh c′, L = Σ h′⊙dh′ + Σ c′⊙dc′ ⇒ "
+    for k, name in enumerate(("i", "f", "o", "g")):
+        yield lambda k=k, name=name: _decide_entries(
+            SizedLemma(f"gates: ∂L/∂a_{name}", cell + f"∂L/∂a_{name} = block {k + 1} of da", ("x", "h", "W", "b")),
+            L, pre[k], parts[k])
+    yield lambda: _decide_entries(SizedLemma("gates: ∂L/∂c", cell + "∂L/∂c = dc′_total ⊙ f", ("c",)), L, c, dc_prev)
+    R, C = indexed.size("R"), indexed.size("C")
+    W, z, b = indexed.entries("W", R, C), indexed.entries("z", C, 1), indexed.entries("b", R, 1)
+    phi, G = indexed.arbitrary_function("φ", "a", alg.add(alg.matmul(W, z), b))
+    dW, db, dz = affine_step(alg, W, z, G)
+    affine = "a = W z + b (W of any shape R × C), any differentiable φ(a), G = ∂φ/∂a ⇒ "
+    yield lambda: _decide_entries(SizedLemma("affine: ∂φ/∂W", affine + "∂φ/∂W = G zᵀ", ("W",)), phi, W, dW)
+    yield lambda: _decide_entries(SizedLemma("affine: ∂φ/∂b", affine + "∂φ/∂b = G", ("b",)), phi, b, db)
+    yield lambda: _decide_entries(SizedLemma("affine: ∂φ/∂z", affine + "∂φ/∂z = Wᵀ G", ("x", "h")), phi, z, dz)
+
+
+LSTM_ARGUMENT = [
+    "L = Σ h′ ⊙ dh′ + Σ c′ ⊙ dc′ is a function of the four pre-activation blocks a_i, a_f, a_o, a_g and of c "
+    "(lemmas gates, for every H), and a = W [x; h] + b stacks the blocks (lemma affine with R = 4H, C = D + H "
+    "and φ = L as a function of a, so G = da, the four blocks stacked): by the chain rule dW = da [x; h]ᵀ, "
+    "db = da, [dx; dh] = Wᵀ da, for every H and D.",
+    "The row's backward pass is this composition: it calls the two proved steps; the rest is "
+    "splitting and stacking blocks.",
+]
+
+PLANS = {"lstm": (_lstm_plan, LSTM_ARGUMENT), "direct": (_direct_plan, []), "attention": (_attention_plan, ATTENTION_ARGUMENT), "bptt": (_bptt_plan, BPTT_ARGUMENT)}
 
 
 def prove_general(row: Layer | str, *, backward=None, timeout: float | None = DEFAULT_TIMEOUT) -> GeneralResult | None:

@@ -366,16 +366,39 @@ def _lstm_tensors(sizes):
     return [Tensor("x", D, 1), Tensor("h", H, 1), Tensor("c", H, 1), Tensor("W", 4 * H, D + H), Tensor("b", 4 * H, 1)]
 
 
+def lstm_cell(alg, pre, c):
+    """The cell from its four pre-activation blocks (i, f, o, g): gates σ, candidate tanh,
+    c′ = f⊙c + i⊙g, h′ = o⊙tanh(c′).  Returns (i, f, o, g, c′, tanh c′)."""
+    i, f, o = (alg.apply(SIGMOID.atom, p) for p in pre[:3])
+    g = alg.apply(TANH.atom, pre[3])
+    c_new = alg.add(alg.hadamard(f, c), alg.hadamard(i, g))
+    return i, f, o, g, c_new, alg.apply(TANH.atom, c_new)
+
+
+def lstm_gate_step(alg, i, f, o, g, c, t, dh, dc):
+    """Given dh′ = ∂L/∂h′ and dc′ = ∂L/∂c′ (t = tanh c′): dc′_total = dc′ + dh′⊙o⊙(1 − t²);
+    the pre-activation gradients [di⊙i(1−i), df⊙f(1−f), do⊙o(1−o), dg⊙(1−g²)] with di = dc′_total⊙g,
+    df = dc′_total⊙c, do = dh′⊙t, dg = dc′_total⊙i; and ∂L/∂c = dc′_total⊙f."""
+    one = alg.full(1, t)
+    dct = alg.add(dc, alg.hadamard(alg.hadamard(dh, o), alg.sub(one, alg.hadamard(t, t))))
+    parts = [alg.hadamard(alg.hadamard(dct, g), alg.hadamard(i, alg.sub(one, i))),
+             alg.hadamard(alg.hadamard(dct, c), alg.hadamard(f, alg.sub(one, f))),
+             alg.hadamard(alg.hadamard(dh, t), alg.hadamard(o, alg.sub(one, o))),
+             alg.hadamard(alg.hadamard(dct, i), alg.sub(one, alg.hadamard(g, g)))]
+    return parts, alg.hadamard(dct, f)
+
+
+def affine_step(alg, W, z, G):
+    """a = W z + b, G = ∂L/∂a: ∂L/∂W = G zᵀ, ∂L/∂b = G, ∂L/∂z = Wᵀ G."""
+    return alg.outer(G, z), G, alg.matmul(alg.T(W), G)
+
+
 def _lstm_gates(alg, v):
-    """a = W [x; h] + b split into the gates i, f, o (σ) and the candidate g (tanh)."""
+    """a = W [x; h] + b split into the blocks of i, f, o (σ) and g (tanh), then the cell."""
     H = _rows(alg, v["h"])
     z = alg.concat(v["x"], v["h"], 0)
     a = alg.add(alg.matmul(v["W"], z), v["b"])
-    part = [alg.block(a, (k * H, (k + 1) * H), (0, 1)) for k in range(4)]
-    i, f, o = (alg.apply(SIGMOID.atom, p) for p in part[:3])
-    g = alg.apply(TANH.atom, part[3])
-    c_new = alg.add(alg.hadamard(f, v["c"]), alg.hadamard(i, g))
-    return z, i, f, o, g, c_new, alg.apply(TANH.atom, c_new)
+    return (z, *lstm_cell(alg, [alg.block(a, (k * H, (k + 1) * H), (0, 1)) for k in range(4)], v["c"]))
 
 
 def _lstm_forward(alg, v):
@@ -390,19 +413,12 @@ def _lstm_backward(alg, v, dy):
     [dx; dh] = Wᵀ da, dc = dc′_total⊙f."""
     H, D = _rows(alg, v["h"]), _rows(alg, v["x"])
     z, i, f, o, g, c_new, t = _lstm_gates(alg, v)
-    dh, dc = alg.block(dy, (0, H), (0, 1)), alg.block(dy, (H, 2 * H), (0, 1))
-    one = alg.full(1, t)
-    dct = alg.add(dc, alg.hadamard(alg.hadamard(dh, o), alg.sub(one, alg.hadamard(t, t))))
-    parts = [alg.hadamard(alg.hadamard(dct, g), alg.hadamard(i, alg.sub(one, i))),
-             alg.hadamard(alg.hadamard(dct, v["c"]), alg.hadamard(f, alg.sub(one, f))),
-             alg.hadamard(alg.hadamard(dh, t), alg.hadamard(o, alg.sub(one, o))),
-             alg.hadamard(alg.hadamard(dct, i), alg.sub(one, alg.hadamard(g, g)))]
+    parts, dc_prev = lstm_gate_step(alg, i, f, o, g, v["c"], t, alg.block(dy, (0, H), (0, 1)), alg.block(dy, (H, 2 * H), (0, 1)))
     da = parts[0]
     for p in parts[1:]:
         da = alg.concat(da, p, 0)
-    dz = alg.matmul(alg.T(v["W"]), da)
-    return {"x": alg.block(dz, (0, D), (0, 1)), "h": alg.block(dz, (D, D + H), (0, 1)),
-            "c": alg.hadamard(dct, f), "W": alg.outer(da, z), "b": da}
+    dW, db, dz = affine_step(alg, v["W"], z, da)
+    return {"x": alg.block(dz, (0, D), (0, 1)), "h": alg.block(dz, (D, D + H), (0, 1)), "c": dc_prev, "W": dW, "b": db}
 
 
 # ------------------------------------------------------------------------- the smaller rows
@@ -596,7 +612,7 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
           "[i; f; o; g] = [σ; σ; σ; tanh](W [x; h] + b); c′ = f⊙c + i⊙g; h′ = o⊙tanh c′; y = [h′; c′]",
           {"W": "dW = da [x; h]ᵀ", "b": "db = da", "x": "[dx; dh] = Wᵀ da", "h": "[dx; dh] = Wᵀ da",
            "c": "dc = (dc′ + dh′⊙o⊙(1 − tanh²c′))⊙f"},
-          ({"H": 2, "D": 1}, {"H": 1, "D": 1}, {"H": 1, "D": 2})),
+          ({"H": 2, "D": 1}, {"H": 1, "D": 1}, {"H": 1, "D": 2}), general_sizes=_symbolic("H", "D"), plan="lstm"),
     Layer("residual", "residual block y = x + F(x), F a tanh layer", _residual_tensors, _residual_forward,
           _residual_backward, "y = x + W₂ tanh(W₁ x + b₁) + b₂",
           {"x": "dx = dy + W₁ᵀ((W₂ᵀ dy)⊙(1 − a²))", "W2": "dW₂ = dy aᵀ", "b2": "db₂ = Σ dy",
