@@ -322,7 +322,44 @@ LSTM_ARGUMENT = [
     "splitting and stacking blocks.",
 ]
 
-PLANS = {"lstm": (_lstm_plan, LSTM_ARGUMENT), "direct": (_direct_plan, []), "attention": (_attention_plan, ATTENTION_ARGUMENT), "bptt": (_bptt_plan, BPTT_ARGUMENT)}
+def _residual_plan(row, alg, values, backward):
+    """The skip, the dense step (any shapes) and the tanh step, composed by the chain rule; the
+    row's backward calls exactly ``layers.dense_step`` (twice) and ``layers.tanh_step``."""
+    from . import indexed
+    from .layers import dense_step, tanh_step
+    from .rules import TANH
+
+    D, N = row.general_sizes()["D"], row.general_sizes()["N"]
+    x, u, dy = values["x"], indexed.entries("u", D, N), indexed.entries("dy", D, N)
+    skip = alg.total(alg.hadamard(alg.add(x, u), dy))
+    yield lambda: _decide_entries(SizedLemma("skip: ∂L/∂x", "y = x + u, L = Σ y ⊙ dy ⇒ ∂L/∂x (the skip path) = dy",
+                                             ("x",)), skip, x, dy)
+    yield lambda: _decide_entries(SizedLemma("skip: ∂L/∂u", "y = x + u, L = Σ y ⊙ dy ⇒ ∂L/∂u = dy",
+                                             ("x", "W1", "b1", "W2", "b2")), skip, u, dy)
+    R, C, M = indexed.size("R"), indexed.size("C"), indexed.size("M")
+    W, X, b = indexed.entries("W", R, C), indexed.entries("X", C, M), indexed.entries("b", R, 1)
+    phi, G = indexed.arbitrary_function("φ", "U", alg.add(alg.matmul(W, X), b))
+    dW, db, dX = dense_step(alg, W, X, G)
+    dense = "U = W X + b 1ᵀ (any R × C, C × M), any differentiable φ(U), G = ∂φ/∂U ⇒ "
+    yield lambda: _decide_entries(SizedLemma("dense: ∂φ/∂W", dense + "∂φ/∂W = G Xᵀ", ("W1", "W2")), phi, W, dW)
+    yield lambda: _decide_entries(SizedLemma("dense: ∂φ/∂b", dense + "∂φ/∂b = G 1", ("b1", "b2")), phi, b, db)
+    yield lambda: _decide_entries(SizedLemma("dense: ∂φ/∂X", dense + "∂φ/∂X = Wᵀ G", ("x", "W1", "b1")), phi, X, dX)
+    U = indexed.entries("U", R, M)
+    a = alg.apply(TANH.atom, U)
+    psi, G2 = indexed.arbitrary_function("ψ", "a", a)
+    yield lambda: _decide_entries(SizedLemma("tanh", "a = tanh(U), any differentiable ψ(a), G = ∂ψ/∂a ⇒ "
+                                             "∂ψ/∂U = G ⊙ (1 − a²)", ("x", "W1", "b1")), psi, U, tanh_step(alg, a, G2))
+
+
+RESIDUAL_ARGUMENT = [
+    "L = Σ (x + u) ⊙ dy with u = W₂ a + b₂ 1ᵀ, a = tanh(W₁ x + b₁ 1ᵀ): ∂L/∂u = dy (lemma skip); the dense "
+    "lemma with φ = L as a function of u gives dW₂, db₂ and ∂L/∂a = W₂ᵀ dy; the tanh lemma gives "
+    "δ = (W₂ᵀ dy) ⊙ (1 − a²); the dense lemma again gives dW₁, db₁ and W₁ᵀ δ. x is used twice (the skip "
+    "and the branch), so ∂L/∂x = dy + W₁ᵀ δ (the chain rule sums over uses). For every D, H, N.",
+    "The row's backward pass is this composition: it calls the proved steps in this order.",
+]
+
+PLANS = {"lstm": (_lstm_plan, LSTM_ARGUMENT), "residual": (_residual_plan, RESIDUAL_ARGUMENT), "direct": (_direct_plan, []), "attention": (_attention_plan, ATTENTION_ARGUMENT), "bptt": (_bptt_plan, BPTT_ARGUMENT)}
 
 
 def prove_general(row: Layer | str, *, backward=None, timeout: float | None = DEFAULT_TIMEOUT) -> GeneralResult | None:

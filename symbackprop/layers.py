@@ -438,12 +438,23 @@ def _residual_forward(alg, v):
     return alg.add(alg.add(v["x"], alg.matmul(v["W2"], _residual_hidden(alg, v))), v["b2"])
 
 
+def tanh_step(alg, a, G):
+    """a = tanh(u) elementwise, G = ∂L/∂a: ∂L/∂u = G ⊙ (1 − a²)."""
+    return alg.hadamard(G, alg.sub(alg.full(1, a), alg.hadamard(a, a)))
+
+
+def dense_step(alg, W, X, G):
+    """U = W X + b 1ᵀ (examples as columns), G = ∂L/∂U: ∂L/∂W = G Xᵀ, ∂L/∂b = G 1 (row sums),
+    ∂L/∂X = Wᵀ G."""
+    return alg.matmul(G, alg.T(X)), alg.sum_axis(G, 1), alg.matmul(alg.T(W), G)
+
+
 def _residual_backward(alg, v, dy):
     """δ = (W₂ᵀ dy)⊙(1 − a²); dx = dy + W₁ᵀ δ (the skip adds dy); dW₂ = dy aᵀ, db₂ = Σ dy, dW₁ = δ xᵀ, db₁ = Σ δ."""
     a = _residual_hidden(alg, v)
-    delta = alg.hadamard(alg.matmul(alg.T(v["W2"]), dy), alg.sub(alg.full(1, a), alg.hadamard(a, a)))
-    return {"x": alg.add(dy, alg.matmul(alg.T(v["W1"]), delta)), "W2": alg.matmul(dy, alg.T(a)),
-            "b2": alg.sum_axis(dy, 1), "W1": alg.matmul(delta, alg.T(v["x"])), "b1": alg.sum_axis(delta, 1)}
+    dW2, db2, da = dense_step(alg, v["W2"], a, dy)
+    dW1, db1, dx_branch = dense_step(alg, v["W1"], v["x"], tanh_step(alg, a, da))
+    return {"x": alg.add(dy, dx_branch), "W2": dW2, "b2": db2, "W1": dW1, "b1": db1}
 
 
 def _embedding_tensors(sizes):
@@ -617,7 +628,8 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
           _residual_backward, "y = x + W₂ tanh(W₁ x + b₁) + b₂",
           {"x": "dx = dy + W₁ᵀ((W₂ᵀ dy)⊙(1 − a²))", "W2": "dW₂ = dy aᵀ", "b2": "db₂ = Σ dy",
            "W1": "dW₁ = δ xᵀ", "b1": "db₁ = Σ δ"},
-          ({"D": 2, "H": 2, "N": 2}, {"D": 2, "H": 1, "N": 1}, {"D": 1, "H": 2, "N": 2}), general_sizes=_symbolic("D", "H", "N")),
+          ({"D": 2, "H": 2, "N": 2}, {"D": 2, "H": 1, "N": 1}, {"D": 1, "H": 2, "N": 2}), general_sizes=_symbolic("D", "H", "N"),
+          plan="residual"),
     Layer("embedding", "embedding lookup (tokens fixed, with repeats)", _embedding_tensors,
           _embedding_forward, _embedding_backward, "y = onehot(tokens) E", {"E": "dE = onehot(tokens)ᵀ dy"},
           ({"V": 3, "D": 2, "N": 4}, {"V": 4, "D": 1, "N": 5}, {"V": 2, "D": 2, "N": 3}),
