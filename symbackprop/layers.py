@@ -213,17 +213,14 @@ def _conv1d_forward(alg, v):
 
 
 def _conv1d_backward(alg, v, dy):
-    """dx[j] = Σ_i dy[i]·w[j − i] for stride 1 (the full convolution of dy with w, i.e. the flipped
-    kernel run over the zero-padded dy); dx[j] = Σ_k w[k]·dy[(j − k)/s] for stride s (0 where
-    s ∤ j − k); dw[k] = Σ_i dy[i]·x[s·i + k]; db = Σ_i dy[i]."""
+    """dx[j] = Σ_i dy[i]·w[j − s·i] (the transposed convolution; for stride 1 the full convolution of
+    dy with w, i.e. the flipped kernel run over the zero-padded dy); dw[k] = Σ_i dy[i]·x[s·i + k];
+    db = Σ_i dy[i]."""
     x, w = v["x"], v["w"]
     K, L, s = _rows(alg, w), _rows(alg, x), v.get("stride", 1)
     out = _rows(alg, dy)
-    if s == 1:  # the full convolution of dy with w: dx[j] = Σ_i dy[i]·w[j − i] (w zero outside)
-        dx = alg.build(L, 1, lambda j, _: alg.index_sum(lambda i: alg.entry(dy, i, 0) * alg.padded_entry(w, j - i, 0), out))
-    else:
-        dx = alg.build(L, 1, lambda j, _: alg.index_sum(
-            lambda k: alg.entry(w, k, 0) * alg.padded_entry(dy, (j - k) / s, 0), K))
+    # the transposed convolution: dx[j] = Σ_i dy[i]·w[j − s·i] (w zero outside)
+    dx = alg.build(L, 1, lambda j, _: alg.index_sum(lambda i: alg.entry(dy, i, 0) * alg.padded_entry(w, j - s * i, 0), out))
     dw = alg.build(K, 1, lambda k, _: alg.index_sum(lambda i: alg.entry(dy, i, 0) * alg.entry(x, s * i + k, 0), out))
     return {"x": dx, "w": dw, "b": alg.build(1, 1, lambda i, j: alg.index_sum(lambda t: alg.entry(dy, t, 0), out))}
 
@@ -242,22 +239,16 @@ def _conv2d_forward(alg, v):
 
 
 def _conv2d_backward(alg, v, dy):
-    """dx[a, c] = Σ_{i,j} dy[i, j]·w[a − i, c − j] for stride 1 (the full convolution of dy with w: the
-    flipped kernel over the zero-padded dy); Σ_{p,q} w[p, q]·dy[(a − p)/s, (c − q)/s] for stride s;
+    """dx[a, c] = Σ_{i,j} dy[i, j]·w[a − s·i, c − s·j] (the transposed convolution; for stride 1 the
+    full convolution of dy with w: the flipped kernel over the zero-padded dy);
     dw[p, q] = Σ_{i,j} dy[i, j]·x[s·i + p, s·j + q]; db = Σ dy."""
     x, w = v["x"], v["w"]
     (H, W), (kh, kw), s = alg.shape(x), alg.shape(w), v.get("stride", 1)
     oh, ow = alg.shape(dy)
 
-    def shifted(a, p):
-        return (a - p) / s if s != 1 else a - p
-
-    if s == 1:  # the full convolution of dy with w: dx[a, c] = Σ_{i,j} dy[i, j]·w[a − i, c − j]
-        dx = alg.build(H, W, lambda a, c: alg.index_sum(lambda i: alg.index_sum(
-            lambda j: alg.entry(dy, i, j) * alg.padded_entry(w, a - i, c - j), ow), oh))
-    else:
-        dx = alg.build(H, W, lambda a, c: alg.index_sum(lambda p: alg.index_sum(
-            lambda q: alg.entry(w, p, q) * alg.padded_entry(dy, shifted(a, p), shifted(c, q)), kw), kh))
+    # the transposed convolution: dx[a, c] = Σ_{i,j} dy[i, j]·w[a − s·i, c − s·j] (w zero outside)
+    dx = alg.build(H, W, lambda a, c: alg.index_sum(lambda i: alg.index_sum(
+        lambda j: alg.entry(dy, i, j) * alg.padded_entry(w, a - s * i, c - s * j), ow), oh))
     dw = alg.build(kh, kw, lambda p, q: alg.index_sum(lambda i: alg.index_sum(
         lambda j: alg.entry(dy, i, j) * alg.entry(x, s * i + p, s * j + q), ow), oh))
     return {"x": dx, "w": dw, "b": alg.build(1, 1, lambda i, j: alg.total(dy))}
@@ -555,6 +546,18 @@ def _with(forward_or_backward, **extra):
     return lambda alg, v, dy: forward_or_backward(alg, {**v, **extra}, dy)
 
 
+def _strided(lengths: dict, stride: int = 2) -> dict:
+    """Symbolic sizes of a stride-s row: each input length s·(O − 1) + K for symbolic output length O
+    and kernel size K (every valid pair of lengths), plus O and K themselves."""
+    from .indexed import size
+
+    sizes = {}
+    for length, (out, kernel) in lengths.items():
+        o, k = size(out), size(kernel)
+        sizes.update({out: o, kernel: k, length: stride * (o - 1) + k})
+    return sizes
+
+
 def _symbolic(*names):
     from .indexed import size
 
@@ -592,9 +595,10 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
           ({"L": 4, "K": 2}, {"L": 5, "K": 3}, {"L": 3, "K": 1}), summed="L, K", general_sizes=_symbolic("L", "K")),
     Layer("conv1d_stride2", "1-D convolution, valid padding, stride 2", _conv1d_tensors,
           _with_stride(_conv1d_forward, 2), _with_stride(_conv1d_backward, 2), "y[i] = Σ_k w[k]·x[2i+k] + b",
-          {"x": "dx[j] = Σ_k w[k]·dy[(j−k)/2] (0 unless 2 | j−k)", "w": "dw[k] = Σ_i dy[i]·x[2i+k]",
+          {"x": "dx[j] = Σ_i dy[i]·w[j−2i] (the transposed convolution)", "w": "dw[k] = Σ_i dy[i]·x[2i+k]",
            "b": "db = Σ_i dy[i]"},
-          ({"L": 5, "K": 2}, {"L": 6, "K": 3}, {"L": 7, "K": 3})),
+          ({"L": 5, "K": 2}, {"L": 6, "K": 3}, {"L": 7, "K": 3}), summed="L, K",
+          general_sizes=lambda: _strided({"L": ("O", "K")})),
     Layer("conv2d", "2-D convolution (cross-correlation), valid padding, stride 1", _conv2d_tensors,
           _conv2d_forward, _conv2d_backward, "y[i,j] = Σ_{p,q} w[p,q]·x[i+p, j+q] + b",
           {"x": "dx[a,c] = Σ_{i,j} dy[i,j]·w[a−i, c−j] (the full convolution of dy with w)",
@@ -603,9 +607,10 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
     Layer("conv2d_stride2", "2-D convolution, valid padding, stride 2", _conv2d_tensors,
           _with_stride(_conv2d_forward, 2), _with_stride(_conv2d_backward, 2),
           "y[i,j] = Σ_{p,q} w[p,q]·x[2i+p, 2j+q] + b",
-          {"x": "dx[a,c] = Σ_{p,q} w[p,q]·dy[(a−p)/2, (c−q)/2] (0 unless both divide)",
+          {"x": "dx[a,c] = Σ_{i,j} dy[i,j]·w[a−2i, c−2j] (the transposed convolution)",
            "w": "dw[p,q] = Σ_{i,j} dy[i,j]·x[2i+p, 2j+q]", "b": "db = Σ dy"},
-          ({"H": 4, "W": 4, "kh": 2, "kw": 2}, {"H": 5, "W": 4, "kh": 3, "kw": 2})),
+          ({"H": 4, "W": 4, "kh": 2, "kw": 2}, {"H": 5, "W": 4, "kh": 3, "kw": 2}),
+          general_sizes=lambda: _strided({"H": ("OH", "kh"), "W": ("OW", "kw")})),
     Layer("meanpool", "mean pooling over 2 × 2 windows, stride 2", lambda s: [Tensor("x", s["H"], s["W"])],
           _with(_meanpool_forward, pool=2), _with(_meanpool_backward, pool=2),
           "y[i,j] = ¼·Σ_{a,c<2} x[2i+a, 2j+c]", {"x": "dx[a,c] = ¼·dy[⌊a/2⌋, ⌊c/2⌋]"},

@@ -484,7 +484,7 @@ def test_slips_are_refuted_with_a_witness_that_re_evaluates(name, slip):
 
 
 GENERAL = ["batchnorm", "layernorm", "softmax", "log_softmax", "attention", "masked_attention", "rnn", "dropout", "gelu",
-           "conv1d", "conv2d", "lstm", "residual"]
+           "conv1d", "conv2d", "lstm", "residual", "conv1d_stride2", "conv2d_stride2"]
 
 
 @pytest.mark.parametrize("name", GENERAL)
@@ -498,7 +498,9 @@ def test_every_size_proofs(name):
                                        ("layernorm", "γ outside the sums"), ("log_softmax", "rowsum(dy) forgotten"),
                                        ("conv1d", "unflipped kernel"), ("conv1d", "offset by one"),
                                        ("conv1d", "flipped twice"), ("conv1d", "dw flipped"),
-                                       ("conv2d", "unflipped kernel"), ("conv2d", "flipped in one axis")])
+                                       ("conv2d", "unflipped kernel"), ("conv2d", "flipped in one axis"),
+                                       ("conv1d_stride2", "stride ignored in dx"), ("conv1d_stride2", "stride ignored in dw"),
+                                       ("conv2d_stride2", "stride ignored in dx")])
 def test_every_size_proofs_do_not_accept_slips(name, slip):
     row = L.LAYERS[name]
     result = prove_general(row, backward=_as_backward(row, SLIPS[name][slip]), timeout=60)
