@@ -653,3 +653,16 @@ def test_rows_are_functions_of_model_files(tmp_path):
     assert "takes 4 arguments" in results["arity"].verdict.message
     assert results["shape"].verdict.status == "ill-formed"
     assert "gamma is 3×2, the row needs 1×2" in results["shape"].verdict.message
+
+
+def test_layer_proof_compiles_to_a_pdf(tmp_path, capsys):
+    from symbackprop.cli import main
+
+    from .test_latex import pdf_text, require_pdflatex
+
+    require_pdflatex()
+    tex = tmp_path / "bn.tex"
+    assert main(["prove", "--layer", "batchnorm", "--general", "--latex", str(tex), "--pdf"]) == 0
+    text = pdf_text(tex.with_suffix(".pdf"))
+    assert "Layer backward pass proved: batchnorm" in text
+    assert "Conclusion proved: for every size of N, D" in text and "∂L/∂gamma" in text
