@@ -495,8 +495,7 @@ def _fold(expr):
 
     folded = sympy.piecewise_fold(hide(expr))
     if any(isinstance(value, Piecewise) for value in hidden.values()):
-        folded = sympy.piecewise_fold(folded.xreplace(hidden))  # sums that became Piecewise: fold again
-        return folded
+        return _fold(folded.xreplace(hidden))  # sums that became Piecewise: fold again, guarded the same way
     return folded.xreplace(hidden)
 
 

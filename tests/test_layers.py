@@ -666,3 +666,19 @@ def test_layer_proof_compiles_to_a_pdf(tmp_path, capsys):
     text = pdf_text(tex.with_suffix(".pdf"))
     assert "Layer backward pass proved: batchnorm" in text
     assert "Conclusion proved: for every size of N, D" in text and "∂L/∂gamma" in text
+
+
+def test_a_condition_on_a_summation_index_stays_inside_its_sum():
+    import sympy
+
+    from symbackprop import indexed
+
+    n, q = indexed.size("n"), indexed.index("q")
+    a = sympy.IndexedBase("a")
+    guarded = sympy.Sum(sympy.Piecewise((a[q], q >= 1), (0, True)), (q, 0, n - 1))
+    folded = indexed._fold(2 * guarded)
+    assert not (folded.free_symbols & {q})  # q is still bound
+    assert not indexed.decide_zero(guarded - sympy.Sum(a[q], (q, 0, n - 1)), {})[0]
+    shifted = sympy.Sum(sympy.KroneckerDelta(q + 1, indexed.index("j")) * a[q], (q, 0, n - 1))
+    collapsed = indexed.collapse(shifted, {indexed.index("j"): (1, n)})
+    assert collapsed == a[indexed.index("j") - 1]  # δ(q + 1, j) collapses at q = j − 1, inside the range
