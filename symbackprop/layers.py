@@ -113,12 +113,18 @@ def _batchnorm_backward(alg, v, dy):
     dgamma = alg.sum_axis(alg.hadamard(dy, xhat), 0)
     inner = alg.sub(alg.sub(alg.scale(n, dy), alg.sum_axis(dy, 0)), alg.hadamard(xhat, dgamma))
     dx = alg.scale(_inverse_count(n), alg.hadamard(alg.hadamard(v["gamma"], inv_std), inner))
-    return {"x": dx, "gamma": dgamma, "beta": alg.sum_axis(dy, 0)}
+    return {"x": dx, "gamma": dgamma, "beta": alg.sum_axis(dy, 0), "eps": _eps_gradient(alg, v, dy, xhat, inv_std)}
+
+
+def _eps_gradient(alg, v, dy, xhat, inv_std):
+    """dε = −½·Σ dy⊙γ⊙x̂⊙(σ²+ε)^(−1): x̂ = (x − μ)(σ²+ε)^(−1/2) depends on ε through the power."""
+    weighted = alg.hadamard(alg.hadamard(dy, v["gamma"]), alg.hadamard(xhat, alg.hadamard(inv_std, inv_std)))
+    return alg.build(1, 1, lambda i, j: sympy.Rational(-1, 2) * alg.total(weighted))
 
 
 def _norm_tensors(sizes):
     n, d = sizes["N"], sizes["D"]
-    return [Tensor("x", n, d), Tensor("gamma", 1, d), Tensor("beta", 1, d), Tensor("eps", 1, 1, role="fixed", domain="positive")]
+    return [Tensor("x", n, d), Tensor("gamma", 1, d), Tensor("beta", 1, d), Tensor("eps", 1, 1, domain="positive")]
 
 
 def _layernorm_forward(alg, v):
@@ -134,7 +140,8 @@ def _layernorm_backward(alg, v, dy):
     g = alg.hadamard(dy, v["gamma"])
     inner = alg.sub(alg.sub(alg.scale(d, g), alg.sum_axis(g, 1)), alg.hadamard(xhat, alg.sum_axis(alg.hadamard(g, xhat), 1)))
     dx = alg.scale(_inverse_count(d), alg.hadamard(inv_std, inner))
-    return {"x": dx, "gamma": alg.sum_axis(alg.hadamard(dy, xhat), 0), "beta": alg.sum_axis(dy, 0)}
+    return {"x": dx, "gamma": alg.sum_axis(alg.hadamard(dy, xhat), 0), "beta": alg.sum_axis(dy, 0),
+            "eps": _eps_gradient(alg, v, dy, xhat, inv_std)}
 
 
 # ---------------------------------------------------------------------------------- attention
@@ -474,8 +481,7 @@ def _embedding_backward(alg, v, dy):
 
 def _dropout_tensors(sizes):
     n, d = sizes["N"], sizes["D"]
-    return [Tensor("x", n, d), Tensor("mask", n, d, role="fixed", domain="binary"),
-            Tensor("keep", 1, 1, role="fixed", domain="positive")]
+    return [Tensor("x", n, d), Tensor("mask", n, d, domain="binary"), Tensor("keep", 1, 1, domain="positive")]
 
 
 def _dropout_forward(alg, v):
@@ -484,7 +490,10 @@ def _dropout_forward(alg, v):
 
 
 def _dropout_backward(alg, v, dy):
-    return {"x": alg.scale(1 / _one(alg, v["keep"]), alg.hadamard(dy, v["mask"]))}
+    """dx = dy ⊙ m / q (and, for a model that differentiates them, dm = dy ⊙ x / q, dq = −Σ dy⊙x⊙m / q²)."""
+    q = _one(alg, v["keep"])
+    return {"x": alg.scale(1 / q, alg.hadamard(dy, v["mask"])), "mask": alg.scale(1 / q, alg.hadamard(dy, v["x"])),
+            "keep": alg.build(1, 1, lambda i, j: -alg.total(alg.hadamard(dy, alg.hadamard(v["x"], v["mask"]))) / (q * q))}
 
 
 GELU_C = sympy.Rational(44715, 1000000)
@@ -564,7 +573,7 @@ def _symbolic(*names):
     return lambda: {name: size(name) for name in names}
 
 
-_NORM_TEXT = {"gamma": "dγ = Σ_n dy ⊙ x̂", "beta": "dβ = Σ_n dy"}
+_NORM_TEXT = {"gamma": "dγ = Σ_n dy ⊙ x̂", "beta": "dβ = Σ_n dy", "eps": "dε = −½·Σ dy⊙γ⊙x̂/(σ²+ε)"}
 
 LAYERS: dict[str, Layer] = {row.name: row for row in (
     Layer("batchnorm", "batch normalisation (training mode)", _norm_tensors, _batchnorm_forward, _batchnorm_backward,

@@ -682,3 +682,28 @@ def test_a_condition_on_a_summation_index_stays_inside_its_sum():
     shifted = sympy.Sum(sympy.KroneckerDelta(q + 1, indexed.index("j")) * a[q], (q, 0, n - 1))
     collapsed = indexed.collapse(shifted, {indexed.index("j"): (1, n)})
     assert collapsed == a[indexed.index("j") - 1]  # δ(q + 1, j) collapses at q = j − 1, inside the range
+
+
+def test_a_models_backprop_goes_through_a_row_by_its_proved_backward(tmp_path):
+    from symbackprop.derivation import load
+    from symbackprop.derivation.backward import prove_model
+
+    path = tmp_path / "bn.toml"
+    path.write_text("""
+title = "a batchnorm layer then tanh"
+[model]
+sizes = { N = 3, D = 2 }
+loss = "L"
+[model.inputs]
+x = "N x D"
+[model.parameters]
+gamma = "1 x D"
+beta = "1 x D"
+eps = { shape = "scalar", values = "positive" }
+W = "D x D"
+[model.forward]
+y = "batchnorm(x @ W, gamma, beta, eps)"
+L = "sum(tanh(y) * tanh(y))"
+""", encoding="utf-8")
+    proof = prove_model(load(path))
+    assert proof.all_proved and len(proof.results) >= 10
