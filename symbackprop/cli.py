@@ -326,6 +326,8 @@ def spec_from_arguments(args) -> NetworkSpec:
 def run_prove(args) -> int:
     from .prove import prove_network
 
+    if args.layer is not None:
+        return run_prove_layer(args)
     if args.widths is None:
         if not args.general:
             raise UsageError("prove: the following arguments are required: --widths "
@@ -369,6 +371,45 @@ def run_prove(args) -> int:
         progress.done()
         write_latex(args, document.text)
         proved = proved and document.proved
+    return 0 if proved else 1
+
+
+def run_prove_layer(args) -> int:
+    """prove --layer NAME: one row of the layer library, at its sizes (and for every size)."""
+    from .layer_proofs import prove_layer
+    from .layers import layer
+
+    if args.widths is not None:
+        raise UsageError("prove: --layer and --widths cannot be combined (a layer has its own sizes)")
+    try:
+        row = layer(args.layer)
+    except KeyError as error:
+        raise UsageError(f"prove --layer: {error.args[0]}") from None
+    check_latex_arguments(args)
+    progress = Progress(None if not quiet(args) else False)
+    progress(f"proving the layer {row.name}")
+    proof = prove_layer(row, general=args.general, timeout=args.timeout)
+    progress.done()
+    proved = proof.status == "proved" and (not args.general or proof.general is None or proof.general.proved)
+    if args.general and proof.general is None:
+        proved = False
+    if args.json:
+        print_json(proof.to_dict())
+    elif args.latex != "-":
+        lines = proof.lines()
+        if args.general and proof.general is None:
+            lines.append(f"no every-size proof for {row.name}: {proof.scope}")
+        screen = Screen()
+
+        def wrapped(line):
+            indent = line[: len(line) - len(line.lstrip())]
+            return screen.wrap(line.lstrip(), indent, indent + "    ")
+
+        print("\n".join(wrapped(line) for line in (lines[-1:] if quiet(args) else lines)))
+    if args.latex:
+        from .latex import layer_document
+
+        write_latex(args, layer_document(proof))
     return 0 if proved else 1
 
 
@@ -785,6 +826,10 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--general", action="store_true",
                        help="also prove the recurrences for every width and every depth (symbolic sizes and "
                             "induction over layers); exit 0 only if both proofs succeed")
+    prove.add_argument("--layer", metavar="NAME",
+                       help="prove one row of the layer library instead of a network (batchnorm, layernorm, "
+                            "attention, conv1d, rnn, lstm, …) at its sizes; with --general, for every size "
+                            "of the dimension it sums over")
     add_latex_arguments(prove)
     prove.set_defaults(run=run_prove)
 

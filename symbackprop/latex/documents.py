@@ -438,6 +438,39 @@ def _instantiated_document(proof: NetworkProof, calculations, *, timeout) -> Net
     return NetworkDocument(document(title, "\n\n".join(p for p in parts if p)), calculations)
 
 
+def layer_document(proof) -> str:
+    """A layer row's proof (``layer_proofs.LayerProof``): the forward definition, the closed-form
+    backward pass, each gradient's verdict at each instance size, and the every-size proof."""
+    row = proof.row
+    lines = [r"\section*{The layer}", rf"{text(row.title)}. Forward: {text(row.forward_text)}.",
+             r"Statement: with the upstream gradient $dy = \partial L/\partial y$ an input and "
+             r"$L = \sum y \odot dy$, each closed form below equals the derivative of $L$ by direct differentiation.",
+             r"\begin{itemize}"]
+    lines += [rf"\item {text(formula)}" for formula in row.backward_text.values()]
+    lines.append(r"\end{itemize}")
+    lines.append(r"\section*{Instances}")
+    for result in proof.instances:
+        lines.append(rf"\paragraph{{{text(', '.join(f'{k} = {v}' for k, v in result.sizes.items()))}}}")
+        lines += [rf"$\partial L/\partial {latex(sympy.Symbol(name))}$: {verdict_latex(v)}"
+                  for name, v in result.verdicts.items()]
+    general = proof.general
+    if general is not None:
+        lines.append(r"\section*{For every size}")
+        lines.append(rf"Sizes {', '.join(f'${latex(s)}$' for s in general.sizes.values())} are symbols; "
+                     r"each entry identity is decided exactly for every size at once.")
+        lines.append(r"\begin{enumerate}")
+        for lemma in general.lemmas:
+            shown = "" if lemma.status == PROVED else rf" --- residual: {text(lemma.residual[:400])}"
+            lines.append(rf"\item \textbf{{{text(lemma.name)}}}: {text(lemma.statement)} --- "
+                         rf"{status_latex(lemma.status)} ({lemma.seconds:.2f}\,s){shown}.")
+        lines.append(r"\end{enumerate}")
+        lines += [text(line) for line in general.argument]
+        if general.message:
+            lines.append(text(general.message) + ".")
+    lines.append(rf"\paragraph{{Conclusion}} {status_latex(proof.status)}: {text(proof.scope)}.")
+    return document(rf"Layer backward pass proved: {text(row.name)}", "\n\n".join(lines))
+
+
 # --------------------------------------------------------------------- derivation files
 
 
