@@ -151,7 +151,7 @@ def test_verify_at_80_columns_has_no_wrapped_rows():
     lines = result.stdout.splitlines()
     assert max(cell_len(line) for line in lines) <= 80
     tables = table_rows(result.stdout)
-    assert len(tables) == 5
+    assert len(tables) == len(list((ROOT / "derivations").glob("*.toml")))
     for path, rows in tables.items():
         ids = [claim.id for claim in load(ROOT / path).claims]
         assert [row.split()[0] for row in rows] == ids  # one line per claim, in order

@@ -257,7 +257,7 @@ def assert_clean(code: int, out: str, err: str, fragment: str) -> None:
         assert err.strip(), "exit 2 without a message"
     for line in err.strip().splitlines():
         assert len(line) < 1000, line[:200]
-    assert fragment in out + err, (fragment, out[-1500:], err[-1500:])
+    assert " ".join(fragment.split()) in " ".join((out + err).split()), (fragment, out[-1500:], err[-1500:])  # wrapped
 
 
 @pytest.mark.parametrize("body,fragment", [c[1:] for c in VERIFY_CASES], ids=[c[0] for c in VERIFY_CASES])
