@@ -390,9 +390,7 @@ def run_prove_layer(args) -> int:
     progress(f"proving the layer {row.name}")
     proof = prove_layer(row, general=args.general, timeout=args.timeout)
     progress.done()
-    proved = proof.status == "proved" and (not args.general or proof.general is None or proof.general.proved)
-    if args.general and proof.general is None:
-        proved = False
+    proved = proof.status == "proved" and (not args.general or (proof.general is not None and proof.general.proved))
     if args.json:
         print_json(proof.to_dict())
     elif args.latex != "-":
@@ -847,8 +845,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time budget per claim, in seconds")
     add_memory_argument(verify, "claim")
     verify.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
-                        help="check claims in N worker processes (default: the number of cores); the report is "
-                             "the same as with --jobs 1, in the files' order")
+                        help="check the files in N worker processes, a file's claims in one (default: the number "
+                             "of cores); the report is the same as with --jobs 1, in the files' order")
     verify.add_argument("--json", action="store_true", help="print the report as JSON (docs/report.md)")
     add_latex_arguments(verify)
     verify.set_defaults(run=run_verify)

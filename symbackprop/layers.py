@@ -100,9 +100,16 @@ def _normalised(alg, x, eps, axis):
     return alg.hadamard(alg.sub(x, alg.mean_axis(x, axis)), inv_std), inv_std
 
 
-def _batchnorm_forward(alg, v):
-    xhat, _ = _normalised(alg, v["x"], v["eps"], 0)
-    return alg.add(alg.hadamard(v["gamma"], xhat), v["beta"])
+def _scaled_normalised(axis):
+    """The forward pass of a normalisation layer: γ ⊙ x̂ + β, x̂ normalised along ``axis``."""
+    def forward(alg, v):
+        xhat, _ = _normalised(alg, v["x"], v["eps"], axis)
+        return alg.add(alg.hadamard(v["gamma"], xhat), v["beta"])
+    return forward
+
+
+_batchnorm_forward = _scaled_normalised(0)  # over the batch
+_layernorm_forward = _scaled_normalised(1)  # over each example's features
 
 
 def _batchnorm_backward(alg, v, dy):
@@ -125,11 +132,6 @@ def _eps_gradient(alg, v, dy, xhat, inv_std):
 def _norm_tensors(sizes):
     n, d = sizes["N"], sizes["D"]
     return [Tensor("x", n, d), Tensor("gamma", 1, d), Tensor("beta", 1, d), Tensor("eps", 1, 1, domain="positive")]
-
-
-def _layernorm_forward(alg, v):
-    xhat, _ = _normalised(alg, v["x"], v["eps"], 1)
-    return alg.add(alg.hadamard(v["gamma"], xhat), v["beta"])
 
 
 def _layernorm_backward(alg, v, dy):

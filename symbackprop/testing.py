@@ -716,17 +716,7 @@ class Failure:
         confirmed = {w.name: {} for w in pending}  # ordered sets: dicts of phrase -> None
         refuted = {w.name: {} for w in pending}
         if self.user_fn is not None:
-            for seed in range(4):
-                problem = sample_problem(self.network, 1000 + seed, dtype=self.dtype, kinks=self.kinks,
-                                         targets=self.convention.targets)
-                if problem is None:
-                    continue
-                try:
-                    with np.errstate(all="ignore"):
-                        returned = _returned_gradients(_call(self.user_fn, problem, self.convention,
-                                                             _keywords(self.user_fn, problem)))
-                except Exception:  # noqa: BLE001 — the user's code; its failure is reported elsewhere
-                    continue
+            for problem, returned in self._fresh_returns(4, first_seed=1000):
                 for wrong in pending:
                     claimed = returned.get(wrong.name)
                     try:
@@ -772,8 +762,21 @@ class Failure:
         right = tried = 0
         if self.user_fn is None:
             return right, tried
-        for seed in range(3):
-            problem = sample_problem(self.network, 2000 + seed, dtype=self.dtype, kinks=self.kinks,
+        for problem, returned in self._fresh_returns(3, first_seed=2000):
+            try:
+                with np.errstate(all="ignore"):
+                    wrong = _wrong_gradients(problem, returned, self.convention, self.dtype)
+            except Exception:  # noqa: BLE001 — what the user's code returned
+                continue
+            tried += 1
+            right += not wrong
+        return right, tried
+
+    def _fresh_returns(self, count: int, first_seed: int):
+        """(example, the user's gradients there) at up to ``count`` fresh examples of this network,
+        drawn as the failing one was (its kinks and targets); examples the code fails on are skipped."""
+        for seed in range(first_seed, first_seed + count):
+            problem = sample_problem(self.network, seed, dtype=self.dtype, kinks=self.kinks,
                                      targets=self.convention.targets)
             if problem is None:
                 continue
@@ -781,12 +784,9 @@ class Failure:
                 with np.errstate(all="ignore"):
                     returned = _returned_gradients(_call(self.user_fn, problem, self.convention,
                                                          _keywords(self.user_fn, problem)))
-                    wrong = _wrong_gradients(problem, returned, self.convention, self.dtype)
-            except Exception:  # noqa: BLE001 — the user's code
+            except Exception:  # noqa: BLE001 — the user's code; its failure is reported elsewhere
                 continue
-            tried += 1
-            right += not wrong
-        return right, tried
+            yield problem, returned
 
     def _outcomes(self, problem: Problem, name: str, claimed) -> dict | None:
         if claimed is None:

@@ -112,10 +112,14 @@ def verify(paths, timeout: float | None = 60.0, *, progress=None, stdin=None, jo
     if memory is None:
         memory = budget.default_memory() // max(jobs, 1)
     if jobs <= 1:
-        report.files = [Checker(d, timeout=timeout, memory=memory).check(progress=progress) for d in derivations]
+        report.files = [_check_file(d, timeout, memory, progress) for d in derivations]
     else:
         report.files = _check_in_parallel(derivations, timeout, memory, jobs, progress)
     return report
+
+
+def _check_file(derivation, timeout, memory, progress=None) -> FileReport:
+    return Checker(derivation, timeout=timeout, memory=memory).check(progress=progress)
 
 
 # ---- the process pool.  Workers inherit the loaded derivations (fork).  A file's claims go to one
@@ -128,7 +132,7 @@ _pool_derivations: list = []
 def _pool_check(task):
     index, timeout, memory = task
     derivation = _pool_derivations[index]
-    report = Checker(derivation, timeout=timeout, memory=memory).check()
+    report = _check_file(derivation, timeout, memory)
     return report.results, report.seconds
 
 
@@ -140,7 +144,7 @@ def _check_in_parallel(derivations, timeout, memory, jobs, progress) -> list:
     try:
         context = multiprocessing.get_context("fork")
     except ValueError:  # pragma: no cover - no fork (not POSIX): the serial run
-        return [Checker(d, timeout=timeout, memory=memory).check(progress=progress) for d in derivations]
+        return [_check_file(d, timeout, memory, progress) for d in derivations]
     _pool_derivations = derivations
     order = sorted(range(len(derivations)), key=lambda i: -len(derivations[i].claims))
     reports: dict = {}
