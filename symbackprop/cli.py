@@ -595,6 +595,10 @@ def run_train(args) -> int:
     spec = spec_from_arguments(args)
     if spec.layout != "rows":
         raise UsageError("train uses examples as rows (drop --layout columns)")
+    try:
+        train.require_engine(args.target)
+    except train.DataError as error:
+        raise UsageError(str(error)) from None
     if args.plot:
         try:
             train.plotting()
@@ -613,11 +617,8 @@ def run_train(args) -> int:
     except train.DataError as error:
         raise UsageError(str(error)) from None
     try:
-        train.require_engine(args.target)
         kernel = build(spec, args.dtype, penalty=_penalty(args, spec), target=args.target)
     except KernelError as error:
-        raise UsageError(str(error)) from None
-    except train.DataError as error:
         raise UsageError(str(error)) from None
     built = kernel.seconds
     if args.target != "numpy":
