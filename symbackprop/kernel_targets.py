@@ -100,13 +100,21 @@ class EntrySum:
 
 @dataclass(frozen=True)
 class SoftmaxOf:
-    """softmax with the example's maximum subtracted: shift, exp, total, quotient."""
+    """softmax with the example's maximum subtracted: shift, exp, total, quotient — or, when
+    nothing else reads the shift and the total, the engine's softmax (which subtracts the maximum)."""
 
     out: Buffer
     z: Buffer
     axis: int
     shift: Buffer
     total: Buffer
+    whole: bool = False
+
+
+class LogSoftmax(sympy.Function):
+    """z − c − log Σ exp(z − c) along an axis (the proved log form) as one engine call."""
+
+    nargs = 2
 
 
 def _numeric(expr):
@@ -170,6 +178,7 @@ class Dataflow(Schedule):
                 self.reads[statement.out] = {statement.product.left, statement.product.right,
                                              alg.buffers[statement.bias]}
         self._inline(uses)
+        self._log_softmax()
         for buffer, read in self.reads.items():
             if any(isinstance(b.op, Input) and b.op.name == "ones" for b in read) and not (
                     isinstance(buffer.op, Product)):
@@ -202,6 +211,30 @@ class Dataflow(Schedule):
                 continue
             statements.append(s)
         self.statements = statements
+
+    def _log_softmax(self):
+        """The log form z − c − log(total) written as one log_softmax call; a softmax whose shift
+        and total nothing else reads is then one softmax call (few calls: Python's cost per call
+        is what a small network's step is made of)."""
+        expression_kinds = (Elementwise, UnitSum, EntrySum)
+        for softmax in [s for s in self.statements if isinstance(s, SoftmaxOf)]:
+            form = softmax.z.symbol - softmax.shift.symbol - sympy.log(softmax.total.symbol)
+            call = LogSoftmax(softmax.z.symbol, softmax.axis)
+            replacements = {form: call, -form: -call}
+            statements = []
+            for s in self.statements:
+                if isinstance(s, expression_kinds):
+                    expr = s.expr.xreplace(replacements)
+                    if expr != s.expr:
+                        s = type(s)(**{**s.__dict__, "expr": expr})
+                        self.reads[s.out] = _free_buffers(self.alg, expr)
+                statements.append(s)
+            self.statements = statements
+            parts = {softmax.shift, softmax.total}
+            if not any(parts & self.reads.get(s.out, set()) for s in self.statements if s is not softmax) and not (
+                    parts & self.keep):
+                index = self.statements.index(softmax)
+                self.statements[index] = SoftmaxOf(**{**softmax.__dict__, "whole": True})
 
     def _product(self, buffer, op: Product):
         if isinstance(op.right.op, Input) and op.right.op.name == "ones":
@@ -302,6 +335,8 @@ class TensorPrinter(StrPrinter):
                 f"{out} = {out} / {total}"]
 
     def lines(self, statement) -> list[str]:
+        if isinstance(statement, SoftmaxOf) and statement.whole:
+            return [f"{self.names[statement.out]} = {self.softmax_call(self.names[statement.z], statement.axis)}"]
         if isinstance(statement, SoftmaxOf):
             return self.softmax_lines(statement)
         return [f"{self.names[statement.out]} = {self._print(statement)}"]
@@ -392,6 +427,12 @@ class TorchPrinter(TensorPrinter):
     def maximum_along(self, z, axis):
         return f"torch.amax({z}, {axis}, keepdim=True)"
 
+    def softmax_call(self, z, axis):
+        return f"torch.softmax({z}, {axis})"
+
+    def _print_LogSoftmax(self, expr):
+        return f"torch.log_softmax({self._print(expr.args[0])}, {expr.args[1]})"
+
     def _extremum(self, function, args):
         constants = [a for a in args if a.is_Number]
         tensors = [a for a in args if not a.is_Number]
@@ -417,6 +458,12 @@ class JaxPrinter(TensorPrinter):
 
     def maximum_along(self, z, axis):
         return f"jnp.max({z}, {axis}, keepdims=True)"
+
+    def softmax_call(self, z, axis):
+        return f"jax.nn.softmax({z}, axis={axis})"
+
+    def _print_LogSoftmax(self, expr):
+        return f"jax.nn.log_softmax({self._print(expr.args[0])}, axis={expr.args[1]})"
 
     def _print_Heaviside(self, expr):
         test = self._step_test(expr)
