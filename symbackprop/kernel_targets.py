@@ -465,6 +465,26 @@ class TorchPrinter(TensorPrinter):
             text = f"torch.clamp_{'min' if function == 'maximum' else 'max'}({text}, {self._print(c)})"
         return text
 
+    def _print_Mul(self, expr):
+        # y·(1 − a²) and y·a·(1 − a), a a computed tensor (tanh′ and σ′ from the activation's
+        # output): PyTorch's own tanh / sigmoid backward kernels compute exactly these products in
+        # one pass (three allocating operations otherwise)
+        factors = list(Mul.make_args(expr))
+        for a in sorted((s for s in expr.free_symbols if s in self.names), key=str):
+            square = 1 - a ** 2
+            if square in factors:
+                rest = Mul(*[f for f in factors if f != square])
+                if any(s in self.names for s in rest.free_symbols):
+                    return f"torch.ops.aten.tanh_backward({self._print(rest)}, {self._print(a)})"
+            if a in factors and 1 - a in factors:
+                rest = list(factors)
+                rest.remove(a)
+                rest.remove(1 - a)
+                rest = Mul(*rest)
+                if any(s in self.names for s in rest.free_symbols):
+                    return f"torch.ops.aten.sigmoid_backward({self._print(rest)}, {self._print(a)})"
+        return super()._print_Mul(expr)
+
     def step_product(self, step, rest):
         # PyTorch's CPU kernels with a boolean operand are slow (torch.where(x > 0, y, 0.0): ~140 µs
         # on a 128×256 float32 matrix); threshold_backward, its ReLU backward, is y where x > 0,
@@ -667,6 +687,8 @@ def _parameters(params):
         return [params[name] for name in NAMES]
     except KeyError as missing:
         raise ValueError(f"params has no {{missing}}: expected {{', '.join(NAMES)}}") from None
+    except TypeError:
+        raise ValueError(f"params must be a dict of {{', '.join(NAMES)}}, not {{type(params).__name__}}") from None
 
 
 def _initial_values(seed):
