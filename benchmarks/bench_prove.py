@@ -6,6 +6,7 @@ width 4) for each pairing, and measures in the same run a reference: the naive r
 
     taskset -c 0 python benchmarks/bench_prove.py            # every pairing
     taskset -c 0 python benchmarks/bench_prove.py --quick    # the issue's four pairings
+    taskset -c 0 python benchmarks/bench_prove.py --scaling  # seconds and peak memory, exact vs instantiated
 
 A cell is the wall time of ``prove_network`` (lemmas included, cached after the first network);
 "✗" marks a network with a gradient not proved within the budget.
@@ -14,6 +15,8 @@ A cell is the wall time of ``prove_network`` (lemmas included, cached after the 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
 import sys
 import time
 from pathlib import Path
@@ -62,6 +65,52 @@ def naive_seconds(widths, hidden, output, loss, batch, timeout):
     return f"{time.perf_counter() - started:.2f}"
 
 
+def _child(connection, widths, hidden, output, loss, batch, exact, timeout, memory):
+    spec = NetworkSpec(widths=widths, hidden=hidden, output=output, loss=loss, batch=batch)
+    started = time.perf_counter()
+    proof = prove_network(spec, timeout=timeout, exact=exact, memory=memory)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    refused = all("memory budget" in r.verdict.message for r in proof.results) and not proof.lemmas
+    connection.send((seconds, peak, proof.all_proved, "refused" if refused else proof.scope))
+
+
+def measured(widths, hidden, output, loss, batch, exact, *, timeout=10.0, memory=2 << 30, cell=30.0) -> str:
+    """``seconds/peak MB`` of one proof in a fresh child process (peak: its resident set, the
+    interpreter and SymPy included); ✗ when not every gradient is proved, ✗>cell when cut off,
+    ``refused`` when the estimate of the expansion exceeds the memory budget (nothing is built)."""
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child, args=(send, widths, hidden, output, loss, batch, exact, timeout, memory))
+    child.start()
+    if not receive.poll(cell):
+        child.kill()
+        child.join()
+        return f"✗>{cell:.0f}s"
+    seconds, peak, proved, scope = receive.recv()
+    child.join()
+    if scope == "refused":
+        return "refused"
+    return f"{'' if proved else '✗'}{seconds:.2f}/{peak / 2**20:.0f}"
+
+
+SCALING_PAIRINGS = [("relu", "softmax", "cross_entropy"), ("tanh", "sigmoid", "bce")]
+
+
+def scaling(pairings, depths, widths_swept, cell):
+    for route, exact in (("instantiated general proof", False), ("exact expansion", True)):
+        rows = []
+        for h, o, l in pairings:
+            rows.append([f"{h}/{o} {l}"] + [measured((4,) * (d + 1), h, o, l, 2, exact, cell=cell) for d in depths])
+        table(f"{route}: seconds/peak MB vs depth L (width 4, batch 2)", ["pairing"] + [f"L={d}" for d in depths],
+              rows)
+        rows = []
+        for h, o, l in pairings:
+            rows.append([f"{h}/{o} {l}"] + [measured((n, n, n), h, o, l, 2, exact, cell=cell) for n in widths_swept])
+        table(f"{route}: seconds/peak MB vs width n (depth 2, batch 2)", ["pairing"] + [f"n={n}" for n in widths_swept],
+              rows)
+
+
 def table(title, headers, rows):
     widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
     print(f"\n{title}")
@@ -74,7 +123,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the issue's four pairings")
     parser.add_argument("--timeout", type=float, default=60.0, help="budget per gradient (s)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="only seconds and peak memory against depth 1-8 and width 2-64, exact vs instantiated")
+    parser.add_argument("--cell", type=float, default=30.0, help="with --scaling: seconds before a cell is cut off")
     args = parser.parse_args()
+    if args.scaling:
+        depths, swept = (1, 2, 3, 4, 5, 6, 7, 8), (2, 4, 8, 16, 32, 64)
+        scaling(SCALING_PAIRINGS if args.quick else ISSUE_PAIRINGS, depths, swept, args.cell)
+        return
     pairings = ISSUE_PAIRINGS if args.quick else [(h, o, l) for h in HIDDEN for o, l in OUTPUTS]
     label = [f"{h}/{o} {l}" for h, o, l in pairings]
 

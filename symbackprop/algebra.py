@@ -32,7 +32,9 @@ Primitives
     sub-matrix of the 0-based half-open ``range``-like pairs ``rows = (start, stop)``).
 Entry-level primitives (formulas defined entry by entry: convolution, pooling, index sums)
     ``build(rows, cols, entry)`` — the matrix whose (i, j) entry is ``entry(i, j)`` (0-based),
-    ``entry(a, i, j)``, ``index_sum(body, count)`` — Σ_{k=0}^{count−1} body(k), a scalar.
+    ``entry(a, i, j)``, ``padded_entry(a, i, j)`` (the entry, or 0 where (i, j) is outside the
+    matrix or not a pair of integers: a zero-padded operand, as in a convolution's backward pass),
+    ``index_sum(body, count)`` — Σ_{k=0}^{count−1} body(k), a scalar.
     Indices are Python integers in explicit interpretations and SymPy index symbols in ``Sized``.
 Layout-aware pieces of a dense layer (``layout`` is "columns": examples as columns, or "rows")
     ``examples(a)``, ``output_width(a)``, ``example_sums(a)``, ``affine(W, A, b)``,
@@ -128,6 +130,14 @@ class Algebra:
 
     def index_sum(self, body, count):
         self._missing("index_sum")
+
+    def padded_entry(self, a, i, j):
+        """Explicit interpretations: the entry, or 0 outside (integers only; see the docstring)."""
+        rows, cols = self.shape(a)
+        for x, n in ((i, rows), (j, cols)):
+            if not (float(x).is_integer() and 0 <= x < n):
+                return 0
+        return self.entry(a, int(i), int(j))
 
     # -------------------------------------------------------------------- derived, once
     def neg(self, a):

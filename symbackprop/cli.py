@@ -261,6 +261,23 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _memory_size(text: str) -> int:
+    from .budget import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_memory_argument(parser, per: str) -> None:
+    from .budget import default_memory, size_text
+
+    parser.add_argument("--memory", type=_memory_size, default=None, metavar="SIZE",
+                        help=f"memory budget per {per}, e.g. 2G or 500M; running out gives 'undecided' "
+                             f"(default: half the memory available, now {size_text(default_memory())})")
+
+
 class _DeprecatedOutput(argparse.Action):
     """``--output NAME``, the old spelling of --output-activation (it collides with the universal
     ``-o/--output FILE``).  On ``export``, which writes a file, ``--output FILE`` is the file."""
@@ -311,6 +328,8 @@ def spec_from_arguments(args) -> NetworkSpec:
 def run_prove(args) -> int:
     from .prove import prove_network
 
+    if args.layer is not None:
+        return run_prove_layer(args)
     if args.widths is None:
         if not args.general:
             raise UsageError("prove: the following arguments are required: --widths "
@@ -322,13 +341,15 @@ def run_prove(args) -> int:
     progress = Progress(None if not quiet(args) else False)
     proof = None
     if args.widths is not None:
-        proof = prove_network(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"))
+        proof = prove_network(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"),
+                              exact=args.exact, memory=args.memory)
     general = None
     if args.general:
         from .general import prove_general
 
         progress("proving for every width and depth")
-        general = prove_general(spec, timeout=args.timeout)
+        general = proof.general if proof is not None and proof.general is not None else \
+            prove_general(spec, timeout=args.timeout)
     progress.done()
     proved = (proof is None or proof.all_proved) and (general is None or general.all_proved)
     if args.json:
@@ -355,12 +376,51 @@ def run_prove(args) -> int:
     return 0 if proved else 1
 
 
+def run_prove_layer(args) -> int:
+    """prove --layer NAME: one row of the layer library, at its sizes (and for every size)."""
+    from .layer_proofs import prove_layer
+    from .layers import layer
+
+    if args.widths is not None:
+        raise UsageError("prove: --layer and --widths cannot be combined (a layer has its own sizes)")
+    try:
+        row = layer(args.layer)
+    except KeyError as error:
+        raise UsageError(f"prove --layer: {error.args[0]}") from None
+    check_latex_arguments(args)
+    progress = Progress(None if not quiet(args) else False)
+    progress(f"proving the layer {row.name}")
+    proof = prove_layer(row, general=args.general, timeout=args.timeout)
+    progress.done()
+    proved = proof.status == "proved" and (not args.general or proof.general is None or proof.general.proved)
+    if args.general and proof.general is None:
+        proved = False
+    if args.json:
+        print_json(proof.to_dict())
+    elif args.latex != "-":
+        lines = proof.lines()
+        if args.general and proof.general is None:
+            lines.append(f"no every-size proof for {row.name}: {proof.scope}")
+        screen = Screen()
+
+        def wrapped(line):
+            indent = line[: len(line) - len(line.lstrip())]
+            return screen.wrap(line.lstrip(), indent, indent + "    ")
+
+        print("\n".join(wrapped(line) for line in (lines[-1:] if quiet(args) else lines)))
+    if args.latex:
+        from .latex import layer_document
+
+        write_latex(args, layer_document(proof))
+    return 0 if proved else 1
+
+
 def render_network_proof(proof, screen: Screen | None = None, summary_only: bool = False) -> str:
     screen = screen or Screen()
     proved = sum(r.verdict.proved for r in proof.results)
     summary = "all" if proof.all_proved else f"{proved} of"
     summary = (f"{summary} {len(proof.results)} gradients proved equal to the backprop recurrences "
-               f"(scope: instance; {proof.seconds:.2f} s)")
+               f"(scope: {proof.scope}; {proof.seconds:.2f} s)")
     if summary_only:
         return summary
     lines = [f"network {proof.spec.describe()}", ""]
@@ -369,10 +429,10 @@ def render_network_proof(proof, screen: Screen | None = None, summary_only: bool
     if lemma_rows:
         lines += [screen.table(["lemma", "statement", "verdict", "method", "seconds"], lemma_rows, elide=1,
                                right=(4,), styled=(2,)), ""]
-    rows = [[r.quantity, str(r.layer), r.verdict.status, r.verdict.method or r.verdict.message,
+    rows = [[r.quantity, str(r.layer), r.verdict.status, r.verdict.scope, r.verdict.method or r.verdict.message,
              _seconds(r.verdict.seconds)] for r in proof.results]
-    lines.append(screen.table(["quantity", "layer", "verdict", "method", "seconds"], rows, elide=3,
-                              right=(1, 4), styled=(2,)))
+    lines.append(screen.table(["quantity", "layer", "verdict", "scope", "method", "seconds"], rows, elide=4,
+                              right=(1, 5), styled=(2,)))
     for r in proof.results:
         v = r.verdict
         if not v.proved:
@@ -427,7 +487,8 @@ def run_verify(args) -> int:
     check_latex_arguments(args)
     progress = Progress(None if not quiet(args) else False)
     try:
-        report = verify(args.paths, timeout=args.timeout, progress=lambda item: progress(f"checking {item}"))
+        report = verify(args.paths, timeout=args.timeout, progress=lambda item: progress(f"checking {item}"),
+                        jobs=args.jobs, memory=args.memory)
     finally:
         progress.done()
     if args.json:
@@ -779,10 +840,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_network_arguments(prove, "prove", widths_required=False)
     prove.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                        help="time budget per gradient, in seconds; running out gives 'undecided'")
+    add_memory_argument(prove, "gradient")
+    prove.add_argument("--exact", action="store_true",
+                       help="expand the network and decide every gradient exactly on this instance, even when the "
+                            "general proof covers it (by default such a network is an instance of the general proof: "
+                            "scope 'general, instantiated')")
     prove.add_argument("--json", action="store_true", help="print the report as JSON (docs/report.md)")
     prove.add_argument("--general", action="store_true",
                        help="also prove the recurrences for every width and every depth (symbolic sizes and "
                             "induction over layers); exit 0 only if both proofs succeed")
+    prove.add_argument("--layer", metavar="NAME",
+                       help="prove one row of the layer library instead of a network (batchnorm, layernorm, "
+                            "attention, conv1d, rnn, lstm, …) at its sizes; with --general, for every size "
+                            "of the dimension it sums over")
     add_latex_arguments(prove)
     prove.set_defaults(run=run_prove)
 
@@ -798,6 +868,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("paths", nargs="+", metavar="PATH", help="derivation files or folders, or - (stdin)")
     verify.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                         help="time budget per claim, in seconds")
+    add_memory_argument(verify, "claim")
+    verify.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
+                        help="check claims in N worker processes (default: the number of cores); the report is "
+                             "the same as with --jobs 1, in the files' order")
     verify.add_argument("--json", action="store_true", help="print the report as JSON (docs/report.md)")
     add_latex_arguments(verify)
     verify.set_defaults(run=run_verify)

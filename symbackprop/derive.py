@@ -20,7 +20,7 @@ from __future__ import annotations
 from . import rules
 from .evaluate import Partial
 from .matrices import Mat
-from .network import Network
+from .network import Network, _times, output_factor, penalty_coefficient
 
 QUANTITIES = ("z", "W", "b")
 
@@ -57,7 +57,7 @@ def parameter_gradients(alg, delta, A_prev, ones):
 
 
 def penalty_gradient(alg, penalty, W):
-    """∂/∂W_k of (λ/2)·Σ‖W‖² = λ W_k."""
+    """∂/∂W_k of (λ/2)·Σ‖W‖² = λ W_k (other ``l2_form`` s: ``penalty`` is 2κλ for κλ·Σ‖W‖²)."""
     return alg.scale(penalty, W)
 
 
@@ -66,16 +66,22 @@ def backprop(net: Network, *, shortcut: bool = True) -> dict:
     W, Z, A = net.W, net.Z, net.A
     ones = alg.ones(net.batch, 1)
 
-    delta = {L: alg.scale(net.reduction_factor,
-                          rules.output_delta(alg, spec.loss_rule, spec.activation(L), A[L], net.Y, Z[L],
-                                             shortcut=shortcut))}
+    output = rules.output_delta(alg, spec.loss_rule, spec.activation(L), A[L], net.Y, Z[L], shortcut=shortcut)
+    if getattr(spec, "output_reduction", "sum") != "sum":  # ℓ averaged over the output units
+        output = alg.scale(output_factor(spec, alg, A[L]), output)
+    delta = {L: alg.scale(net.reduction_factor, output)}
     for k in range(L - 1, 0, -1):
         delta[k] = hidden_delta(alg, W[k + 1], delta[k + 1], spec.activation(k).derivative, Z[k])
 
+    penalty = net.penalty
+    if penalty is not None and getattr(spec, "l2_form", "lambda/2") != "lambda/2":  # ∂(κλ‖θ‖²)/∂θ = 2κλθ
+        penalty = _times(penalty, 2 * penalty_coefficient(spec, net.batch))
     gradients = {}
     for k in range(1, L + 1):
         dW, db = parameter_gradients(alg, delta[k], A[k - 1], ones)
-        if net.penalty is not None:
-            dW = alg.add(dW, penalty_gradient(alg, net.penalty, W[k]))
+        if penalty is not None:
+            dW = alg.add(dW, penalty_gradient(alg, penalty, W[k]))
+            if getattr(spec, "l2_biases", False):
+                db = alg.add(db, penalty_gradient(alg, penalty, net.b[k]))
         gradients["z", k], gradients["W", k], gradients["b", k] = delta[k], dW, db
     return gradients

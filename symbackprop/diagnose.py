@@ -28,7 +28,7 @@ import sympy
 from . import rules
 from .derive import backprop
 from .evaluate import Unsupported
-from .network import NetworkSpec
+from .network import L2_FORMS, NetworkSpec, penalty_coefficient
 from .numeric import NumericNetwork
 from .rounding import bounded_network
 
@@ -102,6 +102,20 @@ def diagnose(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, c
     it, or when the network cannot be evaluated numerically (a generic g).  ``notation`` names
     the quantities in the phrase.
     """
+    outcomes = slip_outcomes(spec, params, X, Y, quantity, layer, claimed, penalty, notation, first=True)
+    return next((phrase for phrase, explains in (outcomes or {}).items() if explains), None)
+
+
+def slip_outcomes(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, claimed,
+                  penalty: float | None = None, notation: Notation = TEXTBOOK, *,
+                  first: bool = False) -> dict | None:
+    """What each catalogue slip says about ``claimed`` at this example, in catalogue order:
+    ``{phrase: True}`` it explains ``claimed``, ``False`` it is visible here (its value differs from
+    the truth) and ``claimed`` is not it, ``None`` it cannot be seen here (it does not apply, or its
+    value is the truth's).  A right ``claimed`` gives False for every visible slip.  ``first``: stop at
+    the first slip that explains it.  None when the network cannot be evaluated numerically.
+    Arguments as for :func:`diagnose`.
+    """
     if quantity not in ("W", "b", "z") or not 1 <= layer <= spec.depth:
         raise ValueError(f"no quantity {quantity}{layer} in a network of depth {spec.depth}")
     claimed = np.asarray(claimed)
@@ -112,15 +126,19 @@ def diagnose(spec: NetworkSpec, params: dict, X, Y, quantity: str, layer: int, c
         truth = slips.quantity(_unchanged, quantity, layer)
     except (Unsupported, NotImplementedError):
         return None
-    if agrees(claimed, truth, quantity):
-        return None
+    right = agrees(claimed, truth, quantity)
+    outcomes = {}
     for phrase, evaluate in slips.candidates(quantity, layer, truth):
+        if phrase in outcomes:
+            continue
         slip = evaluate()
         if slip is None or not differs(slip, truth):
-            continue  # does not apply here, or is no slip on this network
-        if agrees(claimed, slip, quantity):
-            return phrase
-    return None
+            outcomes[phrase] = None  # does not apply here, or is no slip on this network
+            continue
+        outcomes[phrase] = not right and agrees(claimed, slip, quantity)
+        if first and outcomes[phrase]:
+            break
+    return outcomes
 
 
 # ------------------------------------------------------------------------- comparing arrays
@@ -168,10 +186,12 @@ def _with(net, **changes):
 class _SpecWith:
     """The spec with some layers' activation rows, or its loss row, replaced."""
 
-    def __init__(self, spec, rows: dict | None = None, loss_rule: rules.Loss | None = None):
-        self._spec, self._rows, self._loss_rule = spec, rows or {}, loss_rule
+    def __init__(self, spec, rows: dict | None = None, loss_rule: rules.Loss | None = None, **fields):
+        self._spec, self._rows, self._loss_rule, self._fields = spec, rows or {}, loss_rule, fields
 
     def __getattr__(self, name):
+        if name in self.__dict__.get("_fields", {}):
+            return self._fields[name]
         return getattr(self._spec, name)
 
     def activation(self, k: int) -> rules.Activation:
@@ -317,12 +337,38 @@ class Slips:
                    at(lambda net, j=j: (_with(net, Z={**net.Z, j: net.A[j]}), True)))
         yield from self._off_by_one(at, quantity, layer)
         if self.penalty is not None:
-            W_k = n("weight", "k")
-            for phrase, factor in ((f"L2 term λ{W_k} missing", 0), (f"L2 term doubled: 2λ{W_k}", 2),
-                                   (f"L2 term halved: λ{W_k}/2 (the derivative of (λ/2)‖{n.base('weight')}‖² "
-                                    f"is λ{W_k})", 0.5)):
-                yield phrase, at(lambda net, f=factor: (_with(net, penalty=net.penalty * f if f else None), True))
+            yield from self._penalty_slips(at, quantity)
         yield from self._relu_at_zero(at)
+
+    def _penalty_slips(self, at, quantity: str):
+        """The L2 term missing, doubled, halved; written in another of the forms (``l2_form``); on the
+        biases when it belongs on the weights only, or the other way round."""
+        spec, n = self.spec, self.n
+        W = n.base("weight")
+        on_biases = getattr(spec, "l2_biases", False)
+        theta = "b_k" if quantity == "b" else n("weight", "k")
+        form = getattr(spec, "l2_form", "lambda/2")
+        if form == "lambda/2":
+            term, text = f"λ{theta}", f"(the derivative of (λ/2)‖{theta}‖² is λ{theta})"
+        else:
+            term, text = f"2κλ{theta}", f"(the derivative of κλ‖{theta}‖² is 2κλ{theta}, κλ = {L2_FORMS[form]})"
+        if quantity != "b" or on_biases:
+            for phrase, factor in ((f"L2 term {term} missing", 0), (f"L2 term doubled: 2·{term}", 2),
+                                   (f"L2 term halved: {term}/2 {text}", 0.5)):
+                yield phrase, at(lambda net, f=factor: (_with(net, penalty=net.penalty * f if f else None), True))
+        if quantity == "b" and not on_biases:
+            yield ("L2 term applied to the biases too (the penalty is on the weights only)",
+                   at(lambda net: (_with(net, spec=_SpecWith(spec, l2_biases=True)), True)))
+        own = penalty_coefficient(spec, self.batch)
+        for other, written in L2_FORMS.items():
+            if other == form or (other == "lambda/2n" and not getattr(spec, "training_size", None)):
+                continue
+            factor = float(penalty_coefficient(dataclasses.replace(spec, l2_form=other), self.batch) / own) \
+                if isinstance(spec, NetworkSpec) else None
+            if factor is None or factor == 1:
+                continue
+            yield (f"L2 term of {written}·Σ‖{W}‖² where {L2_FORMS[form]}·Σ‖{W}‖² belongs (another l2_form)",
+                   at(lambda net, f=factor: (_with(net, penalty=net.penalty * f), True)))
 
     def _transposes(self, at):
         L, n = self.spec.depth, self.n

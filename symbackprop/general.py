@@ -909,3 +909,36 @@ def prove_general(spec: NetworkSpec | GeneralSetting, recurrences: Recurrences =
         argument = Induction([], unstated, [], [], [], [], "none",
                              [f"the recurrences could not be stated: {type(error).__name__}: {error}"])
     return GeneralProof(setting, lemmas, argument, time.perf_counter() - started)
+
+
+# ------------------------------------------------------------------- instances of the general proof
+
+
+def instantiate(spec: NetworkSpec, *, timeout: float | None = 30.0):
+    """The gradients of ``spec``'s network as an instance of the general proof, or None when the
+    general proof of its setting is not complete (then only the exact expansion can say more).
+
+    Sound because the general proof is about the very functions ``derive.backprop`` runs (the
+    default :class:`Recurrences`) for every depth L ≥ 1, every width and batch m ≥ 1, with the
+    setting's activation rows (their conventions at 0 included), loss, reduction, layout and
+    penalty — all read from ``spec`` itself, so the instance is that setting at these sizes.
+    Nothing is expanded: the cost does not depend on the widths.
+    """
+    from .prove import INSTANTIATED, QUANTITIES, QUANTITY_TEXT, LemmaResult, NetworkProof, QuantityResult
+
+    started = time.perf_counter()
+    setting = GeneralSetting.from_spec(spec)
+    general = prove_general(setting, timeout=timeout)
+    if not (general.all_proved and general.induction.proved):
+        return None
+    method = f"instance of the general proof at L = {spec.depth}, m = {spec.batch}"
+    notes = list(general.induction.notes)
+    results = []
+    for k in range(spec.depth, 0, -1):
+        step = "base case k = L" if k == spec.depth else f"induction step down to k = {k}"
+        for quantity in QUANTITIES:
+            why = step if quantity == "z" else f"{step}, then the {'weight' if quantity == 'W' else 'bias'} step"
+            verdict = Verdict(PROVED, INSTANTIATED, f"{method}: {why}", notes=notes)
+            results.append(QuantityResult(QUANTITY_TEXT[quantity], k, verdict))
+    lemmas = [LemmaResult(lemma.name, str(lemma.statement), lemma.verdict) for lemma in general.lemmas]
+    return NetworkProof(spec, lemmas, results, time.perf_counter() - started, general=general)

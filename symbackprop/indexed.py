@@ -191,6 +191,16 @@ class Sized(Elementwise):
     def index_sum(self, body, count):
         return summation(body, count)
 
+    def padded_entry(self, a, i, j):
+        """a(i, j) where 0 ≤ i < rows and 0 ≤ j < cols, else 0: Σ_r Σ_c δ(r, i)·δ(c, j)·a(r, c), a
+        sum the decider collapses with the range condition it implies."""
+        if not isinstance(a, SizedMat):
+            return a
+        if a.cols == 1:
+            return summation(lambda r: KroneckerDelta(r, i) * a(r, 0), a.rows) if j == 0 else Integer(0)
+        return summation(lambda r: summation(lambda c: KroneckerDelta(r, i) * KroneckerDelta(c, j) * a(r, c),
+                                             a.cols), a.rows)
+
     def full(self, value, like: SizedMat) -> SizedMat:
         return SizedMat(like.rows, like.cols, lambda i, j: Integer(value))
 
@@ -400,6 +410,8 @@ def _sum_over(body, variable, low, high):
     (SymPy's ``Sum.doit`` also tries closed forms — Gosper, hypergeometric terms — on every sum
     of opaque entries, which costs seconds and never succeeds here.)
     """
+    if sympy.sympify(high - low) == 0:  # a sum of one term (a column's one column index)
+        return body.xreplace({variable: low})
     body = body.replace(lambda x: x.is_Pow and isinstance(x.base, KroneckerDelta) and x.exp.is_positive,
                         lambda x: x.base)
     if any(variable in delta.args for delta in body.atoms(KroneckerDelta)):
@@ -409,10 +421,14 @@ def _sum_over(body, variable, low, high):
         factors = Mul.make_args(term)
         free = [f for f in factors if not f.has(variable)]
         bound = [f for f in factors if f.has(variable)]
-        delta = next((f for f in bound if isinstance(f, KroneckerDelta) and len(f.args) == 2
-                      and variable in f.args), None)
-        other = None if delta is None else (delta.args[1] if delta.args[0] == variable else delta.args[0])
-        if delta is not None and not other.has(variable):
+        delta, other = None, None
+        for f in bound:
+            if isinstance(f, KroneckerDelta) and len(f.args) == 2:
+                other = _solved(f.args[0] - f.args[1], variable)
+                if other is not None:
+                    delta = f
+                    break
+        if delta is not None:
             rest = Mul(*[f for f in bound if f is not delta]).xreplace({variable: other})
             terms.append(Mul(*free) * Piecewise((rest, And(low <= other, other <= high)), (0, True)))
         elif bound:
@@ -420,6 +436,17 @@ def _sum_over(body, variable, low, high):
         else:
             terms.append(term * (high - low + 1))
     return Add(*terms)
+
+
+def _solved(difference, variable):
+    """The value of ``variable`` where ``difference`` (linear in it, coefficient ±1) is 0, or None:
+    δ(v + c, w) = δ(v, w − c), so Σ_v δ(v + c, w)·f(v) = f(w − c) where low ≤ w − c ≤ high."""
+    difference = sympy.expand(difference)
+    coefficient = difference.coeff(variable)
+    rest = sympy.expand(difference - coefficient * variable)
+    if coefficient not in (1, -1) or rest.has(variable):
+        return None
+    return -rest / coefficient
 
 
 def _kronecker_sums(expr):
@@ -440,11 +467,43 @@ def _derivatives(expr):
     return expr.xreplace({d: d.doit(deep=False) for d in found}) if found else expr
 
 
+def _fold(expr):
+    """``piecewise_fold`` that never moves a condition on a summation index out of its Sum.
+
+    (SymPy's ``piecewise_fold`` treats a Sum like any function of its arguments and pulls a
+    Piecewise out of the summand even when its condition depends on the bound index, which
+    leaves that index free.)  A Piecewise whose conditions are free of the Sum's indices is
+    still pulled out: Σ_v Piecewise((f_k(v), c_k)) = Piecewise((Σ_v f_k(v), c_k))."""
+    if isinstance(expr, Sum):
+        body = _fold(expr.function)
+        variables = {limit[0] for limit in expr.limits}
+        if isinstance(body, Piecewise) and not any(c.free_symbols & variables for _, c in body.args):
+            return Piecewise(*[(Sum(value, *expr.limits), c) for value, c in body.args])
+        return Sum(body, *expr.limits)
+    if not expr.args or not expr.has(Piecewise):
+        return expr
+    hidden: dict = {}
+
+    def hide(node):
+        if isinstance(node, Sum):
+            placeholder = sympy.Dummy("sum")
+            hidden[placeholder] = _fold(node)
+            return placeholder
+        if not node.args or not node.has(Sum):
+            return node
+        return node.func(*[hide(a) for a in node.args])
+
+    folded = sympy.piecewise_fold(hide(expr))
+    if any(isinstance(value, Piecewise) for value in hidden.values()):
+        return _fold(folded.xreplace(hidden))  # sums that became Piecewise: fold again, guarded the same way
+    return folded.xreplace(hidden)
+
+
 def collapse(expr, ranges: dict, rounds: int = 8):
     """Carry out derivatives and Kronecker sums; discharge the range conditions they leave."""
     for _ in range(rounds):
         budget.check()
-        new = _discharge(sympy.piecewise_fold(_kronecker_sums(_derivatives(expr))), ranges)
+        new = _discharge(_fold(_kronecker_sums(_derivatives(expr))), ranges)
         if new == expr:
             break
         expr = new

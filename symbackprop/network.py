@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import sympy
-from sympy import Integer, Symbol
+from sympy import Integer, Rational, Symbol
 
 from . import limits, rules
 from .matrices import Explicit, Mat
@@ -60,6 +60,10 @@ class NetworkSpec:
     l2: bool = False
     relu_at_zero: Fraction = Fraction(0)
     leaky_slope: Fraction = Fraction(1, 100)
+    output_reduction: str = "sum"  # ℓ summed over the output units, or averaged ("mean": Keras, nnfs)
+    l2_form: str = "lambda/2"  # the penalty: one of L2_FORMS
+    l2_biases: bool = False  # the penalty covers the biases too
+    training_size: int | None = None  # n in λ/(2n)·Σ‖W‖²
     activations: tuple = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -96,6 +100,22 @@ class NetworkSpec:
             raise SpecError(f"reduction must be 'mean' or 'sum', not {self.reduction!r}")
         if self.layout not in ("columns", "rows"):
             raise SpecError(f"layout must be 'columns' or 'rows', not {self.layout!r}")
+        if self.output_reduction not in ("sum", "mean"):
+            raise SpecError(f"output_reduction must be 'sum' or 'mean', not {self.output_reduction!r}")
+        if self.output_reduction == "mean" and self.loss == "mse":
+            raise SpecError("loss mse already averages over the output units: output_reduction 'mean' "
+                            "goes with half_sse, bce or cross_entropy")
+        if self.l2_form not in L2_FORMS:
+            raise SpecError(f"l2_form must be one of {', '.join(L2_FORMS)}, not {self.l2_form!r}")
+        if not isinstance(self.l2_biases, bool):
+            raise SpecError(f"l2_biases must be true or false, not {self.l2_biases!r}")
+        if self.training_size is not None:
+            size = _integer(self.training_size, "training_size")
+            if size < 1:
+                raise SpecError(f"training_size must be at least 1, got {size}")
+            object.__setattr__(self, "training_size", size)
+        if self.l2 and self.l2_form == "lambda/2n" and self.training_size is None:
+            raise SpecError("l2_form lambda/2n needs the training-set size n: give training_size")
         object.__setattr__(self, "relu_at_zero", _fraction(self.relu_at_zero, "relu_at_zero"))
         object.__setattr__(self, "leaky_slope", _fraction(self.leaky_slope, "leaky_slope"))
         depth = len(widths) - 1
@@ -152,9 +172,13 @@ class NetworkSpec:
         parts.append(f"{hidden}/{self.output}" if self.depth > 1 else self.output)
         parts.append(self.loss)
         text = " ".join(parts) + f", batch {self.batch}"
+        penalty = "L2 penalty" if self.l2_form == "lambda/2" else f"L2 penalty {L2_FORMS[self.l2_form]}·Σ‖W‖²"
+        if self.l2_form == "lambda/2n":
+            penalty += f", n = {self.training_size}"
         extras = [e for e in (self.reduction != "mean" and "sum over batch",
+                              self.output_reduction == "mean" and "mean over output units",
                               self.layout != "columns" and "examples as rows",
-                              self.l2 and "L2 penalty") if e]
+                              self.l2 and penalty + (" on W and b" if self.l2_biases else "")) if e]
         return text + (f" ({', '.join(extras)})" if extras else "")
 
 
@@ -172,17 +196,55 @@ def forward(spec: NetworkSpec, alg, W: dict, b: dict, X, Ez: dict | None = None,
     return Z, A
 
 
+L2_FORMS = {  # l2_form: the coefficient κλ of Σ‖W_k‖² as written
+    "lambda/2": "(λ/2)",  # (λ/2)·Σ‖W‖², the documents' form
+    "lambda": "λ",  # reg·Σ‖W‖² (CS231n)
+    "lambda/2m": "λ/(2m)",  # m the batch size
+    "lambda/2n": "λ/(2n)",  # n the training-set size (Nielsen's network2.py)
+}
+
+
+def penalty_coefficient(spec: NetworkSpec, m):
+    """κ in the penalty κ·λ·Σ‖W_k‖² (m, the batch size, may be symbolic)."""
+    return {"lambda/2": Rational(1, 2), "lambda": Integer(1), "lambda/2m": Integer(1) / (2 * m),
+            "lambda/2n": Rational(1, 2 * (spec.training_size or 1))}[spec.l2_form]
+
+
+def _times(penalty, coefficient):
+    """penalty·coefficient, a float for a float penalty (the numeric reference stays in floats)."""
+    if isinstance(penalty, sympy.Basic):
+        return penalty * coefficient
+    return penalty * float(coefficient)
+
+
+def output_factor(spec: NetworkSpec, alg, output):
+    """1, or 1/n_L when ℓ is averaged over the output units (``output_reduction="mean"``)."""
+    return Integer(1) if spec.output_reduction == "sum" else Integer(1) / alg.output_width(output)
+
+
 def reduction_factor(reduction: str, m):
     """c in J = c · Σ_examples ℓ: 1/m for the mean over the batch, 1 for the sum (m may be symbolic)."""
     return Integer(1) / m if reduction == "mean" else Integer(1)
 
 
-def objective(spec: NetworkSpec, alg, output, Y, W: dict, reduction_factor, penalty=None):
-    """J = c · Σ_examples ℓ(a_L, y) [+ (λ/2) Σ_k ‖W_k‖²], c = 1/m (mean) or 1 (sum)."""
-    J = alg.scale(reduction_factor, spec.loss_rule.formula(alg, output, Y))
+def objective(spec: NetworkSpec, alg, output, Y, W: dict, reduction_factor, penalty=None, b: dict | None = None):
+    """J = c · o · Σ_examples ℓ(a_L, y) [+ κ λ Σ_k ‖W_k‖² (+ ‖b_k‖²)], c = 1/m (mean) or 1 (sum),
+    o = 1 or 1/n_L (``output_reduction``), κ from ``l2_form`` (1/2 by default)."""
+    loss = spec.loss_rule.formula(alg, output, Y)
+    if spec.output_reduction != "sum":
+        loss = alg.scale(output_factor(spec, alg, output), loss)
+    J = alg.scale(reduction_factor, loss)
     if penalty is not None:
-        squares = [alg.total(alg.hadamard(W[k], W[k])) for k in range(1, spec.depth + 1)]
-        J = J + penalty / 2 * sum(squares[1:], squares[0])
+        if spec.l2_biases and b is None:
+            raise ValueError("this spec puts the L2 penalty on the biases too: pass them")
+        terms = [W[k] for k in range(1, spec.depth + 1)] + ([b[k] for k in range(1, spec.depth + 1)]
+                                                          if spec.l2_biases else [])
+        squares = [alg.total(alg.hadamard(t, t)) for t in terms]
+        if spec.l2_form == "lambda/2":
+            weight = penalty / 2  # as the documents write it
+        else:
+            weight = _times(penalty, penalty_coefficient(spec, alg.examples(output)))
+        J = J + weight * sum(squares[1:], squares[0])
     return J
 
 
@@ -232,7 +294,7 @@ class Network(Instance):
         self.Z, self.A = forward(spec, alg, self.W, self.b, self.X, self.Ez, self.Ea)
         self.penalty = self._symbol("λ", "penalty") if spec.l2 else None
         self.reduction_factor = reduction_factor(spec.reduction, m)
-        self.J = objective(spec, alg, self.A[L], self.Y, self.W, self.reduction_factor, self.penalty)
+        self.J = objective(spec, alg, self.A[L], self.Y, self.W, self.reduction_factor, self.penalty, self.b)
 
     # ---- the Instance interface
     KINDS = ("weight", "bias", "input", "target", "penalty")

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import sympy
 
+from .algebra import Algebra
 from .derive import backprop
 from .evaluate import Evaluation, NumpyDomain
 from .network import NetworkSpec, forward, objective
@@ -25,7 +26,7 @@ from .network import NetworkSpec, forward, objective
 VARIABLE = sympy.Symbol("x")
 
 
-class NumpyAlgebra:
+class NumpyAlgebra(Algebra):
     """The matrix algebra of ``matrices.Explicit``, on float arrays."""
 
     def __init__(self, layout: str = "columns"):
@@ -71,6 +72,36 @@ class NumpyAlgebra:
 
     def log(self, a):
         return np.log(a)
+
+    def exp(self, a):
+        return np.exp(a)
+
+    def power(self, a, p):
+        return np.power(a, float(p))
+
+    def maximum(self, a, b):
+        return np.maximum(a, b)
+
+    def shape(self, a) -> tuple:
+        return np.shape(a) if np.ndim(a) == 2 else (1, 1)
+
+    def sum_axis(self, a, axis: int):
+        return np.sum(a, axis=axis, keepdims=True)
+
+    def concat(self, a, b, axis: int):
+        return np.concatenate([a, b], axis=axis)
+
+    def block(self, a, rows: tuple, cols: tuple):
+        return a[rows[0]:rows[1], cols[0]:cols[1]]
+
+    def build(self, rows, cols, entry):
+        return np.array([[float(entry(i, j)) for j in range(cols)] for i in range(rows)])
+
+    def entry(self, a, i, j):
+        return a[i, j] if np.ndim(a) == 2 else a
+
+    def index_sum(self, body, count):
+        return sum((body(k) for k in range(count)), 0.0)
 
     def full(self, value, like):
         return np.full(like.shape, float(value))
@@ -124,7 +155,8 @@ class NumericNetwork:
 
     @property
     def loss(self) -> float:
-        return objective(self.spec, self.alg, self.A[self.depth], self.Y, self.W, self.reduction_factor, self.penalty)
+        return objective(self.spec, self.alg, self.A[self.depth], self.Y, self.W, self.reduction_factor, self.penalty,
+                         self.b)
 
 
 def gradients(spec: NetworkSpec, params: dict, X, Y, penalty: float | None = None) -> dict:

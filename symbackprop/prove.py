@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import sympy
 
-from . import budget, rules
+from . import budget, limits, rules
 from .derive import QUANTITIES, backprop, direct
 from .evaluate import (Evaluation, ExactDomain, IntervalDomain, RingDomain, Unsupported,
                        interval_precision)
@@ -35,6 +35,7 @@ from .polys import DegreeOverflow, generators_of
 
 PROVED, REFUTED, ILL_FORMED, UNDECIDED = "proved", "refuted", "ill-formed", "undecided"
 EXACT_METHOD = "exact: rational normal form over activation atoms"
+INSTANTIATED = "general, instantiated"  # the scope of a gradient that follows from the general proof
 DEFAULT_TIMEOUT = 60.0
 
 
@@ -227,14 +228,28 @@ class Decider:
         self.evaluation = Evaluation(self.domain, env)
         self.seed = seed
 
+    def forget(self) -> None:
+        """Drop the memoised values (after running out of memory they may be incomplete)."""
+        self.domain = RingDomain()
+        env = {eps: self.domain.zero for eps in self.net.perturbation}
+        self.evaluation = Evaluation(self.domain, env)
+
     # ---- deciding
-    def decide(self, lhs, rhs, *, timeout: float | None = DEFAULT_TIMEOUT, attempts: int = 12) -> Verdict:
+    def decide(self, lhs, rhs, *, timeout: float | None = DEFAULT_TIMEOUT, attempts: int = 12,
+               memory: int | None = None) -> Verdict:
+        """``lhs = rhs`` decided under ``timeout`` seconds and ``memory`` bytes (default:
+        ``budget.default_memory()``); running out of either is ``undecided``, saying which."""
         started = time.perf_counter()
+        memory = budget.default_memory() if memory is None else memory
         try:
-            with budget.budget(timeout):
+            with budget.budget(timeout), budget.memory_budget(memory):
                 verdict = self._decide(lhs, rhs, attempts)
         except budget.OutOfTime:
             verdict = Verdict(UNDECIDED, message=f"ran out of the {timeout:g} s budget")
+        except MemoryError:
+            self.forget()
+            verdict = Verdict(UNDECIDED, message=f"ran out of the {budget.size_text(memory)} memory budget "
+                                                 f"(--memory)")
         except DegreeOverflow as error:
             verdict = Verdict(UNDECIDED, message=f"normal form too large: {error}")
         except Unsupported as error:
@@ -477,10 +492,16 @@ class NetworkProof:
     lemmas: list
     results: list
     seconds: float
+    general: object = None  # the general.GeneralProof instantiated, on the route "general, instantiated"
 
     @property
     def all_proved(self) -> bool:
         return all(r.verdict.proved for r in self.results) and all(l.verdict.proved for l in self.lemmas)
+
+    @property
+    def scope(self) -> str:
+        """``instance`` (the exact expansion) or ``general, instantiated`` (an instance of the general proof)."""
+        return INSTANTIATED if self.general is not None else "instance"
 
     def __repr__(self) -> str:
         proved = sum(r.verdict.proved for r in self.results)
@@ -495,6 +516,7 @@ class NetworkProof:
                         "reduction": spec.reduction, "layout": spec.layout, "l2": spec.l2},
             "lemmas": [l.to_dict() for l in self.lemmas],
             "results": [r.to_dict() for r in self.results],
+            "scope": self.scope,
             "all_proved": self.all_proved,
             "seconds": round(self.seconds, 3),
         }
@@ -523,9 +545,35 @@ def lemmas_for(spec: NetworkSpec) -> list[tuple]:
 
 
 def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT, claims: dict | None = None,
-                  progress=None, seed: int = 0) -> NetworkProof:
-    """Prove that the backprop recurrences (or the given ``claims``) equal the direct gradients."""
+                  progress=None, seed: int = 0, exact: bool = True, memory: int | None = None) -> NetworkProof:
+    """Prove that the backprop recurrences (or the given ``claims``) equal the direct gradients.
+
+    With ``exact=False`` the backprop recurrences of a network whose setting the general proof
+    covers (every lemma and the induction proved) are an instance of it: every gradient is
+    ``proved`` with scope ``general, instantiated``, whatever the widths, without expanding the
+    network.  Otherwise (given ``claims``, ``exact=True``, or a setting not covered) the network is
+    expanded and each gradient decided exactly, under ``timeout`` seconds and ``memory`` bytes
+    (default: ``budget.default_memory()``) per gradient; a network whose expansion cannot fit the
+    memory budget is refused up front with :class:`budget.TooLarge`.
+    """
+    if claims is None and not exact:
+        from .general import instantiate
+
+        if progress:
+            progress("the general proof")
+        proof = instantiate(spec, timeout=timeout)
+        if proof is not None:
+            return proof
     started = time.perf_counter()
+    memory = budget.default_memory() if memory is None else memory
+    if limits.symbolic_problem(spec.widths, spec.batch):
+        Network(spec)  # past the limits of any expansion: the SpecError that says which
+    try:
+        budget.refuse_unless_fits(spec.widths, spec.batch, memory)
+    except budget.TooLarge as error:  # refused before anything is built: every gradient undecided
+        results = [QuantityResult(QUANTITY_TEXT[quantity], k, Verdict(UNDECIDED, message=str(error)))
+                   for k in range(spec.depth, 0, -1) for quantity in QUANTITIES]
+        return NetworkProof(spec, [], results, time.perf_counter() - started)
     net = Network(spec)
     lemma_results = [LemmaResult(row.name, lemma_statement(row, width), prove_lemma(row, width))
                      for row, width in lemmas_for(spec)]
@@ -537,6 +585,6 @@ def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT,
         for quantity in QUANTITIES:
             if progress:
                 progress(f"{QUANTITY_TEXT[quantity]}{k}")
-            verdict = decider.decide(truth[quantity, k], claimed[quantity, k], timeout=timeout)
+            verdict = decider.decide(truth[quantity, k], claimed[quantity, k], timeout=timeout, memory=memory)
             results.append(QuantityResult(QUANTITY_TEXT[quantity], k, verdict))
     return NetworkProof(spec, lemma_results, results, time.perf_counter() - started)

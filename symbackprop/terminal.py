@@ -92,7 +92,8 @@ class Screen:
             else:
                 line = candidate
         lines.append(line)
-        return "\n".join(lines)
+        return "\n".join(self.wrap(line[2:], "  ", "    ") if len(line) > self.width and line.startswith("  ")
+                         else line for line in lines)
 
 
 class Progress:

@@ -11,7 +11,10 @@ network that still fails, and the report says which gradient is wrong, by how mu
 likely slip (``diagnose``).
 
 **The user's function.**  ``user_fn(params, X, Y)`` returning ``{"W1": ∂J/∂W1, "b1": ∂J/∂b1, …}``
-(optionally ``"z1"`` = δ_1 … and ``"loss"``), or ``(loss, grads)``.  It may also take
+(keys may be written dW1, db1; optionally ``"z1"`` = δ_1 … and ``"loss"``), or ``(loss, grads)``, or
+a pair of lists ``(nabla_b, nabla_w)`` — biases first, as in Nielsen's network.py.  A key that names
+no quantity of the network (a stray ``dW0``) is reported, and so are W and b gradients that are
+right but exchanged (a pair returned weights first).  It may also take
 ``network`` (the :class:`~symbackprop.network.NetworkSpec`: widths, activations, loss) and must
 take ``penalty`` (λ) for networks with an L2 penalty.  ``params`` is ``{"W1": …, "b1": …}``.
 Conventions (keywords of :func:`check_backprop` and :func:`assert_backprop`):
@@ -20,7 +23,19 @@ Conventions (keywords of :func:`check_backprop` and :func:`assert_backprop`):
   network's own ``layout``);
 - ``weights="out_in"`` (W_k is n_k × n_{k−1}, z = W a + b) or ``"in_out"`` (n_{k−1} × n_k, z = a W + b);
 - ``reduction="mean"`` (J averages over the batch) or ``"sum"``, or ``"network"``;
-- ``biases="vector"`` (n_k,), ``"column"`` (n_k, 1) or ``"row"`` (1, n_k).
+- ``biases="vector"`` (n_k,), ``"column"`` (n_k, 1) or ``"row"`` (1, n_k);
+- ``targets="soft"`` (any targets the loss allows), ``"onehot"`` (each example one class) or
+  ``"labels"`` (one class each, given to the function as integer indices of shape (m,) in place of Y);
+- ``output_reduction="sum"`` (ℓ summed over the output units, the documents' BCE) or ``"mean"``
+  (averaged over them, as Keras's and nnfs's binary cross-entropy); unset, this and the options
+  below keep the network's own (its spec's defaults: "sum", "lambda/2", no penalty on biases);
+- ``l2_form``, for networks with an L2 penalty: ``"lambda/2"`` ((λ/2)·Σ‖W‖²), ``"lambda"``
+  (reg·Σ‖W‖²), ``"lambda/2m"`` (λ/(2m)·Σ‖W‖², m the batch size) or ``"lambda/2n"`` (λ/(2n)·Σ‖W‖²,
+  n = ``training_size``, passed to the function as ``training_size=`` if it takes it);
+  ``l2_biases=True`` puts the penalty on the biases too.
+
+These loss conventions are fields of the network spec, so the reference is the proven recurrences of
+that very loss (``symbackprop prove`` proves them), not a rescaling of another one.
 
 **The tolerance** is not a fixed rtol/atol.  ``rounding`` evaluates the very same formulas once
 more carrying first-order error bounds: for each gradient entry a coefficient e such that any
@@ -53,13 +68,13 @@ import numpy as np
 from hypothesis import strategies as st
 
 from . import rules
-from .diagnose import diagnose, views
+from .diagnose import slip_outcomes, views
 from .network import NetworkSpec, SpecError
 from .numeric import gradients, loss as numeric_loss
 from .rounding import bounded_network, tolerances, unit_roundoff
 
 __all__ = ["networks", "parameters", "batches", "problems", "Problem", "check_backprop",
-           "assert_backprop", "BackpropMismatch", "BackpropCheckFailed"]
+           "assert_backprop", "BackpropMismatch", "UserCodeNotFinite", "BackpropCheckFailed"]
 
 HIDDEN = tuple(name for name, row in rules.ACTIVATIONS.items() if not row.output_only)
 OUTPUTS = tuple(rules.ACTIVATIONS)
@@ -103,21 +118,52 @@ def _bounds(kind: str, low: int, high: int, least: int) -> None:
         raise ValueError(f"{kind}: need {least} <= min_{kind} <= max_{kind}, got {low} and {high}")
 
 
+def _pins(widths, input_width, output_width, min_depth: int) -> dict:
+    """``{layer index: width}`` (negative indices count from the output, −1 is n_L)."""
+    pins = {}
+    for key, value in [*dict(widths or {}).items(), (0, input_width), (-1, output_width)]:
+        if value is None:
+            continue
+        if not isinstance(key, int) or isinstance(key, bool):
+            raise ValueError(f"widths: keys are layer indices (0 is the input, −1 the output), not {key!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"widths: the width of layer {key} must be an integer >= 1, not {value!r}")
+        if key > min_depth or key < -(min_depth + 1):
+            raise ValueError(f"widths: layer {key} does not exist in a network of depth {min_depth} "
+                             f"(raise min_depth)")
+        if key in pins and pins[key] != value:
+            raise ValueError(f"widths: layer {key} pinned to both {pins[key]} and {value}")
+        pins[key] = value
+    return pins
+
+
 def networks(*, min_depth: int = 1, max_depth: int = 3, min_width: int = 1, max_width: int = 4,
              min_batch: int = 1, max_batch: int = 3, hidden=None, output=None, loss=None,
              layout=("columns", "rows"), reduction=("mean", "sum"), l2=(False,),
-             relu_at_zero=Fraction(0)) -> st.SearchStrategy:
+             relu_at_zero=Fraction(0), widths: dict | None = None, input_width: int | None = None,
+             output_width: int | None = None) -> st.SearchStrategy:
     """Network specs: depth L (weight layers), widths n_0..n_L, batch m, activations, loss.
 
     ``hidden``, ``output``, ``loss``, ``layout``, ``reduction`` and ``l2`` are the choices allowed
     (names from ``rules``; default all that can be evaluated numerically).  Every hidden layer of a
     network shares one activation.  Outputs are paired only with losses defined for them.
-    Shrinking goes to fewer layers, then narrower layers and smaller batches, then the first
-    names listed.
+    Widths are drawn in [min_width, max_width] except those pinned: ``output_width=1`` (n_L, a
+    binary classifier), ``input_width`` (n_0), or any by layer index in ``widths={1: 5, -2: 3}``
+    (negative indices count from the output: −1 is n_L); a pin may lie outside the range.
+    ``min_depth``/``max_depth`` bound L.  Shrinking goes to fewer layers, then narrower layers and
+    smaller batches, then the first names listed.
     """
     _bounds("depth", min_depth, max_depth, 1)
     _bounds("width", min_width, max_width, 1)
     _bounds("batch", min_batch, max_batch, 1)
+    pins = _pins(widths, input_width, output_width, min_depth)
+    for depth in range(min_depth, max_depth + 1):  # a positive and a negative index meeting at one layer
+        by_layer = {}
+        for key, value in pins.items():
+            layer = key if key >= 0 else depth + 1 + key
+            if by_layer.setdefault(layer, value) != value:
+                raise ValueError(f"widths: at depth {depth} layer {layer} is pinned to both "
+                                 f"{by_layer[layer]} and {value}")
     hidden = _names(hidden, HIDDEN, "hidden activation", _hidden_row)
     outputs = _names(output, OUTPUTS, "output activation", _output_row)
     losses = _names(loss, LOSSES, "loss", rules.loss)
@@ -133,7 +179,9 @@ def networks(*, min_depth: int = 1, max_depth: int = 3, min_width: int = 1, max_
     @st.composite
     def draw_network(draw):
         depth = draw(st.integers(min_depth, max_depth))
-        widths = tuple(draw(st.integers(min_width, max_width)) for _ in range(depth + 1))
+        pinned = {(key if key >= 0 else depth + 1 + key): value for key, value in pins.items()}
+        widths = tuple(pinned[k] if k in pinned else draw(st.integers(min_width, max_width))
+                       for k in range(depth + 1))
         batch = draw(st.integers(min_batch, max_batch))
         hidden_name = draw(st.sampled_from(hidden)) if depth > 1 else hidden[0]
         loss_name = draw(st.sampled_from(losses))
@@ -179,15 +227,30 @@ def sample_parameters(network: NetworkSpec, rng: np.random.Generator, *, saturat
     return params
 
 
-def sample_batch(network: NetworkSpec, rng: np.random.Generator, *, kinks: bool = False) -> tuple:
+TARGETS = ("soft", "onehot", "labels")
+
+
+def _targets_choice(targets: str) -> str:
+    if targets not in TARGETS:
+        raise ValueError(f"targets must be one of {', '.join(TARGETS)}, not {targets!r}")
+    return targets
+
+
+def sample_batch(network: NetworkSpec, rng: np.random.Generator, *, kinks: bool = False,
+                 targets: str = "soft") -> tuple:
     """(X, Y) in the network's layout: inputs of magnitude [1/4, 1] (or the grid), targets for its loss.
 
-    Targets: in [−1, 1] for squared errors; in [0, 1] or hard 0/1 labels for BCE; one-hot or soft
-    (multiples of 1/8 summing to exactly 1) for cross-entropy.
+    ``targets="soft"``: in [−1, 1] for squared errors; in [0, 1] or hard 0/1 labels for BCE; one-hot
+    or soft (multiples of 1/8 summing to exactly 1) for cross-entropy.  ``"onehot"`` or
+    ``"labels"``: every example is one class c — Y's column is e_c, or with one output unit
+    (a binary classifier) y = c ∈ {0, 1}.
     """
     n0, nL, m = network.widths[0], network.widths[-1], network.batch
     X = rng.choice(KINK_GRID, (n0, m)) if kinks else _signed(rng, (n0, m), 0.25, 1.0)
-    if network.loss_rule.simplex_targets:
+    if _targets_choice(targets) != "soft":
+        classes = rng.integers(0, 2 if nL == 1 else nL, m)
+        Y = classes[None, :].astype(float) if nL == 1 else np.eye(nL)[:, classes]
+    elif network.loss_rule.simplex_targets:
         if rng.random() < 0.5:
             Y = np.eye(nL)[:, rng.integers(0, nL, m)]
         else:
@@ -214,14 +277,14 @@ def _cast(array, dtype):
 
 
 def sample_problem(network: NetworkSpec, seed: int, *, dtype="float64", saturated: bool = False,
-                   kinks: bool = False, attempts: int = 20) -> Problem | None:
+                   kinks: bool = False, targets: str = "soft", attempts: int = 20) -> Problem | None:
     """A problem from ``seed``: values cast to ``dtype``, clear of kinks unless ``kinks``, finite
     proven gradients.  None when ``attempts`` seeds in a row miss."""
     for attempt in range(attempts):
         rng = np.random.default_rng([seed, attempt])
         params = {name: _cast(value, dtype) for name, value in
                   sample_parameters(network, rng, saturated=saturated, kinks=kinks).items()}
-        X, Y = (_cast(a, dtype) for a in sample_batch(network, rng, kinks=kinks))
+        X, Y = (_cast(a, dtype) for a in sample_batch(network, rng, kinks=kinks, targets=targets))
         penalty = float(_cast(rng.uniform(0.05, 1.0), dtype)) if network.l2 else None
         if not kinks and not clear_of_kinks(network, params, X, Y, dtype):
             continue
@@ -253,10 +316,13 @@ def parameters(network: NetworkSpec, *, dtype="float64", saturated: bool = False
 
 
 def batches(network: NetworkSpec, params: dict | None = None, *, dtype="float64",
-            kinks: bool = False) -> st.SearchStrategy:
+            kinks: bool = False, targets: str = "soft") -> st.SearchStrategy:
     """``(X, Y)`` for ``network`` (see :func:`sample_batch`); given ``params``, clear of kinks unless ``kinks``."""
+    _targets_choice(targets)
+
     def batch(seed):
-        X, Y = (_cast(a, dtype) for a in sample_batch(network, np.random.default_rng(seed), kinks=kinks))
+        X, Y = (_cast(a, dtype) for a in sample_batch(network, np.random.default_rng(seed), kinks=kinks,
+                                                       targets=targets))
         return X, Y
 
     drawn = SEEDS.map(batch)
@@ -266,14 +332,19 @@ def batches(network: NetworkSpec, params: dict | None = None, *, dtype="float64"
 
 
 def problems(network_or_strategy=None, *, dtype="float64", saturated: bool = False,
-             kinks: bool = False) -> st.SearchStrategy:
-    """:class:`Problem` s — network, parameters, batch, λ — ready for :func:`assert_backprop`."""
+             kinks: bool = False, targets: str = "soft") -> st.SearchStrategy:
+    """:class:`Problem` s — network, parameters, batch, λ — ready for :func:`assert_backprop`.
+
+    With ``targets="onehot"`` or ``"labels"`` every Y is one-hot (pass ``targets="labels"`` to
+    :func:`assert_backprop` too, and your function gets the class indices)."""
     network_strategy = _network_strategy(network_or_strategy)
+    _targets_choice(targets)
 
     @st.composite
     def draw_problem(draw):
         network = draw(network_strategy)
-        problem = sample_problem(network, draw(SEEDS), dtype=dtype, saturated=saturated, kinks=kinks)
+        problem = sample_problem(network, draw(SEEDS), dtype=dtype, saturated=saturated, kinks=kinks,
+                                 targets=targets)
         hypothesis.assume(problem is not None)
         return problem
 
@@ -291,10 +362,16 @@ class Convention:
     weights: str = "out_in"
     reduction: str = "mean"
     biases: str = "vector"
+    targets: str = "soft"
+    output_reduction: str | None = None  # these four: None keeps the network's own
+    l2_form: str | None = None
+    l2_biases: bool | None = None
+    training_size: int | None = None
 
     def __post_init__(self):
         for name, allowed in (("examples", ("columns", "rows", "network")), ("weights", ("out_in", "in_out")),
-                              ("reduction", ("mean", "sum", "network")), ("biases", ("vector", "column", "row"))):
+                              ("reduction", ("mean", "sum", "network")), ("biases", ("vector", "column", "row")),
+                              ("targets", TARGETS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
 
@@ -305,7 +382,16 @@ class Convention:
             changes["layout"] = self.examples
         if self.reduction != "network":
             changes["reduction"] = self.reduction
-        return dataclasses.replace(network, **changes) if changes else network
+        loss = {"output_reduction": self.output_reduction, "l2_form": self.l2_form, "l2_biases": self.l2_biases,
+                "training_size": self.training_size}
+        changes.update({name: value for name, value in loss.items()
+                        if value is not None and getattr(network, name) != value})
+        if changes.get("output_reduction") == "mean" and network.loss == "mse":
+            del changes["output_reduction"]  # mse is a mean over the output units already
+        try:
+            return dataclasses.replace(network, **changes) if changes else network
+        except SpecError as error:
+            raise ValueError(error.args[0]) from None
 
     def to_user(self, params: dict) -> dict:
         shown = {}
@@ -317,6 +403,14 @@ class Convention:
                          "row": value.reshape(1, -1)}[self.biases]
             shown[name] = value
         return shown
+
+    def targets_to_user(self, network: NetworkSpec, Y: np.ndarray) -> np.ndarray:
+        """Y as the user's function takes it: as drawn, or (``targets="labels"``) class indices, shape (m,)."""
+        if self.targets != "labels":
+            return Y
+        if network.widths[-1] == 1:
+            return np.rint(Y.reshape(-1)).astype(np.int64)
+        return np.argmax(Y, axis=0 if network.layout == "columns" else 1).astype(np.int64)
 
     def from_user(self, name: str, value: np.ndarray) -> np.ndarray:
         """A returned gradient in the network's own convention (W_k as n_k × n_{k−1})."""
@@ -339,6 +433,12 @@ class _FailedExample(AssertionError):
 
 class BackpropMismatch(_FailedExample):
     """The user's gradients disagree with the proven ones on one example."""
+
+
+class UserCodeNotFinite(BackpropMismatch):
+    """The user's code gives NaN or ±inf where every proven value is finite, and is right elsewhere
+    in that example: it overflows or divides by zero (at saturation, typically) — a finding of its
+    own, apart from wrong formulas."""
 
 
 class UserFunctionRaised(_FailedExample):
@@ -367,9 +467,20 @@ class WrongGradient:
     relative: float = float("nan")  # ‖claimed − proven‖ / ‖proven‖
     diagnosis: str | None = None
     claimed_view: np.ndarray | None = None  # claimed, lined up with the truth (a bias as a column)
+    written: str = ""  # the key as the user wrote it, for a key that names no quantity of the network
+    exchanged: bool = False  # right in the place of the layer's other gradient (W_k for b_k)
+    overflow: bool = False  # every wrong entry is NaN or ±inf where the proven value is finite
+
+    @property
+    def nameable(self) -> bool:
+        """A wrong value whose slip ``diagnose`` may name (not a missing, stray or exchanged one)."""
+        return self.claimed is not None and not self.written and not self.exchanged and not self.overflow and \
+            not self.problem.startswith(("missing", "not numbers"))
 
     @property
     def symbol(self) -> str:
+        if self.written:
+            return f"returned key {self.written!r}"
         if self.name == "loss":
             return "J"
         quantity, layer = self.name[0], self.name[1:]
@@ -420,6 +531,7 @@ def _compare(name: str, claimed, truth: np.ndarray, allowed: np.ndarray) -> Wron
     if not np.all(np.isfinite(view)):
         where = f"entry [{','.join(str(i + 1) for i in wrong.worst)}]" if wrong.worst else "it"
         wrong.problem = f"not finite ({where} is {view[worst]})"
+        wrong.overflow = bool(np.all(~np.isfinite(view[bad])))  # every wrong entry is NaN or inf
     return wrong
 
 
@@ -442,25 +554,72 @@ def _accepts(fn: Callable, name: str) -> bool:
     return any(p.name == name or p.kind == p.VAR_KEYWORD for p in parameters_)
 
 
-def _returned_gradients(result) -> dict:
-    """The user's return value as ``{"W1": …, "b1": …, ["z1": …,] ["loss": …]}``."""
-    loss = None
+class Returned(dict):
+    """The user's gradients by name (``"W1"``, ``"b1"``, ``"z1"``, ``"loss"``); ``written`` maps each
+    name to the key as written (``"dW1"``); ``pair``: they came as a (nabla_b, nabla_w) pair of lists."""
+
+    def __init__(self, *args, written=None, pair=False):
+        super().__init__(*args)
+        self.written = written or {}
+        self.pair = pair
+
+
+def _returned_gradients(result) -> Returned:
+    """The user's return value as ``{"W1": …, "b1": …, ["z1": …,] ["loss": …]}``.
+
+    Accepted: that dict (keys W1 or dW1, …), ``(loss, dict)`` or ``(dict, loss)``, or a pair of
+    lists ``(nabla_b, nabla_w)`` — biases first, layer 1 first, as in Nielsen's network.py.
+    """
+    loss, pair = None, False
     if isinstance(result, tuple) and len(result) == 2 and any(isinstance(part, dict) for part in result):
         grads, loss = (result[0], result[1]) if isinstance(result[0], dict) else (result[1], result[0])
     elif isinstance(result, tuple) and len(result) == 2 and all(isinstance(p, (list, tuple)) for p in result):
-        grads = {**{f"W{k}": w for k, w in enumerate(result[0], 1)}, **{f"b{k}": b for k, b in enumerate(result[1], 1)}}
+        grads = {**{f"b{k}": b for k, b in enumerate(result[0], 1)}, **{f"W{k}": w for k, w in enumerate(result[1], 1)}}
+        pair = True
     elif isinstance(result, dict):
         grads = result
     else:
-        raise TypeError("your function must return {'W1': dJ/dW1, 'b1': dJ/db1, ...} or (loss, that dict), "
-                        f"not {type(result).__name__}")
-    named = {}
+        raise TypeError("your function must return {'W1': dJ/dW1, 'b1': dJ/db1, ...}, (loss, that dict) or "
+                        f"(nabla_b, nabla_w) as two lists, not {type(result).__name__}")
+    named, written = {}, {}
     for key, value in grads.items():
         name = key[1:] if isinstance(key, str) and key[:1] == "d" and key[1:2] in ("W", "b", "z") else key
-        named[name] = value
+        if name in named:  # W1 and dW1 both: the second is reported as a stray key
+            name = key
+        named[name], written[name] = value, key if isinstance(key, str) else repr(key)
     if loss is not None:
-        named["loss"] = loss
-    return named
+        named["loss"], written["loss"] = loss, "loss"
+    return Returned(named, written=written, pair=pair)
+
+
+def _known_names(network: NetworkSpec) -> set:
+    return {f"{q}{k}" for k in range(1, network.depth + 1) for q in "Wbz"} | {"loss"}
+
+
+def _exchanged(wrong: list, returned: Returned, problem: Problem, convention: Convention, allowed: dict,
+               reference: dict) -> list:
+    """Where W_k and b_k are both wrong but each is right in the other's place, one finding saying so."""
+    by_name = {w.name: w for w in wrong}
+    for k in range(1, problem.network.depth + 1):
+        dW, db = by_name.get(f"W{k}"), by_name.get(f"b{k}")
+        if dW is None or db is None or dW.claimed is None or db.claimed is None:
+            continue
+        as_W = convention.from_user(f"W{k}", np.asarray(returned[f"b{k}"]))
+        if as_W.shape != reference[f"W{k}"].shape and as_W.size == reference[f"W{k}"].size:
+            as_W = as_W.reshape(reference[f"W{k}"].shape)  # a bias-shaped (n_k,) in W_k's (n_k, 1) place
+        if _compare(f"W{k}", as_W, reference[f"W{k}"], allowed[f"W{k}"]) is not None or \
+                _compare(f"b{k}", np.asarray(returned[f"W{k}"]), reference[f"b{k}"], allowed[f"b{k}"]) is not None:
+            continue
+        if returned.pair:
+            dW.problem = (f"your pair's lists are exchanged at layer {k}: the first list holds ∂J/∂W{k}, the "
+                          f"second ∂J/∂b{k} (a pair is read biases first, (nabla_b, nabla_w))")
+        else:
+            shown_W, shown_b = returned.written.get(f"W{k}", f"W{k}"), returned.written.get(f"b{k}", f"b{k}")
+            dW.problem = (f"exchanged with ∂J/∂b{k}: your {shown_W!r} holds ∂J/∂b{k} "
+                          f"and your {shown_b!r} holds ∂J/∂W{k}")
+        dW.exchanged = True
+        wrong = [w for w in wrong if w is not db]
+    return wrong
 
 
 def _keywords(user_fn: Callable, problem: Problem) -> dict:
@@ -472,13 +631,16 @@ def _keywords(user_fn: Callable, problem: Problem) -> dict:
         if not _accepts(user_fn, "penalty"):
             raise TypeError("this network has an L2 penalty: your function must accept penalty=λ")
         keywords["penalty"] = problem.penalty
+        if problem.network.training_size is not None and _accepts(user_fn, "training_size"):
+            keywords["training_size"] = problem.network.training_size
     return keywords
 
 
 def _call(user_fn: Callable, problem: Problem, convention: Convention, keywords: dict):
     """The user's function on copies: an update in place must not change the reference's inputs."""
     params = {name: value.copy() for name, value in convention.to_user(problem.params).items()}
-    return user_fn(params, problem.X.copy(), problem.Y.copy(), **keywords)
+    Y = convention.targets_to_user(problem.network, problem.Y)
+    return user_fn(params, problem.X.copy(), Y.copy(), **keywords)
 
 
 def _wrong_gradients(problem: Problem, returned: dict, convention: Convention, dtype) -> list:
@@ -501,6 +663,16 @@ def _wrong_gradients(problem: Problem, returned: dict, convention: Convention, d
             mismatch = _compare("loss", returned["loss"], true_loss, allowed["loss"])
             if mismatch is not None:
                 wrong.append(mismatch)
+    wrong = _exchanged(wrong, returned, problem, convention, allowed, reference)
+    known = _known_names(network)
+    written = getattr(returned, "written", {})
+    layers = f"W1…W{network.depth}, b1…b{network.depth}" if network.depth > 1 else "W1, b1"
+    for name in returned:
+        if name not in known:
+            key = written.get(name, str(name))
+            wrong.append(WrongGradient(str(name), returned[name], np.asarray(np.nan), written=key,
+                                       problem=f"names no quantity of this network (it has {layers}, "
+                                               f"optionally z1…, loss): a stray gradient, or a misnamed one"))
     return wrong
 
 
@@ -514,6 +686,8 @@ class Failure:
     user_fn: Callable | None = None
     wrong: list = field(default_factory=list)
     raised: BaseException | None = None
+    kinks: bool = False  # found among examples drawn at kinks
+    searching: bool = False  # found by check_backprop, which has not finished shrinking yet
     _report: str | None = field(default=None, repr=False)
 
     @property
@@ -526,35 +700,104 @@ class Failure:
         return (n.depth, sum(n.widths), n.batch)
 
     def diagnose(self) -> None:
-        """Name the slip behind each wrong gradient: at this example, or failing that at a generic one."""
-        pending = [w for w in self.wrong if w.name != "loss" and w.diagnosis is None]
-        for wrong in pending:
-            wrong.diagnosis = self._diagnosis(self.problem, wrong)
-        if self.user_fn is None or all(w.diagnosis for w in pending):
+        """Name the slip behind each wrong gradient — only a slip that explains it here (when one
+        does) and at fresh, non-degenerate examples of the same network too, refuted by none.
+
+        At a shrunk example two slips can give the same value by accident (W = b = 0 makes z = 0,
+        where a missing g′ and ReLU′(0) taken as 1 coincide; saturation makes σ′ vanish): the
+        fresh examples are drawn away from saturation and, unless the failure was found at kinks,
+        away from kinks.  Slips that survive together are reported as a tie.
+        """
+        pending = [w for w in self.wrong if w.name != "loss" and w.nameable and w.diagnosis is None]
+        if not pending:
             return
-        for seed in range(3):  # values where no two slips coincide by accident
-            problem = sample_problem(self.network, seed, dtype=self.dtype)
+        here = {w.name: self._outcomes(self.problem, w.name, w.claimed_view if w.claimed_view is not None
+                                       else np.asarray(w.claimed)) for w in pending}
+        confirmed = {w.name: {} for w in pending}  # ordered sets: dicts of phrase -> None
+        refuted = {w.name: {} for w in pending}
+        if self.user_fn is not None:
+            for seed in range(4):
+                problem = sample_problem(self.network, 1000 + seed, dtype=self.dtype, kinks=self.kinks,
+                                         targets=self.convention.targets)
+                if problem is None:
+                    continue
+                try:
+                    with np.errstate(all="ignore"):
+                        returned = _returned_gradients(_call(self.user_fn, problem, self.convention,
+                                                             _keywords(self.user_fn, problem)))
+                except Exception:  # noqa: BLE001 — the user's code; its failure is reported elsewhere
+                    continue
+                for wrong in pending:
+                    claimed = returned.get(wrong.name)
+                    try:
+                        claimed = None if claimed is None else np.asarray(
+                            self.convention.from_user(wrong.name, np.asarray(claimed)), dtype=float)
+                    except (TypeError, ValueError):
+                        claimed = None
+                    if claimed is None or not np.all(np.isfinite(claimed)):
+                        continue
+                    for phrase, explains in (self._outcomes(problem, wrong.name, claimed) or {}).items():
+                        if explains:
+                            confirmed[wrong.name][phrase] = None
+                        elif explains is False:
+                            refuted[wrong.name][phrase] = None
+        for wrong in pending:
+            matched = [p for p, explains in (here[wrong.name] or {}).items() if explains]
+            candidates = matched or list(confirmed[wrong.name])
+            named = [p for p in candidates if p in confirmed[wrong.name] and p not in refuted[wrong.name]]
+            if len(named) == 1:
+                wrong.diagnosis = named[0]
+            elif named:
+                wrong.diagnosis = named[0] + "".join(f", or equally {p}" for p in named[1:]) + \
+                    " (these slips give the same values on this network)"
+
+    def _compose_overflow(self, head: str) -> str:
+        """NaN/inf from a formula that is right: say where it breaks, and whether it is right elsewhere."""
+        problem = self.problem
+        where = "at saturation" if saturated_units(problem.network, problem.params, problem.X, self.dtype) \
+            else "at this example"
+        lines = [f"{head}: your code overflows or divides by zero {where}: it gives NaN or inf where the proven "
+                 f"values are finite (the finite entries are right)"]
+        lines += [f"  {wrong.line()}" for wrong in self.wrong]
+        right, tried = self._right_elsewhere()
+        if tried:
+            lines.append(f"  on {tried} unsaturated example{'s' if tried != 1 else ''} of this network it is "
+                         + ("right: the formula is right, its evaluation is not stable" if right == tried else
+                            f"wrong on {tried - right}: a wrong formula too"))
+        lines.append("  example: " + _example_text(problem, self.convention))
+        return "\n".join(lines)
+
+    def _right_elsewhere(self) -> tuple:
+        """(examples where the user's gradients are all right, examples tried): fresh, unsaturated ones."""
+        right = tried = 0
+        if self.user_fn is None:
+            return right, tried
+        for seed in range(3):
+            problem = sample_problem(self.network, 2000 + seed, dtype=self.dtype, kinks=self.kinks,
+                                     targets=self.convention.targets)
             if problem is None:
                 continue
             try:
-                result = _call(self.user_fn, problem, self.convention, _keywords(self.user_fn, problem))
-                returned = _returned_gradients(result)
-            except Exception:  # noqa: BLE001 — the user's code; its failure is reported elsewhere
+                with np.errstate(all="ignore"):
+                    returned = _returned_gradients(_call(self.user_fn, problem, self.convention,
+                                                         _keywords(self.user_fn, problem)))
+                    wrong = _wrong_gradients(problem, returned, self.convention, self.dtype)
+            except Exception:  # noqa: BLE001 — the user's code
                 continue
-            again = {w.name: w for w in _wrong_gradients(problem, returned, self.convention, self.dtype)}
-            for wrong in pending:
-                if wrong.diagnosis is None and wrong.name in again:
-                    wrong.diagnosis = self._diagnosis(problem, again[wrong.name])
+            tried += 1
+            right += not wrong
+        return right, tried
 
-    @staticmethod
-    def _diagnosis(problem: Problem, wrong: WrongGradient) -> str | None:
-        if wrong.claimed is None or wrong.problem.startswith(("missing", "not numbers")):
+    def _outcomes(self, problem: Problem, name: str, claimed) -> dict | None:
+        if claimed is None:
             return None
         network, params, X, Y, penalty = problem
-        claimed = wrong.claimed_view if wrong.claimed_view is not None else np.asarray(wrong.claimed)
-        return diagnose(network, params, X, Y, wrong.name[0], int(wrong.name[1:]), claimed, penalty)
+        with np.errstate(all="ignore"):
+            return slip_outcomes(network, params, X, Y, name[0], int(name[1:]), np.asarray(claimed), penalty)
 
     def report(self) -> str:
+        if self.searching:  # Hypothesis shows every example it shrinks through: no diagnosis for those
+            return f"network {self.network.describe()}: {len(self.wrong) or 'an exception'} (still shrinking)"
         if self._report is None:
             self._report = self._compose()
         return self._report
@@ -568,6 +811,8 @@ class Failure:
             if isinstance(self.raised, ValueError) and any(w in message for w in ("shape", "mismatch", "broadcast", "align")):
                 text += "\n  (shapes clash: a transpose missing or extra, or a layer index off by one?)"
             return text
+        if self.wrong and all(w.overflow for w in self.wrong):
+            return self._compose_overflow(head)
         self.diagnose()
         count = len(self.wrong)
         lines = [f"{head}: {count} value{'s disagree' if count != 1 else ' disagrees'} with the proven ones"]
@@ -576,11 +821,31 @@ class Failure:
         return "\n".join(lines)
 
 
+def saturated_units(network: NetworkSpec, params: dict, X, dtype) -> bool:
+    """Some sigmoid, tanh or softmax unit is within a few roundoffs of its bound (0, ±1) in ``dtype``."""
+    from .numeric import NumericNetwork
+
+    with np.errstate(all="ignore"):
+        net = NumericNetwork(network, params, X, np.zeros(1), 0.0 if network.l2 else None)
+    margin = 4 * unit_roundoff(dtype)
+    for k in range(1, network.depth + 1):
+        name, A = network.activation(k).name, np.asarray(net.A[k], dtype=float)
+        if name in ("sigmoid", "softmax") and np.any(np.minimum(A, 1 - A) <= margin):
+            return True
+        if name == "tanh" and np.any(1 - np.abs(A) <= margin):
+            return True
+    return False
+
+
 def _example_text(problem: Problem, convention: Convention) -> str:
     shown = convention.to_user(problem.params)
     parts = [f"{name}={np.array2string(np.asarray(value), precision=4, separator=', ')}" for name, value in shown.items()]
-    parts += [f"X={np.array2string(problem.X, precision=4, separator=', ')}",
-              f"Y={np.array2string(problem.Y, precision=4, separator=', ')}"]
+    parts += [f"X={np.array2string(problem.X, precision=4, separator=', ')}"]
+    if convention.targets == "labels":
+        labels = convention.targets_to_user(problem.network, problem.Y)
+        parts.append(f"labels={np.array2string(labels, separator=', ')}")
+    else:
+        parts.append(f"Y={np.array2string(problem.Y, precision=4, separator=', ')}")
     if problem.penalty is not None:
         parts.append(f"penalty={problem.penalty:.6g}")
     return " ".join(" ".join(parts).split())
@@ -595,7 +860,8 @@ def _summary(failures: list) -> str:
     return "\n".join(lines)
 
 
-def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, on_error: str) -> None:
+def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, on_error: str,
+           kinks: bool = False, searching: bool = False) -> None:
     """Raise BackpropMismatch on wrong gradients; on an exception from the user's function:
     ``"raise"`` it, ``"report"`` it as UserFunctionRaised, or ``"skip"`` the example."""
     keywords = _keywords(user_fn, problem)
@@ -606,25 +872,47 @@ def _check(user_fn: Callable, problem: Problem, convention: Convention, dtype, o
             raise
         if on_error == "skip":
             hypothesis.reject()
-        raise UserFunctionRaised(Failure(problem, convention, dtype, user_fn, raised=error)) from error
+        raise UserFunctionRaised(Failure(problem, convention, dtype, user_fn, raised=error, kinks=kinks,
+                                         searching=searching)) from error
     returned = _returned_gradients(result)
     wrong = _wrong_gradients(problem, returned, convention, dtype)
     if wrong:
-        raise BackpropMismatch(Failure(problem, convention, dtype, user_fn, wrong=wrong))
+        kinks = kinks or not clear_of_kinks(problem.network, problem.params, problem.X, problem.Y, dtype)
+        if all(w.overflow for w in wrong):
+            raise UserCodeNotFinite(Failure(problem, convention, dtype, user_fn, wrong=wrong, kinks=kinks,
+                                            searching=searching))
+        raise BackpropMismatch(Failure(problem, convention, dtype, user_fn, wrong=wrong, kinks=kinks,
+                                       searching=searching))
+
+
+def _one_hot(network: NetworkSpec, Y) -> np.ndarray:
+    """Targets given as class indices (shape (m,)) as the one-hot Y of ``network``'s layout."""
+    Y = np.asarray(Y)
+    if Y.ndim != 1 or not np.issubdtype(Y.dtype, np.integer):
+        return Y
+    nL = network.widths[-1]
+    if Y.size and (Y.min() < 0 or Y.max() >= max(nL, 2) or (nL == 1 and Y.max() > 1)):
+        raise ValueError(f"labels must be class indices in 0..{max(nL, 2) - 1}, got {Y.tolist()}")
+    onehot = Y[None, :].astype(float) if nL == 1 else np.eye(nL)[:, Y]
+    return onehot if network.layout == "columns" else onehot.T
 
 
 def assert_backprop(user_fn: Callable, network: NetworkSpec, params: dict, X, Y, penalty: float | None = None,
                     *, dtype=None, examples: str = "columns", weights: str = "out_in", reduction: str = "mean",
-                    biases: str = "vector") -> None:
+                    biases: str = "vector", targets: str = "soft", output_reduction: str | None = None,
+                    l2_form: str | None = None, l2_biases: bool | None = None,
+                    training_size: int | None = None) -> None:
     """Check one example; raise :class:`BackpropMismatch` (an AssertionError) naming every wrong gradient.
 
     For use inside your own ``@given`` test, e.g. ``assert_backprop(my_backprop, *problem)`` with
-    ``problem`` drawn from :func:`problems`.  ``params``, ``X``, ``Y`` follow ``network``'s layout;
-    the keywords say how your function sees them.  ``dtype`` defaults to the parameters' dtype.
+    ``problem`` drawn from :func:`problems`.  ``params``, ``X``, ``Y`` follow ``network``'s layout
+    (with ``targets="labels"``, Y may be one-hot or the class indices); the keywords say how your
+    function sees them.  ``dtype`` defaults to the parameters' dtype.
     """
-    convention = Convention(examples, weights, reduction, biases)
+    convention = Convention(examples, weights, reduction, biases, targets, output_reduction, l2_form, l2_biases,
+                            training_size)
     adapted = convention.adapt(network)
-    X, Y = np.asarray(X), np.asarray(Y)
+    X, Y = np.asarray(X), _one_hot(network, Y)
     if adapted.layout != network.layout:
         X, Y = X.T, Y.T
     dtype = np.dtype(dtype) if dtype is not None else np.asarray(params["W1"]).dtype
@@ -638,19 +926,27 @@ def assert_backprop(user_fn: Callable, network: NetworkSpec, params: dict, X, Y,
 def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples: int = 100, dtype="float64",
                    saturated: bool = False, kinks: bool = False, seed: int | None = None,
                    settings: hypothesis.settings | None = None, examples: str = "columns",
-                   weights: str = "out_in", reduction: str = "mean", biases: str = "vector") -> None:
+                   weights: str = "out_in", reduction: str = "mean", biases: str = "vector",
+                   targets: str = "soft", output_reduction: str | None = None, l2_form: str | None = None,
+                   l2_biases: bool | None = None, training_size: int | None = None) -> None:
     """Check ``user_fn`` on ``max_examples`` Hypothesis-drawn problems; raise :class:`BackpropCheckFailed`.
 
-    ``network_or_strategy`` is a strategy (default :func:`networks`) or one :class:`NetworkSpec`.  Each
+    ``network_or_strategy`` is a strategy (default :func:`networks`) or one :class:`NetworkSpec`.
+    ``targets``: ``"soft"`` (any targets the loss allows), ``"onehot"`` (each example one class: Y's
+    column is e_c, or y = c ∈ {0, 1} with one output unit) or ``"labels"`` (the same, but your
+    function gets the class indices, an integer array of shape (m,), in place of Y).  Each
     distinct failure (a wrong gradient; an exception, by where it was raised) is shrunk to the
     smallest network that shows it and reported with the wrong gradients, by how much, and the
     likely slip.  ``seed`` makes the run repeatable; ``settings`` overrides Hypothesis's.
     Not for use inside a ``@given`` test: use :func:`assert_backprop` there.
     """
-    convention = Convention(examples, weights, reduction, biases)
+    convention = Convention(examples, weights, reduction, biases, targets, output_reduction, l2_form, l2_biases,
+                            training_size)
+    if l2_form == "lambda/2n" and training_size is None:
+        raise ValueError("l2_form='lambda/2n' needs the training-set size n: give training_size=")
     dtype = np.dtype(dtype)
     strategy = problems(_network_strategy(network_or_strategy).map(convention.adapt), dtype=dtype, saturated=saturated,
-                        kinks=kinks)
+                        kinks=kinks, targets=targets)
     chosen = settings if settings is not None else hypothesis.settings(
         max_examples=max_examples, deadline=None, database=None, verbosity=hypothesis.Verbosity.quiet,
         phases=[p for p in hypothesis.Phase if p is not hypothesis.Phase.explain],  # our report explains
@@ -660,7 +956,7 @@ def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples:
         @chosen
         @hypothesis.given(strategy)
         def run(problem):
-            _check(user_fn, problem, convention, dtype, on_error=on_error)
+            _check(user_fn, problem, convention, dtype, on_error=on_error, kinks=kinks, searching=True)
 
         return _failures(run if seed is None else hypothesis.seed(seed)(run))
 
@@ -679,13 +975,16 @@ def check_backprop(user_fn: Callable, network_or_strategy=None, *, max_examples:
 
 def _failures(run: Callable) -> list:
     """Run a Hypothesis test; the failures it found (several distinct ones come as a group)."""
+    failures = []
     try:
         run()
     except _FailedExample as error:
-        return [error.failure]
+        failures = [error.failure]
     except BaseException as error:  # noqa: BLE001 — a group, or not ours: then re-raised
         inner = list(getattr(error, "exceptions", ()))
-        if inner and all(isinstance(e, _FailedExample) for e in inner):
-            return [e.failure for e in inner]
-        raise
-    return []
+        if not inner or not all(isinstance(e, _FailedExample) for e in inner):
+            raise
+        failures = [e.failure for e in inner]
+    for failure in failures:
+        failure.searching = False
+    return failures

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -150,7 +151,7 @@ def test_verify_at_80_columns_has_no_wrapped_rows():
     lines = result.stdout.splitlines()
     assert max(cell_len(line) for line in lines) <= 80
     tables = table_rows(result.stdout)
-    assert len(tables) == 5
+    assert len(tables) == len(list((ROOT / "derivations").glob("*.toml")))
     for path, rows in tables.items():
         ids = [claim.id for claim in load(ROOT / path).claims]
         assert [row.split()[0] for row in rows] == ids  # one line per claim, in order
@@ -260,8 +261,10 @@ def test_prove_general_needs_no_widths():
 
 def test_quiet_and_verbose(tmp_path):
     quiet = run("verify", str(DOC_002), "-q")
+    expect = Counter(claim.expect for claim in load(DOC_002).claims)
     assert quiet.returncode == 0 and quiet.stdout.strip().splitlines() == [
-        "1 file, 11 claims: 7 proved, 0 refuted, 4 ill-formed, 0 undecided — every verdict as expected"]
+        f"1 file, {expect.total()} claims: {expect['proved']} proved, 0 refuted, {expect['ill-formed']} ill-formed, "
+        "0 undecided — every verdict as expected"]
     before = run("-q", "prove", "--widths", "2,2")
     assert before.returncode == 0 and len(before.stdout.strip().splitlines()) == 1
     verbose = run("verify", str(DOC_002), "-v")

@@ -51,7 +51,7 @@ def test_the_json_reports_match_the_documented_schema(tmp_path):
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     broken = tmp_path / "broken.toml"
-    broken.write_text("title = 1\n[network]\nwidths = [2, 2]\ncolour = 1\n[symbols]\nC = 'loss'\nW = 'weight'\n"
+    broken.write_text("title = 1\n[network]\nwidths = [2, 2]\noutput = 'sigmoid'\nloss = 'half_sse'\ncolour = 1\n[symbols]\nC = 'loss'\nW = 'weight'\n"
                       "[[claim]]\nid = 'S'\nlhs = 'grad(C, W[1])'\nrhs = '-grad(C, W[1])'\n"
                       "[[claim]]\nid = 'R'\nlhs = 'grad(C, W[l])'\nrhs = '2 * grad(C, W[l])'\nfor = 'l in 1..1'\n",
                       encoding="utf-8")

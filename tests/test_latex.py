@@ -188,7 +188,7 @@ def test_prove_writes_a_short_pdf_with_every_step_checked(tmp_path):
     require_pdflatex()
     tex = tmp_path / "proof.tex"
     result = run_cli("prove", "--widths", "3,4,2", "--hidden", "sigmoid", "--output-activation", "sigmoid",
-                     "--loss", "half_sse", "--latex", str(tex), "--pdf")
+                     "--loss", "half_sse", "--latex", str(tex), "--pdf", "--exact")
     assert result.returncode == 0, result.stderr
     assert tex.read_text(encoding="ascii").isascii()
     pdf = tex.with_suffix(".pdf")

@@ -295,7 +295,7 @@ def test_a_malformed_model_is_one_line_naming_file_and_definition(tmp_path, caps
     """), encoding="utf-8")
     assert main(["verify", str(path)]) == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert len(error) == 1 and error[0].startswith(str(path)) and message in error[0], error
+    assert len(error) == 1 and error[0].startswith(f"symbackprop: {path}: ") and message in error[0], error
 
 
 @pytest.mark.parametrize("model, message", [

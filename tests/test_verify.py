@@ -65,7 +65,7 @@ def report():
 def test_all_five_documents_are_checked_as_expected(report):
     paths = sorted(Path(f["path"]).name for f in report["files"])
     assert paths == sorted(p.name for p in DERIVATIONS.glob("*.toml"))
-    assert len(paths) == 5
+    assert len(paths) >= 9  # the five seeds and the four layer-backward documents
     assert report["summary"]["unexpected"] == 0
     for file in report["files"]:
         assert file["errors"] == []
@@ -83,7 +83,9 @@ def test_json_report_follows_the_spec(report):
     for claim in claims:
         assert {"id", "text", "verdict", "expect", "scope", "seconds", "message", "counterexample",
                 "correction"} <= set(claim)
-        assert claim["scope"] == "instance"
+        # an instance of the general proof only when proved; never a stronger scope for another verdict
+        assert claim["scope"] == "instance" or (claim["scope"] == "general, instantiated"
+                                                and claim["verdict"] == "proved")
         assert isinstance(claim["seconds"], float)
 
 
@@ -141,7 +143,7 @@ def test_table_output_and_exit_code():
     assert result.returncode == 0
     assert "delta[3] is not defined" in result.stdout
     assert "correction: grad(C, b[2]) = delta[2] — proved" in result.stdout
-    assert "every verdict as expected" in result.stdout
+    assert "every verdict as expected" in " ".join(result.stdout.split())  # the summary may wrap
 
 
 # ----------------------------------------------------------------------------- extra instances

@@ -33,6 +33,8 @@ from .. import rules
 from ..matrices import Mat, broadcast_shape
 from .language import PRIME, ClaimError, Env, Scope, _scalar, is_range
 from .model import forward_order
+from ..layers import FUNCTIONS as LAYER_FUNCTIONS
+from ..matrices import Explicit
 
 
 class NoRule(ClaimError):
@@ -270,6 +272,8 @@ class Backward:
             return
         if name.endswith(PRIME):
             raise NoRule(f"no backward rule through a derivative {name[:-len(PRIME)]}′ inside the model")
+        if name in LAYER_FUNCTIONS:
+            return self._layer(name, node, g, env)
         x = self.value(args[0], env) if args else None
         if name in ("sum", "mean", "var"):
             x = _mat(x)
@@ -326,6 +330,21 @@ class Backward:
             y = self._softmax(x, axis, rule)
             return self.push(args[0], self._vector_back(rule, y, _mat(g), axis), env)
         return self.push(args[0], self._times(g, self._apply(rule.derivative, x)), env)
+
+    def _layer(self, name: str, node: ast.Call, g, env: Env) -> None:
+        """A row of the layer library: its closed-form backward pass (a proved lemma of the row, see
+        ``layer_proofs``) with dy = the gradient arriving at the call passes each argument its part."""
+        from ..layers import LAYERS
+
+        names = LAYER_FUNCTIONS[name]
+        values = {n: _mat(self.value(arg, env)) for n, arg in zip(names, node.args)}
+        parts = LAYERS[name].backward(Explicit("rows"), values, _mat(g))
+        variables = self._variables()
+        for argument, arg in zip(names, node.args):
+            if argument in parts:
+                self.push(arg, _mat(parts[argument]), env)
+            elif any(e.free_symbols & variables for e in values[argument]):
+                raise NoRule(f"no backward rule for the argument {argument} of {name}(…): the row treats it as fixed")
 
     def _zip(self, a, b, fn):
         if not isinstance(a, Mat) and not isinstance(b, Mat):

@@ -26,7 +26,7 @@ from ..diagnose import diagnose
 from ..evaluate import Unsupported
 from ..matrices import Mat
 from ..network import Network, NetworkSpec, SpecError
-from ..prove import ILL_FORMED, PROVED, REFUTED, UNDECIDED, Decider, Verdict, values_at
+from ..prove import ILL_FORMED, INSTANTIATED, PROVED, REFUTED, UNDECIDED, Decider, Verdict, values_at
 from . import model as build_model
 from .language import LAYERED, ClaimError, Env, Scope, evaluate, is_range, parse, parse_range, show
 from .loader import Claim, Derivation
@@ -317,10 +317,12 @@ def _only_document(reason: str, mode: str | None) -> str:
 class Checker:
     """Checks one derivation; networks, deciders and scopes are shared by all its claims."""
 
-    def __init__(self, derivation: Derivation, timeout: float | None = 60.0):
+    def __init__(self, derivation: Derivation, timeout: float | None = 60.0, memory: int | None = None):
         self.derivation = derivation
         self.timeout = timeout
+        self.memory = memory
         self._instances: dict = {}
+        self._references: dict = {}
 
     def _context(self, instance):
         context = self._instances.get(instance.key)
@@ -389,7 +391,7 @@ class Checker:
         except SpecError as error:
             return Verdict(ILL_FORMED, message=f"network override: {error}"), [], None
         worst, worst_on, described, decided_any = Verdict(PROVED, method=""), None, [], False
-        methods, notes = set(), {only_document} - {None}
+        methods, notes, scopes = set(), {only_document} - {None}, set()
         instance = chosen[0]
         try:
             with budget.budget(self.timeout):
@@ -400,6 +402,7 @@ class Checker:
                         continue
                     decided_any = True
                     methods.add(verdict.method)
+                    scopes.add(verdict.scope)
                     notes.update(verdict.notes)
                     if SEVERITY[verdict.status] > SEVERITY[worst.status]:
                         worst, worst_on = verdict, instance
@@ -412,6 +415,8 @@ class Checker:
             worst = Verdict(ILL_FORMED, message=f"the range {claim.range} is empty on every network checked")
         if worst.status == PROVED:
             worst.method = "; ".join(sorted(m for m in methods if m))
+            if scopes == {INSTANTIATED}:  # on every instance an instance of the general proof
+                worst.scope = INSTANTIATED
         worst.notes = sorted(notes)
         return worst, described, worst_on.to_dict() if worst_on is not None else None
 
@@ -448,7 +453,8 @@ class Checker:
             except RecursionError:  # each formula is at most MAX_NESTING deep, but definitions nest too
                 return Verdict(ILL_FORMED, message=f"the claim and the definitions it uses nest too deeply to "
                                                    f"evaluate — {at}{where}")
-            verdict = decider.decide(left, right, timeout=budget.remaining())
+            verdict = self._instantiated(scope.net, left, right) or \
+                decider.decide(left, right, timeout=budget.remaining(), memory=self.memory)
             if verdict.status == REFUTED:
                 verdict.slip = self._likely_slip(scope, lhs, right, env, verdict.counterexample) or verdict.slip
                 in_document(verdict.counterexample, self.derivation.bindings, scope.net)
@@ -466,9 +472,51 @@ class Checker:
                         verdict.counterexample[range_[0]] = layer
             if worst is None or SEVERITY[verdict.status] > SEVERITY[worst.status]:
                 worst = verdict
+            elif verdict.status == PROVED and verdict.scope != worst.scope:
+                worst.scope = "instance"  # some layer was decided on the expansion: the weaker scope
             if verdict.status in (ILL_FORMED, REFUTED):
                 break
         return worst
+
+    def _references_of(self, net: Network):
+        """(true gradients, backprop recurrences, general proof) of a network whose setting the
+        general proof covers completely, else None; computed once per network."""
+        key = id(net)
+        if key not in self._references:
+            from ..derive import backprop, direct
+            from ..general import GeneralSetting, prove_general
+
+            reference = None
+            if isinstance(net, Network):
+                general = prove_general(GeneralSetting.from_spec(net.spec), timeout=budget.remaining())
+                if general.all_proved and general.induction.proved:
+                    reference = direct(net), backprop(net), general
+            self._references[key] = (net, reference)  # the net is kept so that its id stays its own
+        return self._references[key][1]
+
+    def _instantiated(self, net, left, right) -> Verdict | None:
+        """``proved`` (scope general, instantiated) when one side *is* the true gradient ∂J/∂W_k,
+        ∂J/∂b_k or ∂J/∂z_k of the network — the same loss J, the same variables — and the other *is*
+        the recurrence ``derive.backprop`` computes for it, expression for expression (SymPy's
+        structural equality: no algebra is done, so nothing is assumed), and the general proof of
+        the network's setting is complete.  Anything else (None) is decided on the expansion."""
+        if not (isinstance(left, Mat) and isinstance(right, Mat)) or left.shape != right.shape:
+            return None
+        reference = self._references_of(net)
+        if reference is None:
+            return None
+        truth, recurrences, general = reference
+        for (quantity, k), true in truth.items():
+            if true.shape != left.shape:
+                continue
+            for gradient, claimed in ((left, right), (right, left)):
+                if _same_gradient(gradient, true) and _same_entries(claimed, recurrences[quantity, k]):
+                    layer = "base case k = L" if k == net.depth else "induction step"
+                    return Verdict(PROVED, INSTANTIATED,
+                                   f"instance of the general proof ({general.setting.describe()}): the claim is "
+                                   f"the recurrence for ∂J/∂{quantity}_{k}, term for term ({layer})",
+                                   notes=list(general.induction.notes))
+        return None
 
     def _likely_slip(self, scope: Scope, lhs, claimed: Mat, env: Env, counterexample: dict) -> str | None:
         """For a refuted ∂J/∂W_k, ∂J/∂b_k or ∂J/∂z_k: the textbook slip that gives the claimed
@@ -521,6 +569,18 @@ class Checker:
                 if isinstance(sub, ast.Name) and sub.id in broken:
                     return f"uses {sub.id}, whose definition is broken: {broken[sub.id]}"
         return None
+
+
+def _same_gradient(side: Mat, true: Mat) -> bool:
+    """Every entry is ∂J/∂θ for the true gradient's J and θ (the label, a name, may differ)."""
+    from ..evaluate import Partial
+
+    return all(isinstance(a, Partial) and a.f == b.f and a.wrt == b.wrt
+               for a, b in zip(side, true))
+
+
+def _same_entries(side: Mat, recurrence: Mat) -> bool:
+    return side.shape == recurrence.shape and side == recurrence
 
 
 def _floats(matrices: list, point: dict) -> list:

@@ -27,11 +27,14 @@ from sympy import Integer, Rational
 
 from .. import limits, rules
 from ..evaluate import Partial
+from ..layers import FUNCTIONS as LAYER_FUNCTIONS
+from ..layers import call as layer_call
 from ..matrices import Explicit, Mat, ShapeError, _zip, shape_text
 from ..network import Network
 
 FUNCTIONS = ("grad", "jacobian", "diag", "ones", "sum", "mean", "var", "outer", "log", "exp", "sqrt", "max", "min",
-             "norm", "trace", "logsumexp", "concat", "onehot", "sigmoid", "tanh", "relu", "softmax", "heaviside")
+             "norm", "trace", "logsumexp", "concat", "onehot", "sigmoid", "tanh", "relu", "softmax", "heaviside",
+             *LAYER_FUNCTIONS)  # the layer library's rows: batchnorm(x, gamma, beta, eps), attention(Q, K, V), …
 AXIS_FUNCTIONS = ("sum", "mean", "var", "max", "min", "softmax", "logsumexp", "concat")  # take axis=0|1
 QUANTITIES = ("weight", "bias", "preactivation", "activation", "input", "output", "target", "onehot", "label",
               "loss", "depth", "batch", "width", "activation_function", "hidden_activation", "output_activation")
@@ -954,6 +957,13 @@ class Scope:
         if name == "log":
             self._arity(name, args, 1)
             return self._apply(sympy.log, self.value(args[0], env))
+        if name in LAYER_FUNCTIONS:
+            self._arity(name, args, len(LAYER_FUNCTIONS[name]))
+            arguments = [_as_matrix(self.value(arg, env)) for arg in args]
+            try:
+                return layer_call(name, Explicit("rows"), arguments)
+            except (ShapeError, ValueError, IndexError) as error:
+                raise ClaimError(f"{show(node)}: {error} (arguments: {', '.join(LAYER_FUNCTIONS[name])})") from None
         if name in FUNCTIONS or name in self.bindings:
             if name == "max" or name == "min":
                 self._arity(name, args, 2)

@@ -44,7 +44,10 @@ def _entry_name(stem: str, matrix, i: int, j: int) -> str:
 
 
 def document_names(bindings: dict, net: Network) -> dict:
-    """tool symbol name → the document's name for it, for every symbol the document can name."""
+    """tool symbol name → the document's name for it, for every symbol the document can name.
+    A model's symbols already carry the document's names (``gamma[1]``): nothing to rename."""
+    if net.spec is None:
+        return {}
     blocks = []
     for quantity, per_layer in (("weight", net.W), ("bias", net.b)):
         binding = _first(bindings, quantity)
@@ -72,6 +75,8 @@ def document_names(bindings: dict, net: Network) -> dict:
 def function_names(bindings: dict, net: Network) -> dict:
     """a generic function's name in the tool (g, f) → the document's name for it."""
     spec, names = net.spec, {}
+    if spec is None:
+        return names
     layers = {"hidden_activation": range(1, spec.depth), "output_activation": (spec.depth,),
               "activation_function": range(1, spec.depth + 1)}
     for quantity, chosen in layers.items():

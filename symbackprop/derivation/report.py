@@ -6,11 +6,12 @@ entries is an error line in :attr:`Report.errors` while every other file is stil
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import limits
+from .. import budget, limits
 from .check import Checker, FileReport, summarize
 from .loader import FileError, expand_paths, load
 
@@ -71,14 +72,28 @@ def _read_stdin(stream=None) -> str:
     return raw
 
 
-def verify(paths, timeout: float | None = 60.0, *, progress=None, stdin=None) -> Report:
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def verify(paths, timeout: float | None = 60.0, *, progress=None, stdin=None, jobs: int | None = 1,
+           memory: int | None = None) -> Report:
     """Check derivation files as the command line does: ``paths`` is a file, a folder (every
     ``*.toml`` in it), ``"-"`` (standard input, or the text stream ``stdin``) or a list of these.
 
     ``verify("derivations/").results`` are the claims' results; ``.errors`` the files' problems.
+    Each claim is decided under ``timeout`` seconds and ``memory`` bytes (default: the default
+    budget shared by the workers).  ``jobs`` > 1 (None: :func:`cores`) checks the files in that
+    many worker processes; the report is the serial one, in the files' order.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    jobs = cores() if jobs is None else max(1, int(jobs))
     report = Report()
+    derivations = []
     for given in paths:
         try:
             found = [STDIN] if str(given) == STDIN else expand_paths([str(given)])
@@ -92,5 +107,65 @@ def verify(paths, timeout: float | None = 60.0, *, progress=None, stdin=None) ->
                 report.errors.append(str(error))
                 continue
             report.errors += derivation.errors
-            report.files.append(Checker(derivation, timeout=timeout).check(progress=progress))
+            derivations.append(derivation)
+    jobs = min(jobs, len(derivations))
+    if memory is None:
+        memory = budget.default_memory() // max(jobs, 1)
+    if jobs <= 1:
+        report.files = [Checker(d, timeout=timeout, memory=memory).check(progress=progress) for d in derivations]
+    else:
+        report.files = _check_in_parallel(derivations, timeout, memory, jobs, progress)
     return report
+
+
+# ---- the process pool.  Workers inherit the loaded derivations (fork).  A file's claims go to one
+# worker, in order, with one Checker: they share its networks and memoised values exactly as in the
+# serial run (which notes a proof carries depends on what the shared evaluation has seen), so the
+# report is the serial one.  Files are spread over the workers, largest first.
+_pool_derivations: list = []
+
+
+def _pool_check(task):
+    index, timeout, memory = task
+    derivation = _pool_derivations[index]
+    report = Checker(derivation, timeout=timeout, memory=memory).check()
+    return report.results, report.seconds
+
+
+def _check_in_parallel(derivations, timeout, memory, jobs, progress) -> list:
+    import concurrent.futures
+    import multiprocessing
+
+    global _pool_derivations
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:  # pragma: no cover - no fork (not POSIX): the serial run
+        return [Checker(d, timeout=timeout, memory=memory).check(progress=progress) for d in derivations]
+    _pool_derivations = derivations
+    order = sorted(range(len(derivations)), key=lambda i: -len(derivations[i].claims))
+    reports: dict = {}
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            futures = {pool.submit(_pool_check, (i, timeout, memory)): i for i in order}
+            for future in concurrent.futures.as_completed(futures):
+                i = futures[future]
+                d = derivations[i]
+                try:
+                    results, seconds = future.result()
+                except Exception as error:  # a worker that died (killed, out of memory): that file's claims
+                    results, seconds = [_lost(claim, error) for claim in d.claims], 0.0
+                reports[i] = FileReport(d, results, seconds)
+                if progress:
+                    progress(f"{d.path}: done")
+    finally:
+        _pool_derivations = []
+    return [reports[i] for i in range(len(derivations))]
+
+
+def _lost(claim, error):
+    from ..prove import UNDECIDED, Verdict
+    from .check import ClaimResult
+
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    return ClaimResult(claim, Verdict(UNDECIDED, message=f"could not be checked: the worker process failed "
+                                                          f"({type(error).__name__}: {text})"))

@@ -9,7 +9,8 @@
 """
 
 from .calculation import Calculation, Step, check, network_calculations
-from .documents import NetworkDocument, calculation_latex, derivation_document, network_document, write
+from .documents import (NetworkDocument, calculation_latex, derivation_document, layer_document, network_document,
+                        write)
 from .pdf import PdfError, compile_pdf
 from .notebook import register as _register_notebook_display
 from .printer import ProofPrinter, latex, text
@@ -17,5 +18,5 @@ from .printer import ProofPrinter, latex, text
 _register_notebook_display()
 
 __all__ = ["ProofPrinter", "latex", "text", "Calculation", "Step", "check", "network_calculations",
-           "NetworkDocument", "calculation_latex", "derivation_document", "network_document", "write",
+           "NetworkDocument", "calculation_latex", "derivation_document", "layer_document", "network_document", "write",
            "PdfError", "compile_pdf"]

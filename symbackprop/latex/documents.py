@@ -320,12 +320,12 @@ def _calculations(spec, calculations: list) -> str:
 
 def _summary(proof: NetworkProof) -> str:
     lines = [r"\section*{Summary: the recurrences against the true gradient}",
-             r"\begin{longtable}{@{}lll>{\raggedright\arraybackslash}p{0.5\linewidth}r@{}}",
-             r"quantity & layer & verdict & method & seconds\\ \hline"]
+             r"\begin{longtable}{@{}llll>{\raggedright\arraybackslash}p{0.42\linewidth}r@{}}",
+             r"quantity & layer & verdict & scope & method & seconds\\ \hline"]
     for r in proof.results:
         v = r.verdict
         lines.append(rf"{_quantity_latex(r.quantity, r.layer)} & {r.layer} & {status_latex(v.status)} & "
-                     rf"{text(v.method or v.message)} & {v.seconds:.2f}\\")
+                     rf"{text(v.scope)} & {text(v.method or v.message)} & {v.seconds:.2f}\\")
     lines.append(r"\end{longtable}")
     for r in proof.results:
         if not r.verdict.proved:
@@ -335,7 +335,7 @@ def _summary(proof: NetworkProof) -> str:
     proved = sum(r.verdict.proved for r in proof.results)
     total = len(proof.results)
     lines.append(("All" if proof.all_proved else f"{proved} of") +
-                 f" {total} gradients proved equal to the backprop recurrences (scope: instance; "
+                 f" {total} gradients proved equal to the backprop recurrences (scope: {text(proof.scope)}; "
                  f"{proof.seconds:.2f}\\,s).")
     return "\n\n".join(lines)
 
@@ -392,6 +392,8 @@ def network_document(proof: NetworkProof, calculations: list | None = None, *,
     checked here, on the network's instance.
     """
     spec = proof.spec
+    if proof.general is not None:
+        return _instantiated_document(proof, calculations, timeout=timeout)
     rec = recurrences(spec)
     if calculations is None:
         _, calculations = network_calculations(spec)
@@ -403,6 +405,70 @@ def network_document(proof: NetworkProof, calculations: list | None = None, *,
     body = "\n\n".join(part for part in parts if part)
     title = rf"Backpropagation proved: {text(spec.describe())}"
     return NetworkDocument(document(title, body), calculations)
+
+
+CALCULATIONS_UP_TO = 20 << 20  # the estimated expansion under which an instantiated proof still prints them
+
+
+def _instantiated_document(proof: NetworkProof, calculations, *, timeout) -> NetworkDocument:
+    """An instance of the general proof: the network, the summary (scope general, instantiated)
+    and the general proof itself; the calculational proofs on the explicit instance only when
+    it is small enough to expand quickly."""
+    from ..budget import expansion_estimate
+
+    spec = proof.spec
+    small = expansion_estimate(spec.widths, spec.batch) <= CALCULATIONS_UP_TO
+    parts = []
+    if small:
+        if calculations is None:
+            _, calculations = network_calculations(spec)
+        unchecked = [c for c in calculations if not c.checked]
+        if unchecked:
+            check_network_calculations(spec, unchecked, timeout=timeout)
+        parts += [_setup(spec, recurrences(spec)), _calculations(spec, calculations)]
+    else:
+        calculations = []
+        L, n = spec.depth, spec.widths
+        parts.append(r"\section*{The network}" + "\n" +
+                     rf"{text(spec.describe())}: widths $n_0, \dots, n_{{{L}}} = {', '.join(map(str, n))}$, "
+                     rf"batch $m = {spec.batch}$. Every gradient follows from the proof for every width and every "
+                     r"depth below, at these sizes; the network is not expanded.")
+    parts += [_summary(proof), general_latex(proof.general)]
+    title = rf"Backpropagation proved: {text(spec.describe())}"
+    return NetworkDocument(document(title, "\n\n".join(p for p in parts if p)), calculations)
+
+
+def layer_document(proof) -> str:
+    """A layer row's proof (``layer_proofs.LayerProof``): the forward definition, the closed-form
+    backward pass, each gradient's verdict at each instance size, and the every-size proof."""
+    row = proof.row
+    lines = [r"\section*{The layer}", rf"{text(row.title)}. Forward: {text(row.forward_text)}.",
+             r"Statement: with the upstream gradient $dy = \partial L/\partial y$ an input and "
+             r"$L = \sum y \odot dy$, each closed form below equals the derivative of $L$ by direct differentiation.",
+             r"\begin{itemize}"]
+    lines += [rf"\item {text(formula)}" for formula in row.backward_text.values()]
+    lines.append(r"\end{itemize}")
+    lines.append(r"\section*{Instances}")
+    for result in proof.instances:
+        lines.append(rf"\paragraph{{{text(', '.join(f'{k} = {v}' for k, v in result.sizes.items()))}}}")
+        lines += [rf"$\partial L/\partial {latex(sympy.Symbol(name))}$: {verdict_latex(v)}"
+                  for name, v in result.verdicts.items()]
+    general = proof.general
+    if general is not None:
+        lines.append(r"\section*{For every size}")
+        lines.append(rf"Sizes {', '.join(f'${latex(s)}$' for s in general.sizes.values())} are symbols; "
+                     r"each entry identity is decided exactly for every size at once.")
+        lines.append(r"\begin{enumerate}")
+        for lemma in general.lemmas:
+            shown = "" if lemma.status == PROVED else rf" --- residual: {text(lemma.residual[:400])}"
+            lines.append(rf"\item \textbf{{{text(lemma.name)}}}: {text(lemma.statement)} --- "
+                         rf"{status_latex(lemma.status)} ({lemma.seconds:.2f}\,s){shown}.")
+        lines.append(r"\end{enumerate}")
+        lines += [text(line) for line in general.argument]
+        if general.message:
+            lines.append(text(general.message) + ".")
+    lines.append(rf"\paragraph{{Conclusion}} {status_latex(proof.status)}: {text(proof.scope)}.")
+    return document(rf"Layer backward pass proved: {text(row.name)}", "\n\n".join(lines))
 
 
 # --------------------------------------------------------------------- derivation files
