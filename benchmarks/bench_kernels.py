@@ -1,5 +1,9 @@
 """One SGD step (forward, backward, update) of the generated kernels against hand-written NumPy,
-PyTorch (CPU), JAX (jit, optional) and the GEMM-only floor, examples as rows.
+PyTorch (CPU), JAX (jit, optional) and the GEMM-only floor, examples as rows; and the exported
+PyTorch / JAX modules (``--target torch|jax``: the proven backward) against their engines' own
+autograd, each with the same update: "torch target" is J = module.loss(...); J.backward() against
+torch.autograd of the same network, "jax target" is jax.grad of the custom_vjp loss under jit
+against jax.grad of the network written in jax.numpy under jit.
 
 Run pinned to one core:   taskset -c 0 python benchmarks/bench_kernels.py
 Quicker, noisier:         taskset -c 0 python benchmarks/bench_kernels.py --rounds 5
@@ -172,6 +176,39 @@ def jax_step_factory(jax, hidden, output, loss):
     return step, state
 
 
+# ------------------------------------------------- the exported PyTorch and JAX modules
+
+
+def torch_target_step_factory(torch, module):
+    """The exported module as a user runs it: J = loss(...) (a torch.autograd.Function whose
+    backward is the proven one), J.backward(), the same update as the PyTorch step."""
+
+    def step(params, X, Y, lr):
+        J = module.loss(params, X, Y)
+        J.backward()
+        with torch.no_grad():
+            for p in params.values():
+                p.sub_(p.grad, alpha=lr)
+                p.grad = None
+
+    return step
+
+
+def jax_target_step_factory(jax, module):
+    """jax.grad of the exported custom_vjp loss under jit, then the same update as the JAX step."""
+
+    @jax.jit
+    def update(params, X, Y, lr):
+        grads = jax.grad(module.loss)(params, X, Y)
+        return jax.tree_util.tree_map(lambda p, q: p - lr * q, params, grads)
+
+    def step(params, X, Y, lr):
+        params["state"] = update(params["state"], X, Y, lr)
+        jax.block_until_ready(params["state"])
+
+    return step
+
+
 # ------------------------------------------------------------------------------ the bench
 
 
@@ -226,7 +263,26 @@ def implementations(spec, dtype, X, Y, torch, jax):
                              torch.tensor(X), torch.tensor(Y),
                              lambda p=tp: _named([w.detach().numpy() for w in p["W"]], [b.detach().numpy() for b in p["b"]]),
                              reset_torch)
+    if torch is not None:
+        module = kernels.build(spec, dtype, target="torch").module
+        tdtype = torch.float64 if dtype == "float64" else torch.float32
+        mine = {n: torch.tensor(start[n], dtype=tdtype, requires_grad=True) for n in module.NAMES}
+
+        def reset_torch_target():
+            with torch.no_grad():
+                for n, p in mine.items():
+                    p.copy_(torch.from_numpy(start[n]))
+
+        result["torch target"] = (torch_target_step_factory(torch, module), mine, torch.tensor(X), torch.tensor(Y),
+                                  lambda p=mine: {n: np.array(v.detach().numpy(), float) for n, v in p.items()},
+                                  reset_torch_target)
     if jax is not None:
+        module = kernels.build(spec, dtype, target="jax").module
+        first = {n: jax.numpy.asarray(np.array(start[n])) for n in module.NAMES}
+        state = {"state": first}
+        result["jax target"] = (jax_target_step_factory(jax, module), state, jax.numpy.asarray(X), jax.numpy.asarray(Y),
+                                lambda p=state: {n: np.array(v, float) for n, v in p["state"].items()},
+                                lambda: state.__setitem__("state", first))
         step, _ = jax_step_factory(jax, spec.hidden, spec.output, spec.loss)
         initial = {"W": [jax.numpy.asarray(w) for w in hand["W"]], "b": [jax.numpy.asarray(b) for b in hand["b"]]}
         jp = {"state": initial}
@@ -325,13 +381,14 @@ def main(argv=None):
         jax.config.update("jax_enable_x64", True)
     except ImportError:
         jax = None
-        print("note: JAX not installed (pip install 'symbackprop[bench]'); its column is empty")
+        print("note: JAX not installed (pip install 'symbackprop[jax]'); its columns are empty")
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     print(f"cores available to this process: {affinity} (pin with taskset -c 0); numpy {np.__version__}"
           + (f", torch {torch.__version__}" if torch else "") + (f", jax {jax.__version__}" if jax else ""))
     chosen = [NETS[int(i)] for i in args.nets.split(",")] if args.nets else NETS
     dtypes = ("float64", "float32") if args.dtype == "both" else (args.dtype,)
     names = ["kernel", "hand NumPy", "PyTorch", "JAX jit", "GEMM floor"]
+    engines = [("torch target", "PyTorch"), ("jax target", "JAX jit")]
     for dtype in dtypes:
         rows = []
         for label, widths, hidden, output, loss, batch in chosen:
@@ -342,9 +399,11 @@ def main(argv=None):
             times = measure(impls, args.rounds)
             own = times["kernel"]
             ratios = [f"{own / times[n]:.2f}" if n in times else "-" for n in names[1:]]
+            ratios += [f"{times[a] / times[b]:.2f}" if a in times and b in times else "-" for a, b in engines]
             rows.append([label, str(batch), f"{kernel.seconds:.2f} s"] + [fmt(times.get(n)) for n in names]
-                        + [f"{batch / own:,.0f}"] + ratios)
-        headers = ["net", "B", "build"] + names + ["kernel samples/s"] + [f"kernel/{n}" for n in names[1:]]
+                        + [fmt(times.get(a)) for a, _ in engines] + [f"{batch / own:,.0f}"] + ratios)
+        headers = (["net", "B", "build"] + names + [a for a, _ in engines] + ["kernel samples/s"]
+                   + [f"kernel/{n}" for n in names[1:]] + [f"{a}/{b}" for a, b in engines])
         print(f"\n{dtype}, median of {args.rounds} round-robin samples per step")
         widths_ = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
         print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths_)) + " |")

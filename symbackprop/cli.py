@@ -100,6 +100,8 @@ COMMAND_DEFAULTS = {
     "train": {"layout": "rows", "hidden": "relu", "output": "softmax", "loss": "cross_entropy", "batch": 32},
 }
 L2_LAMBDA = 1e-4
+TARGETS = ("numpy", "torch", "jax")  # kernel_targets.TARGETS, without importing the generator for --help
+ENGINES = {"numpy": "NumPy", "torch": "PyTorch", "jax": "JAX"}
 
 
 def network_defaults(command: str) -> dict:
@@ -577,6 +579,10 @@ def _kernel_arguments(parser, command: str) -> None:
                         help="floating-point type of the kernel's arrays")
     parser.add_argument("--l2-lambda", type=_penalty_weight, default=L2_LAMBDA, metavar="λ",
                         help="the L2 penalty's λ (with --l2)")
+    parser.add_argument("--target", choices=TARGETS, default="numpy",
+                        help="the engine of the kernel: NumPy, PyTorch (torch.autograd.Function and nn.Module) "
+                             "or JAX (jax.custom_vjp)" if command == "export" else
+                             "train with the NumPy kernel or the exported PyTorch / JAX module")
 
 
 def _penalty(args, spec):
@@ -600,7 +606,7 @@ def run_export(args) -> int:
     progress("proving the formulas the kernel computes")
     try:
         proofs = kernel_proofs(spec, timeout=args.timeout)
-        source = generate(spec, args.dtype, penalty=penalty, proofs=proofs)
+        source = generate(spec, args.dtype, penalty=penalty, proofs=proofs, target=args.target)
     except KernelError as error:
         raise UsageError(str(error)) from None
     finally:
@@ -611,13 +617,15 @@ def run_export(args) -> int:
     except OSError as error:
         raise UsageError(f"cannot write {args.path}: {error.strerror or error}") from None
     if args.json:
-        print_json({"path": args.path, "network": _network_text(spec), "layout": spec.layout, "dtype": args.dtype,
+        print_json({"path": args.path, "network": _network_text(spec), "target": args.target,
+                    "layout": spec.layout, "dtype": args.dtype,
                     "l2_lambda": penalty, "all_proved": proofs.all_proved, "seconds": round(proofs.seconds, 3),
                     "lemmas": [l.to_dict() for l in proofs.network.lemmas + proofs.lemmas],
                     "recurrences": proofs.network.to_dict(), "sgd": [r.to_dict() for r in proofs.sgd]})
     else:
         status = "every formula proved" if proofs.all_proved else "NOT every formula proved (see its docstring)"
-        print(f"wrote {args.path}: {_network_text(spec)}, {_layout_phrase(spec.layout)}, {args.dtype}; "
+        engine = "" if args.target == "numpy" else f"{ENGINES[args.target]} module for "
+        print(f"wrote {args.path}: {engine}{_network_text(spec)}, {_layout_phrase(spec.layout)}, {args.dtype}; "
               f"{status} ({proofs.seconds:.2f} s)")
     return 0 if proofs.all_proved else 1
 
@@ -646,6 +654,10 @@ def run_train(args) -> int:
     spec = spec_from_arguments(args)
     if spec.layout != "rows":
         raise UsageError("train uses examples as rows (drop --layout columns)")
+    try:
+        train.require_engine(args.target)
+    except train.DataError as error:
+        raise UsageError(str(error)) from None
     if args.plot:
         try:
             train.plotting()
@@ -664,14 +676,18 @@ def run_train(args) -> int:
     except train.DataError as error:
         raise UsageError(str(error)) from None
     try:
-        kernel = build(spec, args.dtype, penalty=_penalty(args, spec))
+        kernel = build(spec, args.dtype, penalty=_penalty(args, spec), target=args.target)
     except KernelError as error:
         raise UsageError(str(error)) from None
+    built = kernel.seconds
+    if args.target != "numpy":
+        kernel = train.engine_kernel(kernel)
     talk = not (args.json or quiet(args))
     if talk:
+        engine = "" if args.target == "numpy" else f"{ENGINES[args.target]} "
         print(f"training {_network_text(spec)} on {data.name}: {len(data.X_train)} training and "
               f"{len(data.X_test)} test examples, batch {spec.batch}, lr {args.lr:g}, {args.dtype} "
-              f"(kernel built in {kernel.seconds:.2f} s)")
+              f"({engine}kernel built in {built:.2f} s)")
         print(_epoch_line(TRAIN_COLUMNS), flush=True)
     history = []
 
@@ -706,6 +722,7 @@ def run_train(args) -> int:
     if args.json:
         print_json({"network": _network_text(spec), "data": data.name, "train_examples": len(data.X_train),
                     "test_examples": len(data.X_test), "batch": spec.batch, "lr": args.lr, "dtype": args.dtype,
+                    "target": args.target,
                     "epochs": [dataclasses.asdict(e) for e in history], "stopped": stopped})
     elif stopped and not quiet(args):
         reason = "interrupted" if interrupted else f"stopped at the {args.timeout:g} s time limit"
@@ -748,13 +765,17 @@ _fraction_below_one = _checked_number(float, lambda v: 0 <= v < 1, "a number in 
 def add_kernel_commands(commands) -> None:
     layout = network_defaults("export")["layout"]
     export = _command(
-        commands, "export", summary="write a standalone NumPy kernel for a network",
+        commands, "export", summary="write a standalone NumPy, PyTorch or JAX kernel for a network",
         description="Generate NumPy code (imports only NumPy) from the proven forward pass, loss and backprop "
                     "recurrences:\ninit_params, forward, loss, loss_and_grads, train_step. The module's "
                     "docstring lists the formulas\nand their proof status. By default the kernel takes "
-                    f"{_layout_phrase(layout)} (--layout).\nExit 0 when every formula is proved, 1 otherwise.",
+                    f"{_layout_phrase(layout)} (--layout).\n--target torch writes a torch.autograd.Function "
+                    "(and an nn.Module) whose backward is the\nproven one; --target jax a jax.custom_vjp "
+                    "function. Neither module imports SymPy or\nsymbackprop. "
+                    "Exit 0 when every formula is proved, 1 otherwise.",
         examples=["symbackprop export --widths 64,32,10 --hidden relu --output-activation softmax "
                   "--loss cross_entropy -o kernel.py",
+                  "symbackprop export --widths 784,256,10 --target torch -o proven_mlp.py",
                   "symbackprop export --widths 3,4,2 --layout columns --dtype float32 -o kernel.py --json"])
     _kernel_arguments(export, "export")
     export.add_argument("-o", dest="path", metavar="FILE",
@@ -769,8 +790,10 @@ def add_kernel_commands(commands) -> None:
         description="Train with mini-batch SGD using the generated kernel; prints loss and accuracy as each "
                     "epoch ends\n(the elapsed column is cumulative training time). --batch is the mini-batch "
                     "size. A CSV file has\none example per line: n_0 features, then n_L targets or one integer "
-                    "class label.",
+                    "class label.\n--target torch|jax trains with the exported PyTorch / JAX module instead "
+                    "of the NumPy kernel.",
         examples=["symbackprop train --widths 64,32,10 --data digits --epochs 30 --plot curve.png",
+                  "symbackprop train --widths 64,32,10 --data digits --target torch --dtype float32",
                   "symbackprop train --widths 2,8,2 --data points.csv --lr 0.3 --timeout 60",
                   "symbackprop train --widths 3,1 --output-activation identity --loss half_sse --data y.csv --json"])
     _kernel_arguments(trainer, "train")

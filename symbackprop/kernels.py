@@ -401,26 +401,19 @@ class UnitOnes:
     shape: tuple
 
 
-class Lowering:
-    """Turns a :class:`Program` into statements over preallocated arrays."""
+class Schedule:
+    """Pass 1, shared by every target: the buffers a :class:`Program`'s outputs need, in dependency
+    order, each Map/sum rewritten to what the code computes (stable forms, one buffer per atom)."""
 
     def __init__(self, program: Program):
         self.program = program
         self.alg = alg = program.alg
-        self.statements: list = []
         self.order: list[Buffer] = []  # buffers computed, in order
         self.done: set = set()
         self.rewritten: dict = {}
-        self.temps: list[Buffer] = []
-        self.free_temps: dict = {}
-        self._live: list[Buffer] = []
-        self.uses: dict = {}
         self.keep = {alg.buffers[s] for s in program.outputs.values() if s in alg.buffers}
         for symbol in program.outputs.values():
             self._visit(sympy.sympify(symbol))
-        self._count_uses()
-        for buffer in self.order:
-            self._emit(buffer)
 
     # ---- pass 1: rewrite each needed buffer (stable forms, materialised atoms) in dependency order
     def _visit(self, expr):
@@ -491,6 +484,21 @@ class Lowering:
             return node
 
         return expr.replace(lambda e: isinstance(e, sympy.log), rewrite)
+
+
+class Lowering(Schedule):
+    """Pass 2 of the NumPy target: statements over preallocated arrays."""
+
+    def __init__(self, program: Program):
+        super().__init__(program)
+        self.statements: list = []
+        self.temps: list[Buffer] = []
+        self.free_temps: dict = {}
+        self._live: list[Buffer] = []
+        self.uses: dict = {}
+        self._count_uses()
+        for buffer in self.order:
+            self._emit(buffer)
 
     def _count_uses(self):
         counts: dict = {}
@@ -969,6 +977,7 @@ class Kernel:
     source: str
     module: types.ModuleType
     seconds: float
+    target: str = "numpy"
 
     def __getattr__(self, name):
         try:
@@ -977,17 +986,23 @@ class Kernel:
             raise AttributeError(name) from None
 
     def __repr__(self) -> str:
-        return f"<Kernel {self.spec.describe()}, {self.dtype}: {len(self.source.splitlines())} lines of NumPy>"
+        engine = {"numpy": "NumPy", "torch": "PyTorch", "jax": "JAX"}.get(self.target, self.target)
+        return f"<Kernel {self.spec.describe()}, {self.dtype}: {len(self.source.splitlines())} lines of {engine}>"
 
 
 def generate(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None = None,
-             proofs: list | None = None) -> str:
-    """The source of a standalone module (importing only NumPy) implementing the kernel."""
+             proofs: list | None = None, target: str = "numpy") -> str:
+    """The source of a standalone module implementing the kernel: NumPy (imports only NumPy), or
+    PyTorch / JAX (``target``; see :mod:`symbackprop.kernel_targets`)."""
     if dtype not in ("float32", "float64"):
         raise KernelError(f"dtype must be float32 or float64, not {dtype!r}")
     for row in spec.activations:
         if row.definition is None and not row.vector:
             raise KernelError(f"activation {row.name} has no numeric form: kernels need a concrete function")
+    if target != "numpy":
+        from . import kernel_targets
+
+        return kernel_targets.generate(spec, target, dtype, penalty=penalty, proofs=proofs)
     built = programs(spec, penalty)
     constants: dict = {}
     functions = [_function_source(p, constants) for p in built.values()]
@@ -1027,12 +1042,13 @@ def compile_module(source: str, name: str = "symbackprop_kernel") -> types.Modul
     return module
 
 
-def build(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None = None) -> Kernel:
+def build(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None = None,
+          target: str = "numpy") -> Kernel:
     """Derive, generate and compile the kernel for ``spec`` (no proofs: see :func:`kernel_proofs`)."""
     started = time.perf_counter()
-    source = generate(spec, dtype, penalty=penalty)
-    module = compile_module(source)
-    return Kernel(spec, dtype, source, module, time.perf_counter() - started)
+    source = generate(spec, dtype, penalty=penalty, target=target)
+    module = compile_module(source, f"symbackprop_{target}_kernel")
+    return Kernel(spec, dtype, source, module, time.perf_counter() - started, target)
 
 
 # -------------------------------------------------------------------------------- proofs
@@ -1146,7 +1162,7 @@ class KernelProof:
             if not r.verdict.proved:
                 lines.append(f"  {r.quantity}{r.layer}: {r.verdict.status} — {r.verdict.message}")
         proved = sum(r.verdict.proved for r in self.sgd)
-        lines.append(f"train_step (lr folded into δ_L gives lr·∂J/∂θ): {proved} of {len(self.sgd)} proved "
+        lines.append(f"train_step (lr folded into δ_L gives lr·∂J/∂θ, lr any real number): {proved} of {len(self.sgd)} proved "
                      f"on the same instance")
         lines.append("Scope: instance proofs with exact arithmetic; `symbackprop prove --general` covers every "
                      "width and depth.")
@@ -1162,7 +1178,7 @@ def kernel_proofs(spec: NetworkSpec, timeout: float = 60.0) -> KernelProof:
     small = proof_instance(spec)
     network_proof = prove_network(small, timeout=timeout)
     net = Network(small)
-    rate = sympy.Symbol("lr", positive=True)
+    rate = sympy.Symbol("lr", real=True)  # any real factor: lr in train_step, the incoming gradient g of a VJP
     folded = SimpleNamespace(**vars(net))
     folded.reduction_factor = rate * net.reduction_factor
     if net.penalty is not None:
@@ -1222,31 +1238,44 @@ class FormulaPrinter(StrPrinter):
         return [f"{role} = {self.definition(named[role])}" for role in order if role in named]
 
 
-def module_docstring(spec: NetworkSpec, dtype: str, built: dict, proofs, penalty) -> str:
+def module_docstring(spec: NetworkSpec, dtype: str, built: dict, proofs, penalty, *, target: str = "numpy",
+                     api: list | None = None, engine: str = "NumPy") -> str:
     n = spec.widths
     rows = spec.layout == "rows"
     x_shape, y_shape = ((f"(m, {n[0]})", f"(m, {n[-1]})") if rows else (f"({n[0]}, m)", f"({n[-1]}, m)"))
     reduction = "1/m" if spec.reduction == "mean" else "1"
+    imports = "imports only NumPy" if target == "numpy" else f"imports {engine} and NumPy"
     lines = [
-        f"NumPy kernel for the network {spec.describe().rsplit(', batch', 1)[0]}, {dtype}.",
+        f"{engine} kernel for the network {spec.describe().rsplit(', batch', 1)[0]}, {dtype}.",
         "",
         "Generated by symbackprop from the formulas it proves (forward pass, loss, backprop",
-        "recurrences); imports only NumPy.",
+        f"recurrences); {imports}.",
         "",
         f"Data: X is {x_shape}, Y is {y_shape} ({'one example per row' if rows else 'one example per column'}).",
-        "Parameters: W_k is (n_k, n_{k-1}), b_k is (n_k,); init_params(seed) returns a Params dict whose",
-        "arrays are views into one flat array (train_step then updates all of them in one call).",
-        "",
-        "    init_params(seed=0) -> Params",
-        "    forward(params, X) -> a_L",
-        "    loss(params, X, Y) -> J",
-        "    loss_and_grads(params, X, Y) -> (J, {'W1': dJ/dW1, 'b1': dJ/db1, ...})",
-        "    train_step(params, X, Y, lr)  # in place: theta <- theta - lr * dJ/dtheta",
-        "",
-        "Returned arrays are reused by the next call of the same function (copy them to keep them);",
-        "the functions are not thread-safe.",
-        "",
     ]
+    if target == "numpy":
+        lines += [
+            "Parameters: W_k is (n_k, n_{k-1}), b_k is (n_k,); init_params(seed) returns a Params dict whose",
+            "arrays are views into one flat array (train_step then updates all of them in one call).",
+            "",
+            "    init_params(seed=0) -> Params",
+            "    forward(params, X) -> a_L",
+            "    loss(params, X, Y) -> J",
+            "    loss_and_grads(params, X, Y) -> (J, {'W1': dJ/dW1, 'b1': dJ/db1, ...})",
+            "    train_step(params, X, Y, lr)  # in place: theta <- theta - lr * dJ/dtheta",
+            "",
+            "Returned arrays are reused by the next call of the same function (copy them to keep them);",
+            "the functions are not thread-safe.",
+            "",
+        ]
+    else:
+        lines += ["Parameters: W_k is (n_k, n_{k-1}), b_k is (n_k,); init_params(seed) gives the NumPy",
+                  "kernel's initial values.", ""] + list(api or []) + [
+            "",
+            "The backward computes g·∂J/∂θ (g: the incoming gradient) by the same formulas with c·g in",
+            "place of c and g·λ in place of λ: the fold that is proved below for train_step's lr.",
+            "",
+        ]
     if penalty is not None:
         lines += [f"L2 penalty: J += (λ/2)·Σ_k ‖W_k‖² with λ = l2 = {penalty!r}.", ""]
     lines.append(f"Formulas (c = {reduction}; train_step uses c = lr·{reduction}, which yields lr·∂J/∂θ):")

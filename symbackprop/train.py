@@ -242,3 +242,65 @@ def plot(history: list, path: str, title: str = "") -> None:
         raise DataError(f"{path}: cannot write the plot ({error})") from None
     finally:
         plt.close(figure)
+
+
+# ----------------------------------------------------------------- PyTorch and JAX kernels
+
+ENGINE_EXTRAS = {"torch": ("torch", "PyTorch", "torch"), "jax": ("jax", "JAX", "jax")}
+
+
+def require_engine(target: str) -> None:
+    """A DataError naming the extra to install when the engine of ``target`` is missing."""
+    if target == "numpy":
+        return
+    module, name, extra = ENGINE_EXTRAS[target]
+    try:
+        __import__(module)
+    except ImportError:
+        raise DataError(f"--target {target} needs {name}: pip install 'symbackprop[{extra}]'") from None
+
+
+class EngineKernel:
+    """A PyTorch or JAX kernel behind the NumPy kernel's interface, for :func:`train`: NumPy
+    batches in (converted per call: ``torch.from_numpy`` shares the memory), a float loss and a
+    NumPy output out, ``train_step`` in place (JAX's returns new arrays: they replace the old)."""
+
+    def __init__(self, kernel):
+        self.kernel, self.module = kernel, kernel.module
+        self.spec, self.dtype, self.target, self.seconds = kernel.spec, kernel.dtype, kernel.target, kernel.seconds
+        if self.target == "torch":
+            import torch
+
+            self._torch = torch
+            self._array = torch.from_numpy
+            self._engine_dtype = getattr(torch, self.dtype)
+        else:
+            import jax
+
+            if self.dtype == "float64":
+                jax.config.update("jax_enable_x64", True)  # JAX computes in float32 otherwise
+            self._array = jax.numpy.asarray
+            self._engine_dtype = self.dtype
+
+    def init_params(self, seed=0):
+        return self.module.init_params(seed, dtype=self._engine_dtype)
+
+    def train_step(self, params, X, Y, lr):
+        if self.target == "torch":
+            self.module.train_step(params, self._array(X), self._array(Y), lr)
+        else:
+            params.update(self.module.train_step(params, self._array(X), self._array(Y), lr))
+
+    def loss(self, params, X, Y):
+        if self.target == "torch":
+            with self._torch.no_grad():
+                return float(self.module.loss(params, self._array(X), self._array(Y)))
+        return float(self.module.loss(params, self._array(X), self._array(Y)))
+
+    def forward(self, params, X):
+        output = self.module.forward(params, self._array(X))
+        return output.detach().numpy() if self.target == "torch" else np.asarray(output)
+
+
+def engine_kernel(kernel) -> EngineKernel:
+    return EngineKernel(kernel)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from .optional import require
+
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
@@ -17,6 +19,9 @@ def test_readme_has_python_examples():
 
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
 def test_readme_python_example_runs(index, monkeypatch):
+    for engine in ("torch", "jax"):  # an example of the PyTorch / JAX modules needs its extra
+        if re.search(rf"^import {engine}\b", PYTHON_BLOCKS[index], flags=re.M):
+            require(engine)
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # examples use repository paths
     exec(compile(PYTHON_BLOCKS[index], f"README.md python block {index}", "exec"), {})
 
