@@ -44,10 +44,10 @@ FUNCS = {"log": "log", "ln": "log", "exp": "exp"}
 
 
 class _Tok:
-    __slots__ = ("kind", "value", "pos", "node")
+    __slots__ = ("kind", "value", "pos", "node", "_args")
 
     def __init__(self, kind, value, pos, node=None):
-        self.kind, self.value, self.pos, self.node = kind, value, pos, node
+        self.kind, self.value, self.pos, self.node, self._args = kind, value, pos, node, None
 
 
 def _tokens(nodes, tex):
@@ -91,6 +91,22 @@ class _Parser:
     def sub(self, tok):
         end = tok.node.pos + tok.node.len if tok.node is not None else self.end
         return _Parser(tok.value, self.tex, self.layered, self.notes, end)
+
+    def macro_arg(self, mtok):
+        """The next argument of macro ``mtok``: pylatexenc attaches known macros' arguments."""
+        pending = getattr(mtok, "_args", None)
+        if pending is None:
+            argd = getattr(mtok.node, "nodeargd", None)
+            pending = [a for a in (argd.argnlist if argd else []) if a is not None]
+            mtok._args = pending
+        if pending:
+            node = pending.pop(0)
+            toks = _tokens([node], self.tex)
+            tok = toks[0]
+            if tok.kind == "group":
+                return self.sub(tok), tok
+            return _Parser(toks, self.tex, self.layered, self.notes, node.pos + node.len), tok
+        return self.arg()
 
     def arg(self):
         tok = self.peek()
@@ -224,8 +240,8 @@ class _Parser:
                 self.fail("expected '(' or '[' after \\left")
             return self.atom()
         if name == "frac":
-            num, ntok = self.arg()
-            den, dtok = self.arg()
+            num, ntok = self.macro_arg(tok)
+            den, dtok = self.macro_arg(tok)
             d = self._partial(num, den)
             if d is not None:
                 return d, False, None
@@ -234,17 +250,23 @@ class _Parser:
             return f"({a}) / ({b})" if not scalar else f"{a} / {b}", scalar, None
         if name in GREEK:
             alias = name.replace("var", "")
+            nxt = self.peek()
+            if nxt is not None and nxt.kind == "char" and nxt.value == "(" and alias in self.layered:
+                self.i += 1
+                inner = self.expr()
+                self._close(")")
+                return f"{alias}({inner})", False, None
             return alias, False, alias
         if name in FUNCS:
             inner, _ = self.factor()
             return f"{FUNCS[name]}({inner.strip('()') if _balanced(inner) else inner})", False, None
         if name in ("hat", "tilde", "bar"):
-            p, _ = self.arg()
+            p, _ = self.macro_arg(tok)
             inner = p.parse_all()
             self.notes.append(f"read \\{name}{{{inner}}} as the name {inner}_{name}")
             return f"{inner}_{name}", False, f"{inner}_{name}"
         if name in ("operatorname", "text", "mathrm"):
-            p, _ = self.arg()
+            p, _ = self.macro_arg(tok)
             word = "".join(t.value for t in p.t if t.kind == "char")
             return word, False, word
         raise TexError(f"unknown macro \\{name}", tok.pos, self.tex)
