@@ -52,3 +52,27 @@ def test_errors_are_one_line_with_a_column(tex, column):
     with pytest.raises(TexError) as info:
         translate(tex, SYMBOLS, DEFINED)
     assert "\n" not in str(info.value) and str(info.value).endswith(f"column {column}")
+
+
+def test_tex_on_a_claim_becomes_one_claim_per_link(tmp_path):
+    from symbackprop.derivation.loader import load
+    path = tmp_path / "d.toml"
+    path.write_text('[network]\nwidths = [3, 4, 2]\nhidden = "sigmoid"\noutput = "sigmoid"\n'
+                    'loss = "half_sse"\nbatch = 1\n[symbols]\nW = "weight"\nb = "bias"\n'
+                    'z = "preactivation"\na = "activation"\n'
+                    '[[claim]]\nid = "F"\ntex = \'z^l = W^l a^{l-1} + b^l = b^l + W^l a^{l-1}\'\n'
+                    'for = "l in 1..2"\n')
+    d = load(path)
+    assert [(c.id, c.lhs, c.rhs) for c in d.claims] == [
+        ("Fa", "z[l]", "W[l] @ a[l - 1] + b[l]"), ("Fb", "z[l]", "b[l] + W[l] @ a[l - 1]")]
+    assert not d.errors
+
+
+def test_unreadable_tex_makes_the_claim_ill_formed_with_the_column(tmp_path):
+    from symbackprop.derivation.loader import load
+    path = tmp_path / "d.toml"
+    path.write_text('[network]\nwidths = [3, 4, 2]\nhidden = "sigmoid"\noutput = "sigmoid"\n'
+                    'loss = "half_sse"\nbatch = 1\n[[claim]]\nid = "E"\ntex = \'x = \\foo\'\n')
+    d = load(path)
+    assert d.errors == [f"{path}: claim E: tex: unknown macro \\foo at column 5"]
+    assert d.claims[0].error == "tex: unknown macro \\foo at column 5"
