@@ -320,7 +320,7 @@ def check_agreement(impls, dtype):
                 raise SystemExit(f"{name} disagrees with the kernel on {key} after one step: {error:.2e}")
 
 
-def measure(impls, rounds, target_seconds=0.001):
+def measure(impls, rounds, target_seconds=0.001, clock=time.perf_counter):
     """Round-robin: each round takes one sample (mean of n steps, about a millisecond) of every
     implementation, in a fresh random order: when another process shares the core, the kernel's
     scheduler hands out time slices of a few milliseconds, and a fixed order can fall into step
@@ -329,16 +329,19 @@ def measure(impls, rounds, target_seconds=0.001):
     Parameters are reset to the same start before every sample (untimed), so that every sample
     times the same computation rather than a network trained ever further on one batch (where a
     saturating softmax could bring subnormal numbers and their slow arithmetic).
+
+    ``clock`` is wall time by default; ``time.process_time`` (CPU time of all the process's
+    threads) leaves out the time the process waits for the core while other processes run.
     """
     counts = {}
     for name, (step, params, X, Y, _, reset) in impls.items():
         step(params, X, Y, LR)  # warm up: buffers, jit compilation
-        started = time.perf_counter()
+        started = clock()
         n = 0
-        while time.perf_counter() - started < target_seconds / 4 or n < 1:
+        while clock() - started < target_seconds / 4 or n < 1:
             step(params, X, Y, LR)
             n += 1
-        per_step = (time.perf_counter() - started) / n
+        per_step = (clock() - started) / n
         counts[name] = max(1, int(target_seconds / per_step))
         reset()
     samples = {name: [] for name in impls}
@@ -349,10 +352,10 @@ def measure(impls, rounds, target_seconds=0.001):
             step, params, X, Y, _, reset = impls[name]
             reset()
             n = counts[name]
-            started = time.perf_counter()
+            started = clock()
             for _ in range(n):
                 step(params, X, Y, LR)
-            samples[name].append((time.perf_counter() - started) / n)
+            samples[name].append((clock() - started) / n)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -366,6 +369,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=51, help="timing samples per implementation (median)")
     parser.add_argument("--dtype", choices=("float64", "float32", "both"), default="both")
+    parser.add_argument("--clock", choices=("wall", "process"), default="wall",
+                        help="wall time, or the process's CPU time (steadier on a shared machine)")
     parser.add_argument("--nets", default="", help="comma-separated indices into the list of nets (default all)")
     args = parser.parse_args(argv)
     try:
@@ -396,7 +401,7 @@ def main(argv=None):
             X, Y = problem(widths, batch, loss, dtype)
             kernel, impls = implementations(spec, dtype, X, Y, torch, jax)
             check_agreement(impls, dtype)
-            times = measure(impls, args.rounds)
+            times = measure(impls, args.rounds, clock=time.perf_counter if args.clock == "wall" else time.process_time)
             own = times["kernel"]
             ratios = [f"{own / times[n]:.2f}" if n in times else "-" for n in names[1:]]
             ratios += [f"{times[a] / times[b]:.2f}" if a in times and b in times else "-" for a, b in engines]
@@ -404,7 +409,7 @@ def main(argv=None):
                         + [fmt(times.get(a)) for a, _ in engines] + [f"{batch / own:,.0f}"] + ratios)
         headers = (["net", "B", "build"] + names + [a for a, _ in engines] + ["kernel samples/s"]
                    + [f"kernel/{n}" for n in names[1:]] + [f"{a}/{b}" for a, b in engines])
-        print(f"\n{dtype}, median of {args.rounds} round-robin samples per step")
+        print(f"\n{dtype}, median of {args.rounds} round-robin samples per step ({args.clock} clock)")
         widths_ = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
         print("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths_)) + " |")
         print("|" + "|".join("-" * (w + 2) for w in widths_) + "|")
