@@ -342,7 +342,8 @@ def run_prove(args) -> int:
     proof = None
     if args.widths is not None:
         proof = prove_instance(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"),
-                               exact=args.exact, memory=args.memory)
+                               exact=args.exact is not None, memory=args.memory,
+                               route=args.exact)
     general = None
     if args.general:
         from .general import prove_general
@@ -839,10 +840,12 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                        help="time budget per gradient, in seconds; running out gives 'undecided'")
     add_memory_argument(prove, "gradient")
-    prove.add_argument("--exact", action="store_true",
-                       help="expand the network and decide every gradient exactly on this instance, even when the "
-                            "general proof covers it (by default such a network is an instance of the general proof: "
-                            "scope 'general, instantiated')")
+    prove.add_argument("--exact", nargs="?", const="layerwise", choices=("layerwise", "expand"), default=None,
+                       metavar="ROUTE",
+                       help="decide every gradient exactly on this instance, even when the general proof covers it "
+                            "(by default such a network is an instance of the general proof: scope 'general, "
+                            "instantiated'); ROUTE 'layerwise' (the default) checks each layer's local identities "
+                            "and joins them by the chain rule, 'expand' expands the whole network")
     prove.add_argument("--json", action="store_true", help="print the report as JSON (docs/report.md)")
     prove.add_argument("--general", action="store_true",
                        help="also prove the recurrences for every width and every depth (symbolic sizes and "
