@@ -76,3 +76,36 @@ def test_unreadable_tex_makes_the_claim_ill_formed_with_the_column(tmp_path):
     d = load(path)
     assert d.errors == [f"{path}: claim E: tex: unknown macro \\foo at column 5"]
     assert d.claims[0].error == "tex: unknown macro \\foo at column 5"
+
+
+NET = ('[network]\nwidths = [3, 4, 2]\nhidden = "sigmoid"\noutput = "sigmoid"\nloss = "half_sse"\nbatch = 1\n'
+       '[symbols]\nW = "weight"\nb = "bias"\nz = "preactivation"\na = "activation"\nt = "target"\n'
+       'C = "loss"\nsigma = "activation_function"\nL = "depth"\n')
+
+
+def load_text(tmp_path, body):
+    from symbackprop.derivation.loader import load
+    path = tmp_path / "d.toml"
+    path.write_text(NET + body)
+    return load(path)
+
+
+def test_tex_as_a_define_value_alone_or_with_its_name(tmp_path):
+    d = load_text(tmp_path, r"""[define]
+"delta[2]" = { tex = '''(a^2 - t) \odot \sigma'(z^2)''' }
+"delta[l]" = { tex = '''\delta^l = (W^{l+1})^T \delta^{l+1} \circ \sigma'(z^l)''', for = "l in 1..1" }
+[[claim]]
+id = "D"
+lhs = "grad(C, z[1])"
+rhs = "delta[1]"
+""")
+    assert not d.errors
+    assert [df.text for df in d.definitions] == [
+        "(a[2] - t) ∘ sigma'(z[2])", "(W[l + 1]).T @ delta[l + 1] ∘ sigma'(z[l])"]
+
+
+def test_unreadable_tex_in_a_define_is_an_error_with_the_column(tmp_path):
+    d = load_text(tmp_path, r"""[define]
+"E" = { tex = 'a^2 - \foo' }
+""")
+    assert d.errors == [f"{tmp_path / 'd.toml'}: [define] E: tex: unknown macro \\foo at column 7"]

@@ -14,6 +14,7 @@ else:  # pragma: no cover
 
 from .. import limits
 from ..network import NetworkSpec, SpecError
+from .tex import TexError, translate, translate_expression
 from .language import QUANTITIES, Binding, ClaimError, parse, parse_definition, parse_range
 from .model import ModelError, ModelSpec, bindings_of, parse_model
 from .model import build as build_model
@@ -27,7 +28,7 @@ REQUIRED_NETWORK_KEYS = ("widths", "hidden", "output", "loss")  # hidden: unless
 CLAIM_KEYS = ("id", "text", "tex", "lhs", "rhs", "for", "expect", "correction", "correction_lhs", "note", "network",
               "instances")
 INSTANCES = ("document", "all")  # only the document's network; also the tool's, whatever the claim names
-DEFINE_KEYS = ("expr", "for")
+DEFINE_KEYS = ("expr", "tex", "for")
 SYMBOL_KEYS = ("quantity", "shift")
 
 
@@ -201,7 +202,18 @@ def _load_definitions(d: Derivation, define, shown):
         range_text = None
         if isinstance(value, dict):
             d.errors += _unknown(value, DEFINE_KEYS, where)
-            range_text, value = value.get("for"), value.get("expr")
+            range_text, tex = value.get("for"), value.get("tex")
+            value = value.get("expr")
+            if tex is not None and value is not None:
+                d.errors.append(f"{where}: give expr or tex, not both")
+                continue
+            if tex is not None:
+                try:
+                    value = _define_tex(d, target, tex)
+                except TexError as error:
+                    d.errors.append(f"{where}: tex: {error}")
+                    d.broken_definitions[target.split("[")[0].strip()] = f"tex: {error}"
+                    continue
         if not isinstance(value, str):
             d.errors.append(f"{where}: the definition must be a formula string")
             continue
@@ -219,10 +231,26 @@ def _load_definitions(d: Derivation, define, shown):
         d.definitions.append(definition)
 
 
+def _define_tex(d: Derivation, target: str, tex) -> str:
+    """The formula of a definition written in LaTeX: ``tex`` is its right side, or ``name = right side``."""
+    if not isinstance(tex, str):
+        raise TexError("tex must be a string", 0)
+    symbols = {name: getattr(b, "quantity", b) for name, b in d.bindings.items()}
+    defined = [df.name for df in d.definitions] + [target.split("[")[0].strip()]
+    try:
+        links = translate(tex, symbols, defined)
+    except TexError as error:
+        if not error.message.startswith("no '='"):
+            raise
+        return translate_expression(tex, symbols, defined).rhs  # the right side alone
+    if len(links) != 1:
+        raise TexError("a definition is one formula, not a chain", links[1].start, tex)
+    return links[0].rhs
+
+
 def _expand_tex(d: Derivation, claims, shown):
     """(number, entry) pairs; an entry written as ``tex`` becomes one entry per link of its chain,
     with ids C3a, C3b, ... when the chain has several links."""
-    from .tex import TexError, translate
     for number, entry in enumerate(claims, start=1):
         if not isinstance(entry, dict) or "tex" not in entry:
             yield number, entry
