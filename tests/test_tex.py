@@ -109,3 +109,46 @@ def test_unreadable_tex_in_a_define_is_an_error_with_the_column(tmp_path):
 "E" = { tex = 'a^2 - \foo' }
 """)
     assert d.errors == [f"{tmp_path / 'd.toml'}: [define] E: tex: unknown macro \\foo at column 7"]
+
+
+def test_sum_with_limits_is_an_index_sum_over_the_following_product():
+    from symbackprop.derivation.language import parse
+    ((lhs, rhs),) = read(r"C = \frac{1}{m} \sum_{i=1}^{m} (a^2_i - t_i)^2 + 1")
+    assert rhs == "1 / m * sum((a[2][i] - t[i]) ** 2, i in 1..m) + 1"
+    parse(rhs)  # the claim language accepts it
+    assert read(r"x = \sum_{k=1}^{m} W^2_{jk} a^1_k")[0][1] == "sum(W[2][j, k] * a[1][k], k in 1..m)"
+    with pytest.raises(TexError, match="a sum needs its limits"):
+        translate(r"x = \sum_i a_i", SYMBOLS, DEFINED)
+
+
+@pytest.mark.parametrize("tex, rhs, note", [
+    (r"x = W^{(l)} a^{(l-1)}", "W[l] @ a[l - 1]", "read W^(l) as layer l of W"),
+    (r"x = W_l a_{l-1}", "W[l] @ a[l - 1]", "read W_l as layer l of W"),
+    (r"x = w^l_{jk}", "W[l][j, k]", "read w with layer l and entry [j, k] as W[l][j, k]"),
+    (r"x = w_{jk}^{l}", "W[l][j, k]", "read the subscript jk of w as the entry [j, k]"),
+    (r"x = W^2_{j,k}", "W[2][j, k]", None),
+])
+def test_layer_scripts_and_entries_each_guess_with_a_note(tex, rhs, note):
+    (link,) = translate(tex, SYMBOLS, DEFINED)
+    assert link.rhs == rhs
+    assert (note in link.notes) if note else not link.notes
+
+
+def test_diag_is_a_call_and_sigma_follows_the_symbols_spelling():
+    assert read(r"x = \operatorname{diag}(\sigma'(z^2)) W^2") == [("x", "diag(sigma'(z[2])) @ W[2]")]
+    assert read(r"x = \operatorname{diag}\left(z^1\right)") == [("x", "diag(z[1])")]
+    greek = {**{k: v for k, v in SYMBOLS.items() if k != "sigma"}, "σ": "activation_function"}
+    links = translate(r"a^l = \sigma(z^l) \odot \sigma'(z^l)", greek, DEFINED)
+    assert [(l.lhs, l.rhs) for l in links] == [("a[l]", "σ(z[l]) ∘ σ'(z[l])")]
+
+
+def test_align_rows_are_links_with_line_and_column():
+    tex = "\\begin{aligned}\n  z^l &= W^l a^{l-1} + b^l \\\\\n      &= b^l + W^l a^{l-1} \\\\\n  a^l &= \\sigma(z^l)\n\\end{aligned}"
+    links = translate(tex, SYMBOLS, DEFINED)
+    assert [(l.lhs, l.rhs, l.line, l.column) for l in links] == [
+        ("z[l]", "W[l] @ a[l - 1] + b[l]", 2, 3), ("z[l]", "b[l] + W[l] @ a[l - 1]", 3, 8),
+        ("a[l]", "sigma(z[l])", 4, 3)]
+    with pytest.raises(TexError, match="line 3, column 16$"):
+        translate(tex.replace("+ W^l", "+ \\foo"), SYMBOLS, DEFINED)
+    with pytest.raises(TexError, match="no row is above it at line 1, column"):
+        translate("\\begin{align}\n&= a\n\\end{align}".replace("\n&", "&"), SYMBOLS, DEFINED)

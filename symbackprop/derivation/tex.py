@@ -217,6 +217,8 @@ class _Parser:
                 sup = inner
             else:
                 sub = inner
+        if sub is not None and "," in sub or (sub is not None and (sup is not None or name not in self.perlayer)):
+            scalar = True  # an entry
         base = self._scripted(base, name, sup, sub)
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
             self.i += 1
