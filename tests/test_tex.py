@@ -80,7 +80,7 @@ def test_unreadable_tex_makes_the_claim_ill_formed_with_the_column(tmp_path):
 
 NET = ('[network]\nwidths = [3, 4, 2]\nhidden = "sigmoid"\noutput = "sigmoid"\nloss = "half_sse"\nbatch = 1\n'
        '[symbols]\nW = "weight"\nb = "bias"\nz = "preactivation"\na = "activation"\nt = "target"\n'
-       'C = "loss"\nsigma = "activation_function"\nL = "depth"\n')
+       'C = "loss"\nsigma = "activation_function"\nL = "depth"\nn = "width"\n')
 
 
 def load_text(tmp_path, body):
@@ -152,3 +152,23 @@ def test_align_rows_are_links_with_line_and_column():
         translate(tex.replace("+ W^l", "+ \\foo"), SYMBOLS, DEFINED)
     with pytest.raises(TexError, match="no row is above it at line 1, column"):
         translate("\\begin{align}\n&= a\n\\end{align}".replace("\n&", "&"), SYMBOLS, DEFINED)
+
+
+def test_shape_annotation_is_read_and_checked_on_the_network(tmp_path):
+    (link,) = translate(r"\frac{\partial C}{\partial b^2} = [\,\delta^2\,]_{2\times 1}", SYMBOLS, DEFINED)
+    assert (link.rhs, link.shape) == ("delta[2]", ("2", "1"))
+    from symbackprop.derivation.check import Checker
+    d = load_text(tmp_path, r"""[define]
+"delta[2]" = "(a[2] - t) ∘ sigma'(z[2])"
+[[claim]]
+id = "Right"
+tex = '\frac{\partial C}{\partial b^2} = [\,\delta^2\,]_{n_2\times 1}'
+[[claim]]
+id = "Wrong"
+tex = '\frac{\partial C}{\partial b^2} = [\,\delta^2\,]_{1\times n_2}'
+""")
+    assert not d.errors and [c.shape for c in d.claims] == [("n[2]", "1"), ("1", "n[2]")]
+    right, wrong = (Checker(d).check_claim(c).verdict for c in d.claims)
+    assert right.status == "proved"
+    assert wrong.status == "ill-formed"
+    assert wrong.message.startswith("the right side is 2×1, but its shape annotation says 1×n[2] = 1×2")

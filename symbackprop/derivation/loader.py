@@ -50,6 +50,7 @@ class Claim:
     network: dict = field(default_factory=dict)
     instances: str | None = None  # "document" or "all"; None: the file's choice, else the checker's
     error: str | None = None  # set when the claim's entry in the file is itself broken
+    shape: tuple | None = None  # (rows, cols) formulas: the LaTeX's shape annotation of the right side
 
 
 @dataclass
@@ -269,7 +270,8 @@ def _expand_tex(d: Derivation, claims, shown):
         for k, link in enumerate(links):
             suffix = chr(ord("a") + k) if len(links) > 1 else ""
             note = "; ".join(filter(None, [rest.get("note"), *link.notes])) or None
-            yield number, {**rest, "id": claim_id + suffix, "lhs": link.lhs, "rhs": link.rhs, "note": note}
+            yield number, {**rest, "id": claim_id + suffix, "lhs": link.lhs, "rhs": link.rhs, "note": note,
+                           " shape": link.shape}
 
 
 def _load_claims(d: Derivation, claims, shown):
@@ -283,9 +285,14 @@ def _load_claims(d: Derivation, claims, shown):
         if not isinstance(entry, dict):
             d.errors.append(f"{where}: must be a table")
             continue
-        problems = _unknown(entry, CLAIM_KEYS + (" tex error",), where)
+        problems = _unknown(entry, CLAIM_KEYS + (" tex error", " shape"), where)
         if " tex error" in entry:
             problems.append(f"{where}: {entry[' tex error']}")
+        for size in entry.get(" shape") or ():
+            try:
+                parse(size)
+            except ClaimError as error:
+                problems.append(f"{where}: tex: the shape annotation: {error}")
         if claim_id in seen:
             problems.append(f"{where}: duplicate id")
         seen.add(claim_id)
@@ -315,7 +322,7 @@ def _load_claims(d: Derivation, claims, shown):
                       rhs=entry.get("rhs", ""), range=entry.get("for"), expect=expect,
                       correction=entry.get("correction"), correction_lhs=entry.get("correction_lhs"),
                       note=entry.get("note"), network=overrides, instances=instances,
-                      error="; ".join(p.split(": ", 2)[-1] for p in problems) or None)
+                      error="; ".join(p.split(": ", 2)[-1] for p in problems) or None, shape=entry.get(" shape"))
         d.errors += problems
         d.claims.append(claim)
 
