@@ -172,3 +172,36 @@ tex = '\frac{\partial C}{\partial b^2} = [\,\delta^2\,]_{1\times n_2}'
     assert right.status == "proved"
     assert wrong.status == "ill-formed"
     assert wrong.message.startswith("the right side is 2×1, but its shape annotation says 1×n[2] = 1×2")
+
+
+@pytest.mark.parametrize("tex", [
+    r"a^l = \sigma(W^l a^{l-1} + b^l)",
+    r"\frac{\partial C}{\partial W^2} = \delta^2 (a^1)^T",
+    r"\delta^1 = (W^2)^T \delta^2 \odot \sigma'(z^1)",
+    r"C = \frac{1}{2} \sum_{i=1}^{n_2} (a^2_i - t_i)^2",
+    r"x = w^2_{jk}",
+    r"x = \operatorname{diag}(\sigma'(z^1)) W^2",
+    r"\frac{\partial C}{\partial b^1} = \delta^1 = (W^2)^\top \delta^2 \circ \sigma'(z^1)",
+])
+def test_round_trip_through_the_project_printer(tmp_path, tex):
+    """LaTeX → claim → the project's LaTeX printer → LaTeX reader: the same formula (the same
+    syntax tree: the printer may add parentheses), and the claim text is a fixed point after that."""
+    import ast
+    from symbackprop.derivation.language import parse
+    from symbackprop.latex.claims import formula_latex
+    d = load_text(tmp_path, '[define]\n"delta[l]" = { expr = "W[l+1].T @ delta[l+1] ∘ sigma\'(z[l])", '
+                            'for = "l in 1..1" }\n"delta[2]" = "(a[2] - t) ∘ sigma\'(z[2])"\n')
+    symbols = {k: b.quantity for k, b in d.bindings.items()}
+    defined = [df.name for df in d.definitions]
+
+    def again(link):
+        printed = f"{formula_latex(link.lhs, d)} = {formula_latex(link.rhs, d)}"
+        (back,) = translate(printed, symbols, defined)
+        return back
+
+    for link in translate(tex, symbols, defined):
+        back = again(link)
+        for before, after in ((link.lhs, back.lhs), (link.rhs, back.rhs)):
+            assert ast.dump(parse(before)) == ast.dump(parse(after)), (before, after)
+        twice = again(back)
+        assert (twice.lhs, twice.rhs) == (back.lhs, back.rhs)
