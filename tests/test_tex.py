@@ -205,3 +205,16 @@ def test_round_trip_through_the_project_printer(tmp_path, tex):
             assert ast.dump(parse(before)) == ast.dump(parse(after)), (before, after)
         twice = again(back)
         assert (twice.lhs, twice.rhs) == (back.lhs, back.rhs)
+
+
+def test_norms_exp_bold_names_and_closing_punctuation():
+    assert read(r"C = \frac12\|a^2 - t\|^2") == [("C", "1 / 2 * norm(a[2] - t) ** 2")]
+    assert read(r"C = \frac{1}{2}\left\| a^2 - t \right\|^2.") == [("C", "1 / 2 * norm(a[2] - t) ** 2")]
+    (link,) = translate(r"x = e^{z^1}", SYMBOLS, DEFINED)
+    assert (link.rhs, link.notes) == ("exp(z[1])", ("read e^z[1] as exp(z[1])",))
+    assert read(r"x = \mathbf{W}^2 \boldsymbol{\delta}^2,") == [("x", "W[2] @ delta[2]")]
+    rows = translate("\\begin{align*}\nz^1 &= W^1 a^0 + b^1 \\label{eq:z} \\nonumber \\\\\na^1 &= \\sigma(z^1).\n"
+                     "\\end{align*}", SYMBOLS, DEFINED)
+    assert [(l.lhs, l.rhs) for l in rows] == [("z[1]", "W[1] @ a[0] + b[1]"), ("a[1]", "sigma(z[1])")]
+    with pytest.raises(TexError, match=r"cannot read the environment pmatrix at column 5"):
+        translate(r"x = \begin{pmatrix} a \end{pmatrix}", SYMBOLS, DEFINED)

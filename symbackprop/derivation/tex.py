@@ -74,10 +74,15 @@ def _tokens(nodes, tex):
                 out.append(_Tok("char", ch, node.pos + k))
         elif isinstance(node, LatexGroupNode):
             out.append(_Tok("group", _tokens(node.nodelist, tex), node.pos, node))
+        elif isinstance(node, LatexMacroNode) and node.macroname in IGNORED:
+            argd = getattr(node, "nodeargd", None)  # \mathbf{W}: the argument stands for itself
+            out.extend(_tokens([a for a in (argd.argnlist if argd else []) if a is not None], tex))
         elif isinstance(node, LatexMacroNode):
             out.append(_Tok("macro", node.macroname, node.pos, node))
         elif isinstance(node, LatexSpecialsNode):
             out.append(_Tok("char", node.specials_chars, node.pos))
+        elif getattr(node, "environmentname", None):
+            raise TexError(f"cannot read the environment {node.environmentname}", node.pos, tex)
         else:
             raise TexError(f"cannot read {type(node).__name__[5:-4].lower()} here", node.pos, tex)
     return out
@@ -87,6 +92,7 @@ class _Parser:
     def __init__(self, toks, tex, layered, notes, end):
         self.t, self.i, self.tex, self.layered, self.notes = toks, 0, tex, layered, notes
         self.end = end
+        self.norms = 0
 
     def peek(self):
         while self.i < len(self.t) and self.t[self.i].kind == "macro" and self.t[self.i].value in IGNORED:
@@ -163,6 +169,8 @@ class _Parser:
             return tok.value.isalnum() or tok.value in "(["
         if tok.kind == "group":
             return True
+        if tok.value == "|" and self.norms:
+            return False  # the \| that closes a norm
         return tok.value not in PRODUCTS and tok.value not in ("right",)
 
     def term(self):
@@ -236,6 +244,9 @@ class _Parser:
                 and name.upper() != name:
             layer_of = name.upper()
             self.notes.append(f"read {name} with layer {_unparen(sup)} and entry [{sub}] as {layer_of}[{_unparen(sup)}][{sub}]")
+        if name == "e" and "e" not in self.symbols and sub is None:
+            self.notes.append(f"read e^{sup} as exp({_unparen(sup)})")
+            return f"exp({_unparen(sup)})"
         if layer_of is None:
             out = base if sub is None else f"{base}[{self._entry(name, sub)}]"
             return out if sup is None else f"{out} ** {_wrap(sup)}"
@@ -298,7 +309,10 @@ class _Parser:
             self.fail("missing operand")
         self.i += 1
         if tok.kind == "group":
-            return _wrap(self.sub(tok).parse_all()), False, None
+            inner = self.sub(tok).parse_all()
+            if inner.isidentifier():  # {W}, \mathbf{W}: the name itself, scripts apply to it
+                return inner, False, inner
+            return _wrap(inner), False, None
         if tok.kind == "char":
             if tok.value.isdigit():
                 num = tok.value
@@ -324,8 +338,19 @@ class _Parser:
                 return f"({inner})", False, None
             raise TexError(f"unexpected '{tok.value}'", tok.pos, self.tex)
         name = tok.value
+        if name == "|":
+            self.norms += 1
+            inner = self.expr()
+            self.norms -= 1
+            close = self.peek()
+            if close is None or close.kind != "macro" or close.value != "|":
+                self.fail("expected '\\|'")
+            self.i += 1
+            return f"norm({inner})", True, None
         if name == "left":
             nxt = self.peek()
+            if nxt is not None and nxt.kind == "macro" and nxt.value == "|":
+                return self.atom()
             if nxt is None or nxt.kind != "char" or nxt.value not in "([":
                 self.fail("expected '(' or '[' after \\left")
             return self.atom()
@@ -470,6 +495,9 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
         elif not (tok.kind == "char" and tok.value == "&") and not (tok.kind == "macro" and tok.value in ROW_IGNORED):
             cur.append(tok)
     rows.append(cur)
+    for row in rows:  # a formula's closing punctuation: z = Wa + b,
+        while row and row[-1].kind == "char" and row[-1].value in ".,;":
+            row.pop()
     rows = [row for row in rows if row]
     if not rows:
         raise TexError("no '=' in the formula", len(tex), tex)
