@@ -218,3 +218,7 @@ def test_norms_exp_bold_names_and_closing_punctuation():
     assert [(l.lhs, l.rhs) for l in rows] == [("z[1]", "W[1] @ a[0] + b[1]"), ("a[1]", "sigma(z[1])")]
     with pytest.raises(TexError, match=r"cannot read the environment pmatrix at column 5"):
         translate(r"x = \begin{pmatrix} a \end{pmatrix}", SYMBOLS, DEFINED)
+
+
+def test_a_greek_macro_is_the_defined_unicode_name():
+    assert translate(r"x = \delta^2", SYMBOLS, ["δ[2]"])[0].rhs == "δ[2]"

@@ -368,7 +368,7 @@ class _Parser:
         if name in GREEK:
             alias = name.replace("var", "")
             letter = _greek_letter(alias)
-            if alias not in self.symbols and letter in self.symbols:
+            if alias not in self.layered and letter in self.layered:  # the file writes σ, δ
                 alias = letter
             nxt = self.peek()
             if nxt is not None and nxt.kind == "char" and nxt.value == "(" and alias in self.layered:
