@@ -222,3 +222,11 @@ def test_norms_exp_bold_names_and_closing_punctuation():
 
 def test_a_greek_macro_is_the_defined_unicode_name():
     assert translate(r"x = \delta^2", SYMBOLS, ["δ[2]"])[0].rhs == "δ[2]"
+
+
+def test_nabla_ell_tanh_and_font_switches():
+    assert read(r"\nabla_{W^2} C = \delta^2 (a^1)^T") == [("grad(C, W[2])", "delta[2] @ (a[1]).T")]
+    assert read(r"x = \tanh(z^\ell) \cdotp {\bf a}^1 + \underline{b}^1") == [
+        ("x", "tanh(z[ell]) * a[1] + b[1]")]
+    with pytest.raises(TexError, match="nabla needs the variable below"):
+        translate(r"x = \nabla C", SYMBOLS, DEFINED)

@@ -41,9 +41,11 @@ class TexLink:
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "eta", "theta", "lambda",
          "mu", "sigma", "tau", "phi", "varphi", "psi", "omega", "xi", "rho", "kappa", "nu"}
 IGNORED = {",", ";", "!", " ", "quad", "qquad", "displaystyle", "right", "big", "Big",
-           "bigg", "Bigg", "mathbf", "boldsymbol", "vec", "mathrm", "bm"}
-PRODUCTS = {"odot": "∘", "circ": "∘", "cdot": "*", "times": "*"}
-FUNCS = {"log": "log", "ln": "log", "exp": "exp"}
+           "bigg", "Bigg", "mathbf", "boldsymbol", "vec", "mathrm", "bm", "bf", "underline", "mathit",
+           "limits"}
+PRODUCTS = {"odot": "∘", "circ": "∘", "cdot": "*", "cdotp": "*", "times": "*"}
+FUNCS = {"log": "log", "ln": "log", "exp": "exp", "tanh": "tanh"}
+NAMES = {"ell": "ell"}
 CALLS = {"diag", "trace", "softmax", "sigmoid", "tanh", "relu", "outer", "ones", "norm", "sqrt"}
 
 
@@ -365,6 +367,19 @@ class _Parser:
             return f"{_wrap(a)} / {_wrap(b)}", scalar, None
         if name == "sum":
             return self._sum(tok), True, None
+        if name in NAMES:
+            return NAMES[name], False, NAMES[name]
+        if name == "nabla":  # \nabla_{x} C is the gradient of C by x
+            nxt = self.peek()
+            if nxt is None or nxt.kind != "char" or nxt.value != "_":
+                raise TexError("\\nabla needs the variable below, as in \\nabla_{W^2} C", tok.pos, self.tex)
+            self.i += 1
+            p, _ = self.arg()
+            wrt = p.parse_all()
+            of = self.factor()[0]
+            if of.split("[")[0] not in self.scalars:
+                self.notes.append(f"read ∇_{wrt} {of} as the gradient of {of} by {wrt}")
+            return f"grad({of}, {wrt})", False, None
         if name in GREEK:
             alias = name.replace("var", "")
             letter = _greek_letter(alias)
