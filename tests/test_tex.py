@@ -230,3 +230,9 @@ def test_nabla_ell_tanh_and_font_switches():
         ("x", "tanh(z[ell]) * a[1] + b[1]")]
     with pytest.raises(TexError, match="nabla needs the variable below"):
         translate(r"x = \nabla C", SYMBOLS, DEFINED)
+
+
+def test_a_dot_in_a_subscript_is_a_whole_row_or_column():
+    (link,) = translate(r"x = W^2_{j,\cdot}", SYMBOLS, DEFINED)
+    assert link.rhs == "W[2][j, :]" and any("whole row" in note for note in link.notes)
+    assert [(l.rhs, l.notes) for l in translate(r"x = W^2_{:,k}", SYMBOLS, DEFINED)] == [("W[2][:, k]", ())]

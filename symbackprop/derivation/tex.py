@@ -284,11 +284,18 @@ class _Parser:
         parts.append(cur)
         if len(parts) == 1:
             return p.parse_all()
-        out = []
+        out, dotted = [], False
         for part in parts:
             if not part:
                 p.fail("empty index")
+            if len(part) == 1 and ((part[0].kind == "macro" and part[0].value in ("cdot", "bullet"))
+                                   or (part[0].kind == "char" and part[0].value == ":")):
+                out.append(":")  # W_{i,\cdot}: the whole row
+                dotted = dotted or part[0].kind == "macro"
+                continue
             out.append(self._child(part, p.end).parse_all())
+        if dotted:
+            self.notes.append(f"read the {chr(92)}cdot in the subscript of {name} as a whole row or column")
         return ", ".join(out)
 
     def _is_transpose(self, p):
