@@ -236,3 +236,10 @@ def test_a_dot_in_a_subscript_is_a_whole_row_or_column():
     (link,) = translate(r"x = W^2_{j,\cdot}", SYMBOLS, DEFINED)
     assert link.rhs == "W[2][j, :]" and any("whole row" in note for note in link.notes)
     assert [(l.rhs, l.notes) for l in translate(r"x = W^2_{:,k}", SYMBOLS, DEFINED)] == [("W[2][:, k]", ())]
+
+
+def test_cdot_between_matrices_is_elementwise_with_a_note():
+    (link,) = translate(r"x = W^2 \cdot a^1", SYMBOLS, DEFINED)
+    assert link.rhs == "W[2] * a[1]"
+    assert link.notes == (r"read \cdot between W[2] and a[1] as the elementwise product (a scalar factor broadcasts)",)
+    assert not translate(r"x = 2 \cdot a^1", SYMBOLS, DEFINED)[0].notes

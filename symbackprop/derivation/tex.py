@@ -182,6 +182,9 @@ class _Parser:
             if tok is not None and tok.kind == "macro" and tok.value in PRODUCTS:
                 self.i += 1
                 rhs, rs = self.factor()
+                if PRODUCTS[tok.value] == "*" and not (scalar or rs):
+                    self.notes.append(f"read \\{tok.value} between {out} and {rhs} as the elementwise product "
+                                      "(a scalar factor broadcasts)")
                 out, scalar = f"{out} {PRODUCTS[tok.value]} {rhs}", scalar and rs
             elif tok is not None and tok.kind == "char" and tok.value == "/":
                 self.i += 1
