@@ -243,3 +243,10 @@ def test_cdot_between_matrices_is_elementwise_with_a_note():
     assert link.rhs == "W[2] * a[1]"
     assert link.notes == (r"read \cdot between W[2] and a[1] as the elementwise product (a scalar factor broadcasts)",)
     assert not translate(r"x = 2 \cdot a^1", SYMBOLS, DEFINED)[0].notes
+
+
+def test_a_calligraphic_letter_is_the_symbol_of_that_name_if_mapped():
+    (link,) = translate(r"\mathcal{C} = \frac12 \|a^2 - t\|^2", SYMBOLS, DEFINED)
+    assert (link.lhs, link.notes) == ("C", (r"read \mathcal{C} as C",))
+    with pytest.raises(TexError, match=r"\\mathcal\{L\} is read as the name L, which \[symbols\] does not map at column 1"):
+        translate(r"\mathcal{L} = 0", SYMBOLS, DEFINED)

@@ -377,6 +377,14 @@ class _Parser:
             return f"{_wrap(a)} / {_wrap(b)}", scalar, None
         if name == "sum":
             return self._sum(tok), True, None
+        if name in ("mathcal", "mathscr"):
+            p, _ = self.macro_arg(tok)
+            letter = p.parse_all()
+            if letter not in self.layered:
+                raise TexError(f"\\{name}{{{letter}}} is read as the name {letter}, which [symbols] does not map",
+                               tok.pos, self.tex)
+            self.notes.append(f"read \\{name}{{{letter}}} as {letter}")
+            return letter, False, letter
         if name in NAMES:
             return NAMES[name], False, NAMES[name]
         if name == "nabla":  # \nabla_{x} C is the gradient of C by x
