@@ -182,6 +182,8 @@ tex = '\frac{\partial C}{\partial b^2} = [\,\delta^2\,]_{1\times n_2}'
     r"x = w^2_{jk}",
     r"x = \operatorname{diag}(\sigma'(z^1)) W^2",
     r"\frac{\partial C}{\partial b^1} = \delta^1 = (W^2)^\top \delta^2 \circ \sigma'(z^1)",
+    r"x = \frac{\partial}{\partial a^2} \left(\frac{1}{2} \sum_{i=1}^{n_2} (a^2_i - t_i)^2\right)",
+    r"x = \|a^2 - t\|^2 + e^{z^1_1}",
 ])
 def test_round_trip_through_the_project_printer(tmp_path, tex):
     """LaTeX → claim → the project's LaTeX printer → LaTeX reader: the same formula (the same
@@ -250,3 +252,10 @@ def test_a_calligraphic_letter_is_the_symbol_of_that_name_if_mapped():
     assert (link.lhs, link.notes) == ("C", (r"read \mathcal{C} as C",))
     with pytest.raises(TexError, match=r"\\mathcal\{L\} is read as the name L, which \[symbols\] does not map at column 1"):
         translate(r"\mathcal{L} = 0", SYMBOLS, DEFINED)
+
+
+def test_the_derivative_operator_applies_to_the_factor_after_it():
+    assert read(r"x = \frac{\partial}{\partial a^2} \left(\frac{1}{2} \sum_{i=1}^{2} (a^2_i - t_i)^2\right)") == [
+        ("x", "grad(1 / 2 * sum((a[2][i] - t[i]) ** 2, i in 1..2), a[2])")]
+    (link,) = translate(r"x = \frac{\partial}{\partial z^2} (W^2 a^1)", SYMBOLS, DEFINED)
+    assert link.rhs == "jacobian(W[2] @ a[1], z[2])" and link.notes

@@ -153,16 +153,21 @@ class _Parser:
         return "\\" + tok.value if tok.kind == "macro" else ("{" if tok.kind == "group" else tok.value)
 
     def expr(self):
+        return self.expr_scalar()[0]
+
+    def expr_scalar(self):
+        """The expression and whether it is known to be a scalar."""
         tok = self.peek()
-        if tok is not None and tok.kind == "char" and tok.value == "-":
+        negative = tok is not None and tok.kind == "char" and tok.value == "-"
+        if negative:
             self.i += 1
-            out = "-" + self.term()[0]
-        else:
-            out = self.term()[0]
+        out, scalar = self.term()
+        out = "-" + out if negative else out
         while (tok := self.peek()) is not None and tok.kind == "char" and tok.value in "+-":
             self.i += 1
-            out = f"{out} {tok.value} {self.term()[0]}"
-        return out
+            rhs, rs = self.term()
+            out, scalar = f"{out} {tok.value} {rhs}", scalar and rs
+        return out, scalar
 
     def _starts_atom(self, tok):
         if tok is None:
@@ -335,7 +340,7 @@ class _Parser:
             if tok.value.isalpha():
                 return tok.value, False, tok.value
             if tok.value in "([":
-                inner = self.expr()
+                inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
                 nxt = self.peek()
                 if tok.value == "[" and nxt is not None and nxt.kind == "char" and nxt.value == "_":
@@ -347,7 +352,7 @@ class _Parser:
                         self.i = save
                     else:
                         self.shapes.append((f"({inner})", shape))
-                return f"({inner})", False, None
+                return f"({inner})", inner_scalar, None
             raise TexError(f"unexpected '{tok.value}'", tok.pos, self.tex)
         name = tok.value
         if name == "|":
@@ -473,14 +478,19 @@ class _Parser:
             if tok is None or tok.kind != "macro" or tok.value != "partial":
                 return None
             p.i += 1
-            return p.parse_all()
+            return "" if p.peek() is None else p.parse_all()
         n, d = strip(num), strip(den)
         if n is None and d is None:
             return None
-        if n is None or d is None:
+        if n is None or not d:
             raise TexError("a derivative needs \\partial above and below", self.pos(), self.tex)
+        scalar = False
+        if n == "":  # \frac{\partial}{\partial x} f: the operator applied to the factor after it
+            n, scalar = self.factor()
+            n = _unparen(n) if _balanced(n) else n
+            scalar = scalar or n.startswith(("sum(", "norm(", "trace("))
         root = n.split("[")[0]
-        if root in self.scalars:
+        if root in self.scalars or scalar:
             return f"grad({n}, {d})"
         self.notes.append(f"read ∂{n}/∂{d} as the Jacobian of {n} by {d}")
         return f"jacobian({n}, {d})"
