@@ -259,3 +259,8 @@ def test_the_derivative_operator_applies_to_the_factor_after_it():
         ("x", "grad(1 / 2 * sum((a[2][i] - t[i]) ** 2, i in 1..2), a[2])")]
     (link,) = translate(r"x = \frac{\partial}{\partial z^2} (W^2 a^1)", SYMBOLS, DEFINED)
     assert link.rhs == "jacobian(W[2] @ a[1], z[2])" and link.notes
+
+
+def test_a_parenthesized_superscript_on_another_name_is_a_power_with_a_note():
+    (link,) = translate(r"y = x^{(i)}", SYMBOLS, DEFINED)
+    assert link.rhs == "x ** (i)" and link.notes == ("read x^(i) as a power: x is not a per-layer name",)

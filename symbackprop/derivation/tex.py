@@ -258,6 +258,8 @@ class _Parser:
             self.notes.append(f"read e^{sup} as exp({_unparen(sup)})")
             return f"exp({_unparen(sup)})"
         if layer_of is None:
+            if sup is not None and _balanced(sup):
+                self.notes.append(f"read {name}^{sup} as a power: {name} is not a per-layer name")
             out = base if sub is None else f"{base}[{self._entry(name, sub)}]"
             return out if sup is None else f"{out} ** {_wrap(sup)}"
         if sup is not None:
