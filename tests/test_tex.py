@@ -264,3 +264,8 @@ def test_the_derivative_operator_applies_to_the_factor_after_it():
 def test_a_parenthesized_superscript_on_another_name_is_a_power_with_a_note():
     (link,) = translate(r"y = x^{(i)}", SYMBOLS, DEFINED)
     assert link.rhs == "x ** (i)" and link.notes == ("read x^(i) as a power: x is not a per-layer name",)
+
+
+def test_underbrace_reads_its_formula_and_drops_its_label_with_a_note():
+    (link,) = translate(r"\delta^2 = \underbrace{(a^2 - t)}_{\text{error}} \odot \sigma'(z^2)", SYMBOLS, DEFINED)
+    assert link.rhs == "(a[2] - t) ∘ sigma'(z[2])" and link.notes == ("dropped the label of \\underbrace{(a[2] - t)}",)

@@ -384,6 +384,17 @@ class _Parser:
             return f"{_wrap(a)} / {_wrap(b)}", scalar, None
         if name == "sum":
             return self._sum(tok), True, None
+        if name in ("underbrace", "overbrace"):  # \underbrace{x}_{label}: x; the label is a comment
+            p, _ = self.macro_arg(tok)
+            inner, inner_scalar = p.expr_scalar()
+            if p.peek() is not None:
+                p.fail(f"unexpected '{p._show(p.peek())}'")
+            nxt = self.peek()
+            if nxt is not None and nxt.kind == "char" and nxt.value in "_^":
+                self.i += 1
+                self.arg()
+                self.notes.append(f"dropped the label of \\{name}{{{inner}}}")
+            return _wrap(inner), inner_scalar, None
         if name in ("mathcal", "mathscr"):
             p, _ = self.macro_arg(tok)
             letter = p.parse_all()
