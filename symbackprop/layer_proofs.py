@@ -359,7 +359,13 @@ RESIDUAL_ARGUMENT = [
     "The row's backward pass is this composition: it calls the proved steps in this order.",
 ]
 
-PLANS = {"lstm": (_lstm_plan, LSTM_ARGUMENT), "residual": (_residual_plan, RESIDUAL_ARGUMENT), "direct": (_direct_plan, []), "attention": (_attention_plan, ATTENTION_ARGUMENT), "bptt": (_bptt_plan, BPTT_ARGUMENT)}
+EMBEDDING_ARGUMENT = [
+    "The tokens are an arbitrary integer sequence t[0], …, t[N−1] (repeats allowed), onehot(t)[n, j] = δ(t[n], j): "
+    "the lemma holds for every V, D, N and every such sequence, so dE[j, :] = Σ_n δ(t[n], j)·dy[n, :] sums dy over "
+    "every position holding token j. (An id outside 0 … V−1 gives a zero row in the forward pass and in dE alike.)",
+]
+
+PLANS = {"embedding": (_direct_plan, EMBEDDING_ARGUMENT), "lstm": (_lstm_plan, LSTM_ARGUMENT), "residual": (_residual_plan, RESIDUAL_ARGUMENT), "direct": (_direct_plan, []), "attention": (_attention_plan, ATTENTION_ARGUMENT), "bptt": (_bptt_plan, BPTT_ARGUMENT)}
 
 
 def prove_general(row: Layer | str, *, backward=None, timeout: float | None = DEFAULT_TIMEOUT) -> GeneralResult | None:
@@ -376,6 +382,8 @@ def prove_general(row: Layer | str, *, backward=None, timeout: float | None = DE
     started = time.perf_counter()
     alg = indexed.Sized("rows")
     values = {tensor.name: _symbolic_tensor(tensor, indexed) for tensor in row.tensors(sizes)}
+    if row.symbolic_constants is not None:
+        values.update(row.symbolic_constants(sizes))
     plan, argument = PLANS[row.plan if backward is None else "direct"]
     lemmas, message = [], ""
     try:

@@ -52,9 +52,10 @@ class Layer:
     sizes: tuple  # distinct instance sizes, the first the default
     summed: str = ""  # the dimension its backward sums over (proved for every size when possible)
     general_sizes: Callable | None = None  # symbols -> sizes for an every-size proof (None: none)
-    plan: str = "direct"  # how ``layer_proofs`` proves it for every size: direct | attention | bptt
+    plan: str = "direct"  # how ``layer_proofs`` proves it for every size: a key of ``layer_proofs.PLANS``
     source: str = ""  # where the closed form is published
     constants: Callable | None = None  # sizes -> {name: fixed value} (tokens), not symbols
+    symbolic_constants: Callable | None = None  # symbolic sizes -> {name: value} for the every-size proof
 
     def inputs(self, sizes: dict) -> list[Tensor]:
         return [t for t in self.tensors(sizes) if t.role == "input"]
@@ -468,7 +469,20 @@ def _embedding_tokens(sizes):
 
 
 def _onehot(alg, tokens, V):
-    return alg.build(len(tokens), V, lambda n, j: sympy.Integer(1 if tokens[n] == j else 0))
+    """Row n is the indicator of token tokens[n]: fixed ids (a tuple), or a column of symbolic ids
+    t[n] for the every-size proof, where entry (n, j) is δ(t[n], j)."""
+    if isinstance(tokens, tuple):
+        return alg.build(len(tokens), V, lambda n, j: sympy.Integer(1 if tokens[n] == j else 0))
+    return alg.build(_rows(alg, tokens), V, lambda n, j: sympy.KroneckerDelta(alg.entry(tokens, n, 0), j))
+
+
+def _symbolic_tokens(sizes):
+    """The tokens as an arbitrary integer sequence t[0], …, t[N−1] (ids outside 0 … V−1 give zero
+    rows, in the forward pass and in dE alike, so the lemma needs no assumption on them)."""
+    from .indexed import SizedMat
+
+    t = sympy.IndexedBase("t", integer=True)
+    return {"tokens": SizedMat(sizes["N"], 1, lambda n, _: t[n])}
 
 
 def _embedding_forward(alg, v):
@@ -648,8 +662,9 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
           plan="residual"),
     Layer("embedding", "embedding lookup (tokens fixed, with repeats)", _embedding_tensors,
           _embedding_forward, _embedding_backward, "y = onehot(tokens) E", {"E": "dE = onehot(tokens)ᵀ dy"},
-          ({"V": 3, "D": 2, "N": 4}, {"V": 4, "D": 1, "N": 5}, {"V": 2, "D": 2, "N": 3}),
-          constants=_embedding_tokens),
+          ({"V": 3, "D": 2, "N": 4}, {"V": 4, "D": 1, "N": 5}, {"V": 2, "D": 2, "N": 3}), summed="N",
+          constants=_embedding_tokens, general_sizes=_symbolic("V", "D", "N"), symbolic_constants=_symbolic_tokens,
+          plan="embedding"),
     Layer("dropout", "dropout with a fixed mask (inverted: scaled by 1/q)", _dropout_tensors, _dropout_forward,
           _dropout_backward, "y = x ⊙ m / q", {"x": "dx = dy ⊙ m / q"},
           ({"N": 2, "D": 2}, {"N": 1, "D": 3}, {"N": 3, "D": 1}), general_sizes=_symbolic("N", "D")),

@@ -367,7 +367,9 @@ SLIPS = {
                  "activation derivative forgotten": {"W1": lambda alg, v, dy, r: alg.matmul(
                      alg.matmul(alg.T(v["W2"]), dy), alg.T(v["x"]))}},
     "embedding": {"last occurrence only": {"E": _embedding("last_only")}, "mean over occurrences": {"E": _embedding("mean")},
-                  "tokens off by one": {"E": _embedding("shifted")}},
+                  "tokens off by one": {"E": _embedding("shifted")},
+                  "positions for token ids": {"E": lambda alg, v, dy, r: alg.build(
+                      *alg.shape(v["E"]), lambda j, d: alg.entry(dy, j, d))}},
     "dropout": {"no 1/q": {"x": lambda alg, v, dy, r: alg.hadamard(dy, v["mask"])},
                 "times q": {"x": lambda alg, v, dy, r: alg.scale(L._one(alg, v["keep"]), alg.hadamard(dy, v["mask"]))},
                 "mask forgotten": {"x": lambda alg, v, dy, r: alg.scale(1 / L._one(alg, v["keep"]), dy)}},
@@ -484,7 +486,7 @@ def test_slips_are_refuted_with_a_witness_that_re_evaluates(name, slip):
 
 
 GENERAL = ["batchnorm", "layernorm", "softmax", "log_softmax", "attention", "masked_attention", "rnn", "dropout", "gelu",
-           "conv1d", "conv2d", "lstm", "residual", "conv1d_stride2", "conv2d_stride2"]
+           "conv1d", "conv2d", "lstm", "residual", "conv1d_stride2", "conv2d_stride2", "embedding"]
 
 
 @pytest.mark.parametrize("name", GENERAL)
@@ -505,6 +507,38 @@ def test_every_size_proofs_do_not_accept_slips(name, slip):
     row = L.LAYERS[name]
     result = prove_general(row, backward=_as_backward(row, SLIPS[name][slip]), timeout=60)
     assert not result.proved
+
+
+def _embedding_general(kind):
+    """Embedding slips with the tokens an arbitrary symbolic sequence t[n] (one-hot entries δ(t[n], j))."""
+    import sympy
+
+    def backward(alg, v, dy):
+        E, tokens = v["E"], v["tokens"]
+        V, D = alg.shape(E)
+        onehot = L._onehot(alg, tokens, V)
+        if kind == "shifted":  # tokens off by one
+            n_tokens = L._rows(alg, tokens)
+            shifted = alg.build(n_tokens, V, lambda n, j: sympy.KroneckerDelta(alg.entry(tokens, n, 0), j + 1))
+            return {"E": alg.matmul(alg.T(shifted), dy)}
+        summed = alg.matmul(alg.T(onehot), dy)
+        if kind == "mean":  # repeated tokens averaged, not summed
+            counts = alg.matmul(alg.T(onehot), alg.ones(L._rows(alg, tokens), 1))
+            return {"E": alg.build(V, D, lambda j, d: alg.entry(summed, j, d) / alg.entry(counts, j, 0))}
+        if kind == "positions":  # row j of dy, as if token ids were positions
+            return {"E": alg.build(V, D, lambda j, d: alg.entry(dy, j, d))}
+        return {"E": summed}
+    return backward
+
+
+def test_embedding_every_size_proof_takes_the_tokens_symbolic():
+    """dE[j, :] = Σ_n δ(t[n], j)·dy[n, :] for every V, D, N and every token sequence t."""
+    result = prove_general("embedding")
+    assert result.proved and set(map(str, result.sizes.values())) == {"V", "D", "N"}
+    assert prove_general("embedding", backward=_embedding_general("true")).proved
+    for kind in ("shifted", "mean", "positions"):
+        general = prove_general("embedding", backward=_embedding_general(kind))
+        assert not general.proved and general.lemmas[0].residual != "0", kind
 
 
 def test_composed_every_size_proofs_rest_on_the_steps_the_row_calls(monkeypatch):
