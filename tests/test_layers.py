@@ -486,7 +486,8 @@ def test_slips_are_refuted_with_a_witness_that_re_evaluates(name, slip):
 
 
 GENERAL = ["batchnorm", "layernorm", "softmax", "log_softmax", "attention", "masked_attention", "rnn", "dropout", "gelu",
-           "conv1d", "conv2d", "lstm", "residual", "conv1d_stride2", "conv2d_stride2", "embedding"]
+           "conv1d", "conv2d", "lstm", "residual", "conv1d_stride2", "conv2d_stride2", "embedding",
+           "meanpool", "maxpool"]
 
 
 @pytest.mark.parametrize("name", GENERAL)
@@ -541,6 +542,82 @@ def test_embedding_every_size_proof_takes_the_tokens_symbolic():
         assert not general.proved and general.lemmas[0].residual != "0", kind
 
 
+def _meanpool_general(kind):
+    """Mean-pooling backward passes for a window p that may be a symbol (the every-size proof's)."""
+    import sympy
+
+    def backward(alg, v, dy):
+        x, p = v["x"], v.get("pool", 2)
+        H, W = alg.shape(x)
+        scale = {"true": 1 / (p * p), "no 1/p²": 1, "1/p": 1 / p}.get(kind, 1 / (p * p))
+
+        def entry(a, c):
+            if kind == "corner":  # the whole mean to each window's top-left entry only
+                return sympy.KroneckerDelta(a % p, 0) * sympy.KroneckerDelta(c % p, 0) * alg.entry(dy, a // p, c // p)
+            if kind == "transposed window":  # dy[⌊c/p⌋, ⌊a/p⌋]
+                return scale * alg.entry(dy, c // p, a // p)
+            return scale * alg.entry(dy, a // p, c // p)
+        return {"x": alg.build(H, W, entry)}
+    return backward
+
+
+def test_meanpool_every_size_proof_for_every_window():
+    """dx[p·I+U, p·J+V] = dy[I, J]/p² for every window p and output OH × OW (the row's p = 2 included)."""
+    result = prove_general("meanpool")
+    assert result.proved and {str(k) for k in result.sizes} >= {"p", "OH", "OW"}
+    assert prove_general("meanpool", backward=_meanpool_general("true")).proved
+    for kind in ("no 1/p²", "1/p", "corner"):
+        general = prove_general("meanpool", backward=_meanpool_general(kind))
+        assert not general.proved and general.lemmas[0].residual != "0", kind
+        # the same slip at the row's own p = 2 is refuted, with a witness this file re-evaluates
+        row = L.LAYERS["meanpool"]
+        instance = prove_instance(row, row.sizes[0], backward=_meanpool_general(kind))
+        assert instance.verdicts["x"].status == "refuted", kind
+        _assert_witness(row, row.sizes[0], "x", instance.verdicts["x"], _meanpool_general(kind))
+    square = {"H": 4, "W": 4}
+    assert not prove_general("meanpool", backward=_meanpool_general("transposed window")).proved
+    assert prove_instance("meanpool", square, backward=_meanpool_general("transposed window")).verdicts["x"].status \
+        == "refuted"
+
+
+def test_maxpool_every_size_proof_states_its_assumption():
+    result = prove_general("maxpool")
+    assert result.proved and [l.name for l in result.lemmas] == ["∂L/∂x[2I+0]", "∂L/∂x[2I+1]", "selection"]
+    assert "no ties" in result.argument[0]
+    for slip in SLIPS["maxpool"].values():  # to both entries, to the argmin, halved to both
+        general = prove_general("maxpool", backward=_as_backward(L.LAYERS["maxpool"], slip))
+        assert not general.proved
+
+
+def test_window_arithmetic_is_decided_only_where_the_ranges_imply_it():
+    import sympy
+    from sympy import KroneckerDelta, Sum
+
+    from symbackprop import indexed
+
+    p, O = indexed.size("p"), indexed.size("O")
+    I, U, i, a = (indexed.index(n) for n in "IUia")
+    y = sympy.IndexedBase("y")
+    ranges = {I: (0, O - 1), U: (0, p - 1)}
+    window = Sum(Sum(KroneckerDelta(p * i + a, p * I + U) * y[i, a], (a, 0, p - 1)), (i, 0, O - 1))
+    assert indexed.collapse(window, ranges) == y[I, U]
+    assert indexed.collapse(sympy.floor((p * I + U) / p), ranges) == I
+    assert indexed.collapse(sympy.Mod(p * I + U, p), ranges) == U
+    # an offset that may reach p: p·i + a = p·I + U no longer forces i = I, and nothing is rewritten
+    wide = Sum(KroneckerDelta(p * i + a, p * I + U), (a, 0, p))
+    assert indexed.collapse(wide, ranges).has(sympy.Piecewise)
+    assert indexed.collapse(sympy.floor((p * I + U) / p), {I: (0, O - 1), U: (0, p)}) != I
+    assert indexed.collapse(KroneckerDelta(p * i + a, p * I + U), {}).has(KroneckerDelta)
+    # numerically: where the rule applies it agrees with the integers, at every point of small ranges
+    for pv in range(1, 4):
+        for iv, av, Iv, Uv in ((iv, av, Iv, Uv) for iv in range(3) for av in range(pv) for Iv in range(3) for Uv in range(pv)):
+            assert int(pv * iv + av == pv * Iv + Uv) == int(iv == Iv and av == Uv)
+
+
+def test_every_row_has_an_every_size_proof():
+    assert set(GENERAL) == set(L.LAYERS)
+
+
 def test_composed_every_size_proofs_rest_on_the_steps_the_row_calls(monkeypatch):
     """The attention and BPTT proofs prove the steps the row's backward is made of: a slip in a
     step leaves its lemma unproved (and the row's instances refuted)."""
@@ -581,7 +658,9 @@ def test_a_slip_in_a_composed_step_is_not_proved_for_every_size(monkeypatch):
 
 
 def test_a_row_without_an_every_size_proof_says_where_it_is_proved():
-    proof = prove_layer("maxpool", general=True)
+    import dataclasses
+
+    proof = prove_layer(dataclasses.replace(L.LAYERS["maxpool"], general_sizes=None), general=True)
     assert proof.general is None and proof.scope == "at sizes L = 4; L = 2; L = 6"
     assert "general" not in proof.scope and "every" not in proof.scope
 
@@ -622,7 +701,7 @@ def test_cli_prove_layer(capsys):
     assert err.count("\n") == 1 and "did you mean batchnorm" in err
 
 
-def test_cli_prove_layer_json_and_latex(capsys, tmp_path):
+def test_cli_prove_layer_json_and_latex(capsys, tmp_path, monkeypatch):
     import json
 
     from symbackprop.cli import main
@@ -633,6 +712,11 @@ def test_cli_prove_layer_json_and_latex(capsys, tmp_path):
     tex = tmp_path / "rnn.tex"
     assert main(["prove", "--layer", "rnn", "--latex", str(tex)]) == 0
     assert r"\begin{document}" in tex.read_text()
+    import dataclasses
+
+    assert main(["prove", "--layer", "maxpool", "--general"]) == 0
+    without = dataclasses.replace(L.LAYERS["maxpool"], general_sizes=None)
+    monkeypatch.setitem(L.LAYERS, "maxpool", without)
     assert main(["prove", "--layer", "maxpool", "--general"]) == 1  # no every-size proof: not claimed
 
 
