@@ -608,10 +608,22 @@ def test_window_arithmetic_is_decided_only_where_the_ranges_imply_it():
     assert indexed.collapse(wide, ranges).has(sympy.Piecewise)
     assert indexed.collapse(sympy.floor((p * I + U) / p), {I: (0, O - 1), U: (0, p)}) != I
     assert indexed.collapse(KroneckerDelta(p * i + a, p * I + U), {}).has(KroneckerDelta)
-    # numerically: where the rule applies it agrees with the integers, at every point of small ranges
-    for pv in range(1, 4):
-        for iv, av, Iv, Uv in ((iv, av, Iv, Uv) for iv in range(3) for av in range(pv) for Iv in range(3) for Uv in range(pv)):
-            assert int(pv * iv + av == pv * Iv + Uv) == int(iv == Iv and av == Uv)
+    # the collapsed forms agree with the sums evaluated term by term, at every point of small ranges
+    rng = np.random.default_rng(0)
+    table = sympy.Matrix(rng.integers(-9, 9, (4, 4)))
+    mixed = Sum(Sum(KroneckerDelta(p * i + a, p * I + U) * y[i, a] * (a + 1) - sympy.floor((p * i + a) / p)
+                    * KroneckerDelta(i, I), (a, 0, p - 1)), (i, 0, O - 1))
+    for expr in (window, mixed):
+        collapsed = indexed.collapse(expr, ranges)
+        for pv, ov in ((1, 3), (2, 2), (3, 1), (4, 1)):
+            for Iv in range(ov):
+                for Uv in range(pv):
+                    point = {p: pv, O: ov, I: Iv, U: Uv}
+                    direct = expr.xreplace(point).doit().replace(lambda e: isinstance(e, sympy.Indexed),
+                                                                 lambda e: table[e.indices])
+                    mine = collapsed.xreplace(point).replace(lambda e: isinstance(e, sympy.Indexed),
+                                                             lambda e: table[e.indices])
+                    assert sympy.simplify(direct - mine) == 0, (expr, point)
 
 
 def test_every_row_has_an_every_size_proof():
