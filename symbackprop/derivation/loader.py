@@ -24,7 +24,7 @@ TOP_KEYS = ("title", "source", "summation", "instances", "network", "model", "sy
 NETWORK_KEYS = ("widths", "hidden", "output", "loss", "batch", "reduction", "layout", "l2", "relu_at_zero",
                 "leaky_slope")
 REQUIRED_NETWORK_KEYS = ("widths", "hidden", "output", "loss")  # hidden: unless there is no hidden layer
-CLAIM_KEYS = ("id", "text", "lhs", "rhs", "for", "expect", "correction", "correction_lhs", "note", "network",
+CLAIM_KEYS = ("id", "text", "tex", "lhs", "rhs", "for", "expect", "correction", "correction_lhs", "note", "network",
               "instances")
 INSTANCES = ("document", "all")  # only the document's network; also the tool's, whatever the claim names
 DEFINE_KEYS = ("expr", "for")
@@ -219,18 +219,45 @@ def _load_definitions(d: Derivation, define, shown):
         d.definitions.append(definition)
 
 
+def _expand_tex(d: Derivation, claims, shown):
+    """(number, entry) pairs; an entry written as ``tex`` becomes one entry per link of its chain,
+    with ids C3a, C3b, ... when the chain has several links."""
+    from .tex import TexError, translate
+    for number, entry in enumerate(claims, start=1):
+        if not isinstance(entry, dict) or "tex" not in entry:
+            yield number, entry
+            continue
+        claim_id = str(entry.get("id", f"C{number}"))
+        rest = {k: v for k, v in entry.items() if k != "tex"}
+        rest.setdefault("text", str(entry["tex"]))
+        symbols = {name: getattr(b, "quantity", b) for name, b in d.bindings.items()}
+        try:
+            if not isinstance(entry["tex"], str):
+                raise TexError("tex must be a string", 0)
+            links = translate(entry["tex"], symbols, [df.name for df in d.definitions])
+        except TexError as error:
+            yield number, {**rest, "id": claim_id, "lhs": "", "rhs": "", " tex error": f"tex: {error}"}
+            continue
+        for k, link in enumerate(links):
+            suffix = chr(ord("a") + k) if len(links) > 1 else ""
+            note = "; ".join(filter(None, [rest.get("note"), *link.notes])) or None
+            yield number, {**rest, "id": claim_id + suffix, "lhs": link.lhs, "rhs": link.rhs, "note": note}
+
+
 def _load_claims(d: Derivation, claims, shown):
     if not isinstance(claims, list):
         d.errors.append(f"{shown}: claims are [[claim]] tables")
         return
     seen = set()
-    for number, entry in enumerate(claims, start=1):
+    for number, entry in _expand_tex(d, claims, shown):
         claim_id = str(entry.get("id", f"C{number}")) if isinstance(entry, dict) else f"C{number}"
         where = f"{shown}: claim {claim_id}"
         if not isinstance(entry, dict):
             d.errors.append(f"{where}: must be a table")
             continue
-        problems = _unknown(entry, CLAIM_KEYS, where)
+        problems = _unknown(entry, CLAIM_KEYS + (" tex error",), where)
+        if " tex error" in entry:
+            problems.append(f"{where}: {entry[' tex error']}")
         if claim_id in seen:
             problems.append(f"{where}: duplicate id")
         seen.add(claim_id)
