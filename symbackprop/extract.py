@@ -12,7 +12,7 @@ import html.parser
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MathSpan", "ExtractError", "find_math", "classify"]
+__all__ = ["MathSpan", "ExtractError", "Draft", "find_math", "classify", "draft"]
 
 
 class ExtractError(ValueError):
@@ -152,11 +152,235 @@ def find_math(path: str | Path, text: str | None = None) -> list[MathSpan]:
     if text is None:
         try:
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise ExtractError(f"{path}: cannot read: {error}") from None
+        except OSError as error:
+            raise ExtractError(f"{path}: cannot read: {error.strerror}") from None
+        except UnicodeDecodeError as error:
+            raise ExtractError(f"{path}: cannot read: not UTF-8 (byte {error.start})") from None
     suffix = path.suffix.lower()
     if suffix in {".md", ".markdown"}:
         return _markdown(text, str(path))
     if suffix in {".html", ".htm"}:
         return _html(text, str(path))
     return _scan(text, str(path))
+
+
+# ------------------------------------------------------------------------------ the draft
+
+_SEPARATORS = ("\\qquad", "\\quad")
+_ACTIVATIONS = {"sigma": "sigmoid", "tanh": "tanh", "operatorname{ReLU}": "relu", "phi": "sigmoid"}
+_CLAIMED = {"gradient", "delta", "derivative", "forward definition"}
+
+
+@dataclass
+class Draft:
+    """A derivation file proposed from a document: its TOML text and the guesses it made."""
+
+    toml: str
+    guesses: list[str]
+    claims: int
+
+
+def _unwrap(tex: str) -> str:
+    """A display's formulas as one line: ``\\displaylines{…}`` opened, ``\\\\`` joined."""
+    tex = tex.strip()
+    if tex.startswith("\\displaylines{") and tex.endswith("}"):
+        tex = tex[len("\\displaylines{"):-1]
+    return " ".join(tex.replace("\\\\", " ").replace("&", " ").split())
+
+
+def _depth0(tex: str) -> list[int]:
+    depth, level = 0, []
+    for ch in tex:
+        depth += ch in "{([" and 1 or 0
+        depth -= ch in "})]" and 1 or 0
+        level.append(depth)
+    return level
+
+
+def _split(tex: str) -> list[tuple[str, int]]:
+    """Formulas written side by side in one span (``a = b, \\qquad c = d``), with their offsets."""
+    tex = _unwrap(tex)
+    level = _depth0(tex)
+    parts, start, i = [], 0, 0
+    while i < len(tex):
+        sep = next((s for s in _SEPARATORS if tex.startswith(s, i) and level[i] == 0), None)
+        if sep:
+            parts.append((tex[start:i], start))
+            i += len(sep)
+            start = i
+        else:
+            i += 1
+    parts.append((tex[start:], start))
+    out = []
+    for part, offset in parts:
+        stripped = part.strip().rstrip(",.;").strip()
+        if stripped:
+            out.append((stripped, offset))
+    return out
+
+
+_SHAPE = None
+
+
+def _shapes(tex: str) -> tuple[str, list[tuple[str, int, int]]]:
+    """``\\left[ X \\right]_{m\\times n}`` and ``[X]_{m\\times n}`` → ``X``; the shapes seen, by name."""
+    import re
+
+    global _SHAPE
+    if _SHAPE is None:
+        _SHAPE = re.compile(r"(?:\\left)?\[\s*((?:[^\[\]]|\[[^\[\]]*\])*?)\s*(?:\\right)?\]\s*_\{\s*(\d+)\s*\\times\s*(\d+)\s*\}")
+    seen = []
+
+    def strip(match):
+        inner = match.group(1)
+        seen.append((inner, int(match.group(2)), int(match.group(3))))
+        return "(" + inner + ")"
+
+    return _SHAPE.sub(strip, tex), seen
+
+
+def _layer_of(name_tex: str, letter: str) -> int | None:
+    import re
+
+    match = re.fullmatch(rf"\s*\\?{letter}\s*\^\s*\{{?\s*\(?(\d+)\)?\s*\}}?\s*", name_tex)
+    return int(match.group(1)) if match else None
+
+
+def draft(path: str | Path, text: str | None = None) -> Draft:
+    """A derivation file for the document at *path*: [network] and [symbols] read from its forward
+    definitions and loss (each guess commented), one claim per formula about a gradient, a delta, a
+    derivative or the forward pass, with its ``tex`` and source line."""
+    import re
+
+    from .derivation.tex import TexError, translate
+
+    path = Path(path)
+    spans = find_math(path, text)
+    formulas = []  # (tex, line, kind)
+    for span in spans:
+        for part, _ in _split(span.tex):
+            formulas.append((part, span.line, classify(part.replace("\\equiv", "="))))
+    guesses: list[str] = []
+    symbols = {"W": "weight", "b": "bias", "z": "preactivation", "a": "activation"}
+    everything = " ".join(f for f, _, _ in formulas)
+    present = [k for k in symbols if re.search(rf"(?<![\\A-Za-z]){k}\s*\^", everything)]
+    symbols = {k: symbols[k] for k in present} or symbols
+    # Loss: its left side names the loss, the other plain letter of it is the target.
+    loss_name, loss, target = "C", "half_sse", None
+    for tex, line, kind in formulas:
+        if kind == "loss":
+            loss_name = tex.split("=", 1)[0].strip().lstrip("\\")
+            body = tex.split("=", 1)[1]
+            if "\\log" in body or "\\ln" in body:
+                loss = "bce" if "1 -" in body or "1-" in body else "cross_entropy"
+            letters = [m for m in re.findall(r"(?<![\\A-Za-z])([a-zA-Z])(?![A-Za-z])", body) if m not in symbols]
+            target = letters[0] if letters else None
+            guesses.append(f"loss {loss_name} = {loss} (line {line})")
+            break
+    else:
+        guesses.append(f"loss {loss_name} = {loss}: no loss formula found")
+    symbols[loss_name] = "loss"
+    if target:
+        symbols[target] = "target"
+    activation = "sigmoid"
+    for name, rule in _ACTIVATIONS.items():
+        if "\\" + name in everything:
+            activation, act_name = rule, name
+            symbols[name.split("{")[-1].rstrip("}")] = "activation_function"
+            break
+    guesses.append(f"every layer's activation is {activation}")
+    # Layers: the indices of z and a; widths from shape annotations [W^l]_{m×n}, else small.
+    layers, weights, widths = set(), set(), {}
+    for tex, _, _ in formulas:
+        for letter in ("z", "a", "W", "b"):
+            for m in re.finditer(rf"(?<![\\A-Za-z]){letter}\s*\^\s*\{{?\s*\(?(\d+)\)?\s*\}}?", tex):
+                layers.add(int(m.group(1)))
+                if letter == "W":
+                    weights.add(int(m.group(1)))
+    for span in spans:
+        for inner, rows, cols in _shapes(_unwrap(span.tex))[1]:
+            for letter in ("W", "a", "z", "b"):
+                k = _layer_of(inner, letter)
+                if k is None:
+                    continue
+                if letter == "W":
+                    widths.setdefault(k, rows)
+                    widths.setdefault(k - 1, cols)
+                else:
+                    widths.setdefault(k, rows)
+    # The input is the layer before the first weight matrix (a^0 unless W^1 is missing).
+    first = min(weights) - 1 if weights else 0
+    last = max(layers) if layers else 2
+    if last - first < 2:
+        last = first + 2
+    sizes = []
+    for k in range(first, last + 1):
+        if k in widths:
+            sizes.append(widths[k])
+        else:
+            sizes.append(3 if k == first else (2 if k == last else 4))
+    from_doc = all(k in widths for k in range(first, last + 1))
+    guesses.append(f"widths {sizes} " + ("(the document's shapes)" if from_doc else "(guessed small)"))
+    if first != 0:
+        guesses.append(f"layers numbered from {first}: a^{first} is the input")
+    # Definitions (\equiv) and claims.
+    defines, claims = {}, []
+    for tex, line, kind in formulas:
+        if "\\equiv" in tex:
+            repaired = re.sub(r"\[\s*\\equiv", r"\\equiv [", tex)
+            if repaired != tex:
+                guesses.append(f"line {line}: '[\\equiv' read as '\\equiv [' (a misplaced bracket)")
+                tex = repaired
+            lhs_tex, rhs_tex = tex.split("\\equiv", 1)
+            as_claim = f"{lhs_tex.strip()} = {rhs_tex.strip()}"
+            try:
+                (link,) = translate(as_claim, symbols, ["delta[0]", *defines])
+            except (TexError, ValueError) as error:
+                claims.append((tex, line, f"a definition the reader could not read ({error}); left as a claim"))
+                continue
+            used = set(re.findall(r"delta\[\d+\]", link.rhs))
+            if link.lhs in defines or not used <= set(defines):
+                why = "defined before" if link.lhs in defines else "uses " + ", ".join(sorted(used - set(defines)))
+                claims.append((as_claim, line, f"definition of {link.lhs} checked as a claim ({why})"))
+                continue
+            defines[link.lhs] = (link.rhs, tex, line)
+    for tex, line, kind in formulas:
+        if kind not in _CLAIMED or "\\equiv" in tex or "=" not in tex:
+            continue
+        stripped, shapes = _shapes(tex)
+        problem = None
+        if shapes:
+            problem = ("shape annotations removed, not checked: "
+                       + ", ".join(f"[{inner}] {r}×{c}" for inner, r, c in shapes))
+        claims.append((stripped, line, problem))
+    claims.sort(key=lambda c: c[1])
+    lines = [f"# Draft derivation file extracted from {path.name} by `symbackprop extract`.",
+             "# Every line marked `# guess:` is a reading of the document to confirm.",
+             *(f"# guess: {g}" for g in guesses),
+             f'title  = "{path.stem}"', f'source = "{path.name}"', "", "[network]",
+             f"widths = {sizes}" + ("" if from_doc else "      # guess: the document gives no widths"),
+             f'hidden = "{activation}"      # guess', f'output = "{activation}"      # guess',
+             f'loss   = "{loss}"      # guess', "batch  = 1      # guess: one example", "", "[symbols]"]
+    for name, role in symbols.items():
+        lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function"} else ""))
+    if first != 0:
+        lines.append(f'# guess: the input is a^{first}')
+    if defines:
+        lines += ["", "[define]"]
+        for name, (rhs, tex, line) in defines.items():
+            lines.append(f"# line {line}: {tex}")
+            lines.append(f'"{name}" = {_toml_string(rhs)}')
+    count = 0
+    for tex, line, problem in claims:
+        count += 1
+        lines += ["", "[[claim]]", f'id   = "L{line}-{count}"', f"tex  = {_toml_string(tex)}",
+                  f"text = {_toml_string(tex)}", f'note = "line {line}"']
+        if problem:
+            lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
+    return Draft("\n".join(lines) + "\n", guesses, count)
+
+
+def _toml_string(value: str) -> str:
+    if "'" not in value and "\n" not in value:
+        return f"'{value}'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

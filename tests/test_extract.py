@@ -57,3 +57,59 @@ def test_unclosed_delimiter_is_one_line_with_position():
     with pytest.raises(ExtractError) as caught:
         find_math("doc.txt", "ok\n  \\[ a = b")
     assert str(caught.value).startswith("doc.txt:2:3:") and "\n" not in str(caught.value)
+
+
+# ------------------------------------------------------------------------------ the draft
+
+import tomllib
+from pathlib import Path
+
+from symbackprop.extract import draft
+
+SEEDS = Path(__file__).parent / "data" / "seeds"
+POST = """# A post
+
+Forward: $z^l = W^l a^{l-1} + b^l$ and $a^l = \\sigma(z^l)$, loss $C = \\frac{1}{2} \\|a^2 - y\\|^2$.
+
+$$
+\\frac{\\partial C}{\\partial b^2} = \\delta^2, \\qquad \\delta^2 \\equiv (a^2 - y) \\odot \\sigma'(z^2)
+$$
+"""
+
+
+def test_draft_reads_network_symbols_and_claims_from_a_post():
+    result = draft("post.md", POST)
+    data = tomllib.loads(result.toml)
+    assert data["network"]["widths"] == [3, 4, 2] and data["network"]["loss"] == "half_sse"
+    assert data["symbols"]["W"] == "weight" and data["symbols"]["y"] == "target"
+    assert data["symbols"]["C"] == "loss" and data["symbols"]["sigma"] == "activation_function"
+    assert data["define"] == {"delta[2]": "(a[2] - y) ∘ sigma'(z[2])"}
+    texts = [c["tex"] for c in data["claim"]]
+    assert texts == ["z^l = W^l a^{l-1} + b^l", "a^l = \\sigma(z^l)", "\\frac{\\partial C}{\\partial b^2} = \\delta^2"]
+    assert [c["note"] for c in data["claim"]] == ["line 3", "line 3", "line 5"]
+    assert "# guess: the document gives no widths" in result.toml
+    assert any("guessed small" in g for g in result.guesses)
+
+
+def test_draft_of_seed_002_takes_the_widths_from_its_shapes_and_keeps_the_erratum():
+    (seed,) = SEEDS.glob("002_*.txt")
+    result = draft(seed)
+    data = tomllib.loads(result.toml)
+    assert data["network"]["widths"] == [3, 4, 2]
+    assert set(data["define"]) == {"delta[2]", "delta[1]"}
+    assert any("\\delta^3" in c["tex"] for c in data["claim"])
+    shaped = [c for c in data["claim"] if "line 69" in c["note"]]
+    assert shaped and "shape annotations removed, not checked" in shaped[0]["note"]
+
+
+def test_side_by_side_formulas_are_split():
+    result = draft("doc.tex", "\\[ \\frac{\\partial C}{\\partial W^2} = \\delta^2, \\qquad "
+                              "\\frac{\\partial C}{\\partial b^2} = \\delta^2 \\]")
+    data = tomllib.loads(result.toml)
+    assert [c["tex"] for c in data["claim"]] == ["\\frac{\\partial C}{\\partial W^2} = \\delta^2",
+                                                  "\\frac{\\partial C}{\\partial b^2} = \\delta^2"]
+
+
+def test_unreadable_document_is_one_line_error(tmp_path):
+    with pytest.raises(ExtractError, match=r"missing\.md: cannot read: No such file"):
+        draft(tmp_path / "missing.md")
