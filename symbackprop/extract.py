@@ -197,9 +197,36 @@ def _depth0(tex: str) -> list[int]:
     return level
 
 
+def _rows(tex: str) -> list[str]:
+    """The rows of a display: ``align``/``aligned``/``\\displaylines`` opened, split at ``\\\\`` and
+    ``\\cr``; a row that starts with ``=`` continues the chain of the row before."""
+    import re
+
+    tex = tex.strip()
+    if tex.startswith("\\displaylines{") and tex.endswith("}"):
+        tex = tex[len("\\displaylines{"):-1]
+    tex = re.sub(r"\\(?:begin|end)\{(?:align|aligned|align\*|split|gather|gather\*|eqnarray\*?)\}", " ", tex)
+    rows: list[str] = []
+    for row in re.split(r"\\\\|\\cr\b", tex):
+        row = " ".join(row.replace("&", " ").split())
+        if not row:
+            continue
+        if rows and row.startswith("="):
+            rows[-1] += " " + row
+        else:
+            rows.append(row)
+    return rows
+
+
 def _split(tex: str) -> list[tuple[str, int]]:
-    """Formulas written side by side in one span (``a = b, \\qquad c = d``), with their offsets."""
-    tex = _unwrap(tex)
+    """Formulas written side by side in one span (``a = b, \\qquad c = d``) or in rows."""
+    out = []
+    for row in _rows(tex):
+        out += _split_row(row)
+    return out
+
+
+def _split_row(tex: str) -> list[tuple[str, int]]:
     level = _depth0(tex)
     parts, start, i = [], 0, 0
     while i < len(tex):
@@ -308,8 +335,26 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                     widths.setdefault(k - 1, cols)
                 else:
                     widths.setdefault(k, rows)
+    # An index shift: the document's input is a^{(k)} (``x = a^{(1)}``): a and z are shifted by k.
+    shift = 0
+    for tex, line, _ in formulas:
+        m = re.fullmatch(r"\s*([a-zA-Z])\s*=\s*a\s*\^\s*\{?\s*\(?(\d+)\)?\s*\}?\s*", tex) or \
+            re.fullmatch(r"\s*a\s*\^\s*\{?\s*\(?(\d+)\)?\s*\}?\s*=\s*([a-zA-Z])\s*", tex)
+        if m:
+            letter, k = (m.group(1), int(m.group(2))) if m.group(1).isalpha() else (m.group(2), int(m.group(1)))
+            if k:
+                shift = k
+                symbols[letter] = "input"
+                for name in ("a", "z"):
+                    if name in symbols:
+                        symbols[name] = {"quantity": symbols[name], "shift": k}
+                guesses.append(f"line {line}: {letter} = a^({k}) is the input: a and z indices shifted by {k}")
+            break
     # The input is the layer before the first weight matrix (a^0 unless W^1 is missing).
     first = min(weights) - 1 if weights else 0
+    if shift:
+        first = 0
+        layers = {k - shift for k in layers}
     last = max(layers) if layers else 2
     if last - first < 2:
         last = first + 2
@@ -362,7 +407,10 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
              f'hidden = "{activation}"      # guess', f'output = "{activation}"      # guess',
              f'loss   = "{loss}"      # guess', "batch  = 1      # guess: one example", "", "[symbols]"]
     for name, role in symbols.items():
-        lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function"} else ""))
+        if isinstance(role, dict):
+            lines.append(f'{name} = {{ quantity = "{role["quantity"]}", shift = {role["shift"]} }}      # guess')
+        else:
+            lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function", "input"} else ""))
     if first != 0:
         lines.append(f'# guess: the input is a^{first}')
     if defines:
