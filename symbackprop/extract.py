@@ -206,9 +206,21 @@ def _rows(tex: str) -> list[str]:
     if tex.startswith("\\displaylines{") and tex.endswith("}"):
         tex = tex[len("\\displaylines{"):-1]
     tex = re.sub(r"\\(?:begin|end)\{(?:align|aligned|align\*|split|gather|gather\*|eqnarray\*?)\}", " ", tex)
+    # Split at row breaks outside any inner environment (a bmatrix's rows stay in its formula).
+    pieces, depth, start = [], 0, 0
+    for m in re.finditer(r"\\begin\{[^}]*\}|\\end\{[^}]*\}|\\\\|\\cr\b", tex):
+        token = m.group(0)
+        if token.startswith("\\begin"):
+            depth += 1
+        elif token.startswith("\\end"):
+            depth = max(depth - 1, 0)
+        elif depth == 0:
+            pieces.append(tex[start:m.start()])
+            start = m.end()
+    pieces.append(tex[start:])
     rows: list[str] = []
-    for row in re.split(r"\\\\|\\cr\b", tex):
-        row = " ".join(row.replace("&", " ").split())
+    for row in pieces:
+        row = " ".join(row.split()) if "\\begin" in row else " ".join(row.replace("&", " ").split())
         if not row:
             continue
         if rows and row.startswith("="):

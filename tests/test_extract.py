@@ -113,3 +113,19 @@ def test_side_by_side_formulas_are_split():
 def test_unreadable_document_is_one_line_error(tmp_path):
     with pytest.raises(ExtractError, match=r"missing\.md: cannot read: No such file"):
         draft(tmp_path / "missing.md")
+
+
+def test_align_rows_are_formulas_and_a_row_starting_with_equals_continues_the_chain():
+    text = ("$$\\begin{align} z^{(2)} &= W^{(1)} a^{(1)} + b^{(1)} \\\\ a^{(2)} &= \\sigma(z^{(2)}) \\\\ "
+            "&= \\sigma(W^{(1)} a^{(1)} + b^{(1)}) \\end{align}$$ and $x = a^{(1)}$")
+    data = tomllib.loads(draft("notes.txt", text).toml)
+    assert [c["tex"] for c in data["claim"]] == [
+        "z^{(2)} = W^{(1)} a^{(1)} + b^{(1)}",
+        "a^{(2)} = \\sigma(z^{(2)}) = \\sigma(W^{(1)} a^{(1)} + b^{(1)})"]
+    assert data["symbols"]["x"] == "input" and data["symbols"]["a"] == {"quantity": "activation", "shift": 1}
+
+
+def test_a_matrix_keeps_its_rows():
+    text = "\\[ \\frac{\\partial C}{\\partial b^2} = \\begin{bmatrix} 1 \\\\ 2 \\end{bmatrix} \\]"
+    (claim,) = tomllib.loads(draft("m.tex", text).toml)["claim"]
+    assert "\\begin{bmatrix} 1 \\\\ 2 \\end{bmatrix}" in claim["tex"]
