@@ -507,6 +507,8 @@ def run_extract(args) -> int:
               + (f" into {args.output}" if args.output not in (None, "-") else ""), file=sys.stderr)
         for guess in result.guesses:
             print(f"  guess: {guess}", file=sys.stderr)
+        for problem in result.unreadable:
+            print(problem, file=sys.stderr)
     return 0
 
 
@@ -571,6 +573,8 @@ def run_verify(args) -> int:
                       + (" (network and symbols from " + args.symbols + ")" if args.symbols else "") + ":")
                 for guess in result.guesses:
                     print(f"  guess: {guess}")
+                for problem in result.unreadable:
+                    print(problem)
                 print()
         elif args.symbols:
             raise UsageError(f"--symbols applies to documents (.md, .html, .tex, .txt), not to {path}")

@@ -178,6 +178,7 @@ class Draft:
     toml: str
     guesses: list[str]
     claims: int
+    unreadable: list[str]  # "file:line:column: …" of each drafted formula the LaTeX reader stops on
 
 
 def _unwrap(tex: str) -> str:
@@ -296,9 +297,11 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     path = Path(path)
     spans = find_math(path, text)
     formulas = []  # (tex, line, kind)
+    column_of = {}
     for span in spans:
         for part, _ in _split(span.tex):
             formulas.append((part, span.line, classify(part.replace("\\equiv", "="))))
+            column_of.setdefault((part, span.line), span.column)
     guesses: list[str] = []
     symbols = {"W": "weight", "b": "bias", "z": "preactivation", "a": "activation"}
     everything = " ".join(f for f, _, _ in formulas)
@@ -430,14 +433,19 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         for name, (rhs, tex, line) in defines.items():
             lines.append(f"# line {line}: {tex}")
             lines.append(f'"{name}" = {_toml_string(rhs)}')
-    count = 0
+    count, unreadable = 0, []
     for tex, line, problem in claims:
         count += 1
+        try:
+            translate(tex, symbols, ["delta[0]", *defines])
+        except (TexError, ValueError) as error:
+            where = column_of.get((tex, line))
+            unreadable.append(f"{path}:{line}:{where or 1}: the formula starting here cannot be read: {error}")
         lines += ["", "[[claim]]", f'id   = "L{line}-{count}"', f"tex  = {_toml_string(tex)}",
                   f"text = {_toml_string(tex)}", f'note = "line {line}"']
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
-    return Draft("\n".join(lines) + "\n", guesses, count)
+    return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
 
 
 def _toml_string(value: str) -> str:

@@ -129,3 +129,11 @@ def test_a_matrix_keeps_its_rows():
     text = "\\[ \\frac{\\partial C}{\\partial b^2} = \\begin{bmatrix} 1 \\\\ 2 \\end{bmatrix} \\]"
     (claim,) = tomllib.loads(draft("m.tex", text).toml)["claim"]
     assert "\\begin{bmatrix} 1 \\\\ 2 \\end{bmatrix}" in claim["tex"]
+
+
+def test_a_formula_the_reader_stops_on_is_named_with_line_and_column():
+    text = "intro\n  \\[ \\frac{\\partial C}{\\partial W^2} = \\unknownmacro{x} \\]\n"
+    result = draft("doc.tex", text)
+    (problem,) = result.unreadable
+    assert problem.startswith("doc.tex:2:3: the formula starting here cannot be read: ") and "column" in problem
+    assert "\n" not in problem and result.claims == 1
