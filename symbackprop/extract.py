@@ -396,23 +396,26 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             try:
                 (link,) = translate(as_claim, symbols, ["delta[0]", *defines])
             except (TexError, ValueError) as error:
-                claims.append((tex, line, f"a definition the reader could not read ({error}); left as a claim"))
+                claims.append((tex, line, f"a definition the reader could not read ({error}); left as a claim", tex))
                 continue
             used = set(re.findall(r"delta\[\d+\]", link.rhs))
             if link.lhs in defines or not used <= set(defines):
                 why = "defined before" if link.lhs in defines else "uses " + ", ".join(sorted(used - set(defines)))
-                claims.append((as_claim, line, f"definition of {link.lhs} checked as a claim ({why})"))
+                claims.append((as_claim, line, f"definition of {link.lhs} checked as a claim ({why})", tex))
                 continue
             defines[link.lhs] = (link.rhs, tex, line)
     for tex, line, kind in formulas:
         if kind not in _CLAIMED or "\\equiv" in tex or "=" not in tex:
             continue
         stripped, shapes = _shapes(tex)
-        problem = None
+        problems = []
         if shapes:
-            problem = ("shape annotations removed, not checked: "
-                       + ", ".join(f"[{inner}] {r}×{c}" for inner, r, c in shapes))
-        claims.append((stripped, line, problem))
+            problems.append("shape annotations removed, not checked: "
+                            + ", ".join(f"[{inner}] {r}×{c}" for inner, r, c in shapes))
+        spelled = re.sub(r"\{\\bf\s+([^{}]+?)\s*\}", r"\\mathbf{\1}", stripped).replace("\\cdotp", "\\cdot")
+        if spelled != stripped:
+            problems.append("old font commands read as their LaTeX 2e spelling ({\\bf x} as \\mathbf{x}, \\cdotp as \\cdot)")
+        claims.append((spelled, line, "; ".join(problems) or None, tex))
     claims.sort(key=lambda c: c[1])
     lines = [f"# Draft derivation file extracted from {path.name} by `symbackprop extract`.",
              "# Every line marked `# guess:` is a reading of the document to confirm.",
@@ -434,15 +437,15 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             lines.append(f"# line {line}: {tex}")
             lines.append(f'"{name}" = {_toml_string(rhs)}')
     count, unreadable = 0, []
-    for tex, line, problem in claims:
+    for tex, line, problem, printed in claims:
         count += 1
         try:
             translate(tex, symbols, ["delta[0]", *defines])
         except (TexError, ValueError) as error:
-            where = column_of.get((tex, line))
+            where = column_of.get((printed, line))
             unreadable.append(f"{path}:{line}:{where or 1}: the formula starting here cannot be read: {error}")
         lines += ["", "[[claim]]", f'id   = "L{line}-{count}"', f"tex  = {_toml_string(tex)}",
-                  f"text = {_toml_string(tex)}", f'note = "line {line}"']
+                  f"text = {_toml_string(printed)}", f'note = "line {line}"']
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
