@@ -50,7 +50,7 @@ def classify(tex: str) -> str:
         return "gradient" if "W" in lhs or "b" in lhs or "\\theta" in lhs else "derivative"
     if "\\delta" in lhs:
         return "delta"
-    head = lhs.strip().lstrip("\\").split("^")[0].split("_")[0].strip("{} ")
+    head = lhs.strip().lstrip("\\").split("^")[0].split("_")[0].split("(")[0].strip("{} ")
     if head in {"J", "C", "L", "E", "mathcal{L}", "mathcal{J}"}:
         return "loss"
     if head in {"z", "a", "h", "y", "hat y", "hat{y}"}:
@@ -311,7 +311,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     loss_name, loss, target = "C", "half_sse", None
     for tex, line, kind in formulas:
         if kind == "loss":
-            loss_name = tex.split("=", 1)[0].strip().lstrip("\\")
+            loss_name = re.sub(r"\s*\(.*", "", tex.split("=", 1)[0].strip().lstrip("\\"))
             body = tex.split("=", 1)[1]
             if "\\log" in body or "\\ln" in body:
                 loss = "bce" if "1 -" in body or "1-" in body else "cross_entropy"
@@ -415,6 +415,9 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         spelled = re.sub(r"\{\\bf\s+([^{}]+?)\s*\}", r"\\mathbf{\1}", stripped).replace("\\cdotp", "\\cdot")
         if spelled != stripped:
             problems.append("old font commands read as their LaTeX 2e spelling ({\\bf x} as \\mathbf{x}, \\cdotp as \\cdot)")
+        if loss_name and re.search(rf"(?<![A-Za-z\\]){re.escape(loss_name)}\s*\([^()]*\)", spelled):
+            spelled = re.sub(rf"(?<![A-Za-z\\]){re.escape(loss_name)}\s*\([^()]*\)", lambda m: loss_name, spelled)
+            problems.append(f"the loss's arguments dropped: {loss_name}(…) read as {loss_name}")
         claims.append((spelled, line, "; ".join(problems) or None, tex))
     claims.sort(key=lambda c: c[1])
     lines = [f"# Draft derivation file extracted from {path.name} by `symbackprop extract`.",

@@ -137,3 +137,14 @@ def test_a_formula_the_reader_stops_on_is_named_with_line_and_column():
     (problem,) = result.unreadable
     assert problem.startswith("doc.tex:2:3: the formula starting here cannot be read: ") and "column" in problem
     assert "\n" not in problem and result.claims == 1
+
+
+def test_a_loss_written_with_its_arguments():
+    text = "$J(W,x,y) = \\frac{1}{2} \\| a^2 - y \\|^2$ and $\\frac{\\partial J(W,x,y)}{\\partial b^2} = \\delta^2$"
+    assert classify("J(W,x,y) = 1") == "loss"
+    result = draft("doc.txt", text)
+    data = tomllib.loads(result.toml)
+    assert data["symbols"]["J"] == "loss"
+    (claim,) = data["claim"]
+    assert claim["tex"] == "\\frac{\\partial J}{\\partial b^2} = \\delta^2" and "J(W,x,y)" in claim["text"]
+    assert "arguments dropped" in claim["note"]
