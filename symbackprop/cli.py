@@ -503,6 +503,9 @@ def run_extract(args) -> int:
         except OSError as error:
             raise UsageError(f"{args.output}: cannot write: {error.strerror}") from None
     if not quiet(args):
+        if not result.claims:
+            print(f"{args.document}: no formula about a gradient, a delta, a derivative or the forward pass found",
+                  file=sys.stderr)
         print(f"{args.document}: {result.claims} claims drafted"
               + (f" into {args.output}" if args.output not in (None, "-") else ""), file=sys.stderr)
         for guess in result.guesses:
@@ -559,6 +562,9 @@ def run_verify(args) -> int:
     for path in args.paths:
         if path != "-" and path.lower().endswith(DOCUMENT_SUFFIXES):
             result = _draft(path)
+            if not result.claims:
+                raise UsageError(f"{path}: nothing to verify: no formula about a gradient, a delta, a derivative "
+                                 "or the forward pass found")
             text = _with_symbols(result.toml, args.symbols) if args.symbols else result.toml
             import tempfile
 

@@ -100,3 +100,11 @@ def test_extract_errors_are_one_line(tmp_path, capsys):
     bad.write_text("ok\n  $a = b\n")
     assert main(["extract", str(bad)]) == 2
     assert "bad.tex:2:3: $ is never closed by $" in capsys.readouterr().err
+
+
+def test_a_document_without_formulas_is_nothing_to_verify(tmp_path, capsys):
+    empty = tmp_path / "empty.md"
+    empty.write_text("# No math here\n")
+    assert main(["verify", str(empty)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "empty.md: nothing to verify" in err
