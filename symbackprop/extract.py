@@ -51,7 +51,7 @@ def classify(tex: str) -> str:
     if "\\delta" in lhs:
         return "delta"
     head = lhs.strip().lstrip("\\").split("^")[0].split("_")[0].split("(")[0].strip("{} ")
-    if head in {"J", "C", "L", "E", "mathcal{L}", "mathcal{J}"}:
+    if head in {"J", "C", "L", "E", "F", "mathcal{L}", "mathcal{J}"}:
         return "loss"
     if head in {"z", "a", "h", "y", "hat y", "hat{y}"}:
         return "forward definition"
@@ -309,14 +309,18 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     symbols = {k: symbols[k] for k in present} or symbols
     # Loss: its left side names the loss, the other plain letter of it is the target.
     loss_name, loss, target = "C", "half_sse", None
-    for tex, line, kind in formulas:
+    losses = [f for f in formulas if f[2] == "loss"]
+    # The loss is the loss-named formula that looks like one (a log or a squared norm), else the first.
+    shaped = [f for f in losses if re.search(r"\\log|\\ln|\\\||\\lVert|\|\||\^\s*2", f[0].split("=", 1)[1])]
+    for tex, line, kind in shaped[:1] or losses[:1]:
         if kind == "loss":
             loss_name = re.sub(r"\s*\(.*", "", tex.split("=", 1)[0].strip().lstrip("\\"))
             body = tex.split("=", 1)[1]
             if "\\log" in body or "\\ln" in body:
                 loss = "bce" if "1 -" in body or "1-" in body else "cross_entropy"
             letters = [m for m in re.findall(r"(?<![\\A-Za-z])([a-zA-Z])(?![A-Za-z])", body) if m not in symbols]
-            target = letters[0] if letters else None
+            usual = [m for m in letters if m in "ytd"]
+            target = (usual or [m for m in letters if m.islower()] or [None])[0]
             guesses.append(f"loss {loss_name} = {loss} (line {line})")
             break
     else:
@@ -330,7 +334,14 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             activation, act_name = rule, name
             symbols[name.split("{")[-1].rstrip("}")] = "activation_function"
             break
-    guesses.append(f"every layer's activation is {activation}")
+    softmax = any(re.search(r"\\frac\s*\{\s*e\s*\^", f) and "\\sum" in f for f, _, _ in formulas) or \
+        "softmax" in everything.lower()
+    if softmax:
+        guesses.append(f"hidden layers {activation}, the output softmax (a normalised exponential is written)")
+        if loss == "half_sse" and "\\log" in everything:
+            loss = "cross_entropy"
+    else:
+        guesses.append(f"every layer's activation is {activation}")
     # Layers: the indices of z and a; widths from shape annotations [W^l]_{m×n}, else small.
     layers, weights, widths = set(), set(), {}
     for tex, _, _ in formulas:
@@ -425,7 +436,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
              *(f"# guess: {g}" for g in guesses),
              f'title  = "{path.stem}"', f'source = "{path.name}"', "", "[network]",
              f"widths = {sizes}" + ("" if from_doc else "      # guess: the document gives no widths"),
-             f'hidden = "{activation}"      # guess', f'output = "{activation}"      # guess',
+             f'hidden = "{activation}"      # guess', f'output = "{"softmax" if softmax else activation}"      # guess',
              f'loss   = "{loss}"      # guess', "batch  = 1      # guess: one example", "", "[symbols]"]
     for name, role in symbols.items():
         if isinstance(role, dict):

@@ -148,3 +148,11 @@ def test_a_loss_written_with_its_arguments():
     (claim,) = data["claim"]
     assert claim["tex"] == "\\frac{\\partial J}{\\partial b^2} = \\delta^2" and "J(W,x,y)" in claim["text"]
     assert "arguments dropped" in claim["note"]
+
+
+def test_softmax_and_cross_entropy_are_guessed_from_their_formulas():
+    text = ("$a^2 = \\frac{e^{z^2}}{\\sum_j e^{z^2_j}}$, $L = 3$ and $L = -\\sum_i y_i \\log a^2_i$, "
+            "$\\frac{\\partial L}{\\partial z^2} = a^2 - y$")
+    data = tomllib.loads(draft("doc.txt", text).toml)
+    assert (data["network"]["output"], data["network"]["loss"]) == ("softmax", "cross_entropy")
+    assert data["symbols"]["y"] == "target"
