@@ -423,9 +423,11 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if shapes:
             problems.append("shape annotations removed, not checked: "
                             + ", ".join(f"[{inner}] {r}×{c}" for inner, r, c in shapes))
-        spelled = re.sub(r"\{\\bf\s+([^{}]+?)\s*\}", r"\\mathbf{\1}", stripped).replace("\\cdotp", "\\cdot")
+        spelled = re.sub(r"\{\\bf\s+([A-Za-z])\s*\}|\\(?:mathbf|boldsymbol|bm)\s*\{\s*([A-Za-z])\s*\}",
+                         lambda m: m.group(1) or m.group(2), stripped)
+        spelled = spelled.replace("\\cdotp", "\\cdot")
         if spelled != stripped:
-            problems.append("old font commands read as their LaTeX 2e spelling ({\\bf x} as \\mathbf{x}, \\cdotp as \\cdot)")
+            problems.append("bold letters read as plain ones ({\\bf x}, \\mathbf{x} as x), \\cdotp as \\cdot")
         if loss_name and re.search(rf"(?<![A-Za-z\\]){re.escape(loss_name)}\s*\([^()]*\)", spelled):
             spelled = re.sub(rf"(?<![A-Za-z\\]){re.escape(loss_name)}\s*\([^()]*\)", lambda m: loss_name, spelled)
             problems.append(f"the loss's arguments dropped: {loss_name}(…) read as {loss_name}")
