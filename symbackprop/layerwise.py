@@ -26,12 +26,9 @@ the expansion, whose refutations are points of the network.
 
 from __future__ import annotations
 
-import time
-
 import sympy
 from sympy import Integer
 
-from . import budget
 from .derive import hidden_delta, layer_gradients, output_step, penalty_factor
 from .evaluate import Partial
 from .matrices import Explicit, Mat
@@ -102,7 +99,7 @@ def obligations(spec: NetworkSpec) -> tuple[LocalInstance, list]:
     g = spec.activation
     penalty = local.variable("λ", "positive") if spec.l2 else None
     ones = alg.ones(m, 1)
-    all_below = lambda k: [(q, j) for j in range(1, k + 1) for q in ("z", "W", "b")]  # noqa: E731
+    all_below = lambda k: [(q, j) for j in range(1, k + 1) for q in ("z", "W", "b")]
     found = []
 
     # (a) the output delta against ∂J/∂Z_L, J as a function of a fresh Z_L (penalty aside: it
