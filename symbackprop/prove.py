@@ -500,7 +500,8 @@ class NetworkProof:
 
     @property
     def scope(self) -> str:
-        """``instance`` (the exact expansion) or ``general, instantiated`` (an instance of the general proof)."""
+        """``instance`` (exact on the instance: layerwise or expanded) or ``general, instantiated``
+        (an instance of the general proof)."""
         return INSTANTIATED if self.general is not None else "instance"
 
     def __repr__(self) -> str:
