@@ -122,6 +122,8 @@ def test_errata_and_readings_transcribed_literally(report):
     errata = {("001", "F7"): "ill-formed",    # Σ_{i=1}^m −log ŷ_l: a term without i, on m data points
               ("001", "T1"): "refuted",       # the thin network's chain through one output a_L11
               ("001", "P2m"): "ill-formed",   # the matrix ∇_{W_k} set equal to one entry's expression
+              ("001", "H1p"): "refuted", ("001", "H2p"): "refuted",   # Σ_{m=1}^p over a_{i+1}, i < L−1
+              ("001", "S4r"): "ill-formed",   # W_{k+1}ᵀ · (∇_{a_{k+1}} ⊙ g′(a_k)), the other grouping
               ("002", "C8a"): "ill-formed", ("002", "C8b"): "ill-formed",   # δ³ inside the ∂C/∂W¹ chain
               ("003", "F4y"): "refuted"}      # y = n_{W,b}(x): y is the target everywhere else
     for key, verdict in errata.items():
