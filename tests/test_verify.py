@@ -131,8 +131,8 @@ def test_errata_and_readings_transcribed_literally(report):
     for key, verdict in errata.items():
         assert by_id[key]["verdict"] == verdict, (key, by_id[key]["message"])
         assert by_id[key]["correction"]["verdict"] == "proved", key
-    batch = [("000", i) for i in ("G1B", "G6B", "G8B", "G11B", "G9B", "G10B", "G12aB", "G12B", "G13B", "G14B",
-                                  "W1aB", "W1bB", "W1B", "W2B")]
+    batch = [("000", i) for i in ("G1B", "G2B", "G3B", "G4B", "G5B", "G6B", "G8B", "G11B", "G9B", "G10B",
+                                  "G12aB", "G12B", "G13B", "G14B", "W1aB", "W1bB", "W1B", "W2B")]
     batch += [("003", "R1B"), ("003", "R2B"), ("003", "R3B"), ("003", "R4B"), ("004", "P3B"), ("004", "P4B")]
     for document, claim_id in batch:
         per_example = by_id[document, claim_id[:-1]]
