@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sympy  # noqa: E402
 
 from symbackprop import budget  # noqa: E402
+from symbackprop.general import prove_instance  # noqa: E402
 from symbackprop.derive import backprop  # noqa: E402
 from symbackprop.network import Network, NetworkSpec  # noqa: E402
 from symbackprop.prove import elementary, prove_network  # noqa: E402
@@ -68,7 +69,7 @@ def naive_seconds(widths, hidden, output, loss, batch, timeout):
 def _child(connection, widths, hidden, output, loss, batch, exact, timeout, memory):
     spec = NetworkSpec(widths=widths, hidden=hidden, output=output, loss=loss, batch=batch)
     started = time.perf_counter()
-    proof = prove_network(spec, timeout=timeout, exact=exact, memory=memory)
+    proof = prove_instance(spec, timeout=timeout, exact=exact, memory=memory)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     refused = all("memory budget" in r.verdict.message for r in proof.results) and not proof.lemmas

@@ -326,7 +326,7 @@ def spec_from_arguments(args) -> NetworkSpec:
 
 
 def run_prove(args) -> int:
-    from .prove import prove_network
+    from .general import prove_instance
 
     if args.layer is not None:
         return run_prove_layer(args)
@@ -341,8 +341,8 @@ def run_prove(args) -> int:
     progress = Progress(None if not quiet(args) else False)
     proof = None
     if args.widths is not None:
-        proof = prove_network(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"),
-                              exact=args.exact, memory=args.memory)
+        proof = prove_instance(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"),
+                               exact=args.exact, memory=args.memory)
     general = None
     if args.general:
         from .general import prove_general

@@ -48,8 +48,9 @@ from .evaluate import Partial, Unsupported
 from .indexed import (Gradient, ShapeMismatch, Sized, SizedMat, arbitrary_function, collapse, decide_zero,
                       entries, index, per_example_function, readable, size)
 from .network import NetworkSpec, reduction_factor
-from .prove import (ILL_FORMED, PROVED, REFUTED, UNDECIDED, Verdict, compare_at, generic_choices, lemma_rows,
-                    prove_lemma)
+from .prove import (ILL_FORMED, INSTANTIATED, PROVED, QUANTITIES, QUANTITY_TEXT, REFUTED, UNDECIDED, LemmaResult,
+                    NetworkProof, QuantityResult, Verdict, compare_at, generic_choices, lemma_rows, prove_lemma,
+                    prove_network)
 
 GENERAL = "general"
 METHOD = "exact, symbolic sizes (indexed sums)"
@@ -924,8 +925,6 @@ def instantiate(spec: NetworkSpec, *, timeout: float | None = 30.0):
     penalty — all read from ``spec`` itself, so the instance is that setting at these sizes.
     Nothing is expanded: the cost does not depend on the widths.
     """
-    from .prove import INSTANTIATED, QUANTITIES, QUANTITY_TEXT, LemmaResult, NetworkProof, QuantityResult
-
     started = time.perf_counter()
     setting = GeneralSetting.from_spec(spec)
     general = prove_general(setting, timeout=timeout)
@@ -942,3 +941,19 @@ def instantiate(spec: NetworkSpec, *, timeout: float | None = 30.0):
             results.append(QuantityResult(QUANTITY_TEXT[quantity], k, verdict))
     lemmas = [LemmaResult(lemma.name, str(lemma.statement), lemma.verdict) for lemma in general.lemmas]
     return NetworkProof(spec, lemmas, results, time.perf_counter() - started, general=general)
+
+
+def prove_instance(spec: NetworkSpec, *, timeout: float | None = 30.0, progress=None, exact: bool = False,
+                   memory: int | None = None) -> NetworkProof:
+    """The gradients of ``spec``'s backprop recurrences: an instance of the general proof when that
+    covers the setting (every gradient ``proved`` with scope ``general, instantiated``, whatever
+    the widths), otherwise — or with ``exact`` — the exact expansion of :func:`prove.prove_network`.
+    """
+    if not exact:
+        if progress:
+            progress("the general proof")
+        proof = instantiate(spec, timeout=timeout)
+        if proof is not None:
+            return proof
+    return prove_network(spec, timeout=timeout, progress=progress, memory=memory)
+

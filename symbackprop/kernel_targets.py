@@ -1,7 +1,7 @@
-"""Proven formulas → PyTorch and JAX modules: the recorded programs of :mod:`kernels`, printed as
-tensor code.
+"""Proven formulas → PyTorch and JAX modules: the recorded programs of :mod:`kernel_programs`,
+printed as tensor code.
 
-The programs are the NumPy kernel's (``kernels.programs``: the forward pass, the SGD step) plus
+The programs are the NumPy kernel's (``kernel_programs.programs``: the forward pass, the SGD step) plus
 one more, :func:`vjp_program`: the loss with c = 1/m and, in the same program, the gradients with
 a factor g folded into the reduction factor (c·g) and into the penalty (g·λ) — exactly the fold
 that ``kernels.kernel_proofs`` proves gives g·∂J/∂θ for every real g.  With g the incoming
@@ -10,7 +10,7 @@ of a ``torch.autograd.Function`` and the bwd of a ``jax.custom_vjp``.  The progr
 the loss ends: what J needs is the forward (its buffers that the rest reads are saved), the rest
 is the backward.
 
-Pass 1 is the NumPy target's (:class:`kernels.Schedule`: dependency order, stable forms, one
+Pass 1 is the NumPy target's (:class:`kernel_programs.Schedule`: dependency order, stable forms, one
 buffer per activation atom); pass 2 here (:class:`Dataflow`) is functional — one assignment per
 buffer, no preallocated arrays, so the code runs unchanged on any device and dtype the engine
 supports.  One printer per target (:class:`TorchPrinter`, :class:`JaxPrinter`, both SymPy
@@ -29,9 +29,9 @@ from sympy.printing.str import StrPrinter
 
 from . import kernel_checks, rules
 from .derive import backprop
-from .kernels import (BATCH, PENALTY, RATE, SCALE, Buffer, ExampleSum, Input, KernelError, Map, Product,
-                      Program, Schedule, Softmax, SoftmaxPart, Total, _name_gradients, _numeric_form,
-                      _symbolic_network, module_docstring, programs)
+from .kernel_programs import (PENALTY, RATE, SCALE, Buffer, ExampleSum, Input, KernelError, Map, Product,
+                              Program, Schedule, Softmax, SoftmaxPart, Total, _name_gradients, _numeric_form,
+                              _symbolic_network, module_docstring, programs)
 from .network import NetworkSpec, objective
 
 TARGETS = ("numpy", "torch", "jax")

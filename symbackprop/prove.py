@@ -545,25 +545,16 @@ def lemmas_for(spec: NetworkSpec) -> list[tuple]:
 
 
 def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT, claims: dict | None = None,
-                  progress=None, seed: int = 0, exact: bool = True, memory: int | None = None) -> NetworkProof:
-    """Prove that the backprop recurrences (or the given ``claims``) equal the direct gradients.
+                  progress=None, seed: int = 0, memory: int | None = None) -> NetworkProof:
+    """Prove exactly that the backprop recurrences (or the given ``claims``) equal the direct
+    gradients of this instance.
 
-    With ``exact=False`` the backprop recurrences of a network whose setting the general proof
-    covers (every lemma and the induction proved) are an instance of it: every gradient is
-    ``proved`` with scope ``general, instantiated``, whatever the widths, without expanding the
-    network.  Otherwise (given ``claims``, ``exact=True``, or a setting not covered) the network is
-    expanded and each gradient decided exactly, under ``timeout`` seconds and ``memory`` bytes
-    (default: ``budget.default_memory()``) per gradient; a network whose expansion cannot fit the
-    memory budget is refused up front with :class:`budget.TooLarge`.
+    The network is expanded and each gradient decided exactly, under ``timeout`` seconds and
+    ``memory`` bytes (default: ``budget.default_memory()``) per gradient; a network whose
+    expansion cannot fit the memory budget is refused up front with every gradient undecided.
+    :func:`general.prove_instance` takes the instance from the general proof instead, when that
+    covers it.
     """
-    if claims is None and not exact:
-        from .general import instantiate
-
-        if progress:
-            progress("the general proof")
-        proof = instantiate(spec, timeout=timeout)
-        if proof is not None:
-            return proof
     started = time.perf_counter()
     memory = budget.default_memory() if memory is None else memory
     if limits.symbolic_problem(spec.widths, spec.batch):

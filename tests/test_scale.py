@@ -82,7 +82,7 @@ def test_a_setting_the_general_proof_does_not_cover_goes_the_exact_route(monkeyp
         return dataclasses.replace(proof, lemmas=lemmas)
 
     monkeypatch.setattr(general, "prove_general", incomplete)
-    proof = prove_network(NetworkSpec(widths=(2, 3, 2)), exact=False)
+    proof = general.prove_instance(NetworkSpec(widths=(2, 3, 2)))
     assert proof.scope == "instance" and proof.general is None
     assert all(r.verdict.proved and r.verdict.scope == "instance" for r in proof.results)
 
@@ -91,7 +91,7 @@ def test_given_claims_are_never_instantiated_and_a_false_one_is_refuted():
     spec = NetworkSpec(widths=(2, 3, 2), hidden="sigmoid", output="sigmoid", loss="half_sse")
     claims = dict(backprop(Network(spec)))
     claims["W", 1] = claims["W", 1].map(lambda e: 2 * e)  # a slip: twice the gradient
-    proof = prove_network(spec, claims=claims, exact=False)
+    proof = prove_network(spec, claims=claims)
     by_key = {(r.quantity, r.layer): r.verdict for r in proof.results}
     assert by_key["∂J/∂W", 1].status == REFUTED
     assert all(v.scope == "instance" for v in by_key.values())
