@@ -144,39 +144,3 @@ def obligations(spec: NetworkSpec) -> tuple[LocalInstance, list]:
             truth = wrt.map(lambda theta, S=S: Partial(S, theta, local.loss_symbol))
             found.append((f"∂J/∂{quantity}{k} = Σ δ{k}·∂Z{k}/∂{quantity}{k}", [(quantity, k)], truth, claim))
     return local, found
-
-
-def prove_layerwise(spec: NetworkSpec, *, timeout=None, memory=None, seed: int = 0, progress=None):
-    """Decide every local identity: ``{(quantity, k): Verdict}`` for the instance's gradients,
-    each proved exactly when every local identity it relies on is, and the local verdicts
-    ``[(name, Verdict)]``."""
-    from .prove import PROVED, UNDECIDED, Decider, Verdict
-
-    local, found = obligations(spec)
-    decider = Decider(local, seed=seed)
-    locals_ = []
-    failed: dict = {}
-    seconds: dict = {}
-    notes: list = []
-    for name, covers, truth, claim in found:
-        if progress:
-            progress(name)
-        verdict = decider.decide(truth, claim, timeout=timeout, memory=memory)
-        locals_.append((name, verdict))
-        for key in covers:
-            seconds[key] = seconds.get(key, 0.0) + verdict.seconds
-            if not verdict.proved:
-                failed.setdefault(key, (name, verdict))
-        notes.extend(note for note in verdict.notes if note not in notes)
-    results = {}
-    for k in range(spec.depth, 0, -1):
-        for quantity in ("z", "W", "b"):
-            if (quantity, k) in failed:
-                name, verdict = failed[quantity, k]
-                results[quantity, k] = Verdict(UNDECIDED, "instance", METHOD, seconds[quantity, k],
-                                               message=f"local identity not proved: {name}: "
-                                                       f"{verdict.status}, {verdict.message}")
-            else:
-                results[quantity, k] = Verdict(PROVED, "instance", METHOD, seconds[quantity, k],
-                                               notes=list(notes))
-    return results, locals_

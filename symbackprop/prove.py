@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import sympy
 
-from . import budget, limits, rules
+from . import budget, layerwise, limits, rules
 from .derive import QUANTITIES, backprop, direct
 from .evaluate import (Evaluation, ExactDomain, IntervalDomain, RingDomain, Unsupported,
                        interval_precision)
@@ -575,9 +575,7 @@ def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT,
         Network(spec)  # past the limits of any expansion: the SpecError that says which
     fallback = None
     if route == "layerwise":
-        from .layerwise import prove_layerwise
-
-        verdicts, local = prove_layerwise(spec, timeout=timeout, memory=memory, seed=seed, progress=progress)
+        verdicts, local = _prove_layerwise(spec, timeout=timeout, memory=memory, seed=seed, progress=progress)
         if all(v.proved for v in verdicts.values()):
             lemma_results = [LemmaResult(row.name, lemma_statement(row, width), prove_lemma(row, width))
                              for row, width in lemmas_for(spec)]
@@ -592,6 +590,40 @@ def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT,
             result.verdict.notes.append(fallback)
     proof.seconds = time.perf_counter() - started
     return proof
+
+
+def _prove_layerwise(spec: NetworkSpec, *, timeout=None, memory=None, seed: int = 0, progress=None):
+    """Decide every local identity: ``{(quantity, k): Verdict}`` for the instance's gradients,
+    each proved exactly when every local identity it relies on is, and the local verdicts
+    ``[(name, Verdict)]``."""
+    local, found = layerwise.obligations(spec)
+    decider = Decider(local, seed=seed)
+    locals_ = []
+    failed: dict = {}
+    seconds: dict = {}
+    notes: list = []
+    for name, covers, truth, claim in found:
+        if progress:
+            progress(name)
+        verdict = decider.decide(truth, claim, timeout=timeout, memory=memory)
+        locals_.append((name, verdict))
+        for key in covers:
+            seconds[key] = seconds.get(key, 0.0) + verdict.seconds
+            if not verdict.proved:
+                failed.setdefault(key, (name, verdict))
+        notes.extend(note for note in verdict.notes if note not in notes)
+    results = {}
+    for k in range(spec.depth, 0, -1):
+        for quantity in ("z", "W", "b"):
+            if (quantity, k) in failed:
+                name, verdict = failed[quantity, k]
+                results[quantity, k] = Verdict(UNDECIDED, "instance", layerwise.METHOD, seconds[quantity, k],
+                                               message=f"local identity not proved: {name}: "
+                                                       f"{verdict.status}, {verdict.message}")
+            else:
+                results[quantity, k] = Verdict(PROVED, "instance", layerwise.METHOD, seconds[quantity, k],
+                                               notes=list(notes))
+    return results, locals_
 
 
 def _prove_expanded(spec, timeout, claims, progress, seed, memory) -> NetworkProof:
