@@ -575,7 +575,7 @@ def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT,
         Network(spec)  # past the limits of any expansion: the SpecError that says which
     fallback = None
     if route == "layerwise":
-        verdicts, local = _prove_layerwise(spec, timeout=timeout, memory=memory, seed=seed, progress=progress)
+        verdicts, local = prove_layerwise(spec, timeout=timeout, memory=memory, seed=seed, progress=progress)
         if all(v.proved for v in verdicts.values()):
             lemma_results = [LemmaResult(row.name, lemma_statement(row, width), prove_lemma(row, width))
                              for row, width in lemmas_for(spec)]
@@ -592,7 +592,7 @@ def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT,
     return proof
 
 
-def _prove_layerwise(spec: NetworkSpec, *, timeout=None, memory=None, seed: int = 0, progress=None):
+def prove_layerwise(spec: NetworkSpec, *, timeout=None, memory=None, seed: int = 0, progress=None):
     """Decide every local identity: ``{(quantity, k): Verdict}`` for the instance's gradients,
     each proved exactly when every local identity it relies on is, and the local verdicts
     ``[(name, Verdict)]``."""

@@ -15,7 +15,7 @@ import pytest
 from symbackprop import general, layerwise
 from symbackprop.derivation import verify
 from symbackprop.network import NetworkSpec
-from symbackprop.prove import INSTANTIATED, PROVED, REFUTED, UNDECIDED, Verdict, prove_network
+from symbackprop.prove import INSTANTIATED, PROVED, REFUTED, UNDECIDED, Verdict, prove_layerwise, prove_network
 from symbackprop.derive import backprop
 from symbackprop.network import Network
 
@@ -207,7 +207,7 @@ def test_a_wrong_recurrence_step_is_not_proved_layerwise(monkeypatch):
 
     monkeypatch.setattr(layerwise, "hidden_delta", slipped)
     spec = NetworkSpec(widths=(3, 4, 4, 2), hidden="sigmoid", output="sigmoid", loss="half_sse", batch=2)
-    verdicts, local_verdicts = layerwise.prove_layerwise(spec, timeout=30)
+    verdicts, local_verdicts = prove_layerwise(spec, timeout=30)
     statuses = dict(local_verdicts)
     assert not statuses["recurrence δ1 = Σ δ2·∂Z2/∂Z1"].proved
     assert not statuses["recurrence δ2 = Σ δ3·∂Z3/∂Z2"].proved
@@ -225,7 +225,7 @@ def test_a_wrong_output_delta_is_not_proved_layerwise(monkeypatch):
     real = layerwise.output_step
     monkeypatch.setattr(layerwise, "output_step", slipped)
     spec = NetworkSpec(widths=(8,) * 5, hidden="tanh", output="softmax", loss="cross_entropy", batch=2)
-    verdicts, local_verdicts = layerwise.prove_layerwise(spec, timeout=30)
+    verdicts, local_verdicts = prove_layerwise(spec, timeout=30)
     assert not local_verdicts[0][1].proved
     assert not any(v.proved for v in verdicts.values())
     assert all("local identity not proved" in v.message for v in verdicts.values())
@@ -238,7 +238,7 @@ def test_a_wrong_rule_in_the_table_is_not_proved_layerwise(monkeypatch):
     wrong = rules.SIGMOID.replace(derivative_rule=lambda x: wrong.atom(x) * (1 + wrong.atom(x)))
     monkeypatch.setitem(rules.ACTIVATIONS, "wrong_sigmoid", wrong)
     spec = NetworkSpec(widths=(3, 4, 4, 2), hidden="wrong_sigmoid", output="sigmoid", loss="half_sse", batch=2)
-    verdicts, _ = layerwise.prove_layerwise(spec, timeout=30)
+    verdicts, _ = prove_layerwise(spec, timeout=30)
     assert not verdicts["z", 1].proved and "not proved" in verdicts["z", 1].message
 
 
