@@ -8,7 +8,8 @@ width 4) for each pairing, and measures in the same run a reference: the naive r
     taskset -c 0 python benchmarks/bench_prove.py --quick    # the issue's four pairings
     taskset -c 0 python benchmarks/bench_prove.py --scaling  # seconds and peak memory, exact vs instantiated
 
-A cell is the wall time of ``prove_network`` (lemmas included, cached after the first network);
+A cell is the wall time of ``prove_network`` by the expansion (lemmas included, cached after the
+first network; ``--scaling`` adds the layerwise route);
 "✗" marks a network with a gradient not proved within the budget.
 """
 
@@ -41,7 +42,7 @@ HIDDEN = ["sigmoid", "tanh", "relu", "identity", "leaky_relu", "softplus", "silu
 def timed_proof(widths, hidden, output, loss, batch, timeout):
     spec = NetworkSpec(widths=widths, hidden=hidden, output=output, loss=loss, batch=batch)
     started = time.perf_counter()
-    proof = prove_network(spec, timeout=timeout)
+    proof = prove_network(spec, timeout=timeout, route="expand")
     seconds = time.perf_counter() - started
     return f"{seconds:.2f}" if proof.all_proved else f"✗{seconds:.0f}"
 
@@ -66,23 +67,25 @@ def naive_seconds(widths, hidden, output, loss, batch, timeout):
     return f"{time.perf_counter() - started:.2f}"
 
 
-def _child(connection, widths, hidden, output, loss, batch, exact, timeout, memory):
+def _child(connection, widths, hidden, output, loss, batch, exact, timeout, memory, route):
     spec = NetworkSpec(widths=widths, hidden=hidden, output=output, loss=loss, batch=batch)
     started = time.perf_counter()
-    proof = prove_instance(spec, timeout=timeout, exact=exact, memory=memory)
+    proof = prove_instance(spec, timeout=timeout, exact=exact, memory=memory, route=route)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     refused = all("memory budget" in r.verdict.message for r in proof.results) and not proof.lemmas
     connection.send((seconds, peak, proof.all_proved, "refused" if refused else proof.scope))
 
 
-def measured(widths, hidden, output, loss, batch, exact, *, timeout=10.0, memory=2 << 30, cell=30.0) -> str:
+def measured(widths, hidden, output, loss, batch, exact, *, timeout=10.0, memory=2 << 30, cell=30.0,
+             route=None) -> str:
     """``seconds/peak MB`` of one proof in a fresh child process (peak: its resident set, the
     interpreter and SymPy included); ✗ when not every gradient is proved, ✗>cell when cut off,
     ``refused`` when the estimate of the expansion exceeds the memory budget (nothing is built)."""
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child, args=(send, widths, hidden, output, loss, batch, exact, timeout, memory))
+    child = context.Process(target=_child, args=(send, widths, hidden, output, loss, batch, exact, timeout, memory,
+                                                             route))
     child.start()
     if not receive.poll(cell):
         child.kill()
@@ -99,16 +102,17 @@ SCALING_PAIRINGS = [("relu", "softmax", "cross_entropy"), ("tanh", "sigmoid", "b
 
 
 def scaling(pairings, depths, widths_swept, cell):
-    for route, exact in (("instantiated general proof", False), ("exact expansion", True)):
+    for name, exact, route in (("instantiated general proof", False, None), ("exact, layerwise", True, "layerwise"),
+                               ("exact expansion", True, "expand")):
         rows = []
         for h, o, l in pairings:
-            rows.append([f"{h}/{o} {l}"] + [measured((4,) * (d + 1), h, o, l, 2, exact, cell=cell) for d in depths])
-        table(f"{route}: seconds/peak MB vs depth L (width 4, batch 2)", ["pairing"] + [f"L={d}" for d in depths],
+            rows.append([f"{h}/{o} {l}"] + [measured((4,) * (d + 1), h, o, l, 2, exact, cell=cell, route=route) for d in depths])
+        table(f"{name}: seconds/peak MB vs depth L (width 4, batch 2)", ["pairing"] + [f"L={d}" for d in depths],
               rows)
         rows = []
         for h, o, l in pairings:
-            rows.append([f"{h}/{o} {l}"] + [measured((n, n, n), h, o, l, 2, exact, cell=cell) for n in widths_swept])
-        table(f"{route}: seconds/peak MB vs width n (depth 2, batch 2)", ["pairing"] + [f"n={n}" for n in widths_swept],
+            rows.append([f"{h}/{o} {l}"] + [measured((n, n, n), h, o, l, 2, exact, cell=cell, route=route) for n in widths_swept])
+        table(f"{name}: seconds/peak MB vs width n (depth 2, batch 2)", ["pairing"] + [f"n={n}" for n in widths_swept],
               rows)
 
 

@@ -1,4 +1,4 @@
-"""The command line: ``symbackprop prove | verify | export | train``.  The only module that knows them all.
+"""The command line: ``symbackprop prove | verify | extract | export | train``.  The only module that knows them all.
 
 Every error the user can cause is one line on stderr, ``symbackprop: …``, and exit code 2, never a
 traceback.  Defaults live in one place (:data:`COMMAND_DEFAULTS` over ``NetworkSpec``'s own), and
@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import os
 import re
 import sys
 from fractions import Fraction
@@ -342,7 +343,8 @@ def run_prove(args) -> int:
     proof = None
     if args.widths is not None:
         proof = prove_instance(spec, timeout=args.timeout, progress=lambda item: progress(f"proving {item}"),
-                               exact=args.exact, memory=args.memory)
+                               exact=args.exact is not None, memory=args.memory,
+                               route=args.exact)
     general = None
     if args.general:
         from .general import prove_general
@@ -476,6 +478,80 @@ def render_general_proof(general, screen: Screen | None = None, summary_only: bo
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------------------ extract
+
+DOCUMENT_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".tex", ".txt")
+
+
+def _draft(path: str):
+    """The draft derivation file of a document; a document that cannot be read is a UsageError."""
+    from .extract import ExtractError, draft
+
+    try:
+        return draft(path)
+    except ExtractError as error:
+        raise UsageError(str(error)) from None
+
+
+def run_extract(args) -> int:
+    result = _draft(args.document)
+    if args.output in (None, "-"):
+        sys.stdout.write(result.toml)
+    else:
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(result.toml)
+        except OSError as error:
+            raise UsageError(f"{args.output}: cannot write: {error.strerror}") from None
+    if not quiet(args):
+        if not result.claims:
+            print(f"{args.document}: no formula about a gradient, a delta, a derivative or the forward pass found",
+                  file=sys.stderr)
+        print(f"{args.document}: {result.claims} claims drafted"
+              + (f" into {args.output}" if args.output not in (None, "-") else ""), file=sys.stderr)
+        for guess in result.guesses:
+            print(f"  guess: {guess}", file=sys.stderr)
+        for problem in result.unreadable:
+            print(problem, file=sys.stderr)
+    return 0
+
+
+def _with_symbols(draft_toml: str, symbols_path: str) -> str:
+    """The draft with its [network] and [symbols] replaced by those of the user's file."""
+    import tomllib
+
+    try:
+        with open(symbols_path, "rb") as handle:
+            user = tomllib.load(handle)
+    except OSError as error:
+        raise UsageError(f"{symbols_path}: cannot read: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise UsageError(f"{symbols_path}: not TOML: {error}") from None
+    if not isinstance(user.get("symbols", {}), dict) or not isinstance(user.get("network", {}), dict):
+        raise UsageError(f"{symbols_path}: [symbols] and [network] must be tables")
+    out, skip = [], False
+    for line in draft_toml.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            skip = stripped in {"[network]", "[symbols]"} and stripped[1:-1] in user
+        if not skip:
+            out.append(line)
+    text = "\n".join(out) + "\n"
+    head = []
+    for table in ("network", "symbols"):
+        if table in user:
+            head.append(f"[{table}]")
+            head += [f"{key} = {_toml_value(value)}" for key, value in user[table].items()]
+            head.append("")
+    # Tables go after the top-level keys (title, source): before the first table of the draft.
+    at = text.find("\n[")
+    return text[: at + 1] + "\n".join(head) + "\n" + text[at + 1:] if at >= 0 else text + "\n".join(head)
+
+
+def _toml_value(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
 # ------------------------------------------------------------------------------- verify
 
 
@@ -483,12 +559,44 @@ def run_verify(args) -> int:
     from .derivation import verify
 
     check_latex_arguments(args)
+    paths, drafts = [], []
+    for path in args.paths:
+        if path != "-" and path.lower().endswith(DOCUMENT_SUFFIXES):
+            result = _draft(path)
+            if not result.claims:
+                raise UsageError(f"{path}: nothing to verify: no formula about a gradient, a delta, a derivative "
+                                 "or the forward pass found")
+            text = _with_symbols(result.toml, args.symbols) if args.symbols else result.toml
+            import tempfile
+
+            folder = tempfile.mkdtemp(prefix="symbackprop-")
+            name = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + ".draft.toml")
+            with open(name, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            drafts.append(folder)
+            paths.append(name)
+            if not quiet(args) and not args.json:
+                print(f"{path}: extracted {result.claims} claims; guesses used"
+                      + (" (network and symbols from " + args.symbols + ")" if args.symbols else "") + ":")
+                for guess in result.guesses:
+                    print(f"  guess: {guess}")
+                for problem in result.unreadable:
+                    print(problem)
+                print()
+        elif args.symbols:
+            raise UsageError(f"--symbols applies to documents (.md, .html, .tex, .txt), not to {path}")
+        else:
+            paths.append(path)
     progress = Progress(None if not quiet(args) else False)
     try:
-        report = verify(args.paths, timeout=args.timeout, progress=lambda item: progress(f"checking {item}"),
+        report = verify(paths, timeout=args.timeout, progress=lambda item: progress(f"checking {item}"),
                         jobs=args.jobs, memory=args.memory)
     finally:
         progress.done()
+        import shutil
+
+        for folder in drafts:
+            shutil.rmtree(folder, ignore_errors=True)
     if args.json:
         print_json(report.to_dict())
     elif args.latex != "-":
@@ -839,10 +947,12 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                        help="time budget per gradient, in seconds; running out gives 'undecided'")
     add_memory_argument(prove, "gradient")
-    prove.add_argument("--exact", action="store_true",
-                       help="expand the network and decide every gradient exactly on this instance, even when the "
-                            "general proof covers it (by default such a network is an instance of the general proof: "
-                            "scope 'general, instantiated')")
+    prove.add_argument("--exact", nargs="?", const="layerwise", choices=("layerwise", "expand"), default=None,
+                       metavar="ROUTE",
+                       help="decide every gradient exactly on this instance, even when the general proof covers it "
+                            "(by default such a network is an instance of the general proof: scope 'general, "
+                            "instantiated'); ROUTE 'layerwise' (the default) checks each layer's local identities "
+                            "and joins them by the chain rule, 'expand' expands the whole network")
     prove.add_argument("--json", action="store_true", help="print the report as JSON (docs/report.md)")
     prove.add_argument("--general", action="store_true",
                        help="also prove the recurrences for every width and every depth (symbolic sizes and "
@@ -863,7 +973,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 "symbackprop verify notes.toml --json",
                                 "symbackprop verify - < notes.toml",
                                 "symbackprop verify notes.toml --latex errata.tex --pdf"])
-    verify.add_argument("paths", nargs="+", metavar="PATH", help="derivation files or folders, or - (stdin)")
+    verify.add_argument("paths", nargs="+", metavar="PATH",
+                        help="derivation files or folders, or - (stdin); a document (.md, .html, .tex, .txt) is "
+                             "extracted first, as by 'symbackprop extract', and its guesses are printed")
+    verify.add_argument("--symbols", metavar="FILE.toml",
+                        help="for documents: take [network] and [symbols] from FILE.toml instead of the guesses")
     verify.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                         help="time budget per claim, in seconds")
     add_memory_argument(verify, "claim")
@@ -873,6 +987,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the report as JSON (docs/report.md)")
     add_latex_arguments(verify)
     verify.set_defaults(run=run_verify)
+
+    extract = _command(commands, "extract", summary="draft a derivation file from a document's LaTeX",
+                       description="Find every formula of a Markdown, HTML, LaTeX or plain-text document ($…$, "
+                                   "$$…$$, \\(…\\), \\[…\\],\nequation, align), read its forward definitions "
+                                   "and loss to guess [network] and [symbols], and write\na derivation file with one "
+                                   "claim per formula about a gradient, a delta, a derivative or the\nforward pass "
+                                   "(its tex, its line). Every guess is marked '# guess:' for you to confirm; check "
+                                   "the\ndraft with 'symbackprop verify'.",
+                       examples=["symbackprop extract post.md -o draft.toml && symbackprop verify draft.toml",
+                                 "symbackprop extract notes.tex",
+                                 "symbackprop verify post.md --symbols mine.toml"])
+    extract.add_argument("document", metavar="DOC", help="the document: .md, .html, .tex, or text with TeX delimiters")
+    extract.add_argument("-o", "--output", metavar="FILE.toml",
+                         help="write the draft to FILE.toml (default: standard output)")
+    extract.set_defaults(run=run_extract)
     add_kernel_commands(commands)
     return parser
 

@@ -61,27 +61,43 @@ def penalty_gradient(alg, penalty, W):
     return alg.scale(penalty, W)
 
 
+def output_step(spec, alg, A_L, Y, Z_L, reduction_factor, *, shortcut: bool = True):
+    """δ_L = c · (output delta) [· 1/n_L when ℓ is averaged over the output units]."""
+    output = rules.output_delta(alg, spec.loss_rule, spec.activation(spec.depth), A_L, Y, Z_L, shortcut=shortcut)
+    if getattr(spec, "output_reduction", "sum") != "sum":  # ℓ averaged over the output units
+        output = alg.scale(output_factor(spec, alg, A_L), output)
+    return alg.scale(reduction_factor, output)
+
+
+def penalty_factor(spec, penalty, m):
+    """The factor of W_k in ∂/∂W_k of the penalty: λ for (λ/2)·Σ‖W‖², 2κλ for κλ·Σ‖W‖²."""
+    if penalty is not None and getattr(spec, "l2_form", "lambda/2") != "lambda/2":  # ∂(κλ‖θ‖²)/∂θ = 2κλθ
+        penalty = _times(penalty, 2 * penalty_coefficient(spec, m))
+    return penalty
+
+
+def layer_gradients(spec, alg, delta, A_prev, W, b, penalty, ones):
+    """(∂J/∂W_k, ∂J/∂b_k) from δ_k and a_{k-1}, with the penalty's share (``penalty`` from :func:`penalty_factor`)."""
+    dW, db = parameter_gradients(alg, delta, A_prev, ones)
+    if penalty is not None:
+        dW = alg.add(dW, penalty_gradient(alg, penalty, W))
+        if getattr(spec, "l2_biases", False):
+            db = alg.add(db, penalty_gradient(alg, penalty, b))
+    return dW, db
+
+
 def backprop(net: Network, *, shortcut: bool = True) -> dict:
     alg, spec, L = net.alg, net.spec, net.depth
     W, Z, A = net.W, net.Z, net.A
     ones = alg.ones(net.batch, 1)
 
-    output = rules.output_delta(alg, spec.loss_rule, spec.activation(L), A[L], net.Y, Z[L], shortcut=shortcut)
-    if getattr(spec, "output_reduction", "sum") != "sum":  # ℓ averaged over the output units
-        output = alg.scale(output_factor(spec, alg, A[L]), output)
-    delta = {L: alg.scale(net.reduction_factor, output)}
+    delta = {L: output_step(spec, alg, A[L], net.Y, Z[L], net.reduction_factor, shortcut=shortcut)}
     for k in range(L - 1, 0, -1):
         delta[k] = hidden_delta(alg, W[k + 1], delta[k + 1], spec.activation(k).derivative, Z[k])
 
-    penalty = net.penalty
-    if penalty is not None and getattr(spec, "l2_form", "lambda/2") != "lambda/2":  # ∂(κλ‖θ‖²)/∂θ = 2κλθ
-        penalty = _times(penalty, 2 * penalty_coefficient(spec, net.batch))
+    penalty = penalty_factor(spec, net.penalty, net.batch)
     gradients = {}
     for k in range(1, L + 1):
-        dW, db = parameter_gradients(alg, delta[k], A[k - 1], ones)
-        if penalty is not None:
-            dW = alg.add(dW, penalty_gradient(alg, penalty, W[k]))
-            if getattr(spec, "l2_biases", False):
-                db = alg.add(db, penalty_gradient(alg, penalty, net.b[k]))
+        dW, db = layer_gradients(spec, alg, delta[k], A[k - 1], W[k], net.b[k], penalty, ones)
         gradients["z", k], gradients["W", k], gradients["b", k] = delta[k], dW, db
     return gradients

@@ -944,10 +944,11 @@ def instantiate(spec: NetworkSpec, *, timeout: float | None = 30.0):
 
 
 def prove_instance(spec: NetworkSpec, *, timeout: float | None = 30.0, progress=None, exact: bool = False,
-                   memory: int | None = None) -> NetworkProof:
+                   memory: int | None = None, route: str | None = None) -> NetworkProof:
     """The gradients of ``spec``'s backprop recurrences: an instance of the general proof when that
     covers the setting (every gradient ``proved`` with scope ``general, instantiated``, whatever
-    the widths), otherwise — or with ``exact`` — the exact expansion of :func:`prove.prove_network`.
+    the widths), otherwise — or with ``exact`` — the exact proof of :func:`prove.prove_network`
+    on the instance, by its ``route`` (layerwise unless ``"expand"``).
     """
     if not exact:
         if progress:
@@ -955,5 +956,5 @@ def prove_instance(spec: NetworkSpec, *, timeout: float | None = 30.0, progress=
         proof = instantiate(spec, timeout=timeout)
         if proof is not None:
             return proof
-    return prove_network(spec, timeout=timeout, progress=progress, memory=memory)
+    return prove_network(spec, timeout=timeout, progress=progress, memory=memory, route=route)
 

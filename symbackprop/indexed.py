@@ -22,6 +22,9 @@ Deciding zero (sound; "not zero" only means "not shown"):
    terms, factors free of the summation index pulled out, the bound index renamed canonically.
    The result is a rational function whose generators are entries, atoms and canonical sums;
    ``cancel`` to 0 is a proof (the denominators, σ, 1−σ, Σeᶻ …, never vanish).
+   Before the sums are taken, integer arithmetic the ranges decide is carried out
+   (:func:`_residues`): δ(p·i + a, p·I + U) = δ(i, I)·δ(a, U) for offsets 0 ≤ a, U ≤ p − 1, and
+   ⌊(p·I + U)/p⌋ = I — a pooling window's position and offset.
 3. Otherwise sums over the same range are merged into one, Σ_l F(l), and F(l) is decided
    with l a free index: F ≡ 0 implies the sum is 0.
 """
@@ -414,7 +417,7 @@ def _sum_over(body, variable, low, high):
         return body.xreplace({variable: low})
     body = body.replace(lambda x: x.is_Pow and isinstance(x.base, KroneckerDelta) and x.exp.is_positive,
                         lambda x: x.base)
-    if any(variable in delta.args for delta in body.atoms(KroneckerDelta)):
+    if any(delta.has(variable) for delta in body.atoms(KroneckerDelta)):
         body = sympy.expand(body)
     terms = []
     for term in Add.make_args(body):
@@ -499,11 +502,82 @@ def _fold(expr):
     return folded.xreplace(hidden)
 
 
+def _within(expr, low, high, ranges) -> bool:
+    """low ≤ expr ≤ high for every index in its range."""
+    return _nonnegative(sympy.expand(expr - low), ranges) and _nonnegative(sympy.expand(high - expr), ranges)
+
+
+def _moduli(expr):
+    """Candidate moduli m of ``expr`` = m·A + B: its positive integer symbols (sizes) and the integer
+    coefficients ≥ 2 of its terms."""
+    found = [s for s in expr.free_symbols if s.is_integer and s.is_positive]
+    for term in Add.make_args(expr):
+        coefficient = term.as_coeff_Mul()[0]
+        if coefficient.is_Integer and abs(coefficient) >= 2:
+            found.append(abs(coefficient))
+    return sorted(set(found), key=sympy.default_sort_key)
+
+
+def _split(expr, m):
+    """(A, B) with expr = m·A + B, B the terms m does not divide (integers A, B), or None."""
+    expr = sympy.expand(expr)
+    if isinstance(m, Symbol):
+        remainder = expr.xreplace({m: Integer(0)})
+        quotient = sympy.expand((expr - remainder) / m)
+    else:
+        divisible = [t for t in Add.make_args(expr) if (t.as_coeff_Mul()[0] % m) == 0]
+        quotient, remainder = sympy.expand(Add(*divisible) / m), sympy.expand(expr - Add(*divisible))
+    if sympy.fraction(sympy.together(quotient))[1] != 1 or not quotient.is_integer or not remainder.is_integer:
+        return None
+    return quotient, remainder
+
+
+def _residues(expr, ranges):
+    """Integer arithmetic the index ranges decide, each rule an identity for integers:
+
+    * δ(x, y) = δ(A, 0)·δ(B, 0) where x − y = m·A + B with m > 0 and |B| ≤ m − 1 (m·A = −B forces
+      A = 0, since |m·A| < m): a window's offset and its position, δ(p·i + a, p·I + U) = δ(i, I)·δ(a, U);
+    * ⌊(m·A + B)/m⌋ = A and (m·A + B) mod m = B where 0 ≤ B ≤ m − 1.
+
+    ``ranges`` grows by each enclosing Sum's limits, as in :func:`_discharge`."""
+    if isinstance(expr, Sum):
+        inner = dict(ranges)
+        for variable, low, high in expr.limits:
+            inner[variable] = (low, high)
+        return expr.func(_residues(expr.function, inner), *expr.limits)
+    if not expr.args:
+        return expr
+    args = [_residues(a, ranges) for a in expr.args]
+    expr = expr.func(*args) if args != list(expr.args) else expr
+    if isinstance(expr, KroneckerDelta) and len(expr.args) == 2:
+        difference = sympy.expand(expr.args[0] - expr.args[1])
+        for m in _moduli(difference):
+            parts = _split(difference, m)
+            if parts is None or parts[0] == 0:
+                continue
+            quotient, remainder = parts
+            if _within(remainder, -(m - 1), m - 1, ranges):
+                return KroneckerDelta(quotient, 0) * KroneckerDelta(remainder, 0)
+    if isinstance(expr, sympy.floor):
+        numerator, denominator = sympy.fraction(sympy.together(expr.args[0]))
+        if denominator.is_integer and denominator.is_positive and (denominator.is_Symbol or denominator.is_Integer):
+            parts = _split(numerator, denominator)
+            if parts is not None and _within(parts[1], 0, denominator - 1, ranges):
+                return parts[0]
+    if isinstance(expr, sympy.Mod):
+        value, m = expr.args
+        if m.is_integer and m.is_positive and (m.is_Symbol or m.is_Integer):
+            parts = _split(value, m)
+            if parts is not None and _within(parts[1], 0, m - 1, ranges):
+                return parts[1]
+    return expr
+
+
 def collapse(expr, ranges: dict, rounds: int = 8):
     """Carry out derivatives and Kronecker sums; discharge the range conditions they leave."""
     for _ in range(rounds):
         budget.check()
-        new = _discharge(_fold(_kronecker_sums(_derivatives(expr))), ranges)
+        new = _discharge(_fold(_kronecker_sums(_residues(_derivatives(expr), ranges))), ranges)
         if new == expr:
             break
         expr = new

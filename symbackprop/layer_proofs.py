@@ -187,6 +187,80 @@ def _decide_entries(lemma: SizedLemma, f, wrt, gradient) -> SizedLemma:
     return lemma
 
 
+def _decide_at(lemma: SizedLemma, f, wrt, gradient, at: tuple, ranges: dict) -> SizedLemma:
+    """Decide ∂f/∂wrt[a, b] = gradient[a, b] at the entries ``at`` = (a, b), written in free indices
+    with ``ranges`` (a pooling window's entry p·I + U, 0 ≤ U ≤ p − 1), for every size."""
+    from . import indexed
+
+    started = time.perf_counter()
+    a, b = at
+    value = gradient(a, b) if isinstance(gradient, indexed.SizedMat) else gradient
+    ok, residual = indexed.decide_zero(sympy.diff(f, wrt(a, b)) - value, ranges)
+    lemma.status, lemma.residual = (PROVED, "0") if ok else (UNDECIDED, str(residual))
+    lemma.seconds = time.perf_counter() - started
+    return lemma
+
+
+def _maxpool_plan(row, alg, values, backward):
+    """Every entry of x is x[2·I + u] for one window I and u ∈ {0, 1}: two lemmas, for every O; and the
+    selection lemma, for every window size p."""
+    from . import indexed
+
+    O = row.general_sizes()["O"]
+    y = row.forward(alg, values)
+    dy = indexed.entries("dy", y.rows, y.cols)
+    J = alg.total(alg.hadamard(y, dy))
+    claimed = backward(alg, values, dy)
+    I = indexed.index("I")
+    max_text = "y[i] = max(x[2i], x[2i+1]) = x[2i+1] + relu(x[2i] − x[2i+1]), H = relu′ (off ties: H is the step)"
+    for u, shown in ((0, "dy[I]·H(x[2I] − x[2I+1])"), (1, "dy[I]·(1 − H(x[2I] − x[2I+1]))")):
+        lemma = SizedLemma(f"∂L/∂x[2I+{u}]", f"{max_text} ⇒ ∂(Σ y ⊙ dy)/∂x[2I+{u}] = {shown}", ("x",))
+        yield lambda lemma=lemma, u=u: _decide_at(lemma, J, values["x"], claimed["x"], (2 * I + u, 0), {I: (0, O - 1)})
+    p, U = indexed.size("p"), indexed.index("U")
+    x, s = indexed.entries("x", p * O, 1), indexed.entries("s", O, p)
+    selected = alg.build(O, 1, lambda i, _: alg.index_sum(lambda v: s(i, v) * x(p * i + v, 0), p))
+    G = indexed.entries("dy", O, 1)
+    lemma = SizedLemma("selection", "windows of any size p: off ties each window's max is, near x, its selected "
+                       "entry, y[i] = Σ_(v<p) s[i,v]·x[p·i+v] with s a fixed 0/1 selection ⇒ "
+                       "∂(Σ y ⊙ dy)/∂x[p·I+U] = dy[I]·s[I,U], 0 ≤ U ≤ p − 1", ())
+    yield lambda: _decide_at(lemma, alg.total(alg.hadamard(selected, G)), x,
+                             alg.build(p * O, 1, lambda a, _: G(a // p, 0) * s(a // p, a % p)), (p * I + U, 0),
+                             {I: (0, O - 1), U: (0, p - 1)})
+
+
+MAXPOOL_ARGUMENT = [
+    "Assumption: no ties (x[2i] ≠ x[2i+1]); there max is differentiable and relu′ = H is the step, 1 where "
+    "x[2i] > x[2i+1], else 0. Every entry of x is x[2I] or x[2I+1] for one window I < O, so the two lemmas give "
+    "the row's dx for every output size O (input 2·O).",
+    "The selection lemma is the same gradient for windows of any size p: dy[i] goes to the entry s selects.",
+]
+
+
+def _meanpool_plan(row, alg, values, backward):
+    """Every entry of x is x[p·I + U, p·J + V] for exactly one window (I, J) and offset (U, V)."""
+    from . import indexed
+
+    sizes = row.general_sizes()
+    p, oh, ow = sizes["p"], sizes["OH"], sizes["OW"]
+    y = row.forward(alg, values)
+    dy = indexed.entries("dy", y.rows, y.cols)
+    J = alg.total(alg.hadamard(y, dy))
+    claimed = backward(alg, values, dy)
+    I, U, Jw, V = (indexed.index(n) for n in ("I", "U", "J", "V"))
+    ranges = {I: (0, oh - 1), U: (0, p - 1), Jw: (0, ow - 1), V: (0, p - 1)}
+    lemma = SizedLemma("∂L/∂x", f"y[i,j] = (1/p²)·Σ_(a,c<p) x[p·i+a, p·j+c] ⇒ ∂(Σ y ⊙ dy)/∂x[p·I+U, p·J+V] = "
+                       f"dy[I, J]/p² ({row.backward_text['x']} with window p), 0 ≤ U, V ≤ p − 1", ("x",))
+    yield lambda: _decide_at(lemma, J, values["x"], claimed["x"], (p * I + U, p * Jw + V), ranges)
+
+
+MEANPOOL_ARGUMENT = [
+    "Every row index of x is p·I + U for exactly one window I < OH and offset 0 ≤ U ≤ p − 1 (likewise the "
+    "columns), so the lemma covers every entry of x, for every window size p and output size OH × OW "
+    "(the row's 2 × 2 windows are p = 2). The decider uses δ(p·i + a, p·I + U) = δ(i, I)·δ(a, U) and "
+    "⌊(p·I + U)/p⌋ = I, identities for integers with 0 ≤ a, U ≤ p − 1.",
+]
+
+
 def _direct_plan(row, alg, values, backward):
     from . import indexed
 
@@ -359,7 +433,18 @@ RESIDUAL_ARGUMENT = [
     "The row's backward pass is this composition: it calls the proved steps in this order.",
 ]
 
-PLANS = {"lstm": (_lstm_plan, LSTM_ARGUMENT), "residual": (_residual_plan, RESIDUAL_ARGUMENT), "direct": (_direct_plan, []), "attention": (_attention_plan, ATTENTION_ARGUMENT), "bptt": (_bptt_plan, BPTT_ARGUMENT)}
+EMBEDDING_ARGUMENT = [
+    "The tokens are an arbitrary integer sequence t[0], …, t[N−1] (repeats allowed), onehot(t)[n, j] = δ(t[n], j): "
+    "the lemma holds for every V, D, N and every such sequence, so dE[j, :] = Σ_n δ(t[n], j)·dy[n, :] sums dy over "
+    "every position holding token j. (An id outside 0 … V−1 gives a zero row in the forward pass and in dE alike.)",
+]
+
+PLANS = {"maxpool": (_maxpool_plan, MAXPOOL_ARGUMENT), "meanpool": (_meanpool_plan, MEANPOOL_ARGUMENT), "embedding": (_direct_plan, EMBEDDING_ARGUMENT), "lstm": (_lstm_plan, LSTM_ARGUMENT), "residual": (_residual_plan, RESIDUAL_ARGUMENT), "direct": (_direct_plan, []), "attention": (_attention_plan, ATTENTION_ARGUMENT), "bptt": (_bptt_plan, BPTT_ARGUMENT)}
+
+
+#: The plans that decide a claimed backward pass in place of the row's own (the others prove the steps the
+#: row's backward is made of).
+CLAIMS = ("direct", "embedding", "meanpool", "maxpool")
 
 
 def prove_general(row: Layer | str, *, backward=None, timeout: float | None = DEFAULT_TIMEOUT) -> GeneralResult | None:
@@ -376,7 +461,9 @@ def prove_general(row: Layer | str, *, backward=None, timeout: float | None = DE
     started = time.perf_counter()
     alg = indexed.Sized("rows")
     values = {tensor.name: _symbolic_tensor(tensor, indexed) for tensor in row.tensors(sizes)}
-    plan, argument = PLANS[row.plan if backward is None else "direct"]
+    if row.symbolic_constants is not None:
+        values.update(row.symbolic_constants(sizes))
+    plan, argument = PLANS[row.plan if backward is None or row.plan in CLAIMS else "direct"]
     lemmas, message = [], ""
     try:
         with budget.budget(timeout):
@@ -389,6 +476,11 @@ def prove_general(row: Layer | str, *, backward=None, timeout: float | None = DE
 
 
 # --------------------------------------------------------------------------------- a layer
+
+
+def _free_sizes(sizes: dict) -> str:
+    """The independent symbolic sizes (p, OH, OW — not H = p·OH, which they determine)."""
+    return ", ".join(str(v) for v in sizes.values() if isinstance(v, sympy.Symbol))
 
 
 @dataclass
@@ -407,13 +499,13 @@ class LayerProof:
     def scope(self) -> str:
         """"general (every N)" only from an every-size proof; else the sizes it was proved at."""
         if self.general is not None and self.general.proved:
-            return f"for every size of {', '.join(str(s) for s in self.general.sizes.values())}"
+            return f"for every size of {_free_sizes(self.general.sizes)}"
         proved = [sizes_text(r.sizes) for r in self.instances if r.proved]
         scope = "at sizes " + "; ".join(proved) if proved else "at no size"
         if self.general is not None:
             every = [k for k, (s, _) in self.general.verdicts.items() if s == PROVED]
             if every:
-                sizes = ", ".join(str(s) for s in self.general.sizes.values())
+                sizes = _free_sizes(self.general.sizes)
                 scope += f"; ∂L/∂{', ∂L/∂'.join(every)} for every size of {sizes}"
         return scope
 
@@ -445,7 +537,7 @@ class LayerProof:
                     out.append(f"    {k}: {v.message}")
         if self.general is not None:
             g = self.general
-            out.append(f"  every size of {', '.join(map(str, g.sizes.values()))}: {g.status} ({g.seconds:.2f} s)"
+            out.append(f"  every size of {_free_sizes(g.sizes)}: {g.status} ({g.seconds:.2f} s)"
                        + (f"; {g.message}" if g.message else ""))
             for lemma in g.lemmas:
                 out.append(f"    lemma {lemma.name}: {lemma.status} ({lemma.seconds:.2f} s) — {lemma.statement}")

@@ -52,9 +52,10 @@ class Layer:
     sizes: tuple  # distinct instance sizes, the first the default
     summed: str = ""  # the dimension its backward sums over (proved for every size when possible)
     general_sizes: Callable | None = None  # symbols -> sizes for an every-size proof (None: none)
-    plan: str = "direct"  # how ``layer_proofs`` proves it for every size: direct | attention | bptt
+    plan: str = "direct"  # how ``layer_proofs`` proves it for every size: a key of ``layer_proofs.PLANS``
     source: str = ""  # where the closed form is published
     constants: Callable | None = None  # sizes -> {name: fixed value} (tokens), not symbols
+    symbolic_constants: Callable | None = None  # symbolic sizes -> {name: value} for the every-size proof
 
     def inputs(self, sizes: dict) -> list[Tensor]:
         return [t for t in self.tensors(sizes) if t.role == "input"]
@@ -270,7 +271,7 @@ def _meanpool_forward(alg, v):
     """y[i, j] = (1/p²)·Σ_{a,c < p} x[p·i + a, p·j + c] (p × p windows, stride p)."""
     x, p = v["x"], v["pool"]
     H, W = alg.shape(x)
-    return alg.build(H // p, W // p, lambda i, j: sympy.Rational(1, p * p) * alg.index_sum(
+    return alg.build(H // p, W // p, lambda i, j: _inverse_count(p * p) * alg.index_sum(
         lambda a: alg.index_sum(lambda c: alg.entry(x, p * i + a, p * j + c), p), p))
 
 
@@ -278,7 +279,23 @@ def _meanpool_backward(alg, v, dy):
     """dx[a, c] = dy[⌊a/p⌋, ⌊c/p⌋]/p²: each window's gradient spread evenly over it."""
     x, p = v["x"], v["pool"]
     H, W = alg.shape(x)
-    return {"x": alg.build(H, W, lambda a, c: sympy.Rational(1, p * p) * alg.entry(dy, a // p, c // p))}
+    return {"x": alg.build(H, W, lambda a, c: _inverse_count(p * p) * alg.entry(dy, a // p, c // p))}
+
+
+def _maxpool_sizes():
+    """Symbolic output size O; the input is L = 2·O."""
+    from .indexed import size
+
+    o = size("O")
+    return {"O": o, "L": 2 * o}
+
+
+def _pool_sizes():
+    """Symbolic window p and output sizes OH, OW; the input is H = p·OH by W = p·OW."""
+    from .indexed import size
+
+    p, oh, ow = size("p"), size("OH"), size("OW")
+    return {"p": p, "OH": oh, "OW": ow, "H": p * oh, "W": p * ow}
 
 
 def _maxpool_forward(alg, v):
@@ -468,7 +485,20 @@ def _embedding_tokens(sizes):
 
 
 def _onehot(alg, tokens, V):
-    return alg.build(len(tokens), V, lambda n, j: sympy.Integer(1 if tokens[n] == j else 0))
+    """Row n is the indicator of token tokens[n]: fixed ids (a tuple), or a column of symbolic ids
+    t[n] for the every-size proof, where entry (n, j) is δ(t[n], j)."""
+    if isinstance(tokens, tuple):
+        return alg.build(len(tokens), V, lambda n, j: sympy.Integer(1 if tokens[n] == j else 0))
+    return alg.build(_rows(alg, tokens), V, lambda n, j: sympy.KroneckerDelta(alg.entry(tokens, n, 0), j))
+
+
+def _symbolic_tokens(sizes):
+    """The tokens as an arbitrary integer sequence t[0], …, t[N−1] (ids outside 0 … V−1 give zero
+    rows, in the forward pass and in dE alike, so the lemma needs no assumption on them)."""
+    from .indexed import SizedMat
+
+    t = sympy.IndexedBase("t", integer=True)
+    return {"tokens": SizedMat(sizes["N"], 1, lambda n, _: t[n])}
 
 
 def _embedding_forward(alg, v):
@@ -551,10 +581,11 @@ def _with_stride(forward_or_backward, stride):
     return lambda alg, v, dy: forward_or_backward(alg, {**v, "stride": stride}, dy)
 
 
-def _with(forward_or_backward, **extra):
+def _with(forward_or_backward, **defaults):
+    """The row's fixed parameters (a pooling window) as defaults a symbolic proof may replace."""
     if forward_or_backward.__code__.co_argcount == 2:
-        return lambda alg, v: forward_or_backward(alg, {**v, **extra})
-    return lambda alg, v, dy: forward_or_backward(alg, {**v, **extra}, dy)
+        return lambda alg, v: forward_or_backward(alg, {**defaults, **v})
+    return lambda alg, v, dy: forward_or_backward(alg, {**defaults, **v}, dy)
 
 
 def _strided(lengths: dict, stride: int = 2) -> dict:
@@ -625,10 +656,12 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
     Layer("meanpool", "mean pooling over 2 × 2 windows, stride 2", lambda s: [Tensor("x", s["H"], s["W"])],
           _with(_meanpool_forward, pool=2), _with(_meanpool_backward, pool=2),
           "y[i,j] = ¼·Σ_{a,c<2} x[2i+a, 2j+c]", {"x": "dx[a,c] = ¼·dy[⌊a/2⌋, ⌊c/2⌋]"},
-          ({"H": 2, "W": 4}, {"H": 4, "W": 4}, {"H": 4, "W": 2})),
+          ({"H": 2, "W": 4}, {"H": 4, "W": 4}, {"H": 4, "W": 2}), summed="p",
+          general_sizes=_pool_sizes, symbolic_constants=lambda sizes: {"pool": sizes["p"]}, plan="meanpool"),
     Layer("maxpool", "max pooling over windows of 2, stride 2", lambda s: [Tensor("x", s["L"], 1)],
           _maxpool_forward, _maxpool_backward, "y[i] = max(x[2i], x[2i+1])",
-          {"x": "dx = dy routed to each window's argmax (off ties)"}, ({"L": 4}, {"L": 2}, {"L": 6})),
+          {"x": "dx = dy routed to each window's argmax (off ties)"}, ({"L": 4}, {"L": 2}, {"L": 6}),
+          general_sizes=_maxpool_sizes, plan="maxpool"),
     Layer("rnn", "RNN (tanh cell) unrolled over T steps, backpropagation through time", _rnn_tensors,
           _rnn_forward, _rnn_backward, "h_t = tanh(W h_{t−1} + U x_t + b), t = 1 … T; y = [h_1 … h_T]",
           {"W": "dW = Σ_t δ_t h_{t−1}ᵀ, δ_t = (dh_t + Wᵀ δ_{t+1}) ⊙ (1 − h_t²)", "U": "dU = Σ_t δ_t x_tᵀ",
@@ -648,8 +681,9 @@ LAYERS: dict[str, Layer] = {row.name: row for row in (
           plan="residual"),
     Layer("embedding", "embedding lookup (tokens fixed, with repeats)", _embedding_tensors,
           _embedding_forward, _embedding_backward, "y = onehot(tokens) E", {"E": "dE = onehot(tokens)ᵀ dy"},
-          ({"V": 3, "D": 2, "N": 4}, {"V": 4, "D": 1, "N": 5}, {"V": 2, "D": 2, "N": 3}),
-          constants=_embedding_tokens),
+          ({"V": 3, "D": 2, "N": 4}, {"V": 4, "D": 1, "N": 5}, {"V": 2, "D": 2, "N": 3}), summed="N",
+          constants=_embedding_tokens, general_sizes=_symbolic("V", "D", "N"), symbolic_constants=_symbolic_tokens,
+          plan="embedding"),
     Layer("dropout", "dropout with a fixed mask (inverted: scaled by 1/q)", _dropout_tensors, _dropout_forward,
           _dropout_backward, "y = x ⊙ m / q", {"x": "dx = dy ⊙ m / q"},
           ({"N": 2, "D": 2}, {"N": 1, "D": 3}, {"N": 3, "D": 1}), general_sizes=_symbolic("N", "D")),

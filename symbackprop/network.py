@@ -239,13 +239,18 @@ def objective(spec: NetworkSpec, alg, output, Y, W: dict, reduction_factor, pena
             raise ValueError("this spec puts the L2 penalty on the biases too: pass them")
         terms = [W[k] for k in range(1, spec.depth + 1)] + ([b[k] for k in range(1, spec.depth + 1)]
                                                           if spec.l2_biases else [])
-        squares = [alg.total(alg.hadamard(t, t)) for t in terms]
-        if spec.l2_form == "lambda/2":
-            weight = penalty / 2  # as the documents write it
-        else:
-            weight = _times(penalty, penalty_coefficient(spec, alg.examples(output)))
-        J = J + weight * sum(squares[1:], squares[0])
+        J = J + penalty_term(spec, alg, terms, penalty, alg.examples(output))
     return J
+
+
+def penalty_term(spec: NetworkSpec, alg, terms, penalty, m):
+    """κλ · Σ_t ‖t‖² over the penalised matrices ``terms`` (κ = 1/2 written as λ/2, see ``l2_form``)."""
+    squares = [alg.total(alg.hadamard(t, t)) for t in terms]
+    if spec.l2_form == "lambda/2":
+        weight = penalty / 2  # as the documents write it
+    else:
+        weight = _times(penalty, penalty_coefficient(spec, m))
+    return weight * sum(squares[1:], squares[0])
 
 
 class Network(Instance):

@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import sympy
 
-from . import budget, limits, rules
+from . import budget, layerwise, limits, rules
 from .derive import QUANTITIES, backprop, direct
 from .evaluate import (Evaluation, ExactDomain, IntervalDomain, RingDomain, Unsupported,
                        interval_precision)
@@ -500,7 +500,8 @@ class NetworkProof:
 
     @property
     def scope(self) -> str:
-        """``instance`` (the exact expansion) or ``general, instantiated`` (an instance of the general proof)."""
+        """``instance`` (exact on the instance: layerwise or expanded) or ``general, instantiated``
+        (an instance of the general proof)."""
         return INSTANTIATED if self.general is not None else "instance"
 
     def __repr__(self) -> str:
@@ -544,21 +545,90 @@ def lemmas_for(spec: NetworkSpec) -> list[tuple]:
     return [(row, spec.widths[-1] if row.vector else None) for row in lemma_rows(spec.activations)]
 
 
-def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT, claims: dict | None = None,
-                  progress=None, seed: int = 0, memory: int | None = None) -> NetworkProof:
-    """Prove exactly that the backprop recurrences (or the given ``claims``) equal the direct
-    gradients of this instance.
+ROUTES = ("layerwise", "expand")
 
-    The network is expanded and each gradient decided exactly, under ``timeout`` seconds and
-    ``memory`` bytes (default: ``budget.default_memory()``) per gradient; a network whose
-    expansion cannot fit the memory budget is refused up front with every gradient undecided.
-    :func:`general.prove_instance` takes the instance from the general proof instead, when that
-    covers it.
+
+def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT, claims: dict | None = None,
+                  progress=None, seed: int = 0, memory: int | None = None, route: str | None = None) -> NetworkProof:
+    """Prove exactly that the backprop recurrences (or the given ``claims``) equal the direct
+    gradients of this instance, under ``timeout`` seconds and ``memory`` bytes (default:
+    ``budget.default_memory()``) per obligation.
+
+    ``route="layerwise"`` (the default for the tool's own backprop, ``claims is None``) decides
+    the local identities of :mod:`layerwise` — the output delta, each layer's recurrence step
+    and its parameter gradients, in fresh symbols — which by the chain rule prove the instance;
+    their cost grows with the network's size, not its expansion.  If one of them is not proved,
+    the expansion decides instead (its refutations are points of the network).
+    ``route="expand"`` (always, for given ``claims``) expands the network and decides each
+    gradient; a network whose expansion cannot fit the memory budget is refused up front with
+    every gradient undecided.  :func:`general.prove_instance` takes the instance from the
+    general proof instead, when that covers it.
     """
     started = time.perf_counter()
+    route = route or ("layerwise" if claims is None else "expand")
+    if route not in ROUTES:
+        raise ValueError(f"route must be one of {', '.join(ROUTES)}, not {route!r}")
+    if route == "layerwise" and claims is not None:
+        raise ValueError("the layerwise route proves the tool's own backprop: given claims are expanded")
     memory = budget.default_memory() if memory is None else memory
     if limits.symbolic_problem(spec.widths, spec.batch):
         Network(spec)  # past the limits of any expansion: the SpecError that says which
+    fallback = None
+    if route == "layerwise":
+        verdicts, local = prove_layerwise(spec, timeout=timeout, memory=memory, seed=seed, progress=progress)
+        if all(v.proved for v in verdicts.values()):
+            lemma_results = [LemmaResult(row.name, lemma_statement(row, width), prove_lemma(row, width))
+                             for row, width in lemmas_for(spec)]
+            results = [QuantityResult(QUANTITY_TEXT[quantity], k, verdicts[quantity, k])
+                       for k in range(spec.depth, 0, -1) for quantity in QUANTITIES]
+            return NetworkProof(spec, lemma_results, results, time.perf_counter() - started)
+        name, verdict = next((n, v) for n, v in local if not v.proved)
+        fallback = f"layerwise: {name} not proved ({verdict.status}); decided by the expansion"
+    proof = _prove_expanded(spec, timeout, claims, progress, seed, memory)
+    if fallback:
+        for result in proof.results:
+            result.verdict.notes.append(fallback)
+    proof.seconds = time.perf_counter() - started
+    return proof
+
+
+def prove_layerwise(spec: NetworkSpec, *, timeout=None, memory=None, seed: int = 0, progress=None):
+    """Decide every local identity: ``{(quantity, k): Verdict}`` for the instance's gradients,
+    each proved exactly when every local identity it relies on is, and the local verdicts
+    ``[(name, Verdict)]``."""
+    local, found = layerwise.obligations(spec)
+    decider = Decider(local, seed=seed)
+    locals_ = []
+    failed: dict = {}
+    seconds: dict = {}
+    notes: list = []
+    for name, covers, truth, claim in found:
+        if progress:
+            progress(name)
+        verdict = decider.decide(truth, claim, timeout=timeout, memory=memory)
+        locals_.append((name, verdict))
+        for key in covers:
+            seconds[key] = seconds.get(key, 0.0) + verdict.seconds
+            if not verdict.proved:
+                failed.setdefault(key, (name, verdict))
+        notes.extend(note for note in verdict.notes if note not in notes)
+    results = {}
+    for k in range(spec.depth, 0, -1):
+        for quantity in ("z", "W", "b"):
+            if (quantity, k) in failed:
+                name, verdict = failed[quantity, k]
+                results[quantity, k] = Verdict(UNDECIDED, "instance", layerwise.METHOD, seconds[quantity, k],
+                                               message=f"local identity not proved: {name}: "
+                                                       f"{verdict.status}, {verdict.message}")
+            else:
+                results[quantity, k] = Verdict(PROVED, "instance", layerwise.METHOD, seconds[quantity, k],
+                                               notes=list(notes))
+    return results, locals_
+
+
+def _prove_expanded(spec, timeout, claims, progress, seed, memory) -> NetworkProof:
+    """Expand the network and decide each gradient (the route ``expand`` of :func:`prove_network`)."""
+    started = time.perf_counter()
     try:
         budget.refuse_unless_fits(spec.widths, spec.batch, memory)
     except budget.TooLarge as error:  # refused before anything is built: every gradient undecided

@@ -60,3 +60,51 @@ def test_every_command_has_help():
     for args in (["--help"], ["prove", "--help"]):
         result = run(*args)
         assert result.returncode == 0 and "usage" in result.stdout
+
+
+def test_extract_then_verify_reports_the_delta3_erratum_of_seed_002(tmp_path, capsys, monkeypatch):
+    from pathlib import Path
+
+    (seed,) = (Path(__file__).parent / "data" / "seeds").glob("002_*.txt")
+    monkeypatch.chdir(tmp_path)
+    assert main(["extract", str(seed), "-o", "draft.toml"]) == 0
+    assert "guess:" in capsys.readouterr().err
+    code = main(["verify", "--json", "draft.toml"])
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["files"]) == 1 and code == 1
+    text = json.dumps(report)
+    assert "delta[3] is not defined" in text
+    assert '"proved"' in text
+
+
+def test_verify_a_document_prints_its_guesses_and_symbols_override(tmp_path, capsys):
+    from pathlib import Path
+
+    (seed,) = (Path(__file__).parent / "data" / "seeds").glob("002_*.txt")
+    code = main(["verify", "-q", str(seed)])
+    out = capsys.readouterr().out
+    assert code == 1 and "guess: widths [3, 4, 2]" not in out  # -q: summary only
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[network]\nwidths = [3, 5, 2]\nhidden = "sigmoid"\noutput = "sigmoid"\n'
+                    'loss = "half_sse"\nbatch = 1\n')
+    main(["verify", str(seed), "--symbols", str(mine)])
+    out = capsys.readouterr().out
+    assert "network and symbols from" in out and "3-5-2" in out
+
+
+def test_extract_errors_are_one_line(tmp_path, capsys):
+    assert main(["extract", str(tmp_path / "none.md")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "none.md: cannot read" in err
+    bad = tmp_path / "bad.tex"
+    bad.write_text("ok\n  $a = b\n")
+    assert main(["extract", str(bad)]) == 2
+    assert "bad.tex:2:3: $ is never closed by $" in capsys.readouterr().err
+
+
+def test_a_document_without_formulas_is_nothing_to_verify(tmp_path, capsys):
+    empty = tmp_path / "empty.md"
+    empty.write_text("# No math here\n")
+    assert main(["verify", str(empty)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "empty.md: nothing to verify" in err

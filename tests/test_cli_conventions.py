@@ -78,7 +78,7 @@ def captured_spec(monkeypatch, command, tmp_path):
         seen["spec"] = spec
         raise Captured
 
-    monkeypatch.setattr("symbackprop.prove.prove_network", capture)
+    monkeypatch.setattr("symbackprop.general.prove_instance", capture)
     monkeypatch.setattr("symbackprop.kernels.kernel_proofs", capture)
     monkeypatch.setattr("symbackprop.kernels.build", capture)
     argv = {"prove": ["prove", "--widths", "2,4,2"],

@@ -384,7 +384,7 @@ def test_notebook_displays():
     shown = proof._repr_latex_()
     assert shown.startswith("$$\\begin{array}") and r"\partial J/\partial W^{(1)}" in shown and "proved" in shown
     assert proof.results[0].verdict._repr_latex_() == \
-        r"$\textbf{proved}\ \text{ (instance; exact: rational normal form over activation atoms)}$"
+        r"$\textbf{proved}\ \text{ (instance; exact, layerwise (chain rule over local identities))}$"
     report = verify(DERIVATIONS / "002_backprop_in_neural_networks.toml")
     ill_formed = sum(r.verdict.status == "ill-formed" for r in report.results)
     assert ill_formed >= 4 and report._repr_latex_().count(r"\textbf{ill-formed}") == ill_formed

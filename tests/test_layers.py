@@ -367,7 +367,9 @@ SLIPS = {
                  "activation derivative forgotten": {"W1": lambda alg, v, dy, r: alg.matmul(
                      alg.matmul(alg.T(v["W2"]), dy), alg.T(v["x"]))}},
     "embedding": {"last occurrence only": {"E": _embedding("last_only")}, "mean over occurrences": {"E": _embedding("mean")},
-                  "tokens off by one": {"E": _embedding("shifted")}},
+                  "tokens off by one": {"E": _embedding("shifted")},
+                  "positions for token ids": {"E": lambda alg, v, dy, r: alg.build(
+                      *alg.shape(v["E"]), lambda j, d: alg.entry(dy, j, d))}},
     "dropout": {"no 1/q": {"x": lambda alg, v, dy, r: alg.hadamard(dy, v["mask"])},
                 "times q": {"x": lambda alg, v, dy, r: alg.scale(L._one(alg, v["keep"]), alg.hadamard(dy, v["mask"]))},
                 "mask forgotten": {"x": lambda alg, v, dy, r: alg.scale(1 / L._one(alg, v["keep"]), dy)}},
@@ -484,7 +486,8 @@ def test_slips_are_refuted_with_a_witness_that_re_evaluates(name, slip):
 
 
 GENERAL = ["batchnorm", "layernorm", "softmax", "log_softmax", "attention", "masked_attention", "rnn", "dropout", "gelu",
-           "conv1d", "conv2d", "lstm", "residual", "conv1d_stride2", "conv2d_stride2"]
+           "conv1d", "conv2d", "lstm", "residual", "conv1d_stride2", "conv2d_stride2", "embedding",
+           "meanpool", "maxpool"]
 
 
 @pytest.mark.parametrize("name", GENERAL)
@@ -505,6 +508,126 @@ def test_every_size_proofs_do_not_accept_slips(name, slip):
     row = L.LAYERS[name]
     result = prove_general(row, backward=_as_backward(row, SLIPS[name][slip]), timeout=60)
     assert not result.proved
+
+
+def _embedding_general(kind):
+    """Embedding slips with the tokens an arbitrary symbolic sequence t[n] (one-hot entries δ(t[n], j))."""
+    import sympy
+
+    def backward(alg, v, dy):
+        E, tokens = v["E"], v["tokens"]
+        V, D = alg.shape(E)
+        onehot = L._onehot(alg, tokens, V)
+        if kind == "shifted":  # tokens off by one
+            n_tokens = L._rows(alg, tokens)
+            shifted = alg.build(n_tokens, V, lambda n, j: sympy.KroneckerDelta(alg.entry(tokens, n, 0), j + 1))
+            return {"E": alg.matmul(alg.T(shifted), dy)}
+        summed = alg.matmul(alg.T(onehot), dy)
+        if kind == "mean":  # repeated tokens averaged, not summed
+            counts = alg.matmul(alg.T(onehot), alg.ones(L._rows(alg, tokens), 1))
+            return {"E": alg.build(V, D, lambda j, d: alg.entry(summed, j, d) / alg.entry(counts, j, 0))}
+        if kind == "positions":  # row j of dy, as if token ids were positions
+            return {"E": alg.build(V, D, lambda j, d: alg.entry(dy, j, d))}
+        return {"E": summed}
+    return backward
+
+
+def test_embedding_every_size_proof_takes_the_tokens_symbolic():
+    """dE[j, :] = Σ_n δ(t[n], j)·dy[n, :] for every V, D, N and every token sequence t."""
+    result = prove_general("embedding")
+    assert result.proved and set(map(str, result.sizes.values())) == {"V", "D", "N"}
+    assert prove_general("embedding", backward=_embedding_general("true")).proved
+    for kind in ("shifted", "mean", "positions"):
+        general = prove_general("embedding", backward=_embedding_general(kind))
+        assert not general.proved and general.lemmas[0].residual != "0", kind
+
+
+def _meanpool_general(kind):
+    """Mean-pooling backward passes for a window p that may be a symbol (the every-size proof's)."""
+    import sympy
+
+    def backward(alg, v, dy):
+        x, p = v["x"], v.get("pool", 2)
+        H, W = alg.shape(x)
+        scale = {"true": 1 / (p * p), "no 1/p²": 1, "1/p": 1 / p}.get(kind, 1 / (p * p))
+
+        def entry(a, c):
+            if kind == "corner":  # the whole mean to each window's top-left entry only
+                return sympy.KroneckerDelta(a % p, 0) * sympy.KroneckerDelta(c % p, 0) * alg.entry(dy, a // p, c // p)
+            if kind == "transposed window":  # dy[⌊c/p⌋, ⌊a/p⌋]
+                return scale * alg.entry(dy, c // p, a // p)
+            return scale * alg.entry(dy, a // p, c // p)
+        return {"x": alg.build(H, W, entry)}
+    return backward
+
+
+def test_meanpool_every_size_proof_for_every_window():
+    """dx[p·I+U, p·J+V] = dy[I, J]/p² for every window p and output OH × OW (the row's p = 2 included)."""
+    result = prove_general("meanpool")
+    assert result.proved and {str(k) for k in result.sizes} >= {"p", "OH", "OW"}
+    assert prove_general("meanpool", backward=_meanpool_general("true")).proved
+    for kind in ("no 1/p²", "1/p", "corner"):
+        general = prove_general("meanpool", backward=_meanpool_general(kind))
+        assert not general.proved and general.lemmas[0].residual != "0", kind
+        # the same slip at the row's own p = 2 is refuted, with a witness this file re-evaluates
+        row = L.LAYERS["meanpool"]
+        instance = prove_instance(row, row.sizes[0], backward=_meanpool_general(kind))
+        assert instance.verdicts["x"].status == "refuted", kind
+        _assert_witness(row, row.sizes[0], "x", instance.verdicts["x"], _meanpool_general(kind))
+    square = {"H": 4, "W": 4}
+    assert not prove_general("meanpool", backward=_meanpool_general("transposed window")).proved
+    assert prove_instance("meanpool", square, backward=_meanpool_general("transposed window")).verdicts["x"].status \
+        == "refuted"
+
+
+def test_maxpool_every_size_proof_states_its_assumption():
+    result = prove_general("maxpool")
+    assert result.proved and [l.name for l in result.lemmas] == ["∂L/∂x[2I+0]", "∂L/∂x[2I+1]", "selection"]
+    assert "no ties" in result.argument[0]
+    for slip in SLIPS["maxpool"].values():  # to both entries, to the argmin, halved to both
+        general = prove_general("maxpool", backward=_as_backward(L.LAYERS["maxpool"], slip))
+        assert not general.proved
+
+
+def test_window_arithmetic_is_decided_only_where_the_ranges_imply_it():
+    import sympy
+    from sympy import KroneckerDelta, Sum
+
+    from symbackprop import indexed
+
+    p, O = indexed.size("p"), indexed.size("O")
+    I, U, i, a = (indexed.index(n) for n in "IUia")
+    y = sympy.IndexedBase("y")
+    ranges = {I: (0, O - 1), U: (0, p - 1)}
+    window = Sum(Sum(KroneckerDelta(p * i + a, p * I + U) * y[i, a], (a, 0, p - 1)), (i, 0, O - 1))
+    assert indexed.collapse(window, ranges) == y[I, U]
+    assert indexed.collapse(sympy.floor((p * I + U) / p), ranges) == I
+    assert indexed.collapse(sympy.Mod(p * I + U, p), ranges) == U
+    # an offset that may reach p: p·i + a = p·I + U no longer forces i = I, and nothing is rewritten
+    wide = Sum(KroneckerDelta(p * i + a, p * I + U), (a, 0, p))
+    assert indexed.collapse(wide, ranges).has(sympy.Piecewise)
+    assert indexed.collapse(sympy.floor((p * I + U) / p), {I: (0, O - 1), U: (0, p)}) != I
+    assert indexed.collapse(KroneckerDelta(p * i + a, p * I + U), {}).has(KroneckerDelta)
+    # the collapsed forms agree with the sums evaluated term by term, at every point of small ranges
+    rng = np.random.default_rng(0)
+    table = sympy.Matrix(rng.integers(-9, 9, (4, 4)))
+    mixed = Sum(Sum(KroneckerDelta(p * i + a, p * I + U) * y[i, a] * (a + 1) - sympy.floor((p * i + a) / p)
+                    * KroneckerDelta(i, I), (a, 0, p - 1)), (i, 0, O - 1))
+    for expr in (window, mixed):
+        collapsed = indexed.collapse(expr, ranges)
+        for pv, ov in ((1, 3), (2, 2), (3, 1), (4, 1)):
+            for Iv in range(ov):
+                for Uv in range(pv):
+                    point = {p: pv, O: ov, I: Iv, U: Uv}
+                    direct = expr.xreplace(point).doit().replace(lambda e: isinstance(e, sympy.Indexed),
+                                                                 lambda e: table[e.indices])
+                    mine = collapsed.xreplace(point).replace(lambda e: isinstance(e, sympy.Indexed),
+                                                             lambda e: table[e.indices])
+                    assert sympy.simplify(direct - mine) == 0, (expr, point)
+
+
+def test_every_row_has_an_every_size_proof():
+    assert set(GENERAL) == set(L.LAYERS)
 
 
 def test_composed_every_size_proofs_rest_on_the_steps_the_row_calls(monkeypatch):
@@ -547,7 +670,9 @@ def test_a_slip_in_a_composed_step_is_not_proved_for_every_size(monkeypatch):
 
 
 def test_a_row_without_an_every_size_proof_says_where_it_is_proved():
-    proof = prove_layer("maxpool", general=True)
+    import dataclasses
+
+    proof = prove_layer(dataclasses.replace(L.LAYERS["maxpool"], general_sizes=None), general=True)
     assert proof.general is None and proof.scope == "at sizes L = 4; L = 2; L = 6"
     assert "general" not in proof.scope and "every" not in proof.scope
 
@@ -588,7 +713,7 @@ def test_cli_prove_layer(capsys):
     assert err.count("\n") == 1 and "did you mean batchnorm" in err
 
 
-def test_cli_prove_layer_json_and_latex(capsys, tmp_path):
+def test_cli_prove_layer_json_and_latex(capsys, tmp_path, monkeypatch):
     import json
 
     from symbackprop.cli import main
@@ -599,6 +724,11 @@ def test_cli_prove_layer_json_and_latex(capsys, tmp_path):
     tex = tmp_path / "rnn.tex"
     assert main(["prove", "--layer", "rnn", "--latex", str(tex)]) == 0
     assert r"\begin{document}" in tex.read_text()
+    import dataclasses
+
+    assert main(["prove", "--layer", "maxpool", "--general"]) == 0
+    without = dataclasses.replace(L.LAYERS["maxpool"], general_sizes=None)
+    monkeypatch.setitem(L.LAYERS, "maxpool", without)
     assert main(["prove", "--layer", "maxpool", "--general"]) == 1  # no every-size proof: not claimed
 
 

@@ -7,12 +7,15 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from symbackprop import general
+import pytest
+
+from symbackprop import general, layerwise
 from symbackprop.derivation import verify
 from symbackprop.network import NetworkSpec
-from symbackprop.prove import INSTANTIATED, PROVED, REFUTED, UNDECIDED, Verdict, prove_network
+from symbackprop.prove import INSTANTIATED, PROVED, REFUTED, UNDECIDED, Verdict, prove_layerwise, prove_network
 from symbackprop.derive import backprop
 from symbackprop.network import Network
 
@@ -47,7 +50,7 @@ def test_exact_forces_the_expansion():
 
 def test_an_expansion_that_cannot_fit_is_refused_up_front():
     result = run("prove", "--widths", "64,32,10", "--hidden", "relu", "--output-activation", "softmax",
-                 "--loss", "cross_entropy", "--batch", "2", "--exact", "--memory", "500M", "--json")
+                 "--loss", "cross_entropy", "--batch", "2", "--exact", "expand", "--memory", "500M", "--json")
     report = json.loads(result.stdout)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert {r["verdict"] for r in report["results"]} == {UNDECIDED}
@@ -55,7 +58,7 @@ def test_an_expansion_that_cannot_fit_is_refused_up_front():
 
 
 def test_a_small_memory_budget_gives_undecided_saying_so():
-    result = run("prove", "--widths", "4,4,4,2", "--batch", "2", "--exact", "--memory", "2M", "--json")
+    result = run("prove", "--widths", "4,4,4,2", "--batch", "2", "--exact", "expand", "--memory", "2M", "--json")
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     report = json.loads(result.stdout)
     verdicts = {r["verdict"] for r in report["results"]}
@@ -65,7 +68,8 @@ def test_a_small_memory_budget_gives_undecided_saying_so():
 
 def test_the_time_budget_is_respected_on_the_exact_route():
     result = run("prove", "--widths", "8,8,8,8,8", "--hidden", "tanh", "--output-activation", "softmax",
-                 "--loss", "cross_entropy", "--batch", "2", "--exact", "--timeout", "1", "--json", timeout=120)
+                 "--loss", "cross_entropy", "--batch", "2", "--exact", "expand", "--timeout", "1", "--json",
+                 timeout=120)
     assert "Traceback" not in result.stderr, result.stderr
     report = json.loads(result.stdout)
     undecided = [r for r in report["results"] if r["verdict"] == UNDECIDED]
@@ -166,3 +170,82 @@ def test_verify_jobs_gives_the_serial_report(tmp_path):
     parallel = run("verify", str(tmp_path), "--jobs", "2", "--json")
     assert serial.returncode == parallel.returncode
     assert _without_seconds(json.loads(serial.stdout)) == _without_seconds(json.loads(parallel.stdout))
+
+
+# ------------------------------------------------------------------ the layerwise exact route
+
+LAYERWISE_PAIRINGS = [("sigmoid", "sigmoid", "half_sse"), ("tanh", "softmax", "cross_entropy"),
+                      ("relu", "sigmoid", "bce")]
+
+
+@pytest.mark.parametrize("hidden,output,loss", LAYERWISE_PAIRINGS)
+def test_the_layerwise_route_proves_depth_4_width_8_quickly(hidden, output, loss):
+    spec = NetworkSpec(widths=(8,) * 5, hidden=hidden, output=output, loss=loss, batch=2)
+    started = time.perf_counter()
+    proof = prove_network(spec, timeout=60)
+    assert time.perf_counter() - started < 10
+    assert proof.all_proved and proof.scope == "instance" and len(proof.results) == 12
+    assert {r.verdict.method for r in proof.results} == {layerwise.METHOD}
+    assert not any("expansion" in note for r in proof.results for note in r.verdict.notes)
+
+
+@pytest.mark.parametrize("layout,reduction,l2,output_reduction", [
+    ("rows", "sum", False, "sum"), ("columns", "mean", True, "mean"), ("rows", "mean", True, "sum")])
+def test_the_layerwise_route_covers_the_conventions(layout, reduction, l2, output_reduction):
+    spec = NetworkSpec(widths=(3, 4, 3, 2), hidden="tanh", output="softmax", loss="cross_entropy", batch=2,
+                       layout=layout, reduction=reduction, l2=l2, output_reduction=output_reduction,
+                       l2_form="lambda/2m", l2_biases=l2)
+    proof = prove_network(spec)
+    assert proof.all_proved and {r.verdict.method for r in proof.results} == {layerwise.METHOD}
+
+
+def test_a_wrong_recurrence_step_is_not_proved_layerwise(monkeypatch):
+    """δ_k without the derivative g′(z_k): the local recurrence identity fails, the layerwise
+    route does not prove it, and the expansion then refutes the instance at a point of it."""
+    def slipped(alg, W_next, delta_next, derivative, Z):
+        return alg.matmul(alg.T(W_next), delta_next)
+
+    monkeypatch.setattr(layerwise, "hidden_delta", slipped)
+    spec = NetworkSpec(widths=(3, 4, 4, 2), hidden="sigmoid", output="sigmoid", loss="half_sse", batch=2)
+    verdicts, local_verdicts = prove_layerwise(spec, timeout=30)
+    statuses = dict(local_verdicts)
+    assert not statuses["recurrence δ1 = Σ δ2·∂Z2/∂Z1"].proved
+    assert not statuses["recurrence δ2 = Σ δ3·∂Z3/∂Z2"].proved
+    assert statuses["output delta δ3 = ∂J/∂Z3"].proved
+    assert all(not verdicts[q, k].proved for q in ("z", "W", "b") for k in (1, 2))
+    assert all(verdicts[q, 3].proved for q in ("z", "W", "b"))
+    proof = prove_network(spec)  # the tool's own (unpatched) backprop, expanded: proved after all
+    assert not any(r.verdict.method == layerwise.METHOD for r in proof.results)
+
+
+def test_a_wrong_output_delta_is_not_proved_layerwise(monkeypatch):
+    def slipped(spec, alg, A_L, Y, Z_L, factor, shortcut=True):
+        return alg.scale(2, real(spec, alg, A_L, Y, Z_L, factor, shortcut=shortcut))  # a ½ lost
+
+    real = layerwise.output_step
+    monkeypatch.setattr(layerwise, "output_step", slipped)
+    spec = NetworkSpec(widths=(8,) * 5, hidden="tanh", output="softmax", loss="cross_entropy", batch=2)
+    verdicts, local_verdicts = prove_layerwise(spec, timeout=30)
+    assert not local_verdicts[0][1].proved
+    assert not any(v.proved for v in verdicts.values())
+    assert all("local identity not proved" in v.message for v in verdicts.values())
+
+
+def test_a_wrong_rule_in_the_table_is_not_proved_layerwise(monkeypatch):
+    """The recurrence and the truth would agree with σ′ = σ(1+σ) in the table: the lemma stops it."""
+    from symbackprop import rules
+
+    wrong = rules.SIGMOID.replace(derivative_rule=lambda x: wrong.atom(x) * (1 + wrong.atom(x)))
+    monkeypatch.setitem(rules.ACTIVATIONS, "wrong_sigmoid", wrong)
+    spec = NetworkSpec(widths=(3, 4, 4, 2), hidden="wrong_sigmoid", output="sigmoid", loss="half_sse", batch=2)
+    verdicts, _ = prove_layerwise(spec, timeout=30)
+    assert not verdicts["z", 1].proved and "not proved" in verdicts["z", 1].message
+
+
+def test_exact_on_the_command_line_is_layerwise_and_fits_a_small_memory_budget():
+    result = run("prove", "--widths", "64,32,10", "--hidden", "relu", "--output-activation", "softmax",
+                 "--loss", "cross_entropy", "--batch", "2", "--exact", "--memory", "500M", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["all_proved"] and report["scope"] == "instance"
+    assert {r["method"] for r in report["results"]} == {layerwise.METHOD}

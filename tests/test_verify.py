@@ -122,13 +122,18 @@ def test_errata_and_readings_transcribed_literally(report):
     errata = {("001", "F7"): "ill-formed",    # Σ_{i=1}^m −log ŷ_l: a term without i, on m data points
               ("001", "T1"): "refuted",       # the thin network's chain through one output a_L11
               ("001", "P2m"): "ill-formed",   # the matrix ∇_{W_k} set equal to one entry's expression
+              ("001", "H1p"): "refuted", ("001", "H2p"): "refuted",   # Σ_{m=1}^p over a_{i+1}, i < L−1
+              ("001", "S4r"): "ill-formed",   # W_{k+1}ᵀ · (∇_{a_{k+1}} ⊙ g′(a_k)), the other grouping
               ("002", "C8a"): "ill-formed", ("002", "C8b"): "ill-formed",   # δ³ inside the ∂C/∂W¹ chain
-              ("003", "F4y"): "refuted"}      # y = n_{W,b}(x): y is the target everywhere else
+              ("003", "F4y"): "refuted",      # y = n_{W,b}(x): y is the target everywhere else
+              ("003", "F4a"): "refuted",      # … = a^(L), the chain's second link from its left side y
+              ("003", "N2"): "ill-formed"}    # b = {b^(1), …, b^(l−1)}: l for L
     for key, verdict in errata.items():
         assert by_id[key]["verdict"] == verdict, (key, by_id[key]["message"])
         assert by_id[key]["correction"]["verdict"] == "proved", key
-    batch = [("000", i) for i in ("G9B", "G10B", "G12aB", "G12B", "G13B", "G14B", "W1aB", "W1bB", "W1B", "W2B")]
-    batch += [("003", "R1B"), ("003", "R2B"), ("004", "P3B"), ("004", "P4B")]
+    batch = [("000", i) for i in ("G1B", "G2B", "G3B", "G4B", "G5B", "G6B", "G8B", "G11B", "G9B", "G10B",
+                                  "G12aB", "G12B", "G13B", "G14B", "W1aB", "W1bB", "W1B", "W2B")]
+    batch += [("003", "R1B"), ("003", "R2B"), ("003", "R3B"), ("003", "R4B"), ("004", "P3B"), ("004", "P4B")]
     for document, claim_id in batch:
         per_example = by_id[document, claim_id[:-1]]
         for_the_batch = by_id[document, claim_id]

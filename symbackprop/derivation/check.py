@@ -397,7 +397,8 @@ class Checker:
             with budget.budget(self.timeout):
                 for instance in chosen:
                     described.append(instance.describe())
-                    verdict = self._decide_on(instance, claim, lhs, rhs, range_)
+                    verdict = self._decide_on(instance, claim, lhs, rhs, range_,
+                                              claim.shape if rhs_text == claim.rhs else None)
                     if verdict is None:
                         continue
                     decided_any = True
@@ -420,7 +421,7 @@ class Checker:
         worst.notes = sorted(notes)
         return worst, described, worst_on.to_dict() if worst_on is not None else None
 
-    def _decide_on(self, instance, claim: Claim, lhs, rhs, range_) -> Verdict | None:
+    def _decide_on(self, instance, claim: Claim, lhs, rhs, range_, shape=None) -> Verdict | None:
         try:
             scope, decider = self._context(instance)
         except ClaimError as error:
@@ -453,6 +454,9 @@ class Checker:
             except RecursionError:  # each formula is at most MAX_NESTING deep, but definitions nest too
                 return Verdict(ILL_FORMED, message=f"the claim and the definitions it uses nest too deeply to "
                                                    f"evaluate — {at}{where}")
+            mismatch = _shape_mismatch(scope, shape, right, env)
+            if mismatch:
+                return Verdict(ILL_FORMED, message=f"{mismatch} — {at}{where}")
             verdict = self._instantiated(scope.net, left, right) or \
                 decider.decide(left, right, timeout=budget.remaining(), memory=self.memory)
             if verdict.status == REFUTED:
@@ -569,6 +573,21 @@ class Checker:
                 if isinstance(sub, ast.Name) and sub.id in broken:
                     return f"uses {sub.id}, whose definition is broken: {broken[sub.id]}"
         return None
+
+
+def _shape_mismatch(scope: Scope, shape, right, env: Env) -> str | None:
+    """Whether the right side's shape differs from the LaTeX's annotation [·]_{m×n} (None if it agrees)."""
+    if not shape:
+        return None
+    try:
+        rows, cols = (scope.integer(parse(size), env) for size in shape)
+    except ClaimError as error:
+        return f"the shape annotation {shape[0]}×{shape[1]}: {error}"
+    actual = right.shape if isinstance(right, Mat) else (1, 1)
+    if actual != (rows, cols):
+        return (f"the right side is {actual[0]}×{actual[1]}, but its shape annotation says "
+                f"{shape[0]}×{shape[1]} = {rows}×{cols}")
+    return None
 
 
 def _same_gradient(side: Mat, true: Mat) -> bool:

@@ -14,6 +14,7 @@ else:  # pragma: no cover
 
 from .. import limits
 from ..network import NetworkSpec, SpecError
+from .tex import TexError, translate, translate_expression
 from .language import QUANTITIES, Binding, ClaimError, parse, parse_definition, parse_range
 from .model import ModelError, ModelSpec, bindings_of, parse_model
 from .model import build as build_model
@@ -27,7 +28,7 @@ REQUIRED_NETWORK_KEYS = ("widths", "hidden", "output", "loss")  # hidden: unless
 CLAIM_KEYS = ("id", "text", "tex", "lhs", "rhs", "for", "expect", "correction", "correction_lhs", "note", "network",
               "instances")
 INSTANCES = ("document", "all")  # only the document's network; also the tool's, whatever the claim names
-DEFINE_KEYS = ("expr", "for")
+DEFINE_KEYS = ("expr", "tex", "for")
 SYMBOL_KEYS = ("quantity", "shift")
 
 
@@ -49,6 +50,7 @@ class Claim:
     network: dict = field(default_factory=dict)
     instances: str | None = None  # "document" or "all"; None: the file's choice, else the checker's
     error: str | None = None  # set when the claim's entry in the file is itself broken
+    shape: tuple | None = None  # (rows, cols) formulas: the LaTeX's shape annotation of the right side
 
 
 @dataclass
@@ -201,7 +203,18 @@ def _load_definitions(d: Derivation, define, shown):
         range_text = None
         if isinstance(value, dict):
             d.errors += _unknown(value, DEFINE_KEYS, where)
-            range_text, value = value.get("for"), value.get("expr")
+            range_text, tex = value.get("for"), value.get("tex")
+            value = value.get("expr")
+            if tex is not None and value is not None:
+                d.errors.append(f"{where}: give expr or tex, not both")
+                continue
+            if tex is not None:
+                try:
+                    value = _define_tex(d, target, tex)
+                except TexError as error:
+                    d.errors.append(f"{where}: tex: {error}")
+                    d.broken_definitions[target.split("[")[0].strip()] = f"tex: {error}"
+                    continue
         if not isinstance(value, str):
             d.errors.append(f"{where}: the definition must be a formula string")
             continue
@@ -219,10 +232,26 @@ def _load_definitions(d: Derivation, define, shown):
         d.definitions.append(definition)
 
 
+def _define_tex(d: Derivation, target: str, tex) -> str:
+    """The formula of a definition written in LaTeX: ``tex`` is its right side, or ``name = right side``."""
+    if not isinstance(tex, str):
+        raise TexError("tex must be a string", 0)
+    symbols = {name: getattr(b, "quantity", b) for name, b in d.bindings.items()}
+    defined = [df.name for df in d.definitions] + [target.split("[")[0].strip()]
+    try:
+        links = translate(tex, symbols, defined)
+    except TexError as error:
+        if not error.message.startswith("no '='"):
+            raise
+        return translate_expression(tex, symbols, defined).rhs  # the right side alone
+    if len(links) != 1:
+        raise TexError("a definition is one formula, not a chain", links[1].start, tex)
+    return links[0].rhs
+
+
 def _expand_tex(d: Derivation, claims, shown):
     """(number, entry) pairs; an entry written as ``tex`` becomes one entry per link of its chain,
     with ids C3a, C3b, ... when the chain has several links."""
-    from .tex import TexError, translate
     for number, entry in enumerate(claims, start=1):
         if not isinstance(entry, dict) or "tex" not in entry:
             yield number, entry
@@ -241,7 +270,8 @@ def _expand_tex(d: Derivation, claims, shown):
         for k, link in enumerate(links):
             suffix = chr(ord("a") + k) if len(links) > 1 else ""
             note = "; ".join(filter(None, [rest.get("note"), *link.notes])) or None
-            yield number, {**rest, "id": claim_id + suffix, "lhs": link.lhs, "rhs": link.rhs, "note": note}
+            yield number, {**rest, "id": claim_id + suffix, "lhs": link.lhs, "rhs": link.rhs, "note": note,
+                           " shape": link.shape}
 
 
 def _load_claims(d: Derivation, claims, shown):
@@ -255,9 +285,14 @@ def _load_claims(d: Derivation, claims, shown):
         if not isinstance(entry, dict):
             d.errors.append(f"{where}: must be a table")
             continue
-        problems = _unknown(entry, CLAIM_KEYS + (" tex error",), where)
+        problems = _unknown(entry, CLAIM_KEYS + (" tex error", " shape"), where)
         if " tex error" in entry:
             problems.append(f"{where}: {entry[' tex error']}")
+        for size in entry.get(" shape") or ():
+            try:
+                parse(size)
+            except ClaimError as error:
+                problems.append(f"{where}: tex: the shape annotation: {error}")
         if claim_id in seen:
             problems.append(f"{where}: duplicate id")
         seen.add(claim_id)
@@ -287,7 +322,7 @@ def _load_claims(d: Derivation, claims, shown):
                       rhs=entry.get("rhs", ""), range=entry.get("for"), expect=expect,
                       correction=entry.get("correction"), correction_lhs=entry.get("correction_lhs"),
                       note=entry.get("note"), network=overrides, instances=instances,
-                      error="; ".join(p.split(": ", 2)[-1] for p in problems) or None)
+                      error="; ".join(p.split(": ", 2)[-1] for p in problems) or None, shape=entry.get(" shape"))
         d.errors += problems
         d.claims.append(claim)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from .language import LAYERED, QUANTITIES
 from pylatexenc.latexwalker import (LatexCharsNode, LatexGroupNode, LatexMacroNode,
                                     LatexWalker, LatexWalkerError, LatexSpecialsNode)
 
@@ -32,15 +33,28 @@ class TexLink:
     start: int
     end: int
     notes: tuple[str, ...] = ()
-    shape: tuple | None = None
+    shape: tuple | None = None  # (rows, cols) formulas of a shape annotation on the right side
+    line: int = 1  # where the link's left side starts (1-based), for a formula of several lines
+    column: int = 1
 
 
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "eta", "theta", "lambda",
          "mu", "sigma", "tau", "phi", "varphi", "psi", "omega", "xi", "rho", "kappa", "nu"}
 IGNORED = {",", ";", "!", " ", "quad", "qquad", "displaystyle", "right", "big", "Big",
-           "bigg", "Bigg", "mathbf", "boldsymbol", "vec", "mathrm", "bm"}
-PRODUCTS = {"odot": "∘", "circ": "∘", "cdot": "*", "times": "*"}
-FUNCS = {"log": "log", "ln": "log", "exp": "exp"}
+           "bigg", "Bigg", "mathbf", "boldsymbol", "vec", "mathrm", "bm", "bf", "underline", "mathit",
+           "limits"}
+PRODUCTS = {"odot": "∘", "circ": "∘", "cdot": "*", "cdotp": "*", "times": "*"}
+FUNCS = {"log": "log", "ln": "log", "exp": "exp", "tanh": "tanh"}
+NAMES = {"ell": "ell"}
+CALLS = {"diag", "trace", "softmax", "sigmoid", "tanh", "relu", "outer", "ones", "norm", "sqrt"}
+
+
+def _greek_letter(name):
+    import unicodedata
+    try:
+        return unicodedata.lookup(f"GREEK SMALL LETTER {name.upper()}")
+    except KeyError:
+        return name
 
 
 class _Tok:
@@ -62,10 +76,15 @@ def _tokens(nodes, tex):
                 out.append(_Tok("char", ch, node.pos + k))
         elif isinstance(node, LatexGroupNode):
             out.append(_Tok("group", _tokens(node.nodelist, tex), node.pos, node))
+        elif isinstance(node, LatexMacroNode) and node.macroname in IGNORED:
+            argd = getattr(node, "nodeargd", None)  # \mathbf{W}: the argument stands for itself
+            out.extend(_tokens([a for a in (argd.argnlist if argd else []) if a is not None], tex))
         elif isinstance(node, LatexMacroNode):
             out.append(_Tok("macro", node.macroname, node.pos, node))
         elif isinstance(node, LatexSpecialsNode):
             out.append(_Tok("char", node.specials_chars, node.pos))
+        elif getattr(node, "environmentname", None):
+            raise TexError(f"cannot read the environment {node.environmentname}", node.pos, tex)
         else:
             raise TexError(f"cannot read {type(node).__name__[5:-4].lower()} here", node.pos, tex)
     return out
@@ -75,6 +94,7 @@ class _Parser:
     def __init__(self, toks, tex, layered, notes, end):
         self.t, self.i, self.tex, self.layered, self.notes = toks, 0, tex, layered, notes
         self.end = end
+        self.norms = 0
 
     def peek(self):
         while self.i < len(self.t) and self.t[self.i].kind == "macro" and self.t[self.i].value in IGNORED:
@@ -90,7 +110,12 @@ class _Parser:
 
     def sub(self, tok):
         end = tok.node.pos + tok.node.len if tok.node is not None else self.end
-        return _Parser(tok.value, self.tex, self.layered, self.notes, end)
+        return self._child(tok.value, end)
+
+    def _child(self, toks, end):
+        p = _Parser(toks, self.tex, self.layered, self.notes, end)
+        p.scalars, p.symbols, p.perlayer, p.shapes = self.scalars, self.symbols, self.perlayer, self.shapes
+        return p
 
     def macro_arg(self, mtok):
         """The next argument of macro ``mtok``: pylatexenc attaches known macros' arguments."""
@@ -105,7 +130,7 @@ class _Parser:
             tok = toks[0]
             if tok.kind == "group":
                 return self.sub(tok), tok
-            return _Parser(toks, self.tex, self.layered, self.notes, node.pos + node.len), tok
+            return self._child(toks, node.pos + node.len), tok
         return self.arg()
 
     def arg(self):
@@ -116,7 +141,7 @@ class _Parser:
         if tok.kind == "group":
             p = self.sub(tok)
             return p, tok
-        return _Parser([tok], self.tex, self.layered, self.notes, tok.pos + 1), tok
+        return self._child([tok], tok.pos + 1), tok
 
     def parse_all(self):
         e = self.expr()
@@ -128,16 +153,21 @@ class _Parser:
         return "\\" + tok.value if tok.kind == "macro" else ("{" if tok.kind == "group" else tok.value)
 
     def expr(self):
+        return self.expr_scalar()[0]
+
+    def expr_scalar(self):
+        """The expression and whether it is known to be a scalar."""
         tok = self.peek()
-        if tok is not None and tok.kind == "char" and tok.value == "-":
+        negative = tok is not None and tok.kind == "char" and tok.value == "-"
+        if negative:
             self.i += 1
-            out = "-" + self.term()[0]
-        else:
-            out = self.term()[0]
+        out, scalar = self.term()
+        out = "-" + out if negative else out
         while (tok := self.peek()) is not None and tok.kind == "char" and tok.value in "+-":
             self.i += 1
-            out = f"{out} {tok.value} {self.term()[0]}"
-        return out
+            rhs, rs = self.term()
+            out, scalar = f"{out} {tok.value} {rhs}", scalar and rs
+        return out, scalar
 
     def _starts_atom(self, tok):
         if tok is None:
@@ -146,6 +176,8 @@ class _Parser:
             return tok.value.isalnum() or tok.value in "(["
         if tok.kind == "group":
             return True
+        if tok.value == "|" and self.norms:
+            return False  # the \| that closes a norm
         return tok.value not in PRODUCTS and tok.value not in ("right",)
 
     def term(self):
@@ -155,6 +187,9 @@ class _Parser:
             if tok is not None and tok.kind == "macro" and tok.value in PRODUCTS:
                 self.i += 1
                 rhs, rs = self.factor()
+                if PRODUCTS[tok.value] == "*" and not (scalar or rs):
+                    self.notes.append(f"read \\{tok.value} between {out} and {rhs} as the elementwise product "
+                                      "(a scalar factor broadcasts)")
                 out, scalar = f"{out} {PRODUCTS[tok.value]} {rhs}", scalar and rs
             elif tok is not None and tok.kind == "char" and tok.value == "/":
                 self.i += 1
@@ -169,34 +204,109 @@ class _Parser:
 
     def factor(self):
         base, scalar, name = self.atom()
+        sup = sub = None  # a name's layer superscript and entry subscript, read together
         while (tok := self.peek()) is not None and tok.kind == "char" and tok.value in "^_'":
             self.i += 1
             if tok.value == "'":
-                base = base + "'"
+                base = self._scripted(base, name, sup, sub) + "'"
+                name, sup, sub = None, None, None
                 continue
             p, argtok = self.arg()
+            if tok.value == "_" and name is not None:
+                if sub is not None:
+                    self.fail("a second subscript")
+                sub = self._subscript(p, name)
+                continue
             if tok.value == "^" and self._is_transpose(p):
-                base = f"{base}.T"
+                base = self._scripted(base, name, sup, sub) + ".T"
+                name, sup, sub = None, None, None
                 continue
             inner = p.parse_all()
             if tok.value == "_" and name is None:
                 self.fail("cannot read a subscript here")
-            if tok.value == "^" and name not in self.layered:
-                base, scalar = f"{base} ** {_wrap(inner)}", scalar
+            if tok.value == "^" and (name is None or sup is not None):
+                base = self._scripted(base, name, sup, sub)
+                name, sup, sub = None, None, None
+                base = f"{base} ** {_wrap(inner)}"
                 continue
-            inner = inner.strip("()") if inner.startswith("(") and inner.endswith(")") else inner
-            if "," not in inner and inner.isalpha() and len(inner) > 1 and tok.value == "_":
-                inner = ", ".join(inner)
-                self.notes.append(f"read the subscript of {name} as the entry [{inner}]")
-            base = f"{base}[{inner}]"
-            if tok.value == "_" and name in self.layered and "," not in inner:
-                self.notes.append(f"read {name}_{inner} as layer {inner} of {name}")
+            if tok.value == "_" and sub is not None:
+                self.fail("a second subscript")
+            if tok.value == "^":
+                sup = inner
+            else:
+                sub = inner
+        if sub is not None and "," in sub or (sub is not None and (sup is not None or name not in self.perlayer)):
+            scalar = True  # an entry
+        base = self._scripted(base, name, sup, sub)
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
             self.i += 1
             inner = self.expr()
             self._close(")")
             base = f"{base}({inner})"
         return base, scalar
+
+    def _scripted(self, base, name, sup, sub):
+        """``name`` with its superscript (a layer, or a power) and subscript (an entry, or a layer)."""
+        if name is None or (sup is None and sub is None):
+            return base
+        layer_of = name if name in self.perlayer else None
+        if layer_of is None and sup is not None and sub is not None and name.upper() in self.perlayer \
+                and name.upper() != name:
+            layer_of = name.upper()
+            self.notes.append(f"read {name} with layer {_unparen(sup)} and entry [{sub}] as {layer_of}[{_unparen(sup)}][{sub}]")
+        if name == "e" and "e" not in self.symbols and sub is None:
+            self.notes.append(f"read e^{sup} as exp({_unparen(sup)})")
+            return f"exp({_unparen(sup)})"
+        if layer_of is None:
+            if sup is not None and _balanced(sup):
+                self.notes.append(f"read {name}^{sup} as a power: {name} is not a per-layer name")
+            out = base if sub is None else f"{base}[{self._entry(name, sub)}]"
+            return out if sup is None else f"{out} ** {_wrap(sup)}"
+        if sup is not None:
+            out = f"{layer_of}[{_unparen(sup)}]"
+            if sup.startswith("("):
+                self.notes.append(f"read {name}^{sup} as layer {_unparen(sup)} of {layer_of}")
+            return out if sub is None else f"{out}[{self._entry(name, sub)}]"
+        inner = _unparen(sub)
+        if "," in inner:
+            return f"{base}[{inner}]"
+        self.notes.append(f"read {name}_{inner} as layer {inner} of {name}")
+        return f"{base}[{inner}]"
+
+    def _entry(self, name, sub):
+        return _unparen(sub)
+
+    def _subscript(self, p, name):
+        """A subscript: ``jk`` (letters only) is the entry j, k (with a note), ``j,k`` the entry j, k,
+        anything else one expression."""
+        toks = [t for t in p.t if not (t.kind == "macro" and t.value in IGNORED)]
+        if len(toks) > 1 and all(t.kind == "char" and t.value.isalpha() and len(t.value) == 1 for t in toks):
+            inner = ", ".join(t.value for t in toks)
+            self.notes.append(f"read the subscript {''.join(t.value for t in toks)} of {name} as the entry [{inner}]")
+            return inner
+        parts, cur = [], []
+        for t in p.t:
+            if t.kind == "char" and t.value == ",":
+                parts.append(cur)
+                cur = []
+            else:
+                cur.append(t)
+        parts.append(cur)
+        if len(parts) == 1:
+            return p.parse_all()
+        out, dotted = [], False
+        for part in parts:
+            if not part:
+                p.fail("empty index")
+            if len(part) == 1 and ((part[0].kind == "macro" and part[0].value in ("cdot", "bullet"))
+                                   or (part[0].kind == "char" and part[0].value == ":")):
+                out.append(":")  # W_{i,\cdot}: the whole row
+                dotted = dotted or part[0].kind == "macro"
+                continue
+            out.append(self._child(part, p.end).parse_all())
+        if dotted:
+            self.notes.append(f"read the {chr(92)}cdot in the subscript of {name} as a whole row or column")
+        return ", ".join(out)
 
     def _is_transpose(self, p):
         toks = [t for t in p.t if not (t.kind == "macro" and t.value in IGNORED | {"mathsf"})]
@@ -218,7 +328,10 @@ class _Parser:
             self.fail("missing operand")
         self.i += 1
         if tok.kind == "group":
-            return _wrap(self.sub(tok).parse_all()), False, None
+            inner = self.sub(tok).parse_all()
+            if inner.isidentifier():  # {W}, \mathbf{W}: the name itself, scripts apply to it
+                return inner, False, inner
+            return _wrap(inner), False, None
         if tok.kind == "char":
             if tok.value.isdigit():
                 num = tok.value
@@ -229,13 +342,34 @@ class _Parser:
             if tok.value.isalpha():
                 return tok.value, False, tok.value
             if tok.value in "([":
-                inner = self.expr()
+                inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
-                return f"({inner})", False, None
+                nxt = self.peek()
+                if tok.value == "[" and nxt is not None and nxt.kind == "char" and nxt.value == "_":
+                    save = self.i
+                    self.i += 1
+                    p, _ = self.arg()
+                    shape = self._shape(p)
+                    if shape is None:
+                        self.i = save
+                    else:
+                        self.shapes.append((f"({inner})", shape))
+                return f"({inner})", inner_scalar, None
             raise TexError(f"unexpected '{tok.value}'", tok.pos, self.tex)
         name = tok.value
+        if name == "|":
+            self.norms += 1
+            inner = self.expr()
+            self.norms -= 1
+            close = self.peek()
+            if close is None or close.kind != "macro" or close.value != "|":
+                self.fail("expected '\\|'")
+            self.i += 1
+            return f"norm({inner})", True, None
         if name == "left":
             nxt = self.peek()
+            if nxt is not None and nxt.kind == "macro" and nxt.value == "|":
+                return self.atom()
             if nxt is None or nxt.kind != "char" or nxt.value not in "([":
                 self.fail("expected '(' or '[' after \\left")
             return self.atom()
@@ -247,9 +381,46 @@ class _Parser:
                 return d, False, None
             a, b = num.parse_all(), den.parse_all()
             scalar = a.replace(".", "").isdigit() and b.replace(".", "").isdigit()
-            return f"({a}) / ({b})" if not scalar else f"{a} / {b}", scalar, None
+            return f"{_wrap(a)} / {_wrap(b)}", scalar, None
+        if name == "sum":
+            return self._sum(tok), True, None
+        if name in ("underbrace", "overbrace"):  # \underbrace{x}_{label}: x; the label is a comment
+            p, _ = self.macro_arg(tok)
+            inner, inner_scalar = p.expr_scalar()
+            if p.peek() is not None:
+                p.fail(f"unexpected '{p._show(p.peek())}'")
+            nxt = self.peek()
+            if nxt is not None and nxt.kind == "char" and nxt.value in "_^":
+                self.i += 1
+                self.arg()
+                self.notes.append(f"dropped the label of \\{name}{{{inner}}}")
+            return _wrap(inner), inner_scalar, None
+        if name in ("mathcal", "mathscr"):
+            p, _ = self.macro_arg(tok)
+            letter = p.parse_all()
+            if letter not in self.layered:
+                raise TexError(f"\\{name}{{{letter}}} is read as the name {letter}, which [symbols] does not map",
+                               tok.pos, self.tex)
+            self.notes.append(f"read \\{name}{{{letter}}} as {letter}")
+            return letter, False, letter
+        if name in NAMES:
+            return NAMES[name], False, NAMES[name]
+        if name == "nabla":  # \nabla_{x} C is the gradient of C by x
+            nxt = self.peek()
+            if nxt is None or nxt.kind != "char" or nxt.value != "_":
+                raise TexError("\\nabla needs the variable below, as in \\nabla_{W^2} C", tok.pos, self.tex)
+            self.i += 1
+            p, _ = self.arg()
+            wrt = p.parse_all()
+            of = self.factor()[0]
+            if of.split("[")[0] not in self.scalars:
+                self.notes.append(f"read ∇_{wrt} {of} as the gradient of {of} by {wrt}")
+            return f"grad({of}, {wrt})", False, None
         if name in GREEK:
             alias = name.replace("var", "")
+            letter = _greek_letter(alias)
+            if alias not in self.layered and letter in self.layered:  # the file writes σ, δ
+                alias = letter
             nxt = self.peek()
             if nxt is not None and nxt.kind == "char" and nxt.value == "(" and alias in self.layered:
                 self.i += 1
@@ -268,8 +439,51 @@ class _Parser:
         if name in ("operatorname", "text", "mathrm"):
             p, _ = self.macro_arg(tok)
             word = "".join(t.value for t in p.t if t.kind == "char")
+            nxt = self.peek()
+            if word in CALLS and nxt is not None and (
+                    (nxt.kind == "char" and nxt.value == "(") or (nxt.kind == "macro" and nxt.value == "left")):
+                if nxt.kind == "macro":
+                    self.i += 1
+                    if self.peek() is None or self.peek().kind != "char" or self.peek().value != "(":
+                        self.fail("expected '(' after \\left")
+                self.i += 1
+                inner = self.expr()
+                self._close(")")
+                return f"{word}({inner})", False, None
             return word, False, word
         raise TexError(f"unknown macro \\{name}", tok.pos, self.tex)
+
+    def _shape(self, p):
+        """The shape of an annotation ``[x]_{m \\times n}``, or None for a plain subscript."""
+        cut = [k for k, t in enumerate(p.t) if t.kind == "macro" and t.value == "times"]
+        if len(cut) != 1:
+            return None
+        k = cut[0]
+        if k == 0 or k == len(p.t) - 1:
+            p.fail("a shape is written m \\times n")
+        return (self._child(p.t[:k], p.t[k].pos).parse_all(), self._child(p.t[k + 1:], p.end).parse_all())
+
+    def _sum(self, tok):
+        """``\\sum_{i=a}^{b} body`` is ``sum(body, i in a..b)``; the body is the product that follows."""
+        limits = {}
+        for _ in range(2):
+            nxt = self.peek()
+            if nxt is None or nxt.kind != "char" or nxt.value not in "_^" or nxt.value in limits:
+                break
+            self.i += 1
+            p, _ = self.arg()
+            limits[nxt.value] = p
+        if set(limits) != {"_", "^"}:
+            raise TexError("a sum needs its limits, as in \\sum_{i=1}^{m}", tok.pos, self.tex)
+        below = limits["_"]
+        var = below.peek()
+        if var is None or var.kind != "char" or not var.value.isalpha():
+            below.fail("expected the index of the sum")
+        below.i += 1
+        below._close("=")
+        low, high = below.parse_all(), limits["^"].parse_all()
+        body = self.term()[0]
+        return f"sum({body}, {var.value} in {low}..{high})"
 
     def _partial(self, num, den):
         def strip(p):
@@ -277,14 +491,19 @@ class _Parser:
             if tok is None or tok.kind != "macro" or tok.value != "partial":
                 return None
             p.i += 1
-            return p.parse_all()
+            return "" if p.peek() is None else p.parse_all()
         n, d = strip(num), strip(den)
         if n is None and d is None:
             return None
-        if n is None or d is None:
+        if n is None or not d:
             raise TexError("a derivative needs \\partial above and below", self.pos(), self.tex)
+        scalar = False
+        if n == "":  # \frac{\partial}{\partial x} f: the operator applied to the factor after it
+            n, scalar = self.factor()
+            n = _unparen(n) if _balanced(n) else n
+            scalar = scalar or n.startswith(("sum(", "norm(", "trace("))
         root = n.split("[")[0]
-        if root in self.scalars:
+        if root in self.scalars or scalar:
             return f"grad({n}, {d})"
         self.notes.append(f"read ∂{n}/∂{d} as the Jacobian of {n} by {d}")
         return f"jacobian({n}, {d})"
@@ -302,6 +521,10 @@ def _balanced(s):
     return True
 
 
+def _unparen(s):
+    return s[1:-1] if _balanced(s) else s
+
+
 def _wrap(s):
     return s if (s.replace("_", "").isalnum() or _balanced(s)) else f"({s})"
 
@@ -309,17 +532,91 @@ def _wrap(s):
 SCALAR_ROLES = {"loss", "cost", "objective", "scalar"}
 
 
+ENVIRONMENTS = {"align", "align*", "aligned", "split", "gather", "gather*", "gathered", "equation",
+                "equation*", "eqnarray", "eqnarray*", "multline", "multline*"}
+ROW_IGNORED = {"nonumber", "notag", "label", "tag"}
+
+
 def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = ()) -> list[TexLink]:
-    """The links of the chain written in ``tex``, in the claim language."""
+    """The links of the chains written in ``tex``, in the claim language: one chain, or one per row
+    of an ``align``/``aligned`` environment (a row that starts with ``&=`` continues the previous
+    row's chain)."""
+    nodes, context = _prepare(tex, symbols, defined)
+    layered, scalars, perlayer = context
+    rows, cur = [], []
+    for tok in _tokens(nodes, tex):
+        if tok.kind == "macro" and tok.value == "\\":
+            rows.append(cur)
+            cur = []
+        elif not (tok.kind == "char" and tok.value == "&") and not (tok.kind == "macro" and tok.value in ROW_IGNORED):
+            cur.append(tok)
+    rows.append(cur)
+    for row in rows:  # a formula's closing punctuation: z = Wa + b,
+        while row and row[-1].kind == "char" and row[-1].value in ".,;":
+            row.pop()
+    rows = [row for row in rows if row]
+    if not rows:
+        raise TexError("no '=' in the formula", len(tex), tex)
+    links: list[TexLink] = []
+    previous = None
+    for k, row in enumerate(rows):
+        end = rows[k + 1][0].pos if k + 1 < len(rows) else len(tex)
+        continues = row[0].kind == "char" and row[0].value == "="
+        if continues and previous is None:
+            raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
+        row_links = _chain(row, tex, end, layered, scalars, perlayer, set(symbols),
+                           previous if continues else None)
+        links += row_links
+        previous = row_links[0]
+    return links
+
+
+def _prepare(tex, symbols, defined):
+    defined = list(defined)
     layered = set(symbols) | {d.split("[")[0] for d in defined}
     if "sigma" in layered:
         layered.add("σ")
     scalars = {k for k, v in symbols.items() if str(v) in SCALAR_ROLES}
+    perlayer = {k for k, v in symbols.items() if str(v) in LAYERED or str(v) not in QUANTITIES} \
+        | {d.split("[")[0] for d in defined}
     try:
         nodes, _, _ = LatexWalker(tex, tolerant_parsing=False).get_latex_nodes()
     except LatexWalkerError as e:
         raise TexError(str(e).splitlines()[0], getattr(e, "pos", 0) or 0, tex) from None
-    toks = _tokens(nodes, tex)
+    return _environment_body(nodes, tex), (layered, scalars, perlayer)
+
+
+def translate_expression(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = ()) -> TexLink:
+    """One expression (no ``=``), as the right side of a link whose left side is empty."""
+    nodes, (layered, scalars, perlayer) = _prepare(tex, symbols, defined)
+    toks = [t for t in _tokens(nodes, tex) if not (t.kind == "macro" and t.value in ROW_IGNORED)]
+    if not toks:
+        raise TexError("empty formula", 0, tex)
+    notes: list[str] = []
+    p = _Parser(toks, tex, layered, notes, len(tex))
+    p.scalars, p.symbols, p.perlayer, p.shapes = scalars, set(symbols), perlayer, []
+    text = p.parse_all()
+    line, column = _line_column(tex, toks[0].pos)
+    return TexLink("", text, toks[0].pos, len(tex), tuple(notes), None, line, column)
+
+
+def _environment_body(nodes, tex):
+    """The body of a formula that is one ``align``/``aligned``/… environment; else the nodes."""
+    from pylatexenc.latexwalker import LatexEnvironmentNode
+    solid = [n for n in nodes or () if not (isinstance(n, LatexCharsNode) and not n.chars.strip())]
+    if len(solid) == 1 and isinstance(solid[0], LatexEnvironmentNode):
+        env = solid[0]
+        if env.environmentname not in ENVIRONMENTS:
+            raise TexError(f"cannot read the environment {env.environmentname}", env.pos, tex)
+        return _environment_body(env.nodelist, tex)
+    return nodes
+
+
+def _line_column(tex, offset):
+    return tex.count("\n", 0, offset) + 1, offset - (tex.rfind("\n", 0, offset) + 1) + 1
+
+
+def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous):
     pieces, cur = [], []
     for tok in toks:
         if tok.kind == "char" and tok.value == "=":
@@ -327,16 +624,32 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
             cur = []
         else:
             cur.append(tok)
-    pieces.append((cur, len(tex)))
-    if len(pieces) < 2:
-        raise TexError("no '=' in the formula", len(tex), tex)
+    pieces.append((cur, stop))
+    if previous is not None:
+        pieces = pieces[1:]
+    elif len(pieces) < 2:
+        raise TexError("no '=' in the formula", stop, tex)
     sides = []
-    for k, (part, end) in enumerate(pieces):
+    for part, end in pieces:
         if not part:
             raise TexError("empty side of '='", end, tex)
         notes: list[str] = []
         p = _Parser(part, tex, layered, notes, end)
-        p.scalars = scalars
-        sides.append((p.parse_all(), part[0].pos, end, notes))
-    lhs, lstart, _, lnotes = sides[0]
-    return [TexLink(lhs, rhs, lstart, end, tuple(lnotes + notes)) for rhs, _, end, notes in sides[1:]]
+        p.scalars, p.symbols, p.perlayer, p.shapes = scalars, symbols, perlayer, []
+        text = p.parse_all()
+        shape = None
+        for annotated, annotated_shape in p.shapes:
+            if annotated == text and shape is None:
+                shape = annotated_shape
+                text = _unparen(text)
+            else:
+                notes.append(f"the shape annotation {annotated_shape[0]}×{annotated_shape[1]} inside a side "
+                             "is not checked (only one on a whole side is)")
+        sides.append((text, part[0].pos, end, notes, shape))
+    if previous is not None:
+        lhs, lstart, lnotes, lshape = previous.lhs, toks[0].pos, [], None
+    else:
+        (lhs, lstart, _, lnotes, lshape), sides = sides[0], sides[1:]
+    line, column = _line_column(tex, lstart)
+    return [TexLink(lhs, rhs, lstart, end, tuple(lnotes + notes), shape or lshape, line, column)
+            for rhs, _, end, notes, shape in sides]

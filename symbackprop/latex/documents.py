@@ -456,7 +456,7 @@ def layer_document(proof) -> str:
     general = proof.general
     if general is not None:
         lines.append(r"\section*{For every size}")
-        lines.append(rf"Sizes {', '.join(f'${latex(s)}$' for s in general.sizes.values())} are symbols; "
+        lines.append(rf"Sizes {', '.join(f'${latex(s)}$' for s in general.sizes.values() if isinstance(s, sympy.Symbol))} are symbols; "
                      r"each entry identity is decided exactly for every size at once.")
         lines.append(r"\begin{enumerate}")
         for lemma in general.lemmas:

@@ -1,0 +1,114 @@
+"""Extraction quality on the five seed documents, against their hand transcriptions.
+
+For each seed ``tests/data/seeds/00N_*.txt`` and its hand transcription ``derivations/00N_*.toml``:
+the draft of ``symbackprop extract`` (seconds per document), whether its guessed [network] and
+[symbols] match the hand file's, and the fraction of the hand file's claims that extraction finds
+and parses to a formula proved equal to the hand transcription's.  A hand claim counts as found
+when an extracted link (read with the hand file's symbols, as ``verify --symbols`` does) has the
+same left side and a right side either written identically or proved equal by ``verify`` (one
+claim "hand rhs = extracted rhs" per candidate, under the hand file's network and definitions).
+Links the hand file has no claim for are counted as "extra".  Run:
+
+    python benchmarks/bench_extract.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from symbackprop.derivation import verify  # noqa: E402
+from symbackprop.derivation.tex import TexError, translate  # noqa: E402
+from symbackprop.extract import draft  # noqa: E402
+
+NETWORK_KEYS = ("widths", "hidden", "output", "loss")
+
+
+def _norm(expr: str) -> str:
+    return "".join(str(expr).split()).replace("(", "").replace(")", "")
+
+
+def _toml(value) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _header(hand: dict) -> list[str]:
+    out = [f"title = {_toml(hand.get('title', ''))}"]
+    for table in ("network", "symbols", "define"):
+        if table in hand:
+            out.append(f"[{table}]")
+            out += [f"{_toml(k)} = {_toml(v)}" for k, v in hand[table].items()]
+    return out
+
+
+def measure(seed: Path, hand_path: Path) -> dict:
+    hand = tomllib.loads(hand_path.read_text(encoding="utf-8"))
+    start = time.perf_counter()
+    result = draft(seed)
+    seconds = time.perf_counter() - start
+    drafted = tomllib.loads(result.toml)
+    network_right = sum(drafted["network"].get(k) == hand.get("network", {}).get(k) for k in NETWORK_KEYS)
+    hand_symbols = hand.get("symbols", {})
+    symbols_right = sum(hand_symbols.get(k) == v for k, v in drafted.get("symbols", {}).items())
+    symbols_wrong = len(drafted.get("symbols", {})) - symbols_right
+    defined = list(hand.get("define", {})) + ["delta[0]"]
+    links, unreadable = [], 0
+    for claim in drafted.get("claim", []):
+        try:
+            links += translate(claim["tex"], hand_symbols, defined)
+        except (TexError, ValueError):
+            unreadable += 1
+    claims = [c for c in hand.get("claim", []) if "lhs" in c and "rhs" in c]
+    found, pairs, used = set(), [], set()
+    for n, claim in enumerate(claims):
+        for k, link in enumerate(links):
+            if _norm(link.lhs) != _norm(claim["lhs"]):
+                continue
+            used.add(k)
+            if _norm(link.rhs) == _norm(claim["rhs"]):
+                found.add(n)
+            elif claim.get("expect", "proved") == "proved":
+                pairs.append((n, k, link))
+    body = _header(hand)
+    for n, k, link in pairs:
+        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(claims[n]['rhs'])}", f"rhs = {_toml(link.rhs)}"]
+        if "for" in claims[n]:
+            body.append(f"for = {_toml(claims[n]['for'])}")
+    if pairs:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "pairs.toml"
+            path.write_text("\n".join(body) + "\n", encoding="utf-8")
+            report = verify(str(path), timeout=20)
+            for r in report.results:
+                if r.verdict.status == "proved":
+                    found.add(int(r.claim.id.split("-")[0][1:]))
+    extra = sum(1 for k in range(len(links)) if k not in used)
+    return {"seed": seed.name[:3], "hand": len(claims), "found": len(found), "links": len(links),
+            "unreadable": unreadable, "extra": extra, "network": f"{network_right}/{len(NETWORK_KEYS)}",
+            "symbols": f"{symbols_right} right, {symbols_wrong} wrong", "seconds": seconds}
+
+
+def main() -> None:
+    seeds = sorted((ROOT / "tests" / "data" / "seeds").glob("00[0-4]_*.txt"))
+    rows = []
+    for seed in seeds:
+        (hand,) = (ROOT / "derivations").glob(seed.name[:3] + "_*.toml")
+        rows.append(measure(seed, hand))
+    print(f"{'seed':5} {'hand claims':>11} {'found+equal':>11} {'fraction':>8} {'links':>5} {'unreadable':>10} "
+          f"{'extra':>5} {'network':>7}  {'symbols':18} {'s/doc':>6}")
+    for r in rows:
+        print(f"{r['seed']:5} {r['hand']:>11} {r['found']:>11} {r['found'] / max(r['hand'], 1):>8.0%} {r['links']:>5} "
+              f"{r['unreadable']:>10} {r['extra']:>5} {r['network']:>7}  {r['symbols']:18} {r['seconds']:>6.2f}")
+    hand, found = sum(r["hand"] for r in rows), sum(r["found"] for r in rows)
+    print(f"all   {hand:>11} {found:>11} {found / max(hand, 1):>8.0%}")
+
+
+if __name__ == "__main__":
+    main()
