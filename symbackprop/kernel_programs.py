@@ -346,6 +346,18 @@ def programs(spec: NetworkSpec, penalty: float | None = None) -> dict[str, Progr
 # ------------------------------------------------------------------------------- lowering
 
 
+def fresh_name(role: str | None, used: set) -> str:
+    """The array's name in printed code: its quantity's role (Z1, D2, …) when that is free, else
+    t<n>; added to ``used``."""
+    name = role if role and role.isidentifier() and role not in used else None
+    if name is None:
+        name = f"t{len(used)}"
+        while name in used:
+            name += "_"
+    used.add(name)
+    return name
+
+
 @dataclass(frozen=True)
 class Call:
     """``function(*args, out)``: a ufunc (or matmul) writing into a preallocated array."""

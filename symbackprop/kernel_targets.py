@@ -31,7 +31,7 @@ from . import kernel_checks, rules
 from .derive import backprop
 from .kernel_programs import (PENALTY, RATE, SCALE, Buffer, ExampleSum, Input, KernelError, Map, Product,
                               Program, Schedule, Softmax, SoftmaxPart, Total, _name_gradients, _numeric_form,
-                              _symbolic_network, module_docstring, programs)
+                              _symbolic_network, fresh_name, module_docstring, programs)
 from .network import NetworkSpec, objective
 
 TARGETS = ("numpy", "torch", "jax")
@@ -557,13 +557,7 @@ class Names(dict):
         for s in flow.statements:
             outs = [s.out] + ([s.shift, s.total] if isinstance(s, SoftmaxOf) else [])
             for buffer in outs:
-                name = buffer.role if buffer.role and buffer.role.isidentifier() and buffer.role not in used else None
-                if name is None:
-                    name = f"t{len(used)}"
-                    while name in used:
-                        name += "_"
-                used.add(name)
-                self[buffer] = name
+                self[buffer] = fresh_name(buffer.role, used)
         for buffer in list(self):
             self[buffer.symbol] = self[buffer]
 

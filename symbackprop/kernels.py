@@ -35,7 +35,7 @@ from . import budget, kernel_checks, kernel_targets, rules
 from .derive import backprop
 from .kernel_programs import (RATE, RUNTIME_SCALARS, SCALE, Buffer, Call, Constant, ExampleSum, Input, KernelError,
                               Map, Product, Program, Reduce, ScalarTotal, Schedule, Softmax, SoftmaxPart, Total,
-                              Transposed, UnitOnes, _numeric_form, module_docstring, programs)
+                              Transposed, UnitOnes, _numeric_form, fresh_name, module_docstring, programs)
 from .network import Network, NetworkSpec
 from .prove import PROVED, UNDECIDED, Decider, LemmaResult, Verdict, elementary, lemmas_for
 
@@ -415,13 +415,7 @@ def _function_source(program: Program, constants: dict) -> str:
     used = set(names.values())
     allocated = []
     for root, role in roots.items():
-        name = role if role and role not in used and role.isidentifier() else None
-        if name is None:
-            name = f"t{len(used)}"
-            while name in used:
-                name += "_"
-        used.add(name)
-        names[root] = name
+        names[root] = fresh_name(role, used)
         allocated.append(root)
     for buffer in lowering.order:
         names.setdefault(buffer, names[lowering.storage(buffer)])
