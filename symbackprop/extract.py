@@ -9,6 +9,7 @@ the TeX translator's job; this module only locates and sorts.
 from __future__ import annotations
 
 import html.parser
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,8 +202,6 @@ def _depth0(tex: str) -> list[int]:
 def _rows(tex: str) -> list[str]:
     """The rows of a display: ``align``/``aligned``/``\\displaylines`` opened, split at ``\\\\`` and
     ``\\cr``; a row that starts with ``=`` continues the chain of the row before."""
-    import re
-
     tex = tex.strip()
     if tex.startswith("\\displaylines{") and tex.endswith("}"):
         tex = tex[len("\\displaylines{"):-1]
@@ -259,16 +258,11 @@ def _split_row(tex: str) -> list[tuple[str, int]]:
     return out
 
 
-_SHAPE = None
+_SHAPE = re.compile(r"(?:\\left)?\[\s*((?:[^\[\]]|\[[^\[\]]*\])*?)\s*(?:\\right)?\]\s*_\{\s*(\d+)\s*\\times\s*(\d+)\s*\}")
 
 
 def _shapes(tex: str) -> tuple[str, list[tuple[str, int, int]]]:
     """``\\left[ X \\right]_{m\\times n}`` and ``[X]_{m\\times n}`` → ``X``; the shapes seen, by name."""
-    import re
-
-    global _SHAPE
-    if _SHAPE is None:
-        _SHAPE = re.compile(r"(?:\\left)?\[\s*((?:[^\[\]]|\[[^\[\]]*\])*?)\s*(?:\\right)?\]\s*_\{\s*(\d+)\s*\\times\s*(\d+)\s*\}")
     seen = []
 
     def strip(match):
@@ -280,8 +274,6 @@ def _shapes(tex: str) -> tuple[str, list[tuple[str, int, int]]]:
 
 
 def _layer_of(name_tex: str, letter: str) -> int | None:
-    import re
-
     match = re.fullmatch(rf"\s*\\?{letter}\s*\^\s*\{{?\s*\(?(\d+)\)?\s*\}}?\s*", name_tex)
     return int(match.group(1)) if match else None
 
@@ -290,8 +282,6 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     """A derivation file for the document at *path*: [network] and [symbols] read from its forward
     definitions and loss (each guess commented), one claim per formula about a gradient, a delta, a
     derivative or the forward pass, with its ``tex`` and source line."""
-    import re
-
     from .derivation.tex import TexError, translate
 
     path = Path(path)
@@ -331,7 +321,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     activation = "sigmoid"
     for name, rule in _ACTIVATIONS.items():
         if "\\" + name in everything:
-            activation, act_name = rule, name
+            activation = rule
             symbols[name.split("{")[-1].rstrip("}")] = "activation_function"
             break
     softmax = any(re.search(r"\\frac\s*\{\s*e\s*\^", f) and "\\sum" in f for f, _, _ in formulas) or \
