@@ -548,6 +548,12 @@ def lemmas_for(spec: NetworkSpec) -> list[tuple]:
 ROUTES = ("layerwise", "expand")
 
 
+def network_lemmas(spec: NetworkSpec) -> list[LemmaResult]:
+    """The proved lemmas (activation rules and their derivatives) either exact route relies on."""
+    return [LemmaResult(row.name, lemma_statement(row, width), prove_lemma(row, width))
+            for row, width in lemmas_for(spec)]
+
+
 def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT, claims: dict | None = None,
                   progress=None, seed: int = 0, memory: int | None = None, route: str | None = None) -> NetworkProof:
     """Prove exactly that the backprop recurrences (or the given ``claims``) equal the direct
@@ -577,11 +583,9 @@ def prove_network(spec: NetworkSpec, *, timeout: float | None = DEFAULT_TIMEOUT,
     if route == "layerwise":
         verdicts, local = prove_layerwise(spec, timeout=timeout, memory=memory, seed=seed, progress=progress)
         if all(v.proved for v in verdicts.values()):
-            lemma_results = [LemmaResult(row.name, lemma_statement(row, width), prove_lemma(row, width))
-                             for row, width in lemmas_for(spec)]
             results = [QuantityResult(QUANTITY_TEXT[quantity], k, verdicts[quantity, k])
                        for k in range(spec.depth, 0, -1) for quantity in QUANTITIES]
-            return NetworkProof(spec, lemma_results, results, time.perf_counter() - started)
+            return NetworkProof(spec, network_lemmas(spec), results, time.perf_counter() - started)
         name, verdict = next((n, v) for n, v in local if not v.proved)
         fallback = f"layerwise: {name} not proved ({verdict.status}); decided by the expansion"
     proof = _prove_expanded(spec, timeout, claims, progress, seed, memory)
@@ -636,8 +640,7 @@ def _prove_expanded(spec, timeout, claims, progress, seed, memory) -> NetworkPro
                    for k in range(spec.depth, 0, -1) for quantity in QUANTITIES]
         return NetworkProof(spec, [], results, time.perf_counter() - started)
     net = Network(spec)
-    lemma_results = [LemmaResult(row.name, lemma_statement(row, width), prove_lemma(row, width))
-                     for row, width in lemmas_for(spec)]
+    lemma_results = network_lemmas(spec)
     truth = direct(net)
     claimed = claims if claims is not None else backprop(net)
     decider = Decider(net, seed=seed)
