@@ -509,11 +509,16 @@ def run_extract(args) -> int:
                   file=sys.stderr)
         print(f"{args.document}: {result.claims} claims drafted"
               + (f" into {args.output}" if args.output not in (None, "-") else ""), file=sys.stderr)
-        for guess in result.guesses:
-            print(f"  guess: {guess}", file=sys.stderr)
-        for problem in result.unreadable:
-            print(problem, file=sys.stderr)
+        _print_guesses(result, sys.stderr)
     return 0
+
+
+def _print_guesses(result, file) -> None:
+    """A draft's guesses, then the formulas the LaTeX reader stopped on (file:line:column: …)."""
+    for guess in result.guesses:
+        print(f"  guess: {guess}", file=file)
+    for problem in result.unreadable:
+        print(problem, file=file)
 
 
 def _with_symbols(draft_toml: str, symbols_path: str) -> str:
@@ -578,10 +583,7 @@ def run_verify(args) -> int:
             if not quiet(args) and not args.json:
                 print(f"{path}: extracted {result.claims} claims; guesses used"
                       + (" (network and symbols from " + args.symbols + ")" if args.symbols else "") + ":")
-                for guess in result.guesses:
-                    print(f"  guess: {guess}")
-                for problem in result.unreadable:
-                    print(problem)
+                _print_guesses(result, sys.stdout)
                 print()
         elif args.symbols:
             raise UsageError(f"--symbols applies to documents (.md, .html, .tex, .txt), not to {path}")
