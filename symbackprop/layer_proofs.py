@@ -365,7 +365,7 @@ def _lstm_plan(row, alg, values, backward):
     from . import indexed
     from .layers import affine_step, lstm_cell, lstm_gate_step
 
-    H, D = row.general_sizes()["H"], row.general_sizes()["D"]
+    H = row.general_sizes()["H"]
     pre = [indexed.entries(name, H, 1) for name in ("a_i", "a_f", "a_o", "a_g")]
     c, dh, dc = indexed.entries("c", H, 1), indexed.entries("dh", H, 1), indexed.entries("dc", H, 1)
     i, f, o, g, c_new, t = lstm_cell(alg, pre, c)

@@ -20,8 +20,7 @@ per row); a signal is a column for conv1d; an RNN's inputs are the columns x_1 â
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass
 from typing import Callable
 
 import sympy
