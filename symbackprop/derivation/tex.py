@@ -85,6 +85,8 @@ def _tokens(nodes, tex, names=None):
             out.append(_Tok("macro", node.macroname, node.pos, node))
         elif isinstance(node, LatexSpecialsNode):
             out.append(_Tok("char", node.specials_chars, node.pos))
+        elif getattr(node, "environmentname", None) in MATRICES:
+            out.append(_Tok("matrix", _matrix_cells(node, tex, names), node.pos, node))
         elif getattr(node, "environmentname", None):
             raise TexError(f"cannot read the environment {node.environmentname}", node.pos, tex)
         else:
@@ -206,6 +208,8 @@ class _Parser:
         return e
 
     def _show(self, tok):
+        if tok.kind == "matrix":
+            return f"\\begin{{{tok.node.environmentname}}}"
         return "\\" + tok.value if tok.kind == "macro" else ("{" if tok.kind == "group" else tok.value)
 
     def expr(self):
@@ -230,7 +234,7 @@ class _Parser:
             return False
         if tok.kind == "char":
             return tok.value.isalnum() or tok.value in "(["
-        if tok.kind in ("group", "name"):
+        if tok.kind in ("group", "name", "matrix"):
             return True
         if tok.value == "|" and self.norms:
             return False  # the \| that closes a norm
@@ -383,6 +387,8 @@ class _Parser:
         if tok is None:
             self.fail("missing operand")
         self.i += 1
+        if tok.kind == "matrix":
+            return _read_matrix(self, tok), False, None
         if tok.kind == "group":
             inner = self.sub(tok).parse_all()
             if inner.isidentifier():  # {W}, \mathbf{W}: the name itself, scripts apply to it
@@ -587,6 +593,223 @@ def _wrap(s):
     return s if (s.replace("_", "").isalnum() or _balanced(s)) else f"({s})"
 
 
+# ------------------------------------------------------------------ matrices written with dots
+
+MATRICES = {"matrix", "bmatrix", "pmatrix", "Bmatrix", "vmatrix", "Vmatrix", "smallmatrix"}
+DOTS = {"dots": "…", "ldots": "…", "cdots": "…", "vdots": "⋮", "ddots": "⋱"}
+ELEMENTWISE = {"exp", "log", "sqrt", "sigmoid", "tanh", "relu", "heaviside"}
+_VECTOR_ROLES = {"preactivation", "activation", "bias", "input", "output", "target"}
+
+
+class _NoPattern(Exception):
+    pass
+
+
+def _matrix_cells(node, tex, names=None):
+    """The rows of a matrix environment, each a list of cells (a cell is its list of tokens)."""
+    rows, row, cell = [], [], []
+    for tok in _tokens(node.nodelist, tex, names):
+        if tok.kind == "macro" and tok.value == "\\":
+            rows.append(row + [cell])
+            row, cell = [], []
+        elif tok.kind == "char" and tok.value == "&":
+            row.append(cell)
+            cell = []
+        else:
+            cell.append(tok)
+    rows.append(row + [cell])
+    if len(rows) > 1 and rows[-1] == [[]]:  # a closing \\ before \end
+        rows.pop()
+    return rows
+
+
+def _read_matrix(p, tok):
+    """A matrix written with dots, read as the one formula its corners show: a diagonal
+    ``x_1 … ⋱ … x_n`` is diag(x), a column ``x_1, ⋮, x_n`` is x, a row ``x_1 ⋯ x_n`` is xᵀ, and
+    ``a_{11} ⋯ a_{1n} / ⋮ ⋱ ⋮ / a_{m1} ⋯ a_{mn}`` is a.  The entries between the corners must be
+    dots, or follow the corners' formula; blank entries are 0.  Every reading carries a note."""
+    env = tok.node.environmentname
+    if env in ("vmatrix", "Vmatrix"):
+        raise TexError(f"\\begin{{{env}}} is a determinant, which the claim language cannot write", tok.pos, p.tex)
+    grid = []
+    for row in tok.value:
+        cells = []
+        for cell in row:
+            toks = [t for t in cell if not (t.kind == "macro" and t.value in IGNORED)]
+            if not toks:
+                cells.append(None)
+            elif len(toks) == 1 and toks[0].kind == "macro" and toks[0].value in DOTS:
+                cells.append(DOTS[toks[0].value])
+            else:
+                end = toks[-1].node.pos + toks[-1].node.len if toks[-1].node is not None else toks[-1].pos + 1
+                cells.append((p._child(toks, end).parse_all(), toks[0].pos))
+        grid.append(cells)
+    if not any(isinstance(c, str) for row in grid for c in row):
+        raise TexError(f"a {env} written out entry by entry (no \\dots, \\vdots, \\ddots) cannot be read: "
+                       "the claim language has no matrix literal", tok.pos, p.tex)
+    if len({len(row) for row in grid}) != 1:
+        raise TexError(f"the rows of this {env} have different numbers of entries", tok.pos, p.tex)
+    rows, cols = len(grid), len(grid[0])
+    blank = any(c is None for row in grid for c in row)
+    if rows == cols > 1 and all(grid[k][k] is not None for k in range(rows)) and \
+            all(not isinstance(grid[i][j], tuple) or grid[i][j][0] == "0"
+                for i in range(rows) for j in range(cols) if i != j):
+        vector, ends = _corners(p, tok, [grid[k][k] for k in range(rows)], "⋱", 1)
+        text = f"diag({vector})"
+        shown = f"{grid[0][0][0]} … {grid[-1][-1][0]} on its diagonal"
+    elif cols == 1 and rows > 1:
+        vector, ends = _corners(p, tok, [row[0] for row in grid], "⋮", 1)
+        text, shown = vector, f"the column {grid[0][0][0]} … {grid[-1][0][0]}"
+    elif rows == 1 and cols > 1:
+        vector, ends = _corners(p, tok, grid[0], "…", 1)
+        text, shown = f"{_wrap(vector)}.T", f"the row {grid[0][0][0]} … {grid[0][-1][0]}"
+    elif rows > 2 and cols > 2:
+        text, ends = _matrix_corners(p, tok, grid)
+        shown = f"the entries {grid[0][0][0]} … {grid[-1][-1][0]}"
+    else:
+        raise TexError(f"cannot read this {env}: write a diagonal x_1 … \\ddots … x_n, a column x_1 \\vdots x_n, "
+                       "a row x_1 \\cdots x_n or a matrix a_{11} \\cdots a_{mn}", tok.pos, p.tex)
+    if blank:
+        shown += ", blank entries 0"
+    p.notes.append(f"read the {env} with {shown} as {text}" + ("" if ends is None else
+                   f" (the entries 1..{ends} taken to be all of them)"))
+    return text
+
+
+def _cell(p, tok, cell):
+    if not isinstance(cell, tuple):
+        raise TexError("a corner of a matrix written with dots must be an entry", tok.pos, p.tex)
+    return cell
+
+
+def _corners(p, tok, line, dots, dims):
+    """The vector whose entries 1 … n the cells of ``line`` show (the first and last an entry, the
+    ones between ``dots`` or entries of the same formula), and the end index if it is not known
+    to be the vector's length (else None)."""
+    first, last = _cell(p, tok, line[0]), _cell(p, tok, line[-1])
+    if not any(c == dots for c in line[1:-1]):
+        raise TexError(f"expected {dots} between the first and the last entry", tok.pos, p.tex)
+    vector, end, bases = _pattern_of(p, first, last, dims)
+    for k, cell in enumerate(line[1:-1], start=2):
+        if cell == dots:
+            continue
+        if not isinstance(cell, tuple):
+            raise TexError(f"expected an entry or {dots} between {first[0]} and {last[0]}", tok.pos, p.tex)
+        same, index, _ = _pattern_of(p, first, cell, dims)
+        if same != vector or _show(index) != str(k):
+            raise TexError(f"the entry {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1], p.tex)
+    return vector, (None if _is_length(p, bases, end) else _show(end))
+
+
+def _matrix_corners(p, tok, grid):
+    top, bottom = grid[0], grid[-1]
+    first, last = _cell(p, tok, top[0]), _cell(p, tok, bottom[-1])
+    matrix, end, bases = _pattern_of(p, first, last, 2)
+    rows_end, cols_end = end.elts
+    for cell, want in ((top[-1], (1, cols_end)), (bottom[0], (rows_end, 1))):
+        cell = _cell(p, tok, cell)
+        _, corner, _ = _pattern_of(p, first, cell, 2, allow_first=True)
+        got = tuple(_show(e) for e in corner.elts)
+        if got != tuple(_show(w) if not isinstance(w, int) else str(w) for w in want):
+            raise TexError(f"the corner {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1], p.tex)
+    for i, row in enumerate(grid):
+        for j, cell in enumerate(row):
+            edge_row, edge_col = i in (0, len(grid) - 1), j in (0, len(row) - 1)
+            if edge_row and edge_col:
+                continue
+            expected = "…" if edge_row else ("⋮" if edge_col else "⋱")
+            if cell != expected:
+                raise TexError(f"expected {expected} in row {i + 1}, column {j + 1} of the matrix", tok.pos, p.tex)
+    return matrix, f"{_show(rows_end)}, 1..{_show(cols_end)}"
+
+
+def _tree(text):
+    import ast
+    from .language import preprocess
+    return ast.parse(preprocess(text), mode="eval").body
+
+
+def _show(node):
+    from .language import show
+    return show(node)
+
+
+def _first_index(slice_node, dims):
+    import ast
+    elts = slice_node.elts if isinstance(slice_node, ast.Tuple) else [slice_node]
+    return len(elts) == dims and all(isinstance(e, ast.Constant) and e.value == 1 for e in elts)
+
+
+def _pattern_of(p, first, last, dims, allow_first=False):
+    """(the formula with entry index 1 of ``first`` dropped, the index ``last`` has there, the
+    quantities indexed); TexError where the two entries are not one formula."""
+    import ast
+    ends, bases = [], []
+
+    def walk(a, b):
+        if isinstance(a, ast.Subscript) and _first_index(a.slice, dims) and isinstance(b, ast.Subscript) \
+                and ast.dump(a.value) == ast.dump(b.value) and (allow_first or ast.dump(a.slice) != ast.dump(b.slice)):
+            ends.append(b.slice)
+            bases.append(a.value)
+            return a.value
+        if type(a) is not type(b):
+            raise _NoPattern
+        if not isinstance(a, ast.AST):
+            if a != b:
+                raise _NoPattern
+            return a
+        fields = {}
+        for name, va in ast.iter_fields(a):
+            vb = getattr(b, name)
+            if isinstance(va, list):
+                if len(va) != len(vb):
+                    raise _NoPattern
+                fields[name] = [walk(x, y) for x, y in zip(va, vb)]
+            else:
+                fields[name] = walk(va, vb)
+        return type(a)(**fields)
+
+    try:
+        tree = walk(_tree(first[0]), _tree(last[0]))
+        if not ends or len({ast.dump(e) for e in ends}) != 1:
+            raise _NoPattern
+    except (_NoPattern, SyntaxError):
+        raise TexError(f"cannot read {first[0]} … {last[0]} as the entries of one formula", first[1], p.tex) from None
+    _check_elementwise(p, tree, first)
+    return _show(tree), ends[0], bases
+
+
+def _check_elementwise(p, tree, first):
+    """Dropping the entry index is right only for a formula built entry by entry."""
+    import ast
+    from .language import PRIME
+    for node in ast.walk(tree):
+        fine = isinstance(node, (ast.Name, ast.Constant, ast.Load, ast.UnaryOp, ast.USub, ast.UAdd, ast.Add,
+                                 ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.Subscript))
+        if isinstance(node, ast.BinOp):
+            fine = isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow))
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", "")
+            fine = not node.keywords and (name in ELEMENTWISE or name.endswith(PRIME) or _role(p, name) in (
+                "activation_function", "hidden_activation", "output_activation"))
+        if not fine:
+            raise TexError(f"the entries {first[0]} … are not one formula applied entry by entry", first[1], p.tex)
+
+
+def _role(p, name):
+    role = p.symbols.get(name) if isinstance(p.symbols, Mapping) else None
+    return role.get("quantity") if isinstance(role, Mapping) else role
+
+
+def _is_length(p, bases, end):
+    """Whether ``end`` is n[l], the width of layer l, for every base q[l] (a per-layer vector)."""
+    import ast
+    if not (isinstance(end, ast.Subscript) and isinstance(end.value, ast.Name) and _role(p, end.value.id) == "width"):
+        return False
+    return all(isinstance(b, ast.Subscript) and isinstance(b.value, ast.Name) and _role(p, b.value.id) in _VECTOR_ROLES
+               and ast.dump(b.slice) == ast.dump(end.slice) for b in bases)
+
+
 SCALAR_ROLES = {"loss", "cost", "objective", "scalar"}
 
 
@@ -625,7 +848,7 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
         continues = row[0].kind == "char" and row[0].value == "="
         if continues and previous is None:
             raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
-        row_links = _chain(row, tex, end, layered, scalars, perlayer, set(symbols),
+        row_links = _chain(row, tex, end, layered, scalars, perlayer, dict(symbols),
                            previous if continues else None, patterns)
         links += row_links
         previous = row_links[0]
@@ -657,7 +880,7 @@ def translate_expression(tex: str, symbols: Mapping[str, object], defined: Itera
         raise TexError("empty formula", 0, tex)
     notes: list[str] = []
     p = _Parser(toks, tex, layered, notes, len(tex))
-    p.scalars, p.symbols, p.perlayer, p.shapes = scalars, set(symbols), perlayer, []
+    p.scalars, p.symbols, p.perlayer, p.shapes = scalars, dict(symbols), perlayer, []
     p.names = patterns
     text = p.parse_all()
     line, column = _line_column(tex, toks[0].pos)
