@@ -6,6 +6,7 @@ recorded in ``TexLink.notes``; LaTeX the reader cannot read raises ``TexError`` 
 """
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -77,7 +78,9 @@ def _tokens(nodes, tex, names=None):
                     continue
                 out.append(_Tok("char", ch, node.pos + k))
         elif isinstance(node, LatexGroupNode):
-            out.append(_Tok("group", _tokens(node.nodelist, tex, names), node.pos, node))
+            script = bool(out) and out[-1].kind == "char" and out[-1].value in "^_"
+            out.append(_Tok("group", _tokens(node.nodelist, tex, _outside_scripts(names) if script else names),
+                            node.pos, node))
         elif isinstance(node, LatexMacroNode) and node.macroname in IGNORED:
             argd = getattr(node, "nodeargd", None)  # \mathbf{W}: the argument stands for itself
             out.extend(_tokens([a for a in (argd.argnlist if argd else []) if a is not None], tex, names))
@@ -129,12 +132,21 @@ def spellings(names: Mapping[str, str] | None) -> list[tuple[tuple, str, str]]:
     return out
 
 
+def _outside_scripts(names):
+    """The spellings matched inside a sub- or superscript: not the one-letter ones — there a
+    letter is an index (the L of a^L is the layer even when [tex] spells the loss L)."""
+    return [entry for entry in names or () if len(entry[0]) > 1 or entry[0][0][0] != "char"]
+
+
 def _named(toks, names):
-    """``toks`` with every spelling of ``names`` replaced by one ``name`` token."""
+    """``toks`` with every spelling of ``names`` replaced by one ``name`` token (a one-letter
+    spelling not right after ``^`` or ``_``)."""
     out, i = [], 0
     keys = [_key(t) for t in toks]
+    inside = _outside_scripts(names)
     while i < len(toks):
-        for pattern, name, printed in names:
+        script = i > 0 and toks[i - 1].kind == "char" and toks[i - 1].value in "^_"
+        for pattern, name, printed in (inside if script else names):
             if tuple(keys[i:i + len(pattern)]) == pattern:
                 out.append(_Tok("name", name, toks[i].pos))
                 i += len(pattern)
@@ -388,7 +400,7 @@ class _Parser:
             self.fail("missing operand")
         self.i += 1
         if tok.kind == "matrix":
-            return _read_matrix(self, tok), False, None
+            return _atom_text(_read_matrix(self, tok)), False, None
         if tok.kind == "group":
             inner = self.sub(tok).parse_all()
             if inner.isidentifier():  # {W}, \mathbf{W}: the name itself, scripts apply to it
@@ -662,7 +674,7 @@ def _read_matrix(p, tok):
         text, shown = vector, f"the column {grid[0][0][0]} … {grid[-1][0][0]}"
     elif rows == 1 and cols > 1:
         vector, ends = _corners(p, tok, grid[0], "…", 1)
-        text, shown = f"{_wrap(vector)}.T", f"the row {grid[0][0][0]} … {grid[0][-1][0]}"
+        text, shown = f"{_atom_text(vector)}.T", f"the row {grid[0][0][0]} … {grid[0][-1][0]}"
     elif rows > 2 and cols > 2:
         text, ends = _matrix_corners(p, tok, grid)
         shown = f"the entries {grid[0][0][0]} … {grid[-1][-1][0]}"
@@ -696,9 +708,9 @@ def _corners(p, tok, line, dots, dims):
         if not isinstance(cell, tuple):
             raise TexError(f"expected an entry or {dots} between {first[0]} and {last[0]}", tok.pos, p.tex)
         same, index, _ = _pattern_of(p, first, cell, dims)
-        if same != vector or _show(index) != str(k):
+        if same != vector or _unparse(index) != str(k):
             raise TexError(f"the entry {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1], p.tex)
-    return vector, (None if _is_length(p, bases, end) else _show(end))
+    return vector, (None if _is_length(p, bases, end) else _unparse(end))
 
 
 def _matrix_corners(p, tok, grid):
@@ -709,8 +721,8 @@ def _matrix_corners(p, tok, grid):
     for cell, want in ((top[-1], (1, cols_end)), (bottom[0], (rows_end, 1))):
         cell = _cell(p, tok, cell)
         _, corner, _ = _pattern_of(p, first, cell, 2, allow_first=True)
-        got = tuple(_show(e) for e in corner.elts)
-        if got != tuple(_show(w) if not isinstance(w, int) else str(w) for w in want):
+        got = tuple(_unparse(e) for e in corner.elts)
+        if got != tuple(_unparse(w) if not isinstance(w, int) else str(w) for w in want):
             raise TexError(f"the corner {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1], p.tex)
     for i, row in enumerate(grid):
         for j, cell in enumerate(row):
@@ -720,22 +732,26 @@ def _matrix_corners(p, tok, grid):
             expected = "…" if edge_row else ("⋮" if edge_col else "⋱")
             if cell != expected:
                 raise TexError(f"expected {expected} in row {i + 1}, column {j + 1} of the matrix", tok.pos, p.tex)
-    return matrix, f"{_show(rows_end)}, 1..{_show(cols_end)}"
+    return matrix, f"{_unparse(rows_end)}, 1..{_unparse(cols_end)}"
 
 
-def _tree(text):
-    import ast
+def _atom_text(text):
+    """``text`` in parentheses unless it is one name, call, entry or transpose."""
+    tree = _formula_tree(text)
+    return text if isinstance(tree, (ast.Name, ast.Call, ast.Subscript, ast.Attribute)) else f"({text})"
+
+
+def _formula_tree(text):
     from .language import preprocess
     return ast.parse(preprocess(text), mode="eval").body
 
 
-def _show(node):
+def _unparse(node):
     from .language import show
     return show(node)
 
 
 def _first_index(slice_node, dims):
-    import ast
     elts = slice_node.elts if isinstance(slice_node, ast.Tuple) else [slice_node]
     return len(elts) == dims and all(isinstance(e, ast.Constant) and e.value == 1 for e in elts)
 
@@ -743,7 +759,6 @@ def _first_index(slice_node, dims):
 def _pattern_of(p, first, last, dims, allow_first=False):
     """(the formula with entry index 1 of ``first`` dropped, the index ``last`` has there, the
     quantities indexed); TexError where the two entries are not one formula."""
-    import ast
     ends, bases = [], []
 
     def walk(a, b):
@@ -770,18 +785,17 @@ def _pattern_of(p, first, last, dims, allow_first=False):
         return type(a)(**fields)
 
     try:
-        tree = walk(_tree(first[0]), _tree(last[0]))
+        tree = walk(_formula_tree(first[0]), _formula_tree(last[0]))
         if not ends or len({ast.dump(e) for e in ends}) != 1:
             raise _NoPattern
     except (_NoPattern, SyntaxError):
         raise TexError(f"cannot read {first[0]} … {last[0]} as the entries of one formula", first[1], p.tex) from None
     _check_elementwise(p, tree, first)
-    return _show(tree), ends[0], bases
+    return _unparse(tree), ends[0], bases
 
 
 def _check_elementwise(p, tree, first):
     """Dropping the entry index is right only for a formula built entry by entry."""
-    import ast
     from .language import PRIME
     for node in ast.walk(tree):
         fine = isinstance(node, (ast.Name, ast.Constant, ast.Load, ast.UnaryOp, ast.USub, ast.UAdd, ast.Add,
@@ -790,23 +804,22 @@ def _check_elementwise(p, tree, first):
             fine = isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow))
         if isinstance(node, ast.Call):
             name = getattr(node.func, "id", "")
-            fine = not node.keywords and (name in ELEMENTWISE or name.endswith(PRIME) or _role(p, name) in (
+            fine = not node.keywords and (name in ELEMENTWISE or name.endswith(PRIME) or _symbol_role(p, name) in (
                 "activation_function", "hidden_activation", "output_activation"))
         if not fine:
             raise TexError(f"the entries {first[0]} … are not one formula applied entry by entry", first[1], p.tex)
 
 
-def _role(p, name):
+def _symbol_role(p, name):
     role = p.symbols.get(name) if isinstance(p.symbols, Mapping) else None
     return role.get("quantity") if isinstance(role, Mapping) else role
 
 
 def _is_length(p, bases, end):
     """Whether ``end`` is n[l], the width of layer l, for every base q[l] (a per-layer vector)."""
-    import ast
-    if not (isinstance(end, ast.Subscript) and isinstance(end.value, ast.Name) and _role(p, end.value.id) == "width"):
+    if not (isinstance(end, ast.Subscript) and isinstance(end.value, ast.Name) and _symbol_role(p, end.value.id) == "width"):
         return False
-    return all(isinstance(b, ast.Subscript) and isinstance(b.value, ast.Name) and _role(p, b.value.id) in _VECTOR_ROLES
+    return all(isinstance(b, ast.Subscript) and isinstance(b.value, ast.Name) and _symbol_role(p, b.value.id) in _VECTOR_ROLES
                and ast.dump(b.slice) == ast.dump(end.slice) for b in bases)
 
 

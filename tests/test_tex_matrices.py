@@ -1,0 +1,99 @@
+"""The LaTeX reader on matrices written with dots (bmatrix, pmatrix, …) and on one-letter [tex]
+spellings in scripts: the exact reading, its note, and a located error for what cannot be read."""
+import ast
+import re
+
+import pytest
+
+from symbackprop.derivation.tex import TexError, translate
+
+SYMBOLS = {"W": "weight", "b": "bias", "z": "preactivation", "a": "activation", "y": "target",
+           "Loss": "loss", "L": "depth", "n": "width", "f": "activation_function"}
+
+DIAGONAL = r"""\begin{bmatrix}
+f'( z_1^L )  & & 0 \\
+  &   \ddots & \\
+ 0    &  &   f'(z_{n_L}^L)
+\end{bmatrix}"""
+
+
+def link(tex, names=None):
+    (only,) = translate(tex, SYMBOLS, [], names)
+    return only
+
+
+def test_a_diagonal_with_ddots_is_diag_of_its_entries_formula():
+    read = link(r"\frac{\partial {\bf a}^L}{\partial {\bf b}^L} = " + DIAGONAL)
+    assert read.rhs == "diag(f'(z[L]))"
+    assert "read the bmatrix with f'(z[L][1]) … f'(z[L][n[L]]) on its diagonal, blank entries 0 as " \
+           "diag(f'(z[L]))" in read.notes
+    assert not any("taken to be" in note for note in read.notes)  # n_L is the width of layer L
+
+
+def test_a_column_with_vdots_is_the_vector():
+    read = link(r"v = \begin{pmatrix} a_1^l \\ \vdots \\ a_{n_l}^l \end{pmatrix}")
+    assert read.rhs == "a[l]"
+    assert "read the pmatrix with the column a[l][1] … a[l][n[l]] as a[l]" in read.notes
+
+
+def test_a_row_with_cdots_is_the_transpose_and_an_unknown_end_is_noted():
+    read = link(r"v = \begin{bmatrix} y_1 & y_2 & \cdots & y_m \end{bmatrix}")
+    assert read.rhs == "y.T"
+    assert "read the bmatrix with the row y[1] … y[m] as y.T (the entries 1..m taken to be all of them)" in read.notes
+
+
+def test_a_full_matrix_with_its_corners_and_dots_is_the_matrix():
+    read = link(r"M = \begin{bmatrix} W^l_{1,1} & \cdots & W^l_{1,n} \\ \vdots & \ddots & \vdots \\"
+                r" W^l_{m,1} & \cdots & W^l_{m,n} \end{bmatrix}")
+    assert read.rhs == "W[l]"
+    assert any(note.startswith("read the bmatrix with the entries W[l][1, 1] … W[l][m, n] as W[l]")
+               for note in read.notes)
+
+
+def test_a_matrix_takes_scripts_and_products():
+    read = link(r"x = \begin{bmatrix} f'(z_1^L) \\ \vdots \\ f'(z_{n_L}^L) \end{bmatrix}^T y")
+    assert read.rhs == "f'(z[L]).T @ y"
+
+
+@pytest.mark.parametrize("tex, message, column", [
+    (r"v = \begin{bmatrix} y_1 & y_3 & \cdots & y_m \end{bmatrix}",
+     "the entry y[3] does not follow the pattern of y[1] … y[m]", 27),
+    (r"v = \begin{vmatrix} y_1 & \cdots & y_m \end{vmatrix}", "determinant", 5),
+    (r"v = \begin{bmatrix} 1 & 2 \\ 3 & 4 \end{bmatrix}", "written out entry by entry", 5),
+    (r"v = \begin{bmatrix} y_1 & \cdots \\ y_m \end{bmatrix}", "different numbers of entries", 5),
+    (r"v = \begin{bmatrix} y_1 \\ \vdots \\ b_m \end{bmatrix}", "as the entries of one formula", 21),
+    (r"v = \begin{bmatrix} \dots & 0 & y & 0 & \dots \end{bmatrix}", "a corner of a matrix", 5),
+])
+def test_what_cannot_be_read_is_a_one_line_error_with_its_column(tex, message, column):
+    with pytest.raises(TexError, match=re.escape(message)) as raised:
+        translate(tex, SYMBOLS, [])
+    assert raised.value.offset + 1 == column
+    assert str(raised.value).endswith(f"at column {column}") and "\n" not in str(raised.value)
+
+
+def test_a_diagonal_whose_entries_are_not_elementwise_is_an_error():
+    with pytest.raises(TexError, match="not one formula applied entry by entry"):
+        translate(r"D = \begin{bmatrix} \sum_{i=1}^{m} z_1^L & & 0 \\ & \ddots & \\ 0 & & \sum_{i=1}^{m} z_{n_L}^L"
+                  r"\end{bmatrix}", SYMBOLS, [])
+
+
+def test_a_one_letter_spelling_is_not_read_inside_scripts():
+    read = link(r"\frac{\partial L}{\partial {\bf a}^L} = {\bf a}^{L} - y_{L}", {"L": "Loss"})
+    assert (read.lhs, read.rhs) == ("grad(Loss, a[L])", "a[L] - y[L]")
+
+
+def test_round_trip_through_the_project_printer(tmp_path):
+    """LaTeX with a matrix → claim → the project's LaTeX printer → LaTeX reader: the same claim."""
+    from symbackprop.derivation.language import parse
+    from symbackprop.derivation.loader import load
+    from symbackprop.latex.claims import formula_latex
+    path = tmp_path / "d.toml"
+    path.write_text('title = "t"\n[network]\nwidths = [3, 4, 2]\nhidden = "generic:f"\noutput = "generic:f"\n'
+                    'loss = "half_sse"\n[symbols]\n' + "".join(f'{k} = "{v}"\n' for k, v in SYMBOLS.items()))
+    d = load(path)
+    first = link(r"\frac{\partial {\bf a}^L}{\partial {\bf b}^L} = " + DIAGONAL + r"(W^{L})^T")
+    printed = f"{formula_latex(first.lhs, d)} = {formula_latex(first.rhs, d)}"
+    again = link(printed)
+    assert (first.lhs, first.rhs) == ("jacobian(a[L], b[L])", "diag(f'(z[L])) @ (W[L]).T")
+    for before, after in ((first.lhs, again.lhs), (first.rhs, again.rhs)):
+        assert ast.dump(parse(before)) == ast.dump(parse(after)), (before, after)
