@@ -51,6 +51,8 @@ def classify(tex: str) -> str:
         return "gradient" if "W" in lhs or "b" in lhs or "\\theta" in lhs else "derivative"
     if "\\delta" in lhs:
         return "delta"
+    lhs = re.sub(r"\{\\bf\s+([A-Za-z])\s*\}|\\(?:mathbf|boldsymbol|bm)\s*\{\s*([A-Za-z])\s*\}",
+                 lambda m: m.group(1) or m.group(2), lhs)  # {\bf a}^L: the name a
     head = lhs.strip().lstrip("\\").split("^")[0].split("_")[0].split("(")[0].strip("{} ")
     if head in {"J", "C", "L", "E", "F", "mathcal{L}", "mathcal{J}"}:
         return "loss"
@@ -220,7 +222,7 @@ def _rows(tex: str) -> list[str]:
     pieces.append(tex[start:])
     rows: list[str] = []
     for row in pieces:
-        row = " ".join(row.split()) if "\\begin" in row else " ".join(row.replace("&", " ").split())
+        row = " ".join(_outside_environments(row, lambda part: part.replace("&", " ")).split())
         if not row:
             continue
         if rows and row.startswith("="):
@@ -228,6 +230,25 @@ def _rows(tex: str) -> list[str]:
         else:
             rows.append(row)
     return rows
+
+
+def _outside_environments(tex: str, change) -> str:
+    """``tex`` with ``change`` applied to the text outside every inner environment (a bmatrix's
+    ``&`` separate its entries, an align's ``&`` only aligns)."""
+    out, depth, start = [], 0, 0
+    for m in re.finditer(r"\\begin\{[^}]*\}|\\end\{[^}]*\}", tex):
+        if m.group(0).startswith("\\begin"):
+            if depth == 0:
+                out.append(change(tex[start:m.start()]))
+                start = m.start()
+            depth += 1
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                out.append(tex[start:m.end()])
+                start = m.end()
+    out.append(change(tex[start:]) if depth == 0 else tex[start:])
+    return "".join(out)
 
 
 def _split(tex: str) -> list[tuple[str, int]]:

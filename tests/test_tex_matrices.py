@@ -62,7 +62,7 @@ def test_a_matrix_takes_scripts_and_products():
     (r"v = \begin{bmatrix} 1 & 2 \\ 3 & 4 \end{bmatrix}", "written out entry by entry", 5),
     (r"v = \begin{bmatrix} y_1 & \cdots \\ y_m \end{bmatrix}", "different numbers of entries", 5),
     (r"v = \begin{bmatrix} y_1 \\ \vdots \\ b_m \end{bmatrix}", "as the entries of one formula", 21),
-    (r"v = \begin{bmatrix} \dots & 0 & y & 0 & \dots \end{bmatrix}", "a corner of a matrix", 5),
+    (r"v = \begin{bmatrix} \dots & 0 & y & 0 & \dots \end{bmatrix}", "which column holds the entry", 5),
 ])
 def test_what_cannot_be_read_is_a_one_line_error_with_its_column(tex, message, column):
     with pytest.raises(TexError, match=re.escape(message)) as raised:
@@ -97,3 +97,41 @@ def test_round_trip_through_the_project_printer(tmp_path):
     assert (first.lhs, first.rhs) == ("jacobian(a[L], b[L])", "diag(f'(z[L])) @ (W[L]).T")
     for before, after in ((first.lhs, again.lhs), (first.rhs, again.rhs)):
         assert ast.dump(parse(before)) == ast.dump(parse(after)), (before, after)
+
+
+def test_i_with_a_size_is_the_identity_with_a_note():
+    read = link(r"\frac{\partial {\bf z}^l}{\partial {\bf b}^l} = I_{n_l}")
+    assert read.rhs == "diag(ones(n[l]))"
+    assert "read I_n[l] as the n[l] × n[l] identity matrix" in read.notes
+
+
+def test_the_derivative_of_any_function_is_read_as_the_losss_with_a_note():
+    read = link(r"\frac{\partial \cdotp}{\partial {\bf b}^l} = \frac{\partial \cdotp}{\partial {\bf z}^l}")
+    assert (read.lhs, read.rhs) == ("grad(Loss, b[l])", "grad(Loss, z[l])")
+    assert "read ∂· (the derivative of any function) as that of the loss Loss" in read.notes
+    with pytest.raises(TexError, match=r"stands for any function: name the loss .* at column 16"):
+        translate(r"\frac{\partial \cdot}{\partial b^l} = 0", {"b": "bias"}, [])
+
+
+def test_a_chain_rule_in_the_denominator_layout_transposes_its_jacobians():
+    read = link(r"\frac{\partial L}{\partial {\bf b}^l} = \frac{\partial {\bf a}^l}{\partial {\bf z}^l}"
+                r"\frac{\partial {\bf z}^{l+1}}{\partial {\bf a}^l} \frac{\partial L}{\partial {\bf z}^{l+1}}",
+                {"L": "Loss"})
+    assert read.rhs == "jacobian(a[l], z[l]).T @ jacobian(z[l + 1], a[l]).T @ grad(Loss, z[l + 1])"
+    assert any(note.startswith("read the chain jacobian(a[l], z[l]) @ jacobian(z[l + 1], a[l]) @ grad(Loss, z[l + 1])"
+                               " in the denominator layout") for note in read.notes)
+    numerator = link(r"\frac{\partial L}{\partial {\bf z}^l} = \frac{\partial L}{\partial {\bf a}^l}"
+                     r"\frac{\partial {\bf a}^l}{\partial {\bf z}^l}", {"L": "Loss"})
+    assert numerator.rhs == "grad(Loss, a[l]) @ jacobian(a[l], z[l])"  # the other layout: as printed
+
+
+def test_an_align_row_holding_a_matrix_continues_the_chain_and_bold_names_classify():
+    import tomllib
+
+    from symbackprop.extract import classify, draft
+    text = ("$$ \\begin{align*}\n\\frac{\\partial L}{\\partial {\\bf b}^l} & = \\frac{\\partial L}{\\partial {\\bf z}^l} \\\\\n"
+            "& = \\begin{bmatrix} f'(z_1^l) & & 0 \\\\ & \\ddots & \\\\ 0 & & f'(z_{n_l}^l) \\end{bmatrix} "
+            "\\frac{\\partial L}{\\partial {\\bf z}^l}\n\\end{align*} $$")
+    (claim,) = tomllib.loads(draft("post.txt", text).toml)["claim"]
+    assert claim["tex"].count(" = ") == 2 and "& & 0" in claim["tex"] and "& =" not in claim["tex"]
+    assert classify(r"{\bf a}^L = {\bf W}^L {\bf a}^{L-1}") == "forward definition"

@@ -272,7 +272,7 @@ class _Parser:
                 op = "*" if scalar or rs else "@"
                 out, scalar = f"{out} {op} {rhs}", scalar and rs
             else:
-                return out, scalar
+                return self._chain_layout(out), scalar
 
     def factor(self):
         base, scalar, name = self.atom()
@@ -317,10 +317,54 @@ class _Parser:
             base = f"{base}({inner})"
         return base, scalar
 
+    def _chain_layout(self, text):
+        """A product of derivatives printed as the chain rule in the denominator layout
+        (``∂z/∂b ∂L/∂z``: each factor's numerator the next one's denominator, none the other way):
+        each Jacobian read transposed, as that layout's ∂z/∂b is (noted)."""
+        try:
+            tree = _formula_tree(text)
+        except SyntaxError:
+            return text
+        factors, node = [], tree
+        while isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            factors.insert(0, node.right)
+            node = node.left
+        factors.insert(0, node)
+        if len(factors) < 2 or not all(isinstance(f, ast.Call) and getattr(f.func, "id", "") in ("jacobian", "grad")
+                                       and len(f.args) == 2 for f in factors):
+            return text
+        num = [ast.dump(f.args[0]) for f in factors]
+        den = [ast.dump(f.args[1]) for f in factors]
+        down = sum(den[k + 1] == num[k] for k in range(len(factors) - 1))
+        up = sum(num[k + 1] == den[k] for k in range(len(factors) - 1))
+        if not down or up or not any(f.func.id == "jacobian" for f in factors):
+            return text
+        read = " @ ".join(_unparse(f) + (".T" if f.func.id == "jacobian" else "") for f in factors)
+        self.notes.append(f"read the chain {text} in the denominator layout (each factor's numerator is the next "
+                          f"one's denominator), each Jacobian transposed: {read}")
+        return read
+
+    def _placeholder(self, p):
+        """``\\partial \\cdot`` above a fraction bar — the derivative of any function — read as the
+        loss's, when the file names one loss (noted); None for anything else."""
+        toks = [t for t in p.t[p.i:] if not (t.kind == "macro" and t.value in IGNORED)]
+        if len(toks) != 1 or toks[0].kind != "macro" or toks[0].value not in ("cdot", "cdotp", "bullet"):
+            return None
+        if len(self.scalars) != 1:
+            raise TexError(f"\\partial \\{toks[0].value} stands for any function: name the loss in [symbols] "
+                           "to read it as the loss", toks[0].pos, self.tex)
+        (loss,) = self.scalars
+        p.i = len(p.t)
+        self.notes.append(f"read ∂· (the derivative of any function) as that of the loss {loss}")
+        return loss
+
     def _scripted(self, base, name, sup, sub):
         """``name`` with its superscript (a layer, or a power) and subscript (an entry, or a layer)."""
         if name is None or (sup is None and sub is None):
             return base
+        if name == "I" and "I" not in self.symbols and sup is None and "," not in sub:
+            self.notes.append(f"read I_{sub} as the {sub} × {sub} identity matrix")
+            return f"diag(ones({_unparen(sub)}))"
         layer_of = name if name in self.perlayer else None
         if layer_of is None and sup is not None and sub is not None and name.upper() in self.perlayer \
                 and name.upper() != name:
@@ -567,7 +611,7 @@ class _Parser:
             if tok is None or tok.kind != "macro" or tok.value != "partial":
                 return None
             p.i += 1
-            return "" if p.peek() is None else p.parse_all()
+            return "" if p.peek() is None else (self._placeholder(p) or p.parse_all())
         n, d = strip(num), strip(den)
         if n is None and d is None:
             return None
@@ -656,6 +700,10 @@ def _read_matrix(p, tok):
                 end = toks[-1].node.pos + toks[-1].node.len if toks[-1].node is not None else toks[-1].pos + 1
                 cells.append((p._child(toks, end).parse_all(), toks[0].pos))
         grid.append(cells)
+    if len(grid) == 1 and isinstance(grid[0][0], str) and isinstance(grid[0][-1], str) and \
+            [c[0] for c in grid[0] if isinstance(c, tuple) and c[0] != "0"][1:] == []:
+        raise TexError(f"cannot read this {env}: which column holds the entry between the zeros is not printed",
+                       tok.pos, p.tex)
     if not any(isinstance(c, str) for row in grid for c in row):
         raise TexError(f"a {env} written out entry by entry (no \\dots, \\vdots, \\ddots) cannot be read: "
                        "the claim language has no matrix literal", tok.pos, p.tex)
