@@ -135,3 +135,16 @@ def test_an_align_row_holding_a_matrix_continues_the_chain_and_bold_names_classi
     (claim,) = tomllib.loads(draft("post.txt", text).toml)["claim"]
     assert claim["tex"].count(" = ") == 2 and "& & 0" in claim["tex"] and "& =" not in claim["tex"]
     assert classify(r"{\bf a}^L = {\bf W}^L {\bf a}^{L-1}") == "forward definition"
+
+
+def test_a_sum_over_the_examples_reads_each_examples_quantities_with_a_note():
+    symbols = {**SYMBOLS, "N": "batch"}
+    (read,) = translate(r"\frac{\partial L}{\partial {\bf b}^L} = \frac1N \sum_{i=1}^N " + DIAGONAL
+                        + r"({\bf a}^L({\bf x}_i) - {\bf y}_i)", symbols, [], {"L": "Loss"})
+    assert read.rhs == "1 / N * sum(diag(f'(z[L][:, i])) @ (a[L][:, i] - y[:, i]), i in 1..N)"
+    assert "read a[L]({x}_i) as a[L] at example i".replace("{x}", "x") in read.notes
+    assert any(note.startswith("read the sum over the examples i = 1..N of ") for note in read.notes)
+    (entries,) = translate(r"s = \sum_{i=1}^{N} z^L_{k}", symbols, [])
+    assert entries.rhs == "sum(z[L][k, i], i in 1..N)"
+    (other,) = translate(r"s = \sum_{k=1}^{n_L} z^L_{k}", symbols, [])  # not over the examples: as printed
+    assert other.rhs == "sum(z[L][k], k in 1..n[L])"

@@ -159,6 +159,7 @@ def _named(toks, names):
 
 class _Parser:
     names: list = []  # the file's [tex] spellings, as spellings() gives them
+    examples: tuple = ()  # the indices of the enclosing sums over the examples (\sum_{i=1}^{N}, N the batch)
 
     def __init__(self, toks, tex, layered, notes, end):
         self.t, self.i, self.tex, self.layered, self.notes = toks, 0, tex, layered, notes
@@ -185,6 +186,7 @@ class _Parser:
         p = _Parser(toks, self.tex, self.layered, self.notes, end)
         p.scalars, p.symbols, p.perlayer, p.shapes = self.scalars, self.symbols, self.perlayer, self.shapes
         p.names = self.names
+        p.examples = self.examples
         return p
 
     def macro_arg(self, mtok):
@@ -310,12 +312,28 @@ class _Parser:
         if sub is not None and "," in sub or (sub is not None and (sup is not None or name not in self.perlayer)):
             scalar = True  # an entry
         base = self._scripted(base, name, sup, sub)
+        if self.examples and name is not None:
+            self._at_example(base)
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
             self.i += 1
             inner = self.expr()
             self._close(")")
             base = f"{base}({inner})"
         return base, scalar
+
+    def _at_example(self, base):
+        """``a^L(x_i)`` inside a sum over the examples i: the value at example i, which the sum's
+        reading gives every per-example quantity; the argument is dropped (noted)."""
+        toks = self.t[self.i:self.i + 5]
+        if len(toks) < 5 or [t.value for t in (toks[0], toks[2], toks[4]) if t.kind == "char"] != ["(", "_", ")"]:
+            return
+        letter = toks[1].value if toks[1].kind == "char" else (
+            toks[1].value[0].value if toks[1].kind == "group" and len(toks[1].value) == 1 else None)
+        if toks[3].kind != "char" or toks[3].value not in self.examples or not isinstance(letter, str) or \
+                not letter.isalpha() or _symbol_role(self, letter) not in (None, "input"):
+            return
+        self.i += 5
+        self.notes.append(f"read {base}({letter}_{toks[3].value}) as {base} at example {toks[3].value}")
 
     def _chain_layout(self, text):
         """A product of derivatives printed as the chain rule in the denominator layout
@@ -602,7 +620,14 @@ class _Parser:
         below.i += 1
         below._close("=")
         low, high = below.parse_all(), limits["^"].parse_all()
-        body = self.term()[0]
+        if low == "1" and _symbol_role(self, high) == "batch":  # a sum over the examples
+            outer, self.examples = self.examples, self.examples + (var.value,)
+            try:
+                body = _per_example(self, self.term()[0], var.value, high)
+            finally:
+                self.examples = outer
+        else:
+            body = self.term()[0]
         return f"sum({body}, {var.value} in {low}..{high})"
 
     def _partial(self, num, den):
@@ -781,6 +806,50 @@ def _matrix_corners(p, tok, grid):
             if cell != expected:
                 raise TexError(f"expected {expected} in row {i + 1}, column {j + 1} of the matrix", tok.pos, p.tex)
     return matrix, f"{_unparse(rows_end)}, 1..{_unparse(cols_end)}"
+
+
+_PER_EXAMPLE = {"activation", "preactivation", "input", "output", "target", "onehot", "label"}
+
+
+def _per_example(p, body, var, batch):
+    """The body of a sum over the examples ``var`` = 1..``batch``: every per-example quantity in it
+    (activations, pre-activations, inputs, targets) read as example ``var``'s — its column
+    ``q[:, var]``, its entry ``q[k, var]`` — as ``y_i``, ``a^L(x_i)`` print it (noted)."""
+    def role(name):
+        return _symbol_role(p, name)
+
+    def column(node, entry=None):
+        index = ast.Name(var, ast.Load())
+        return ast.Subscript(node, ast.Tuple([entry or ast.Slice(), index], ast.Load()), ast.Load())
+
+    def walk(node):
+        if isinstance(node, ast.Name) and role(node.id) in _PER_EXAMPLE and role(node.id) not in LAYERED:
+            return column(node)
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and role(node.value.id) in _PER_EXAMPLE:
+            if role(node.value.id) in LAYERED:
+                return column(node)  # a[L]
+            same = isinstance(node.slice, ast.Name) and node.slice.id == var  # y_i: example i
+            return column(node.value, None if same else node.slice)
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Subscript) and \
+                isinstance(node.value.value, ast.Name) and role(node.value.value.id) in _PER_EXAMPLE & set(LAYERED):
+            same = isinstance(node.slice, ast.Name) and node.slice.id == var
+            return column(node.value, None if same else node.slice)  # a[L][k]: entry k of example i
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                setattr(node, name, [walk(v) if isinstance(v, ast.AST) else v for v in value])
+            elif isinstance(value, ast.AST):
+                setattr(node, name, walk(value))
+        return node
+
+    try:
+        tree = _formula_tree(body)
+    except SyntaxError:
+        return body
+    read = _unparse(walk(tree))
+    if read != body:
+        p.notes.append(f"read the sum over the examples {var} = 1..{batch} of {body} with each example's "
+                       f"quantities: {read}")
+    return read
 
 
 def _atom_text(text):
