@@ -148,3 +148,19 @@ def test_a_sum_over_the_examples_reads_each_examples_quantities_with_a_note():
     assert entries.rhs == "sum(z[L][k, i], i in 1..N)"
     (other,) = translate(r"s = \sum_{k=1}^{n_L} z^L_{k}", symbols, [])  # not over the examples: as printed
     assert other.rhs == "sum(z[L][k], k in 1..n[L])"
+
+
+def test_a_vectors_derivative_by_an_entry_is_read_entry_by_entry_with_unit_vectors():
+    read = link(r"\frac{\partial {\bf a}^L}{\partial b^L_j} = f'(z_j^L) {\bf e}_j")
+    assert (read.lhs, read.rhs) == ("jacobian(a[L], b[L])[i, j]", "f'(z[L][j]) * (i == j)")
+    assert "read the vector equation jacobian(a[L], b[L][j]) = f'(z[L][j]) * e[j] entry by entry: its entry i " \
+           "(e_k the unit vector, its entry i is (i == k))" in read.notes
+    chain = link(r"\frac{\partial {\bf a}^L}{\partial b^L_i} = \sum_{k=1}^{n_L} \frac{\partial {\bf a}^L}{\partial z_k^L}"
+                 r"\frac{\partial z_k^L}{\partial b^L_i}")  # i taken: the entry is the next free letter
+    assert (chain.lhs, chain.rhs) == ("jacobian(a[L], b[L])[j, i]",
+                                      "sum(jacobian(a[L], z[L])[j, k] * jacobian(z[L], b[L])[k, i], k in 1..n[L])")
+    entry = link(r"\frac{\partial z_k^L}{\partial b^L_j} = 0")
+    assert entry.lhs == "jacobian(z[L], b[L])[k, j]"
+    assert "read jacobian(z[L][k], b[L][j]) as the entry [k, j] of the Jacobian" in entry.notes
+    matrix = link(r"\frac{\partial {\bf a}^L}{\partial b^L_j} = W^L {\bf a}^{L-1}")  # a matrix: left as printed
+    assert (matrix.lhs, matrix.rhs) == ("jacobian(a[L], b[L][j])", "W[L] @ a[L - 1]")

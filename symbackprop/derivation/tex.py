@@ -852,6 +852,128 @@ def _per_example(p, body, var, batch):
     return read
 
 
+_VECTORS = {"activation", "preactivation", "bias", "input", "output", "target"}
+_FRESH = "ijpqrs"
+
+
+def _entry_by_entry(link, symbols):
+    """A link whose left side is a vector's derivative by an entry, ``∂a/∂b_j`` (``jacobian(a,
+    b[j])``), read entry by entry, as its right side's unit vectors e_k ask: entry i (a letter the
+    link does not use) of each side, ``jacobian(a, b)[i, j]``, e_k's entry ``(i == k)``, a vector
+    v's ``v[i]``.  The derivative of an entry by an entry is the Jacobian's entry either way.
+    Each reading is noted; a side with a matrix or a transpose is left as it is."""
+    def role(name):
+        value = symbols.get(name)
+        return value.get("quantity") if isinstance(value, Mapping) else value
+
+    def is_vector(node):
+        if isinstance(node, ast.Name):
+            return role(node.id) in _VECTORS and role(node.id) not in LAYERED
+        return isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and \
+            role(node.value.id) in _VECTORS and role(node.value.id) in LAYERED
+
+    def entry_of(node):  # q[k] or q[l][k] of a vector q: (q, k)
+        if isinstance(node, ast.Subscript) and is_vector(node.value) and not isinstance(node.slice, (ast.Tuple, ast.Slice)):
+            return node.value, node.slice
+        return None
+
+    try:
+        lhs, rhs = _formula_tree(link.lhs), _formula_tree(link.rhs)
+    except SyntaxError:
+        return link
+    notes = []
+
+    def scalar_jacobians(node):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "jacobian" and len(node.args) == 2:
+            top, by = entry_of(node.args[0]), entry_of(node.args[1])
+            if top and by:
+                notes.append(f"read {_unparse(node)} as the entry [{_unparse(top[1])}, {_unparse(by[1])}] of "
+                             "the Jacobian")
+                return ast.Subscript(ast.Call(node.func, [top[0], by[0]], []),
+                                     ast.Tuple([top[1], by[1]], ast.Load()), ast.Load())
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                setattr(node, name, [scalar_jacobians(v) if isinstance(v, ast.AST) else v for v in value])
+            elif isinstance(value, ast.AST):
+                setattr(node, name, scalar_jacobians(value))
+        return node
+
+    lhs, rhs = scalar_jacobians(lhs), scalar_jacobians(rhs)
+    vector_by_entry = isinstance(lhs, ast.Call) and getattr(lhs.func, "id", "") == "jacobian" and \
+        is_vector(lhs.args[0]) and entry_of(lhs.args[1]) is not None
+    if vector_by_entry:
+        used = {n.id for side in (lhs, rhs) for n in ast.walk(side) if isinstance(n, ast.Name)}
+        free = next((c for c in _FRESH if c not in used), None)
+        sides = [_entries(side, free, symbols, is_vector, entry_of) for side in (lhs, rhs)] if free else [None]
+        if None not in sides:
+            lhs, rhs = sides
+            notes.append(f"read the vector equation {link.lhs} = {link.rhs} entry by entry: its entry {free}"
+                         + (f" (e_k the unit vector, its entry {free} is ({free} == k))" if "e[" in link.rhs else ""))
+    if not notes:
+        return link
+    from dataclasses import replace
+    return replace(link, lhs=_unparse(lhs), rhs=_unparse(rhs), notes=link.notes + tuple(notes))
+
+
+def _entries(node, free, symbols, is_vector, entry_of):
+    """Entry ``free`` of a vector formula built from vectors, scalars, + − * / and @ with a scalar
+    (as ``v @ jacobian(z, b)[k, j]`` is): None where it holds a matrix or a transpose."""
+    index = ast.Name(free, ast.Load())
+    unit = [n for n in ("e",) if n not in symbols]
+
+    def walk(node):  # (the entry's formula, whether it is a vector) or None
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "jacobian" and len(node.args) == 2:
+            by = entry_of(node.args[1])
+            if is_vector(node.args[0]) and by:
+                call = ast.Call(node.func, [node.args[0], by[0]], [])
+                return ast.Subscript(call, ast.Tuple([index, by[1]], ast.Load()), ast.Load()), True
+            return node, False
+        if is_vector(node):
+            return ast.Subscript(node, index, ast.Load()), True
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple) and isinstance(node.value, ast.Call) \
+                and getattr(node.value.func, "id", "") == "jacobian":
+            return node, False  # an entry of a Jacobian
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in unit \
+                and not isinstance(node.slice, (ast.Tuple, ast.Slice)):
+            return ast.Compare(index, [ast.Eq()], [node.slice]), True  # e_k: the unit vector
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.MatMult)):
+            left, right = walk(node.left), walk(node.right)
+            if left is None or right is None:
+                return None
+            op = ast.Mult() if isinstance(node.op, ast.MatMult) else node.op
+            if isinstance(node.op, ast.MatMult) and left[1] and right[1]:
+                return None  # two vectors: not a scalar factor
+            return ast.BinOp(left[0], op, right[0]), left[1] or right[1]
+        if isinstance(node, ast.UnaryOp):
+            inner = walk(node.operand)
+            return None if inner is None else (ast.UnaryOp(node.op, inner[0]), inner[1])
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "sum" and len(node.args) > 1:
+            inner = walk(node.args[0])
+            return None if inner is None else (ast.Call(node.func, [inner[0], *node.args[1:]], node.keywords), inner[1])
+        if isinstance(node, ast.Attribute) or (isinstance(node, ast.Call) and getattr(node.func, "id", "") in
+                                               ("jacobian", "diag", "outer")):
+            return None
+        if bare_vector(node) or matrix(node):
+            return None  # a vector inside a call, or a matrix: not read entry by entry
+        return node, False
+
+    def matrix(node):  # a weight matrix somewhere in node (its entries W[l][i, j] aside)
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple):
+            return False
+        if isinstance(node, ast.Name):
+            value = symbols.get(node.id)
+            return (value.get("quantity") if isinstance(value, Mapping) else value) == "weight"
+        return any(matrix(child) for child in ast.iter_child_nodes(node))
+
+    def bare_vector(node):  # a whole vector somewhere in node (its entries q[k] aside)
+        if entry_of(node) is not None:
+            return False
+        return is_vector(node) or any(bare_vector(child) for child in ast.iter_child_nodes(node))
+
+    out = walk(node)
+    return None if out is None or not out[1] else out[0]
+
+
 def _atom_text(text):
     """``text`` in parentheses unless it is one name, call, entry or transpose."""
     tree = _formula_tree(text)
@@ -982,7 +1104,7 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
                            previous if continues else None, patterns)
         links += row_links
         previous = row_links[0]
-    return links
+    return [_entry_by_entry(link, symbols) for link in links]
 
 
 def _prepare(tex, symbols, defined, patterns=()):
