@@ -464,7 +464,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             lines.append(f"# line {line}: {tex}")
             lines.append(f'"{name}" = {_toml_string(rhs)}')
     count, unreadable = 0, []
-    for tex, line, problem, printed in claims:
+    for tex, line, problem, printed in _chains_split(claims, symbols, ["delta[0]", *defines]):
         count += 1
         try:
             translate(tex, symbols, ["delta[0]", *defines])
@@ -476,6 +476,42 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
+
+
+def _chains_split(claims, symbols, defined):
+    """The claims, a chain ``a = b = c`` that cannot be read as a whole drafted link by link
+    (``a = b``, ``a = c``), so that one unreadable link does not hide the others (noted)."""
+    from .derivation.tex import TexError, translate
+
+    out = []
+    for tex, line, problem, printed in claims:
+        sides = _sides(tex)
+        if len(sides) > 2:
+            try:
+                translate(tex, symbols, defined)
+            except (TexError, ValueError):
+                for k, side in enumerate(sides[1:], start=1):
+                    why = f"link {k} of the chain at line {line} (the chain cannot be read as a whole)"
+                    out.append((f"{sides[0]} = {side}", line, "; ".join(filter(None, [problem, why])), printed))
+                continue
+        out.append((tex, line, problem, printed))
+    return out
+
+
+def _sides(tex: str) -> list[str]:
+    """The sides of a chain ``a = b = c``: split at each ``=`` outside braces and environments."""
+    sides, depth, start = [], 0, 0
+    for m in re.finditer(r"\\begin\{[^}]*\}|\\end\{[^}]*\}|\\.|[{}=]", tex):
+        token = m.group(0)
+        if token in ("{",) or token.startswith("\\begin"):
+            depth += 1
+        elif token in ("}",) or token.startswith("\\end"):
+            depth -= 1
+        elif token == "=" and depth == 0:
+            sides.append(tex[start:m.start()].strip())
+            start = m.end()
+    sides.append(tex[start:].strip())
+    return sides
 
 
 def _toml_string(value: str) -> str:

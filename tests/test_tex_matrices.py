@@ -164,3 +164,30 @@ def test_a_vectors_derivative_by_an_entry_is_read_entry_by_entry_with_unit_vecto
     assert "read jacobian(z[L][k], b[L][j]) as the entry [k, j] of the Jacobian" in entry.notes
     matrix = link(r"\frac{\partial {\bf a}^L}{\partial b^L_j} = W^L {\bf a}^{L-1}")  # a matrix: left as printed
     assert (matrix.lhs, matrix.rhs) == ("jacobian(a[L], b[L][j])", "W[L] @ a[L - 1]")
+
+
+def test_w_i_is_row_i_of_w_as_a_column_and_its_gradient_is_read_entry_by_entry():
+    forward = link(r"z_k^L = ({\bf w}^L_k)^T \cdotp {\bf a}^{L-1} + b^L_k")
+    assert forward.rhs.startswith("(W[L][k, :].T).T ")
+    assert "read w^L_k as row k of W[L], as a column" in forward.notes
+    (chain, _, last) = translate(
+        r"\frac{\partial L}{\partial {\bf w}_i^l} = \frac{\partial {\bf z}^l}{\partial {\bf w}_i^l}"
+        r"\frac{\partial L}{\partial {\bf z}^l} = \frac{\partial {\bf z}^l}{\partial {\bf w}_i^l} \frac{\partial L}"
+        r"{\partial {\bf z}^l} = {\bf a}^{l-1} \frac{\partial L}{\partial b^l_i}", SYMBOLS, [], {"L": "Loss"})
+    assert (chain.lhs, chain.rhs) == ("grad(Loss, W[l][i, j])", "jacobian(z[l], W[l][i, j]).T @ grad(Loss, z[l])")
+    assert (last.lhs, last.rhs) == ("grad(Loss, W[l][i, j])", "a[l - 1][j] * grad(Loss, b[l][i])")
+    assert any("entry by entry: its entry j" in note for note in last.notes)
+
+
+def test_a_chain_with_an_unreadable_link_is_drafted_link_by_link():
+    import tomllib
+
+    from symbackprop.extract import draft
+    text = ("$$ \\begin{align*}\n\\frac{\\partial C}{\\partial {\\bf w}_i^l} & = \\frac{\\partial C}{\\partial z^l_i} a^{l-1} \\\\\n"
+            "& = \\begin{bmatrix} \\dots & 0 & {\\bf a}^{l-1} & 0 & \\dots \\end{bmatrix} \\delta^l \\\\\n"
+            "& = z^l\n\\end{align*} $$")
+    result = draft("post.txt", text)
+    claims = tomllib.loads(result.toml)["claim"]
+    assert [c["tex"].split(" = ")[1][:12] for c in claims] == ["\\frac{\\parti", "\\begin{bmatr", "z^l"]
+    assert all("of the chain at line 1 (the chain cannot be read as a whole)" in c["note"] for c in claims)
+    assert len(result.unreadable) == 1 and "which column holds the entry" in result.unreadable[0]

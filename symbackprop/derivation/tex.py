@@ -380,6 +380,11 @@ class _Parser:
         """``name`` with its superscript (a layer, or a power) and subscript (an entry, or a layer)."""
         if name is None or (sup is None and sub is None):
             return base
+        if sup is not None and sub is not None and "," not in sub and name not in self.symbols and \
+                name.upper() != name and _symbol_role(self, name.upper()) == "weight":
+            self.notes.append(f"read {name}^{_unparen(sup)}_{sub} as row {sub} of {name.upper()}[{_unparen(sup)}], "
+                              "as a column")
+            return f"{name.upper()}[{_unparen(sup)}][{_unparen(sub)}, :].T"
         if name == "I" and "I" not in self.symbols and sup is None and "," not in sub:
             self.notes.append(f"read I_{sub} as the {sub} × {sub} identity matrix")
             return f"diag(ones({_unparen(sub)}))"
@@ -648,10 +653,11 @@ class _Parser:
             n = _unparen(n) if _balanced(n) else n
             scalar = scalar or n.startswith(("sum(", "norm(", "trace("))
         root = n.split("[")[0]
+        row = _row_of(d)  # by w_i, row i of W as a column: the derivative by that row
         if root in self.scalars or scalar:
-            return f"grad({n}, {d})"
+            return f"grad({n}, {d})" if row is None else f"grad({n}, {row}).T"
         self.notes.append(f"read ∂{n}/∂{d} as the Jacobian of {n} by {d}")
-        return f"jacobian({n}, {d})"
+        return f"jacobian({n}, {d if row is None else row})"
 
 
 def _balanced(s):
@@ -900,7 +906,9 @@ def _entry_by_entry(link, symbols):
 
     lhs, rhs = scalar_jacobians(lhs), scalar_jacobians(rhs)
     vector_by_entry = isinstance(lhs, ast.Call) and getattr(lhs.func, "id", "") == "jacobian" and \
-        is_vector(lhs.args[0]) and entry_of(lhs.args[1]) is not None
+        is_vector(lhs.args[0]) and entry_of(lhs.args[1]) is not None or (  # ∂L/∂w_i, w_i a row of W
+            isinstance(lhs, ast.Attribute) and isinstance(lhs.value, ast.Call) and
+            getattr(lhs.value.func, "id", "") == "grad" and len(lhs.value.args) == 2 and _row(lhs.value.args[1]))
     if vector_by_entry:
         used = {n.id for side in (lhs, rhs) for n in ast.walk(side) if isinstance(n, ast.Name)}
         free = next((c for c in _FRESH if c not in used), None)
@@ -921,7 +929,20 @@ def _entries(node, free, symbols, is_vector, entry_of):
     index = ast.Name(free, ast.Load())
     unit = [n for n in ("e",) if n not in symbols]
 
+    def at(row):  # W[l][i, :] → W[l][i, free]
+        return ast.Subscript(row.value, ast.Tuple([row.slice.elts[0], index], ast.Load()), ast.Load())
+
     def walk(node):  # (the entry's formula, whether it is a vector) or None
+        if isinstance(node, ast.Attribute) and _row(node.value):
+            return at(node.value), True  # w_i's entry
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call) and len(node.value.args) == 2 and \
+                getattr(node.value.func, "id", "") == "grad" and _row(node.value.args[1]):
+            return ast.Call(node.value.func, [node.value.args[0], at(node.value.args[1])], []), True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult) and isinstance(node.left, ast.Attribute) \
+                and isinstance(node.left.value, ast.Call) and getattr(node.left.value.func, "id", "") == "jacobian" \
+                and len(node.left.value.args) == 2 and _row(node.left.value.args[1]):
+            by = ast.Call(node.left.value.func, [node.left.value.args[0], at(node.left.value.args[1])], [])
+            return ast.BinOp(ast.Attribute(by, "T", ast.Load()), ast.MatMult(), node.right), True  # ∂z/∂w_i's row
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "jacobian" and len(node.args) == 2:
             by = entry_of(node.args[1])
             if is_vector(node.args[0]) and by:
@@ -972,6 +993,22 @@ def _entries(node, free, symbols, is_vector, entry_of):
 
     out = walk(node)
     return None if out is None or not out[1] else out[0]
+
+
+def _row(node):
+    """Whether ``node`` is a row ``W[l][i, :]`` (an index, then the whole row)."""
+    return isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple) and len(node.slice.elts) == 2 \
+        and not isinstance(node.slice.elts[0], ast.Slice) and isinstance(node.slice.elts[1], ast.Slice) \
+        and node.slice.elts[1].lower is None and node.slice.elts[1].upper is None
+
+
+def _row_of(text):
+    """``W[l][i, :]`` for a column ``W[l][i, :].T`` (w_i, row i of W), else None."""
+    try:
+        tree = _formula_tree(text)
+    except SyntaxError:
+        return None
+    return _unparse(tree.value) if isinstance(tree, ast.Attribute) and _row(tree.value) else None
 
 
 def _atom_text(text):
