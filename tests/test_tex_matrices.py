@@ -159,9 +159,6 @@ def test_a_vectors_derivative_by_an_entry_is_read_entry_by_entry_with_unit_vecto
                  r"\frac{\partial z_k^L}{\partial b^L_i}")  # i taken: the entry is the next free letter
     assert (chain.lhs, chain.rhs) == ("jacobian(a[L], b[L])[j, i]",
                                       "sum(jacobian(a[L], z[L])[j, k] * jacobian(z[L], b[L])[k, i], k in 1..n[L])")
-    entry = link(r"\frac{\partial z_k^L}{\partial b^L_j} = 0")
-    assert entry.lhs == "jacobian(z[L], b[L])[k, j]"
-    assert "read jacobian(z[L][k], b[L][j]) as the entry [k, j] of the Jacobian" in entry.notes
     matrix = link(r"\frac{\partial {\bf a}^L}{\partial b^L_j} = W^L {\bf a}^{L-1}")  # a matrix: left as printed
     assert (matrix.lhs, matrix.rhs) == ("jacobian(a[L], b[L][j])", "W[L] @ a[L - 1]")
 

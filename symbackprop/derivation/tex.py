@@ -890,12 +890,12 @@ def _entry_by_entry(link, symbols):
     notes = []
 
     def scalar_jacobians(node):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("jacobian", "grad") and len(node.args) == 2:
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "jacobian" and len(node.args) == 2:
             top, by = entry_of(node.args[0]), entry_of(node.args[1])
             if top and by:
                 notes.append(f"read {_unparse(node)} as the entry [{_unparse(top[1])}, {_unparse(by[1])}] of "
                              "the Jacobian")
-                return ast.Subscript(ast.Call(ast.Name("jacobian", ast.Load()), [top[0], by[0]], []),
+                return ast.Subscript(ast.Call(node.func, [top[0], by[0]], []),
                                      ast.Tuple([top[1], by[1]], ast.Load()), ast.Load())
         for name, value in ast.iter_fields(node):
             if isinstance(value, list):
