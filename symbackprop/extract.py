@@ -444,10 +444,15 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             problems.append(f"the loss's arguments dropped: {loss_name}(…) read as {loss_name}")
         claims.append((spelled, line, "; ".join(problems) or None, tex))
     claims.sort(key=lambda c: c[1])
+    layout = _derivative_layout(claims, symbols, ["delta[0]", *defines])
+    if layout:
+        guesses.append(f"derivatives in the denominator layout (line {layout}: the chain rule printed "
+                       "∂z/∂b ∂L/∂z): every ∂a/∂b of two vectors read as jacobian(a, b).T")
     lines = [f"# Draft derivation file extracted from {path.name} by `symbackprop extract`.",
              "# Every line marked `# guess:` is a reading of the document to confirm.",
              *(f"# guess: {g}" for g in guesses),
-             f'title  = "{path.stem}"', f'source = "{path.name}"', "", "[network]",
+             f'title  = "{path.stem}"', f'source = "{path.name}"',
+             *([f'derivative_layout = "denominator"      # guess: line {layout}'] if layout else []), "", "[network]",
              f"widths = {sizes}" + ("" if from_doc else "      # guess: the document gives no widths"),
              f'hidden = "{activation}"      # guess', f'output = "{"softmax" if softmax else activation}"      # guess',
              f'loss   = "{loss}"      # guess', "batch  = 1      # guess: one example", "", "[symbols]"]
@@ -464,10 +469,11 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             lines.append(f"# line {line}: {tex}")
             lines.append(f'"{name}" = {_toml_string(rhs)}')
     count, unreadable = 0, []
-    for tex, line, problem, printed in _chains_split(claims, symbols, ["delta[0]", *defines]):
+    order = "denominator" if layout else None
+    for tex, line, problem, printed in _chains_split(claims, symbols, ["delta[0]", *defines], order):
         count += 1
         try:
-            translate(tex, symbols, ["delta[0]", *defines])
+            translate(tex, symbols, ["delta[0]", *defines], layout=order)
         except (TexError, ValueError) as error:
             where = column_of.get((printed, line))
             unreadable.append(f"{path}:{line}:{where or 1}: the formula starting here cannot be read: {error}")
@@ -478,7 +484,22 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
 
 
-def _chains_split(claims, symbols, defined):
+def _derivative_layout(claims, symbols, defined) -> int | None:
+    """The line of the first formula that prints the chain rule in the denominator layout
+    (``∂z/∂b ∂L/∂z``), where the reader says so; None if no formula does."""
+    from .derivation.tex import TexError, translate
+
+    for tex, line, _, _ in claims:
+        try:
+            links = translate(tex, symbols, defined)
+        except (TexError, ValueError):
+            continue
+        if any("in the denominator layout (each factor" in note for link in links for note in link.notes):
+            return line
+    return None
+
+
+def _chains_split(claims, symbols, defined, layout=None):
     """The claims, a chain ``a = b = c`` that cannot be read as a whole drafted link by link
     (``a = b``, ``a = c``), so that one unreadable link does not hide the others (noted)."""
     from .derivation.tex import TexError, translate
@@ -488,7 +509,7 @@ def _chains_split(claims, symbols, defined):
         sides = _sides(tex)
         if len(sides) > 2:
             try:
-                translate(tex, symbols, defined)
+                translate(tex, symbols, defined, layout=layout)
             except (TexError, ValueError):
                 for k, side in enumerate(sides[1:], start=1):
                     why = f"link {k} of the chain at line {line} (the chain cannot be read as a whole)"
