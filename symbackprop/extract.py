@@ -443,6 +443,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             spelled = re.sub(rf"(?<![A-Za-z\\]){re.escape(loss_name)}\s*\([^()]*\)", lambda m: loss_name, spelled)
             problems.append(f"the loss's arguments dropped: {loss_name}(…) read as {loss_name}")
         claims.append((spelled, line, "; ".join(problems) or None, tex))
+    claims = _functions_expanded(claims, formulas, symbols)
     claims.sort(key=lambda c: c[1])
     layout = _derivative_layout(claims, symbols, ["delta[0]", *defines])
     if layout:
@@ -482,6 +483,52 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
+
+
+_FUNCTION = re.compile(r"\s*([A-Za-z])\s*\(\s*([A-Za-z])\s*\)\s*=\s*(.+?)\s*")
+
+
+def _functions_expanded(claims, formulas, symbols):
+    """The claims with each ``g(…)`` of a function the document defines, ``g(x) = \\frac12 \\| x \\|^2``
+    (g and x letters that name nothing), written out at its argument (noted) — not where g is
+    applied to its own letter, which states something of g itself."""
+    definitions = {}
+    for tex, line, _ in formulas:
+        match = _FUNCTION.fullmatch(tex)
+        if match and match.group(1) not in symbols and match.group(2) not in symbols and match.group(1) != match.group(2):
+            definitions.setdefault(match.group(1), (match.group(2), match.group(3), line))
+    out = []
+    for tex, line, problem, printed in claims:
+        notes = [problem] if problem else []
+        for name, (letter, body, at) in definitions.items():
+            expanded = _expand_calls(tex, name, letter, body)
+            if expanded != tex and at < line:
+                tex = expanded
+                notes.append(f"{name}(…) written out by its definition at line {at}: {name}({letter}) = {body}")
+        out.append((tex, line, "; ".join(notes) or None, printed))
+    return out
+
+
+def _expand_calls(tex, name, letter, body):
+    """``tex`` with every ``name(arg)`` (balanced parentheses; ``arg`` not the letter itself)
+    replaced by ``body`` at ``arg``."""
+    out, i = [], 0
+    for m in re.finditer(rf"(?<![\\A-Za-z]){name}\s*\(", tex):
+        if m.start() < i:
+            continue
+        depth, k = 1, m.end()
+        while k < len(tex) and depth:
+            depth += {"(": 1, ")": -1}.get(tex[k], 0)
+            k += 1
+        if depth:
+            return tex  # unbalanced: left as printed
+        argument = tex[m.end():k - 1].strip()
+        if argument == letter:
+            continue
+        at = re.sub(rf"(?<![\\A-Za-z]){letter}(?![A-Za-z])", lambda _: f"({argument})", body)
+        out += [tex[i:m.start()], f"\\left( {at} \\right)"]
+        i = k
+    return "".join(out) + tex[i:]
 
 
 def _derivative_layout(claims, symbols, defined) -> int | None:

@@ -219,3 +219,16 @@ def test_the_documents_denominator_layout_transposes_every_jacobian_of_two_vecto
     assert [c.lhs for c in d.claims][-1] == "jacobian(a[l], z[l]).T"
     path.write_text(result.toml.replace('derivative_layout = "denominator"', 'derivative_layout = "rows"'))
     assert any("derivative_layout must be \"numerator\" or \"denominator\", not 'rows'" in e for e in load(path).errors)
+
+
+def test_a_function_the_document_defines_is_written_out_where_it_is_applied():
+    import tomllib
+
+    from symbackprop.extract import draft
+    text = ("Let $$g(x) = \\frac12 \\| x \\|^2$$ with $\\nabla g(x) = x$. Then\n\n"
+            "$$ a^2 = g(z^2 - y) $$\n")
+    claims = {c["id"][:3]: c for c in tomllib.loads(draft("post.txt", text).toml)["claim"]}
+    applied = claims["L3-"]
+    assert applied["tex"] == "a^2 = \\left( \\frac12 \\| (z^2 - y) \\|^2 \\right)"
+    assert "g(…) written out by its definition at line 1: g(x) = \\frac12 \\| x \\|^2" in applied["note"]
+    assert all("written out" not in c.get("note", "") for k, c in claims.items() if k != "L3-")  # ∇g(x): g itself
