@@ -313,6 +313,8 @@ class _Parser:
         if sub is not None and "," in sub or (sub is not None and (sup is not None or name not in self.perlayer)):
             scalar = True  # an entry
         base = self._scripted(base, name, sup, sub)
+        if scalar and _row_of(base) is not None:
+            scalar = False  # w^l_i: a row of W^l, not an entry
         if self.examples and name is not None:
             self._at_example(base)
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
