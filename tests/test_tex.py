@@ -241,9 +241,11 @@ def test_a_dot_in_a_subscript_is_a_whole_row_or_column():
 
 
 def test_cdot_between_matrices_is_elementwise_with_a_note():
-    (link,) = translate(r"x = W^2 \cdot a^1", SYMBOLS, DEFINED)
-    assert link.rhs == "W[2] * a[1]"
-    assert link.notes == (r"read \cdot between W[2] and a[1] as the elementwise product (a scalar factor broadcasts)",)
+    (link,) = translate(r"x = z^2 \cdot a^1", SYMBOLS, DEFINED)
+    assert link.rhs == "z[2] * a[1]"
+    assert link.notes == (r"read \cdot between z[2] and a[1] as the elementwise product (a scalar factor broadcasts)",)
+    (link,) = translate(r"x = W^2 \cdot a^1", SYMBOLS, DEFINED)  # after a weight matrix: the matrix product
+    assert (link.rhs, link.notes) == ("W[2] @ a[1]", (r"read \cdot after the matrix W[2] as the matrix product",))
     assert not translate(r"x = 2 \cdot a^1", SYMBOLS, DEFINED)[0].notes
 
 
