@@ -187,6 +187,13 @@ class _Parser:
             self.fail(f"unexpected '{self._show(self.peek())}'")
         return e
 
+    def whole_scalar(self):
+        """Every token read as one expression, and whether it is known to be a scalar."""
+        e = self.expr_scalar()
+        if self.peek() is not None:
+            self.fail(f"unexpected '{self._show(self.peek())}'")
+        return e
+
     def _show(self, tok):
         return "\\" + tok.value if tok.kind == "macro" else ("{" if tok.kind == "group" else tok.value)
 
@@ -258,6 +265,9 @@ class _Parser:
         while (tok := self.peek()) is not None and tok.kind == "char" and tok.value in "^_'":
             self.i += 1
             if tok.value == "'":
+                if self._primed_name(name, sup, sub):  # i', an index or a name of its own: i_prime
+                    base = name = f"{name}_prime"
+                    continue
                 base = self._scripted(base, name, sup, sub) + "'"
                 name, sup, sub = None, None, None
                 continue
@@ -331,6 +341,12 @@ class _Parser:
             return f"{base}[{inner}]"
         self.notes.append(f"read {name}_{inner} as layer {inner} of {name}")
         return f"{base}[{inner}]"
+
+    def _primed_name(self, name, sup, sub):
+        """``i'`` is the letter i primed, not a derivative: a letter the file does not declare, not called."""
+        nxt = self.peek()
+        return name is not None and len(name) == 1 and sup is None and sub is None and name not in self.layered \
+            and not (nxt is not None and nxt.kind == "char" and nxt.value == "(")
 
     def _role(self, name):
         roles = self.symbols if isinstance(self.symbols, Mapping) else {}
@@ -473,9 +489,8 @@ class _Parser:
             d = self._partial(num, den)
             if d is not None:
                 return d, False, None
-            a, b = num.parse_all(), den.parse_all()
-            scalar = a.replace(".", "").isdigit() and b.replace(".", "").isdigit()
-            return f"{_wrap(a)} / {_wrap(b)}", scalar, None
+            (a, sa), (b, sb) = num.whole_scalar(), den.whole_scalar()
+            return f"{_wrap(a)} / {_wrap(b)}", sa and sb, None
         if name == "sum":
             return self._sum(tok), True, None
         if name in ("underbrace", "overbrace"):  # \underbrace{x}_{label}: x; the label is a comment
@@ -685,10 +700,14 @@ class _Parser:
         if var is None or var.kind != "char" or not var.value.isalpha():
             below.fail("expected the index of the sum")
         below.i += 1
+        index = var.value
+        if (prime := below.peek()) is not None and prime.kind == "char" and prime.value == "'":
+            below.i += 1
+            index += "_prime"
         below._close("=")
         low, high = below.parse_all(), limits["^"].parse_all()
         body = self.term()[0]
-        return f"sum({body}, {var.value} in {low}..{high})"
+        return f"sum({body}, {index} in {low}..{high})"
 
     def _partial(self, num, den):
         def strip(p, record=None):
@@ -924,5 +943,7 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, extra
                                f"{sides[0][0]}")
         (lhs, lstart, _, lnotes, lshape), sides = sides[0], sides[1:]
     line, column = _line_column(tex, lstart)
-    return [TexLink(lhs, rhs, lstart, end, tuple(lnotes + notes + list(extra_notes)), shape or lshape, line, column)
-            for rhs, _, end, notes, shape in sides]
+    last = len(sides) - 1  # the prose after a formula follows its last side
+    return [TexLink(lhs, rhs, lstart, end, tuple(lnotes + notes + (list(extra_notes) if k == last else [])),
+                    shape or lshape, line, column)
+            for k, (rhs, _, end, notes, shape) in enumerate(sides)]
