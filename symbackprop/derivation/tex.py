@@ -243,10 +243,7 @@ class _Parser:
             if tok is not None and tok.kind == "macro" and tok.value in PRODUCTS:
                 self.i += 1
                 rhs, rs = self.factor()
-                if PRODUCTS[tok.value] == "*" and not (scalar or rs):
-                    self.notes.append(f"read \\{tok.value} between {out} and {rhs} as the elementwise product "
-                                      "(a scalar factor broadcasts)")
-                out, scalar = f"{out} {PRODUCTS[tok.value]} {rhs}", scalar and rs
+                out, scalar = f"{out} {self._product(tok, out, scalar, rhs, rs)} {rhs}", scalar and rs
             elif tok is not None and tok.kind == "char" and tok.value == "/":
                 self.i += 1
                 rhs, rs = self.factor()
@@ -257,6 +254,19 @@ class _Parser:
                 out, scalar = f"{out} {op} {rhs}", scalar and rs
             else:
                 return out, scalar
+
+    def _product(self, tok, left, ls, right, rs):
+        """The operator of a product macro: ``\\cdot`` between two non-scalars is the matrix product
+        (as ``W \\cdot x`` is printed), ``\\times`` the elementwise one; each noted."""
+        op = PRODUCTS[tok.value]
+        if op != "*" or ls or rs:
+            return op
+        if tok.value in ("cdot", "cdotp"):
+            self.notes.append(f"read \\{tok.value} between {left} and {right} as the matrix product")
+            return "@"
+        self.notes.append(f"read \\{tok.value} between {left} and {right} as the elementwise product "
+                          "(a scalar factor broadcasts)")
+        return op
 
     def factor(self):
         base, scalar, name = self.atom()
@@ -463,17 +473,8 @@ class _Parser:
             return letter, False, letter
         if name in NAMES:
             return NAMES[name], False, NAMES[name]
-        if name == "nabla":  # \nabla_{x} C is the gradient of C by x
-            nxt = self.peek()
-            if nxt is None or nxt.kind != "char" or nxt.value != "_":
-                raise TexError("\\nabla needs the variable below, as in \\nabla_{W^2} C", tok.pos, self.tex)
-            self.i += 1
-            p, _ = self.arg()
-            wrt = p.parse_all()
-            of = self.factor()[0]
-            if of.split("[")[0] not in self.scalars:
-                self.notes.append(f"read ∇_{wrt} {of} as the gradient of {of} by {wrt}")
-            return f"grad({of}, {wrt})", False, None
+        if name == "nabla":
+            return self._nabla(tok), False, None
         if name in GREEK:
             alias = name.replace("var", "")
             letter = _greek_letter(alias)
@@ -510,6 +511,41 @@ class _Parser:
                 return f"{word}({inner})", False, None
             return word, False, word
         raise TexError(f"unknown macro \\{name}", tok.pos, self.tex)
+
+    def _nabla(self, tok):
+        """``\\nabla_{x} C`` is the gradient of C by x; ``\\nabla_{x}`` with no function after it and
+        ``\\nabla x`` (no variable below) are the gradient of the loss by x (noted)."""
+        nxt = self.peek()
+        if nxt is not None and nxt.kind == "char" and nxt.value == "_":
+            self.i += 1
+            p, _ = self.arg()
+            wrt = p.parse_all()
+            if self._starts_atom(self.peek()):
+                of = self.factor()[0]
+                if of.split("[")[0] not in self.scalars:
+                    self.notes.append(f"read ∇_{wrt} {of} as the gradient of {of} by {wrt}")
+                return f"grad({of}, {wrt})"
+            loss = self._loss(tok, f"∇_{wrt}")
+            self.notes.append(f"read ∇_{wrt} with no function after it as the gradient of the loss {loss} by {wrt}")
+            return f"grad({loss}, {wrt})"
+        if not self._starts_atom(nxt):
+            raise TexError("\\nabla needs a variable, as in \\nabla_{W^2} C or \\nabla W^2", tok.pos, self.tex)
+        wrt = self.factor()[0]
+        if wrt.split("[")[0] in self.scalars:
+            raise TexError(f"\\nabla {wrt} needs the variable below, as in \\nabla_{{W^2}} {wrt}", tok.pos, self.tex)
+        loss = self._loss(tok, f"∇{wrt}")
+        self.notes.append(f"read ∇{wrt} as the gradient of the loss {loss} by {wrt}")
+        return f"grad({loss}, {wrt})"
+
+    def _loss(self, tok, what):
+        """The one name [symbols] maps to the loss, for a gradient that does not name its function."""
+        losses = [k for k, v in self.symbols.items() if _role(v) == "loss"] \
+            or [k for k, v in self.symbols.items() if _role(v) in SCALAR_ROLES]
+        if len(losses) != 1:
+            why = "no name" if not losses else "more than one name (" + ", ".join(sorted(losses)) + ")"
+            raise TexError(f"{what} names no function, and {why} is mapped to the loss in [symbols]",
+                           tok.pos, self.tex)
+        return losses[0]
 
     def _shape(self, p):
         """The shape of an annotation ``[x]_{m \\times n}``, or None for a plain subscript."""
@@ -565,6 +601,11 @@ class _Parser:
             return f"grad({n}, {d})"
         self.notes.append(f"read ∂{n}/∂{d} as the Jacobian of {n} by {d}")
         return f"jacobian({n}, {d})"
+
+
+def _role(value):
+    """The quantity a [symbols] entry names (a role, or a table with its quantity)."""
+    return str(value.get("quantity")) if isinstance(value, Mapping) else str(value)
 
 
 def _balanced(s):
@@ -625,7 +666,7 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
         continues = row[0].kind == "char" and row[0].value == "="
         if continues and previous is None:
             raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
-        row_links = _chain(row, tex, end, layered, scalars, perlayer, set(symbols),
+        row_links = _chain(row, tex, end, layered, scalars, perlayer, dict(symbols),
                            previous if continues else None, patterns)
         links += row_links
         previous = row_links[0]
@@ -657,7 +698,7 @@ def translate_expression(tex: str, symbols: Mapping[str, object], defined: Itera
         raise TexError("empty formula", 0, tex)
     notes: list[str] = []
     p = _Parser(toks, tex, layered, notes, len(tex))
-    p.scalars, p.symbols, p.perlayer, p.shapes = scalars, set(symbols), perlayer, []
+    p.scalars, p.symbols, p.perlayer, p.shapes = scalars, dict(symbols), perlayer, []
     p.names = patterns
     text = p.parse_all()
     line, column = _line_column(tex, toks[0].pos)
