@@ -47,3 +47,36 @@ def test_cdot_between_non_scalars_is_the_matrix_product_with_a_note():
     assert rhs == "2 * A[k]" and not any("product" in n for n in notes)
     ((_, rhs, notes),) = read(r"x = A_k \times A_k")
     assert rhs == "A[k] * A[k]" and any("elementwise" in n for n in notes)
+
+
+@pytest.mark.parametrize("tex, rhs, note", [
+    (r"x = W_{kij}", "W[k][i, j]", "read the subscript kij of W as layer k, entry [i, j]"),
+    (r"x = W_{111}", "W[1][1, 1]", "read the subscript 111 of W as layer 1, entry [1, 1]"),
+    (r"x = a_{Li}", "a[L][i]", "read the subscript Li of a as layer L, entry [i]"),
+    (r"x = a_{L\ell}", "a[L][ell]", "read the subscript Lell of a as layer L, entry [ell]"),
+    (r"x = h_{k-1,j}", "h[k - 1][j]", "read the subscript k - 1, j of h as layer k - 1, entry [j]"),
+    (r"x = W_{i+1,m,j}", "W[i + 1][m, j]", "read the subscript i + 1, m, j of W as layer i + 1, entry [m, j]"),
+    (r"x = (W_{i+1,\cdot,j})^T", "(W[i + 1][:, j]).T", "read the subscript i + 1, :, j of W as layer i + 1, entry [:, j]"),
+    (r"x = a_{i+1}", "a[i + 1]", "read a_i + 1 as layer i + 1 of a"),
+    (r"x = \underline{e}_\ell", "e", "read e_ell as the one-hot vector e of the label ell"),
+])
+def test_a_subscript_packing_layer_and_entry_is_read_with_a_note(tex, rhs, note):
+    ((_, got, notes),) = read(tex)
+    assert got == rhs and note in notes
+
+
+def test_packed_entries_are_scalars_so_they_multiply_with_a_star():
+    ((lhs, rhs, notes),) = read(r"\frac{\partial \mathcal{L}(\theta)}{\partial a_{ij}} = "
+                                r"\frac{\partial \mathcal{L}(\theta)}{\partial h_{ij}} g'(a_{ij})")
+    assert (lhs, rhs) == ("grad(Lθ, a[i][j])", "grad(Lθ, h[i][j]) * g'(a[i][j])")
+    ((lhs, rhs, notes),) = read(r"\frac{\partial a_{ki}}{\partial W_{kij}} = h_{k-1,j} \cdot 2")
+    assert (lhs, rhs) == ("grad(a[k][i], W[k][i, j])", "h[k - 1][j] * 2")
+    ((_, rhs, _),) = read(r"x = (W_{i+1,\cdot,j})^T \nabla_{a_{i+1}} \mathcal{L}(\theta)")
+    assert rhs == "(W[i + 1][:, j]).T @ grad(Lθ, a[i + 1])"  # a column is not a scalar
+
+
+def test_a_digit_run_on_a_name_not_per_layer_stays_a_number():
+    ((_, rhs, notes),) = read(r"x = \hat{y}_{12}")
+    assert rhs == "ŷ[12]" and not notes
+    with pytest.raises(TexError, match="a second subscript at column 15"):
+        translate(r"x = W_{ki}_{j}", SYMBOLS, [], NAMES)

@@ -270,28 +270,30 @@ class _Parser:
 
     def factor(self):
         base, scalar, name = self.atom()
-        sup = sub = None  # a name's layer superscript and entry subscript, read together
+        sup = sub = packed = None  # a name's layer superscript and entry subscript, read together
         while (tok := self.peek()) is not None and tok.kind == "char" and tok.value in "^_'":
             self.i += 1
             if tok.value == "'":
-                base = self._scripted(base, name, sup, sub) + "'"
+                base = self._scripted(base, name, sup, sub, packed) + "'"
                 name, sup, sub = None, None, None
                 continue
             p, argtok = self.arg()
             if tok.value == "_" and name is not None:
                 if sub is not None:
                     self.fail("a second subscript")
-                sub = self._subscript(p, name)
+                sub, packed = self._subscript(p, name)
                 continue
             if tok.value == "^" and self._is_transpose(p):
-                base = self._scripted(base, name, sup, sub) + ".T"
+                scalar = scalar or self._reads_entry(name, sup, sub)
+                base = self._scripted(base, name, sup, sub, packed) + ".T"
                 name, sup, sub = None, None, None
                 continue
             inner = p.parse_all()
             if tok.value == "_" and name is None:
                 self.fail("cannot read a subscript here")
             if tok.value == "^" and (name is None or sup is not None):
-                base = self._scripted(base, name, sup, sub)
+                scalar = scalar or self._reads_entry(name, sup, sub)
+                base = self._scripted(base, name, sup, sub, packed)
                 name, sup, sub = None, None, None
                 base = f"{base} ** {_wrap(inner)}"
                 continue
@@ -301,19 +303,22 @@ class _Parser:
                 sup = inner
             else:
                 sub = inner
-        if sub is not None and "," in sub or (sub is not None and (sup is not None or name not in self.perlayer)):
-            scalar = True  # an entry
-        base = self._scripted(base, name, sup, sub)
+        scalar = scalar or self._reads_entry(name, sup, sub)
+        base = self._scripted(base, name, sup, sub, packed)
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
             self.i += 1
-            inner = self.expr()
+            inner, scalar = self.expr_scalar()  # g'(a_{ij}) of an entry is a scalar
             self._close(")")
             base = f"{base}({inner})"
         return base, scalar
 
-    def _scripted(self, base, name, sup, sub):
-        """``name`` with its superscript (a layer, or a power) and subscript (an entry, or a layer)."""
+    def _scripted(self, base, name, sup, sub, packed=None):
+        """``name`` with its superscript (a layer, or a power) and subscript (an entry, or a layer);
+        ``packed`` is the subscript as printed when it ran indices together (``jk``, ``kij``)."""
         if name is None or (sup is None and sub is None):
+            return base
+        if sup is None and self._onehot_of_label(name, sub):
+            self.notes.append(f"read {name}_{sub} as the one-hot vector {name} of the label {sub}")
             return base
         layer_of = name if name in self.perlayer else None
         if layer_of is None and sup is not None and sub is not None and name.upper() in self.perlayer \
@@ -323,6 +328,8 @@ class _Parser:
         if name == "e" and "e" not in self.symbols and sub is None:
             self.notes.append(f"read e^{sup} as exp({_unparen(sup)})")
             return f"exp({_unparen(sup)})"
+        if packed and (layer_of is None or sup is not None):
+            self.notes.append(f"read the subscript {packed} of {name} as the entry [{sub}]")
         if layer_of is None:
             if sup is not None and _balanced(sup):
                 self.notes.append(f"read {name}^{sup} as a power: {name} is not a per-layer name")
@@ -335,21 +342,48 @@ class _Parser:
             return out if sub is None else f"{out}[{self._entry(name, sub)}]"
         inner = _unparen(sub)
         if "," in inner:
-            return f"{base}[{inner}]"
+            return self._layer_and_entry(base, name, inner, packed)
         self.notes.append(f"read {name}_{inner} as layer {inner} of {name}")
         return f"{base}[{inner}]"
+
+    def _layer_and_entry(self, base, name, inner, packed):
+        """A per-layer name's one subscript holding its layer, then its entry (``W_{kij}``,
+        ``a_{i+1,m}``, ``W_{i+1,\\cdot,j}``): read so when it has one index more than an entry of the
+        name takes (noted); otherwise the indices as they stand."""
+        parts = _top_split(inner)
+        rank = ENTRY_RANK.get(_role(self.symbols.get(name)), 0)
+        if not rank or len(parts) != rank + 1:
+            if packed:
+                self.notes.append(f"read the subscript {packed} of {name} as the entry [{inner}]")
+            return f"{base}[{inner}]"
+        layer, entry = parts[0], ", ".join(parts[1:])
+        self.notes.append(f"read the subscript {packed or inner} of {name} as layer {layer}, entry [{entry}]")
+        return f"{base}[{layer}][{entry}]"
+
+    def _reads_entry(self, name, sup, sub):
+        """Whether ``name`` with these scripts is one entry (a scalar)."""
+        if name is None or sub is None or ":" in sub or (sup is None and self._onehot_of_label(name, sub)):
+            return False
+        if sup is None and name in self.perlayer:
+            return len(_top_split(_unparen(sub))) > 1
+        return True
+
+    def _onehot_of_label(self, name, sub):
+        """``e_\\ell``: the one-hot vector of the label, not an entry of it."""
+        return _role(self.symbols.get(name)) == "onehot" and _role(self.symbols.get(sub)) == "label"
 
     def _entry(self, name, sub):
         return _unparen(sub)
 
     def _subscript(self, p, name):
-        """A subscript: ``jk`` (letters only) is the entry j, k (with a note), ``j,k`` the entry j, k,
-        anything else one expression."""
+        """A subscript and, when it runs indices together, as printed: ``jk`` (letters; on a
+        per-layer name also digits and ``\\ell``: ``W_{111}``, ``a_{L\\ell}``) is the indices j, k,
+        ``j,k`` the indices j, k, anything else one expression."""
         toks = [t for t in p.t if not (t.kind == "macro" and t.value in IGNORED)]
-        if len(toks) > 1 and all(t.kind == "char" and t.value.isalpha() and len(t.value) == 1 for t in toks):
-            inner = ", ".join(t.value for t in toks)
-            self.notes.append(f"read the subscript {''.join(t.value for t in toks)} of {name} as the entry [{inner}]")
-            return inner
+        run = [self._run_index(t, name in self.perlayer) for t in toks]
+        if len(toks) > 1 and all(run):
+            return ", ".join(run), "".join(("\\" + t.value + " ") if t.kind == "macro" else t.value
+                                           for t in toks).strip()
         parts, cur = [], []
         for t in p.t:
             if t.kind == "char" and t.value == ",":
@@ -359,7 +393,7 @@ class _Parser:
                 cur.append(t)
         parts.append(cur)
         if len(parts) == 1:
-            return p.parse_all()
+            return p.parse_all(), None
         out, dotted = [], False
         for part in parts:
             if not part:
@@ -372,7 +406,18 @@ class _Parser:
             out.append(self._child(part, p.end).parse_all())
         if dotted:
             self.notes.append(f"read the {chr(92)}cdot in the subscript of {name} as a whole row or column")
-        return ", ".join(out)
+        return ", ".join(out), None
+
+    @staticmethod
+    def _run_index(tok, digits):
+        """The index a token of a run like ``kij`` stands for, or None."""
+        if tok.kind == "char" and len(tok.value) == 1 and (tok.value.isalpha() or digits and tok.value.isdigit()):
+            return tok.value
+        if tok.kind == "macro" and tok.value in NAMES:
+            return NAMES[tok.value]
+        if tok.kind == "name" and tok.value.isidentifier():
+            return tok.value
+        return None
 
     def _is_transpose(self, p):
         toks = [t for t in p.t if not (t.kind == "macro" and t.value in IGNORED | {"mathsf"})]
@@ -446,7 +491,7 @@ class _Parser:
             den, dtok = self.macro_arg(tok)
             d = self._partial(num, den)
             if d is not None:
-                return d, False, None
+                return d[0], d[1], None
             a, b = num.parse_all(), den.parse_all()
             scalar = a.replace(".", "").isdigit() and b.replace(".", "").isdigit()
             return f"{_wrap(a)} / {_wrap(b)}", scalar, None
@@ -488,8 +533,8 @@ class _Parser:
                 return f"{alias}({inner})", False, None
             return alias, False, alias
         if name in FUNCS:
-            inner, _ = self.factor()
-            return f"{FUNCS[name]}({inner.strip('()') if _balanced(inner) else inner})", False, None
+            inner, inner_scalar = self.factor()
+            return f"{FUNCS[name]}({inner.strip('()') if _balanced(inner) else inner})", inner_scalar, None
         if name in ("hat", "tilde", "bar"):
             p, _ = self.macro_arg(tok)
             inner = p.parse_all()
@@ -580,27 +625,32 @@ class _Parser:
         return f"sum({body}, {var.value} in {low}..{high})"
 
     def _partial(self, num, den):
+        """``\\frac{\\partial y}{\\partial x}`` as (the derivative, whether it is a scalar), or None."""
         def strip(p):
             tok = p.peek()
             if tok is None or tok.kind != "macro" or tok.value != "partial":
-                return None
+                return None, False
             p.i += 1
-            return "" if p.peek() is None else p.parse_all()
-        n, d = strip(num), strip(den)
+            if p.peek() is None:
+                return "", False
+            text, scalar = p.expr_scalar()
+            if p.peek() is not None:
+                p.fail(f"unexpected '{p._show(p.peek())}'")
+            return text, scalar
+        (n, scalar), (d, by_scalar) = strip(num), strip(den)
         if n is None and d is None:
             return None
         if n is None or not d:
             raise TexError("a derivative needs \\partial above and below", self.pos(), self.tex)
-        scalar = False
         if n == "":  # \frac{\partial}{\partial x} f: the operator applied to the factor after it
             n, scalar = self.factor()
             n = _unparen(n) if _balanced(n) else n
             scalar = scalar or n.startswith(("sum(", "norm(", "trace("))
         root = n.split("[")[0]
         if root in self.scalars or scalar:
-            return f"grad({n}, {d})"
+            return f"grad({n}, {d})", by_scalar  # of a scalar by an entry: a scalar
         self.notes.append(f"read ∂{n}/∂{d} as the Jacobian of {n} by {d}")
-        return f"jacobian({n}, {d})"
+        return f"jacobian({n}, {d})", False
 
 
 def _role(value):
@@ -629,6 +679,19 @@ def _wrap(s):
 
 
 SCALAR_ROLES = {"loss", "cost", "objective", "scalar"}
+ENTRY_RANK = {"weight": 2, "bias": 1, "preactivation": 1, "activation": 1}  # indices of one entry
+
+
+def _top_split(text):
+    """``text`` cut at its commas outside brackets: ``i + 1, m, j`` → three parts."""
+    parts, depth, start = [], 0, 0
+    for k, ch in enumerate(text):
+        depth += ch in "([" and 1 or 0
+        depth -= ch in ")]" and 1 or 0
+        if ch == "," and depth == 0:
+            parts.append(text[start:k].strip())
+            start = k + 1
+    return parts + [text[start:].strip()]
 
 
 ENVIRONMENTS = {"align", "align*", "aligned", "split", "gather", "gather*", "gathered", "equation",
