@@ -7,7 +7,7 @@ from symbackprop.derivation.tex import TexError, translate
 SYMBOLS = {"W": "weight", "b": "bias", "a": "preactivation", "h": "activation", "A": "preactivation",
            "H": "activation", "Lθ": "loss", "L": "depth", "g": "hidden_activation", "e": "onehot",
            "ell": "label", "ŷ": "output", "m": "batch", "n": "width"}
-NAMES = {r"\mathcal{L}(\theta)": "Lθ", r"\hat{y}": "ŷ", r"\ell": "ell"}
+NAMES = {r"\mathcal{L}(\theta)": "Lθ", r"\hat{y}": "ŷ", r"\hat{Y}": "Ŷ", r"\ell": "ell"}
 
 
 def read(tex, symbols=SYMBOLS):
@@ -80,3 +80,8 @@ def test_a_digit_run_on_a_name_not_per_layer_stays_a_number():
     assert rhs == "ŷ[12]" and not notes
     with pytest.raises(TexError, match="a second subscript at column 15"):
         translate(r"x = W_{ki}_{j}", SYMBOLS, [], NAMES)
+
+
+def test_a_fraction_of_scalars_is_a_scalar_factor():
+    ((_, rhs, _),) = read(r"\nabla A_L = \frac{1}{m} (\hat{Y} - E)", {**SYMBOLS, "Ŷ": "output", "E": "onehot"})
+    assert rhs == "1 / m * (Ŷ - E)"

@@ -444,7 +444,7 @@ class _Parser:
                 return inner, False, inner
             return _wrap(inner), False, None
         if tok.kind == "name":  # a spelling of the file's [tex] table
-            return tok.value, False, tok.value
+            return tok.value, self._scalar_name(tok.value), tok.value
         if tok.kind == "char":
             if tok.value.isdigit():
                 num = tok.value
@@ -453,7 +453,7 @@ class _Parser:
                     self.i += 1
                 return num, True, None
             if tok.value.isalpha():
-                return tok.value, False, tok.value
+                return tok.value, self._scalar_name(tok.value), tok.value
             if tok.value in "([":
                 inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
@@ -492,9 +492,8 @@ class _Parser:
             d = self._partial(num, den)
             if d is not None:
                 return d[0], d[1], None
-            a, b = num.parse_all(), den.parse_all()
-            scalar = a.replace(".", "").isdigit() and b.replace(".", "").isdigit()
-            return f"{_wrap(a)} / {_wrap(b)}", scalar, None
+            (a, top), (b, bottom) = self._whole(num), self._whole(den)
+            return f"{_wrap(a)} / {_wrap(b)}", top and bottom, None  # \frac{1}{m} is a scalar
         if name == "sum":
             return self._sum(tok), True, None
         if name in ("underbrace", "overbrace"):  # \underbrace{x}_{label}: x; the label is a comment
@@ -556,6 +555,17 @@ class _Parser:
                 return f"{word}({inner})", False, None
             return word, False, word
         raise TexError(f"unknown macro \\{name}", tok.pos, self.tex)
+
+    def _whole(self, p):
+        """All of ``p`` as one expression, and whether it is a scalar."""
+        text, scalar = p.expr_scalar()
+        if p.peek() is not None:
+            p.fail(f"unexpected '{p._show(p.peek())}'")
+        return text, scalar
+
+    def _scalar_name(self, name):
+        """A name [symbols] maps to a number: the loss, the batch size, the depth, a label."""
+        return _role(self.symbols.get(name)) in SCALAR_ROLES | {"batch", "depth", "label"}
 
     def _nabla(self, tok):
         """``\\nabla_{x} C`` is the gradient of C by x; ``\\nabla_{x}`` with no function after it and
