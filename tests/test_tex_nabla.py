@@ -85,3 +85,61 @@ def test_a_digit_run_on_a_name_not_per_layer_stays_a_number():
 def test_a_fraction_of_scalars_is_a_scalar_factor():
     ((_, rhs, _),) = read(r"\nabla A_L = \frac{1}{m} (\hat{Y} - E)", {**SYMBOLS, "Ŷ": "output", "E": "onehot"})
     assert rhs == "1 / m * (Ŷ - E)"
+
+
+@pytest.mark.parametrize("tex, for_range", [
+    (r"\nabla W_k = \nabla_{a_k} \cdot h_{k-1}^T \quad \forall k = 1(1)L", "k in 1..L"),
+    (r"\nabla W_k = \nabla_{a_k} \cdot h_{k-1}^T \quad \forall k = 1(1)\overline{L-1}", "k in 1..L - 1"),
+    (r"A_k = W_k H_{k-1} \quad \forall k = 1, 2, \dots, L", "k in 1..L"),
+    (r"A_k = W_k H_{k-1}, \; \forall k = 1, \ldots, L-1.", "k in 1..L - 1"),
+])
+def test_a_trailing_quantifier_is_the_links_range(tex, for_range):
+    links = translate(tex, SYMBOLS, [], NAMES)
+    assert [link.for_range for link in links] == [for_range]
+    assert links[0].lhs in ("grad(Lθ, W[k])", "A[k]") and "forall" not in links[0].rhs
+
+
+def test_every_link_of_a_quantified_chain_has_its_range():
+    links = translate(r"\nabla a_k = \nabla h_k \odot g'(a_k) = W_{k+1}^T \cdot \nabla_{a_{k+1}} \odot g'(a_k)"
+                      r" \quad \forall k = 1(1)\overline{L-1}", SYMBOLS, [], NAMES)
+    assert [(link.rhs, link.for_range) for link in links] == [
+        ("grad(Lθ, h[k]) ∘ g'(a[k])", "k in 1..L - 1"),
+        ("W[k + 1].T @ grad(Lθ, a[k + 1]) ∘ g'(a[k])", "k in 1..L - 1")]
+
+
+@pytest.mark.parametrize("tex, message", [
+    (r"x = 1 \quad \forall k = 1", r"a quantifier is written \\forall k = 1\(1\)L or .* at column 13"),
+    (r"x = 1 \quad \forall k = 1(2)L", "a quantifier's step must be 1 at column 27"),
+    (r"x = 1 \quad \forall k", "a quantifier is written"),
+])
+def test_a_malformed_quantifier_is_an_error_with_the_column(tex, message):
+    with pytest.raises(TexError, match=message):
+        translate(tex, SYMBOLS, [], NAMES)
+
+
+NET = ('[network]\nwidths = [3, 4, 2]\nhidden = "sigmoid"\noutput = "softmax"\nloss = "cross_entropy"\n'
+       'batch = 1\n[symbols]\nW = "weight"\nb = "bias"\na = "preactivation"\nh = "activation"\n'
+       '"Lθ" = "loss"\nL = "depth"\n')
+
+
+def test_a_claims_quantifier_becomes_its_for_unless_it_has_one(tmp_path):
+    from symbackprop.derivation.loader import load
+    path = tmp_path / "d.toml"
+    path.write_text(NET + "[[claim]]\nid = \"S\"\ntex = '\\nabla b_k = \\nabla_{a_k} \\quad \\forall k = 1(1)L'\n"
+                    "[[claim]]\nid = \"T\"\nfor = \"k in 2..L\"\n"
+                    "tex = '\\nabla b_k = \\nabla_{a_k} \\quad \\forall k = 1(1)L'\n")
+    d = load(path)
+    assert not d.errors
+    assert [(c.id, c.lhs, c.rhs, c.range) for c in d.claims] == [
+        ("S", "grad(Lθ, b[k])", "grad(Lθ, a[k])", "k in 1..L"), ("T", "grad(Lθ, b[k])", "grad(Lθ, a[k])", "k in 2..L")]
+    from symbackprop.derivation import verify
+    report = verify(str(path))
+    assert [r.verdict.status for r in report.results] == ["proved", "proved"]
+
+
+def test_the_draft_keeps_a_trailing_quantifier_with_its_formula(tmp_path):
+    from symbackprop.extract import draft
+    doc = tmp_path / "notes.md"
+    doc.write_text("Summary:\n\n- $\\nabla b_k = \\nabla_{a_k} \\quad \\forall k = 1(1)L$\n")
+    text = draft(doc).toml
+    assert "tex  = '\\nabla b_k = \\nabla_{a_k} \\quad \\forall k = 1(1)L'" in text

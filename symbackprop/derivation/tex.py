@@ -6,7 +6,7 @@ recorded in ``TexLink.notes``; LaTeX the reader cannot read raises ``TexError`` 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
 from .language import LAYERED, QUANTITIES
@@ -36,6 +36,7 @@ class TexLink:
     shape: tuple | None = None  # (rows, cols) formulas of a shape annotation on the right side
     line: int = 1  # where the link's left side starts (1-based), for a formula of several lines
     column: int = 1
+    for_range: str | None = None  # a trailing quantifier \forall k = 1(1)L, as a claim's for: k in 1..L
 
 
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "eta", "theta", "lambda",
@@ -309,7 +310,7 @@ class _Parser:
             self.i += 1
             inner, scalar = self.expr_scalar()  # g'(a_{ij}) of an entry is a scalar
             self._close(")")
-            base = f"{base}({inner})"
+            base = f"{base}({_unparen(inner)})"
         return base, scalar
 
     def _scripted(self, base, name, sup, sub, packed=None):
@@ -739,11 +740,60 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
         continues = row[0].kind == "char" and row[0].value == "="
         if continues and previous is None:
             raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
+        row, for_range = _quantifier(row, tex, layered, scalars, perlayer, dict(symbols), patterns)
         row_links = _chain(row, tex, end, layered, scalars, perlayer, dict(symbols),
                            previous if continues else None, patterns)
+        if for_range:
+            row_links = [replace(link, for_range=for_range) for link in row_links]
         links += row_links
         previous = row_links[0]
     return links
+
+
+def _quantifier(row, tex, layered, scalars, perlayer, symbols, patterns):
+    """A row without its trailing ``\\forall k = 1(1)L`` (also ``1(1)\\overline{L-1}``,
+    ``1, 2, \\dots, L``), and that quantifier as a range ``k in 1..L``, or None."""
+    at = next((k for k, t in enumerate(row) if t.kind == "macro" and t.value == "forall"), None)
+    if at is None:
+        return row, None
+    where, toks = row[at], row[at + 1:]
+    while row[:at] and row[at - 1].kind == "char" and row[at - 1].value in ",;":
+        at -= 1
+    if len(toks) < 3 or toks[0].kind != "char" or not toks[0].value.isalpha() \
+            or toks[1].kind != "char" or toks[1].value != "=":
+        raise TexError("a quantifier is written \\forall k = 1(1)L or \\forall k = 1, 2, \\dots, L", where.pos, tex)
+    letter, rest = toks[0].value, toks[2:]
+    while rest and rest[-1].kind == "char" and rest[-1].value in ".,;":
+        rest = rest[:-1]
+
+    def read(part, end):
+        flat = []
+        for t in part:  # \overline{L-1}: the bar groups, as a parenthesis would
+            if t.kind == "macro" and t.value == "overline":
+                argd = getattr(t.node, "nodeargd", None)
+                flat += _tokens([a for a in (argd.argnlist if argd else []) if a is not None], tex, patterns)
+            else:
+                flat.append(t)
+        if not flat:
+            raise TexError("a quantifier's range needs both ends", end, tex)
+        p = _Parser(flat, tex, layered, [], end)
+        p.scalars, p.symbols, p.perlayer, p.shapes = scalars, symbols, perlayer, []
+        p.names = patterns
+        return p.parse_all()
+
+    end = rest[-1].pos + 1 if rest else where.pos
+    step = next((k for k in range(1, len(rest) - 3) if rest[k].kind == "char" and rest[k].value == "("
+                 and rest[k + 2].kind == "char" and rest[k + 2].value == ")"), None)
+    if step is not None:  # a(s)b: from a in steps of s to b
+        if read(rest[step + 1:step + 2], end) != "1":
+            raise TexError("a quantifier's step must be 1", rest[step + 1].pos, tex)
+        low, high = read(rest[:step], end), read(rest[step + 3:], end)
+    else:
+        commas = [k for k, t in enumerate(rest) if t.kind == "char" and t.value == ","]
+        if not commas:
+            raise TexError("a quantifier is written \\forall k = 1(1)L or \\forall k = 1, 2, \\dots, L", where.pos, tex)
+        low, high = read(rest[:commas[0]], end), read(rest[commas[-1] + 1:], end)
+    return row[:at], f"{letter} in {_unparen(low)}..{_unparen(high)}"
 
 
 def _prepare(tex, symbols, defined, patterns=()):
