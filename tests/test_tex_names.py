@@ -72,3 +72,16 @@ expect = "refuted"
     assert derivation.tex_names == {r"\mathcal{L}(\theta)": "Lθ", r"\hat{\mathbf{y}}": "ŷ"}
     report = verify(str(path), timeout=20)
     assert {r.claim.id: r.verdict.status for r in report.results} == {"D": "proved", "S": "refuted"}
+
+
+def test_each_seeds_symbols_file_is_small_names_and_network_only():
+    import tomllib
+    from pathlib import Path
+
+    seeds = Path(__file__).parent / "data" / "seeds"
+    files = sorted(seeds.glob("00?.symbols.toml"))
+    assert [f.name[:3] for f in files] == ["000", "001", "002", "003", "004"]
+    for path in files:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        assert set(data) <= {"network", "symbols", "tex"}, path.name
+        spellings(data.get("tex", {}))  # every spelling reads
