@@ -275,7 +275,9 @@ def _split_row(tex: str) -> list[tuple[str, int]]:
     out = []
     for part, offset in parts:
         stripped = part.strip().rstrip(",.;").strip()
-        if stripped:
+        if stripped.startswith("\\forall") and out:  # a = b \quad \forall k = 1(1)L: the range of a = b
+            out[-1] = (f"{out[-1][0]} \\quad {stripped}", out[-1][1])
+        elif stripped:
             out.append((stripped, offset))
     return out
 

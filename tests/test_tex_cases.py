@@ -51,8 +51,8 @@ def test_indicator_subscript_is_an_iverson_bracket():
 
 def test_ones_subscript_without_a_relation_is_a_column_of_ones_with_a_note():
     assert links(r"x = b \cdot \mathbf{1}_m^T") == [
-        ("x", "b * ones(m).T", ("read 1_m as the column of m ones",
-                               r"read \cdot between b and ones(m).T as the elementwise product (a scalar factor broadcasts)"))]
+        ("x", "b @ ones(m).T", ("read 1_m as the column of m ones",
+                               r"read \cdot between b and ones(m).T as the matrix product"))]
     located(r"C = \mathbb{1}_{i=}", 18)
     located(r"C = \mathbb{1}_{i=j=k}", 20)
 
@@ -116,7 +116,7 @@ def test_a_function_of_the_input_and_a_chain_that_names_a_function():
 
 
 def test_derivative_of_a_scalar_expression_is_a_gradient():
-    assert links(r"C = \frac{\partial (-\log y_\ell)}{\partial a_{L,i}}")[0][1] == "grad((-log(y[ell])), a[L, i])"
+    assert links(r"C = \frac{\partial (-\log y_\ell)}{\partial a_{L,i}}")[0][1] == "grad((-log(y[ell])), a[L][i])"
 
 
 def test_classify_sees_through_decorations():

@@ -7,7 +7,7 @@ recorded in ``TexLink.notes``; LaTeX the reader cannot read raises ``TexError`` 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
 from .language import FUNCTION_QUANTITIES, LAYERED, QUANTITIES
@@ -37,6 +37,7 @@ class TexLink:
     shape: tuple | None = None  # (rows, cols) formulas of a shape annotation on the right side
     line: int = 1  # where the link's left side starts (1-based), for a formula of several lines
     column: int = 1
+    for_range: str | None = None  # a trailing quantifier \forall k = 1(1)L, as a claim's for: k in 1..L
 
 
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "eta", "theta", "lambda",
@@ -243,13 +244,6 @@ class _Parser:
             self.fail(f"unexpected '{self._show(self.peek())}'")
         return e
 
-    def whole_scalar(self):
-        """Every token read as one expression, and whether it is known to be a scalar."""
-        e = self.expr_scalar()
-        if self.peek() is not None:
-            self.fail(f"unexpected '{self._show(self.peek())}'")
-        return e
-
     def _show(self, tok):
         return "\\" + tok.value if tok.kind == "macro" else ("{" if tok.kind == "group" else tok.value)
 
@@ -270,14 +264,6 @@ class _Parser:
             out, scalar = f"{out} {tok.value} {rhs}", scalar and rs
         return out, scalar
 
-    def _is_matrix(self, text):
-        """Whether a product's left factor is a whole weight matrix W[k] or a transpose X.T."""
-        last = _unparen(text.strip())
-        if last.endswith(".T"):
-            return True
-        match = re.fullmatch(r"(\w+)\[[^\[\]]+\]", last)
-        return bool(match) and self._role(match.group(1)) == "weight" and match.group(1) in self.perlayer
-
     def _starts_atom(self, tok):
         if tok is None:
             return False
@@ -296,14 +282,7 @@ class _Parser:
             if tok is not None and tok.kind == "macro" and tok.value in PRODUCTS:
                 self.i += 1
                 rhs, rs = self.factor()
-                if PRODUCTS[tok.value] == "*" and not (scalar or rs) and self._is_matrix(out):
-                    self.notes.append(f"read \\{tok.value} after the matrix {out} as the matrix product")
-                    out, scalar = f"{out} @ {rhs}", False
-                    continue
-                if PRODUCTS[tok.value] == "*" and not (scalar or rs):
-                    self.notes.append(f"read \\{tok.value} between {out} and {rhs} as the elementwise product "
-                                      "(a scalar factor broadcasts)")
-                out, scalar = f"{out} {PRODUCTS[tok.value]} {rhs}", scalar and rs
+                out, scalar = f"{out} {self._product(tok, out, scalar, rhs, rs)} {rhs}", scalar and rs
             elif tok is not None and tok.kind == "char" and tok.value == "/":
                 self.i += 1
                 rhs, rs = self.factor()
@@ -315,36 +294,51 @@ class _Parser:
             else:
                 return out, scalar
 
+    def _product(self, tok, left, ls, right, rs):
+        """The operator of a product macro: ``\\cdot`` between two non-scalars is the matrix product
+        (as ``W \\cdot x`` is printed), ``\\times`` the elementwise one; each noted."""
+        op = PRODUCTS[tok.value]
+        if op != "*" or ls or rs:
+            return op
+        if tok.value in ("cdot", "cdotp"):
+            self.notes.append(f"read \\{tok.value} between {left} and {right} as the matrix product")
+            return "@"
+        self.notes.append(f"read \\{tok.value} between {left} and {right} as the elementwise product "
+                          "(a scalar factor broadcasts)")
+        return op
+
     def factor(self):
         base, scalar, name = self.atom()
-        sup = sub = None  # a name's layer superscript and entry subscript, read together
+        sup = sub = packed = None  # a name's layer superscript and entry subscript, read together
         while (tok := self.peek()) is not None and tok.kind == "char" and tok.value in "^_'":
             self.i += 1
             if tok.value == "'":
                 if self._primed_name(name, sup, sub):  # i', an index or a name of its own: i_prime
                     base = name = f"{name}_prime"
                     continue
-                base = self._scripted(base, name, sup, sub) + "'"
+                base = self._scripted(base, name, sup, sub, packed) + "'"
                 name, sup, sub = None, None, None
                 continue
             p, argtok = self.arg()
             if tok.value == "_" and name is not None:
                 if sub is not None:
                     self.fail("a second subscript")
-                sub = self._subscript(p, name)
+                sub, packed = self._subscript(p, name)
                 continue
             if tok.value == "^" and self._is_transpose(p):
-                base = self._scripted(base, name, sup, sub) + ".T"
+                scalar = scalar or self._reads_entry(name, sup, sub)
+                base = self._scripted(base, name, sup, sub, packed) + ".T"
                 name, sup, sub = None, None, None
                 continue
             if tok.value == "_" and name is None and base.endswith(")"):  # softmax(a_L)_\ell: an entry
-                base, scalar = f"{base}[{self._subscript(p, base)}]", True
+                base, scalar = f"{base}[{self._subscript(p, base)[0]}]", True
                 continue
             inner = p.parse_all()
             if tok.value == "_" and name is None:
                 self.fail("cannot read a subscript here")
             if tok.value == "^" and (name is None or sup is not None):
-                base = self._scripted(base, name, sup, sub)
+                scalar = scalar or self._reads_entry(name, sup, sub)
+                base = self._scripted(base, name, sup, sub, packed)
                 name, sup, sub = None, None, None
                 base = f"{base} ** {_wrap(inner)}"
                 continue
@@ -354,25 +348,25 @@ class _Parser:
                 sup = inner
             else:
                 sub = inner
-        if sub is not None and "," in sub or (sub is not None and (sup is not None or name not in self.perlayer)):
-            scalar = True  # an entry
-        scripted = self._scripted(base, name, sup, sub)
+        scalar = scalar or self._reads_entry(name, sup, sub)
+        scripted = self._scripted(base, name, sup, sub, packed)
         if (sup is not None or sub is not None) and (arg := self._of_input(name)) is not None:
             self.notes.append(f"read {scripted}({arg}) as {scripted}: the input {arg} is the argument of every layer")
         base = scripted
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
             self.i += 1
-            inner = self.expr()
+            inner, scalar = self.expr_scalar()  # g'(a_{ij}) of an entry is a scalar
             self._close(")")
-            base = f"{base}({inner})"
+            base = f"{base}({_unparen(inner)})"
         return base, scalar
 
-    def _scripted(self, base, name, sup, sub):
-        """``name`` with its superscript (a layer, or a power) and subscript (an entry, or a layer)."""
+    def _scripted(self, base, name, sup, sub, packed=None):
+        """``name`` with its superscript (a layer, or a power) and subscript (an entry, or a layer);
+        ``packed`` is the subscript as printed when it ran indices together (``jk``, ``kij``)."""
         if name is None or (sup is None and sub is None):
             return base
-        if sup is None and sub is not None and self._onehot_of_label(name, sub):
-            self.notes.append(f"read {name}_{_unparen(sub)} as the one-hot vector {name} of the label {_unparen(sub)}")
+        if sup is None and self._onehot_of_label(name, sub):
+            self.notes.append(f"read {name}_{sub} as the one-hot vector {name} of the label {sub}")
             return base
         layer_of = name if name in self.perlayer else None
         if layer_of is None and sup is not None and sub is not None and name.upper() in self.perlayer \
@@ -382,6 +376,8 @@ class _Parser:
         if name == "e" and "e" not in self.symbols and sub is None:
             self.notes.append(f"read e^{sup} as exp({_unparen(sup)})")
             return f"exp({_unparen(sup)})"
+        if packed and (layer_of is None or sup is not None):
+            self.notes.append(f"read the subscript {packed} of {name} as the entry [{sub}]")
         if layer_of is None:
             if sup is not None and _balanced(sup):
                 self.notes.append(f"read {name}^{sup} as a power: {name} is not a per-layer name")
@@ -394,7 +390,7 @@ class _Parser:
             return out if sub is None else f"{out}[{self._entry(name, sub)}]"
         inner = _unparen(sub)
         if "," in inner:
-            return f"{base}[{inner}]"
+            return self._layer_and_entry(base, name, inner, packed)
         self.notes.append(f"read {name}_{inner} as layer {inner} of {name}")
         return f"{base}[{inner}]"
 
@@ -411,7 +407,7 @@ class _Parser:
     def _of_input(self, name):
         """``h_L(x)``: a layer's quantity written as a function of the input; the argument is dropped
         (with a note).  Reads nothing unless the parenthesis holds exactly the input's name."""
-        if self._role(name) not in ("activation", "preactivation", "output", None) or name is None:
+        if name is None or self._role(name) not in ("activation", "preactivation", "output", "None"):
             return None
         toks = self.t[self.i:self.i + 3]
         inner = toks[1] if len(toks) == 3 else None
@@ -423,22 +419,44 @@ class _Parser:
             return inner.value
         return None
 
+    def _layer_and_entry(self, base, name, inner, packed):
+        """A per-layer name's one subscript holding its layer, then its entry (``W_{kij}``,
+        ``a_{i+1,m}``, ``W_{i+1,\\cdot,j}``): read so when it has one index more than an entry of the
+        name takes (noted); otherwise the indices as they stand."""
+        parts = _top_split(inner)
+        rank = ENTRY_RANK.get(_role(self.symbols.get(name)), 0)
+        if not rank or len(parts) != rank + 1:
+            if packed:
+                self.notes.append(f"read the subscript {packed} of {name} as the entry [{inner}]")
+            return f"{base}[{inner}]"
+        layer, entry = parts[0], ", ".join(parts[1:])
+        self.notes.append(f"read the subscript {packed or inner} of {name} as layer {layer}, entry [{entry}]")
+        return f"{base}[{layer}][{entry}]"
+
+    def _reads_entry(self, name, sup, sub):
+        """Whether ``name`` with these scripts is one entry (a scalar)."""
+        if name is None or sub is None or ":" in sub or (sup is None and self._onehot_of_label(name, sub)):
+            return False
+        if sup is None and name in self.perlayer:
+            return len(_top_split(_unparen(sub))) > 1
+        return True
+
     def _onehot_of_label(self, name, sub):
-        """``e_\\ell``: a one-hot name subscripted by the label names the one-hot vector of that label."""
-        roles = self.symbols if isinstance(self.symbols, Mapping) else {}
-        return _role(roles.get(name)) == "onehot" and _role(roles.get(_unparen(sub))) == "label"
+        """``e_\\ell``: the one-hot vector of the label, not an entry of it."""
+        return _role(self.symbols.get(name)) == "onehot" and _role(self.symbols.get(sub)) == "label"
 
     def _entry(self, name, sub):
         return _unparen(sub)
 
     def _subscript(self, p, name):
-        """A subscript: ``jk`` (letters only) is the entry j, k (with a note), ``j,k`` the entry j, k,
-        anything else one expression."""
+        """A subscript and, when it runs indices together, as printed: ``jk`` (letters; on a
+        per-layer name also digits and ``\\ell``: ``W_{111}``, ``a_{L\\ell}``) is the indices j, k,
+        ``j,k`` the indices j, k, anything else one expression."""
         toks = [t for t in p.t if not (t.kind == "macro" and t.value in IGNORED)]
-        if len(toks) > 1 and all(t.kind == "char" and t.value.isalpha() and len(t.value) == 1 for t in toks):
-            inner = ", ".join(t.value for t in toks)
-            self.notes.append(f"read the subscript {''.join(t.value for t in toks)} of {name} as the entry [{inner}]")
-            return inner
+        run = [self._run_index(t, name in self.perlayer) for t in toks]
+        if len(toks) > 1 and all(run):
+            return ", ".join(run), "".join(("\\" + t.value + " ") if t.kind == "macro" else t.value
+                                           for t in toks).strip()
         parts, cur = [], []
         for t in p.t:
             if t.kind == "char" and t.value == ",":
@@ -448,7 +466,7 @@ class _Parser:
                 cur.append(t)
         parts.append(cur)
         if len(parts) == 1:
-            return p.parse_all()
+            return p.parse_all(), None
         out, dotted = [], False
         for part in parts:
             if not part:
@@ -461,7 +479,18 @@ class _Parser:
             out.append(self._child(part, p.end).parse_all())
         if dotted:
             self.notes.append(f"read the {chr(92)}cdot in the subscript of {name} as a whole row or column")
-        return ", ".join(out)
+        return ", ".join(out), None
+
+    @staticmethod
+    def _run_index(tok, digits):
+        """The index a token of a run like ``kij`` stands for, or None."""
+        if tok.kind == "char" and len(tok.value) == 1 and (tok.value.isalpha() or digits and tok.value.isdigit()):
+            return tok.value
+        if tok.kind == "macro" and tok.value in NAMES:
+            return NAMES[tok.value]
+        if tok.kind == "name" and tok.value.isidentifier():
+            return tok.value
+        return None
 
     def _is_transpose(self, p):
         toks = [t for t in p.t if not (t.kind == "macro" and t.value in IGNORED | {"mathsf"})]
@@ -492,7 +521,7 @@ class _Parser:
                 return inner, False, inner
             return _wrap(inner), False, None
         if tok.kind == "name":  # a spelling of the file's [tex] table
-            return tok.value, False, tok.value
+            return tok.value, self._scalar_name(tok.value), tok.value
         if tok.kind == "char":
             if tok.value.isdigit():
                 num = tok.value
@@ -508,7 +537,7 @@ class _Parser:
                     inner = self.expr()
                     self._close(")")
                     return f"{tok.value}({inner})", False, None
-                return tok.value, False, tok.value
+                return tok.value, self._scalar_name(tok.value), tok.value
             if tok.value in "([":
                 inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
@@ -546,9 +575,9 @@ class _Parser:
             den, dtok = self.macro_arg(tok)
             d = self._partial(num, den)
             if d is not None:
-                return d, False, None
-            (a, sa), (b, sb) = num.whole_scalar(), den.whole_scalar()
-            return f"{_wrap(a)} / {_wrap(b)}", sa and sb, None
+                return d[0], d[1], None
+            (a, top), (b, bottom) = self._whole(num), self._whole(den)
+            return f"{_wrap(a)} / {_wrap(b)}", top and bottom, None  # \frac{1}{m} is a scalar
         if name == "sum":
             return self._sum(tok), True, None
         if name in ("underbrace", "overbrace"):  # \underbrace{x}_{label}: x; the label is a comment
@@ -572,17 +601,8 @@ class _Parser:
             return letter, False, letter
         if name in NAMES:
             return NAMES[name], False, NAMES[name]
-        if name == "nabla":  # \nabla_{x} C is the gradient of C by x
-            nxt = self.peek()
-            if nxt is None or nxt.kind != "char" or nxt.value != "_":
-                raise TexError("\\nabla needs the variable below, as in \\nabla_{W^2} C", tok.pos, self.tex)
-            self.i += 1
-            p, _ = self.arg()
-            wrt = p.parse_all()
-            of = self.factor()[0]
-            if of.split("[")[0] not in self.scalars:
-                self.notes.append(f"read ∇_{wrt} {of} as the gradient of {of} by {wrt}")
-            return f"grad({of}, {wrt})", False, None
+        if name == "nabla":
+            return self._nabla(tok), False, None
         if name in GREEK:
             alias = name.replace("var", "")
             letter = _greek_letter(alias)
@@ -731,6 +751,52 @@ class _Parser:
             return inner, False, inner
         return _wrap(inner), scalar, None
 
+    def _whole(self, p):
+        """All of ``p`` as one expression, and whether it is a scalar."""
+        text, scalar = p.expr_scalar()
+        if p.peek() is not None:
+            p.fail(f"unexpected '{p._show(p.peek())}'")
+        return text, scalar
+
+    def _scalar_name(self, name):
+        """A name [symbols] maps to a number: the loss, the batch size, the depth, a label."""
+        return _role(self.symbols.get(name)) in SCALAR_ROLES | {"batch", "depth", "label"}
+
+    def _nabla(self, tok):
+        """``\\nabla_{x} C`` is the gradient of C by x; ``\\nabla_{x}`` with no function after it and
+        ``\\nabla x`` (no variable below) are the gradient of the loss by x (noted)."""
+        nxt = self.peek()
+        if nxt is not None and nxt.kind == "char" and nxt.value == "_":
+            self.i += 1
+            p, _ = self.arg()
+            wrt = p.parse_all()
+            if self._starts_atom(self.peek()):
+                of = self.factor()[0]
+                if of.split("[")[0] not in self.scalars:
+                    self.notes.append(f"read ∇_{wrt} {of} as the gradient of {of} by {wrt}")
+                return f"grad({of}, {wrt})"
+            loss = self._loss(tok, f"∇_{wrt}")
+            self.notes.append(f"read ∇_{wrt} with no function after it as the gradient of the loss {loss} by {wrt}")
+            return f"grad({loss}, {wrt})"
+        if not self._starts_atom(nxt):
+            raise TexError("\\nabla needs a variable, as in \\nabla_{W^2} C or \\nabla W^2", tok.pos, self.tex)
+        wrt = self.factor()[0]
+        if wrt.split("[")[0] in self.scalars:
+            raise TexError(f"\\nabla {wrt} needs the variable below, as in \\nabla_{{W^2}} {wrt}", tok.pos, self.tex)
+        loss = self._loss(tok, f"∇{wrt}")
+        self.notes.append(f"read ∇{wrt} as the gradient of the loss {loss} by {wrt}")
+        return f"grad({loss}, {wrt})"
+
+    def _loss(self, tok, what):
+        """The one name [symbols] maps to the loss, for a gradient that does not name its function."""
+        losses = [k for k, v in self.symbols.items() if _role(v) == "loss"] \
+            or [k for k, v in self.symbols.items() if _role(v) in SCALAR_ROLES]
+        if len(losses) != 1:
+            why = "no name" if not losses else "more than one name (" + ", ".join(sorted(losses)) + ")"
+            raise TexError(f"{what} names no function, and {why} is mapped to the loss in [symbols]",
+                           tok.pos, self.tex)
+        return losses[0]
+
     def _shape(self, p):
         """The shape of an annotation ``[x]_{m \\times n}``, or None for a plain subscript."""
         cut = [k for k, t in enumerate(p.t) if t.kind == "macro" and t.value == "times"]
@@ -768,45 +834,43 @@ class _Parser:
         return f"sum({body}, {index} in {low}..{high})"
 
     def _partial(self, num, den):
-        def strip(p, record=None):
+        """``\\frac{\\partial y}{\\partial x}`` as (the derivative, whether it is a scalar), or None."""
+        def strip(p):
             tok = p.peek()
             if tok is None or tok.kind != "macro" or tok.value != "partial":
-                return None
+                return None, False
             p.i += 1
             if p.peek() is None:
-                return ""
-            text, known_scalar = p.expr_scalar()
+                return "", False
+            text, scalar = p.expr_scalar()
             if p.peek() is not None:
                 p.fail(f"unexpected '{p._show(p.peek())}'")
-            if record is not None:
-                record.append(known_scalar)
-            return text
-        scalar_numerator = []
-        n, d = strip(num, scalar_numerator), strip(den)
+            return text, scalar
+        (n, scalar), (d, by_scalar) = strip(num), strip(den)
         if n is None and d is None:
             return None
         if n is None or not d:
             raise TexError("a derivative needs \\partial above and below", self.pos(), self.tex)
-        scalar = False
         if n == "":  # \frac{\partial}{\partial x} f: the operator applied to the factor after it
             n, scalar = self.factor()
             n = _unparen(n) if _balanced(n) else n
             scalar = scalar or n.startswith(("sum(", "norm(", "trace("))
         root = n.split("[")[0]
-        if root in self.scalars or scalar or scalar_numerator[:1] == [True]:
-            return f"grad({n}, {d})"
+        if root in self.scalars or scalar:
+            return f"grad({n}, {d})", by_scalar  # of a scalar by an entry: a scalar
         self.notes.append(f"read ∂{n}/∂{d} as the Jacobian of {n} by {d}")
-        return f"jacobian({n}, {d})"
+        return f"jacobian({n}, {d})", False
+
+
+def _role(value):
+    """The quantity a [symbols] entry names (a role, or a table with its quantity)."""
+    return str(value.get("quantity")) if isinstance(value, Mapping) else str(value)
 
 
 def _names_a_function(toks, symbols):
     """``f(x)`` with f a name the file does not declare: the chain ``f(x) = h_L(x) = …`` names f."""
     return len(toks) >= 3 and toks[0].kind == "char" and toks[0].value.isalpha() and toks[0].value not in symbols \
         and toks[1].kind == "char" and toks[1].value == "(" and toks[-1].kind == "char" and toks[-1].value == ")"
-
-
-def _role(value):
-    return value.get("quantity") if isinstance(value, Mapping) else value
 
 
 def _balanced(s):
@@ -830,6 +894,19 @@ def _wrap(s):
 
 
 SCALAR_ROLES = {"loss", "cost", "objective", "scalar"}
+ENTRY_RANK = {"weight": 2, "bias": 1, "preactivation": 1, "activation": 1}  # indices of one entry
+
+
+def _top_split(text):
+    """``text`` cut at its commas outside brackets: ``i + 1, m, j`` → three parts."""
+    parts, depth, start = [], 0, 0
+    for k, ch in enumerate(text):
+        depth += ch in "([" and 1 or 0
+        depth -= ch in ")]" and 1 or 0
+        if ch == "," and depth == 0:
+            parts.append(text[start:k].strip())
+            start = k + 1
+    return parts + [text[start:].strip()]
 
 
 ENVIRONMENTS = {"align", "align*", "aligned", "split", "gather", "gather*", "gathered", "equation",
@@ -868,8 +945,11 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
         continues = row[0].kind == "char" and row[0].value == "=" and not own
         if continues and previous is None:
             raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
+        row, for_range = _quantifier(row, tex, layered, scalars, perlayer, dict(symbols), patterns)
         row_links = _chain(row, tex, end, layered, scalars, perlayer, dict(symbols),
                            previous if continues else None, patterns, prose_notes)
+        if for_range:
+            row_links = [replace(link, for_range=for_range) for link in row_links]
         links += row_links
         previous = row_links[0]
     return links
@@ -917,6 +997,52 @@ def _prose(row, tex):
             break
     pieces.append(cur)
     return [(piece, notes if j == len(pieces) - 1 else [], j > 0) for j, piece in enumerate(pieces)]
+
+
+def _quantifier(row, tex, layered, scalars, perlayer, symbols, patterns):
+    """A row without its trailing ``\\forall k = 1(1)L`` (also ``1(1)\\overline{L-1}``,
+    ``1, 2, \\dots, L``), and that quantifier as a range ``k in 1..L``, or None."""
+    at = next((k for k, t in enumerate(row) if t.kind == "macro" and t.value == "forall"), None)
+    if at is None:
+        return row, None
+    where, toks = row[at], row[at + 1:]
+    while row[:at] and row[at - 1].kind == "char" and row[at - 1].value in ",;":
+        at -= 1
+    if len(toks) < 3 or toks[0].kind != "char" or not toks[0].value.isalpha() \
+            or toks[1].kind != "char" or toks[1].value != "=":
+        raise TexError("a quantifier is written \\forall k = 1(1)L or \\forall k = 1, 2, \\dots, L", where.pos, tex)
+    letter, rest = toks[0].value, toks[2:]
+    while rest and rest[-1].kind == "char" and rest[-1].value in ".,;":
+        rest = rest[:-1]
+
+    def read(part, end):
+        flat = []
+        for t in part:  # \overline{L-1}: the bar groups, as a parenthesis would
+            if t.kind == "macro" and t.value == "overline":
+                argd = getattr(t.node, "nodeargd", None)
+                flat += _tokens([a for a in (argd.argnlist if argd else []) if a is not None], tex, patterns)
+            else:
+                flat.append(t)
+        if not flat:
+            raise TexError("a quantifier's range needs both ends", end, tex)
+        p = _Parser(flat, tex, layered, [], end)
+        p.scalars, p.symbols, p.perlayer, p.shapes = scalars, symbols, perlayer, []
+        p.names = patterns
+        return p.parse_all()
+
+    end = rest[-1].pos + 1 if rest else where.pos
+    step = next((k for k in range(1, len(rest) - 3) if rest[k].kind == "char" and rest[k].value == "("
+                 and rest[k + 2].kind == "char" and rest[k + 2].value == ")"), None)
+    if step is not None:  # a(s)b: from a in steps of s to b
+        if read(rest[step + 1:step + 2], end) != "1":
+            raise TexError("a quantifier's step must be 1", rest[step + 1].pos, tex)
+        low, high = read(rest[:step], end), read(rest[step + 3:], end)
+    else:
+        commas = [k for k, t in enumerate(rest) if t.kind == "char" and t.value == ","]
+        if not commas:
+            raise TexError("a quantifier is written \\forall k = 1(1)L or \\forall k = 1, 2, \\dots, L", where.pos, tex)
+        low, high = read(rest[:commas[0]], end), read(rest[commas[-1] + 1:], end)
+    return row[:at], f"{letter} in {_unparen(low)}..{_unparen(high)}"
 
 
 def _prepare(tex, symbols, defined, patterns=()):
