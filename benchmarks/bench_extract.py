@@ -45,8 +45,6 @@ def _toml(value) -> str:
 
 def _header(hand: dict) -> list[str]:
     out = [f"title = {_toml(hand.get('title', ''))}"]
-    if "summation" in hand:  # the hand formulas' repeated indices are summed as in the hand file
-        out.append(f"summation = {_toml(hand['summation'])}")
     for table in ("network", "symbols", "define"):
         if table in hand:
             out.append(f"[{table}]")
@@ -87,10 +85,7 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
                 pairs.append((n, k, link))
     body = _header(hand)
     for n, k, link in pairs:
-        # With Einstein summation a repeated letter is summed only on the right side (the left side's
-        # letters stay free): the hand formula goes on the right, as in its own file.
-        first, second = (link.rhs, claims[n]["rhs"]) if hand.get("summation") == "einstein" else (claims[n]["rhs"], link.rhs)
-        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(first)}", f"rhs = {_toml(second)}"]
+        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(claims[n]['rhs'])}", f"rhs = {_toml(link.rhs)}"]
         for key in ("for", "network"):
             if key in claims[n]:
                 value = claims[n][key]
