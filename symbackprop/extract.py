@@ -64,6 +64,8 @@ def classify(tex: str) -> str:
         return "gradient" if "W" in lhs or "b" in lhs or "\\theta" in lhs else "derivative"
     if "\\delta" in lhs:
         return "delta"
+    lhs = re.sub(r"\{\\bf\s+([A-Za-z])\s*\}|\\(?:mathbf|boldsymbol|bm)\s*\{\s*([A-Za-z])\s*\}",
+                 lambda m: m.group(1) or m.group(2), lhs)  # {\bf a}^L: the name a
     head = _head(lhs)
     if head in {"J", "C", "L", "E", "F", "mathcalL", "mathcalJ"}:
         number = re.fullmatch(r"\s*-?\d+(\.\d+)?\s*[.,;]?\s*", sides[1]) is not None
@@ -236,11 +238,29 @@ def _rows(tex: str) -> list[str]:
     pieces.append(tex[start:])
     rows: list[str] = []
     for row in pieces:
-        row = " ".join(row.split()) if "\\begin" in row else " ".join(row.replace("&", " ").split())
-        row = row[1:].lstrip() if row.startswith("&") else row  # &= in a row that holds an environment
+        row = " ".join(_outside_environments(row, lambda part: part.replace("&", " ")).split())
         if row:
             rows.append(row)
     return rows
+
+
+def _outside_environments(tex: str, change) -> str:
+    """``tex`` with ``change`` applied to the text outside every inner environment (a bmatrix's
+    ``&`` separate its entries, an align's ``&`` only aligns)."""
+    out, depth, start = [], 0, 0
+    for m in re.finditer(r"\\begin\{[^}]*\}|\\end\{[^}]*\}", tex):
+        if m.group(0).startswith("\\begin"):
+            if depth == 0:
+                out.append(change(tex[start:m.start()]))
+                start = m.start()
+            depth += 1
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                out.append(tex[start:m.end()])
+                start = m.end()
+    out.append(change(tex[start:]) if depth == 0 else tex[start:])
+    return "".join(out)
 
 
 def _split(tex: str) -> list[tuple[str, int]]:
@@ -478,7 +498,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             lines.append(f"# line {line}: {tex}")
             lines.append(f'"{name}" = {_toml_string(rhs)}')
     count, unreadable = 0, []
-    for tex, line, problem, printed in claims:
+    for tex, line, problem, printed in _chains_split(claims, symbols, ["delta[0]", *defines]):
         count += 1
         try:
             translate(tex, symbols, ["delta[0]", *defines])
@@ -501,6 +521,43 @@ def _left_side(tex: str) -> str:
         if ch == "=" and depth == 0:
             return tex[:k].replace("&", " ").strip()
     return ""
+
+
+def _chains_split(claims, symbols, defined):
+    """The claims, a chain ``a = b = c`` that cannot be read as a whole drafted link by link
+    (``a = b``, ``a = c``), so that one unreadable link does not hide the others (noted)."""
+    from .derivation.tex import TexError, translate
+
+    out = []
+    for tex, line, problem, printed in claims:
+        sides = _sides(tex)
+        if len(sides) > 2:
+            try:
+                translate(tex, symbols, defined)
+            except (TexError, ValueError):
+                for k, side in enumerate(sides[1:], start=1):
+                    why = f"link {k} of the chain at line {line} (the chain cannot be read as a whole)"
+                    out.append((f"{sides[0]} = {side}", line, "; ".join(filter(None, [problem, why])), printed))
+                continue
+        out.append((tex, line, problem, printed))
+    return out
+
+
+def _sides(tex: str) -> list[str]:
+    """The sides of a chain ``a = b = c``: split at each ``=`` outside braces and environments
+    (the row break ``\\\\`` before a row's ``=`` is not part of a side)."""
+    sides, depth, start = [], 0, 0
+    for m in re.finditer(r"\\begin\{[^}]*\}|\\end\{[^}]*\}|\\.|[{}=]", tex):
+        token = m.group(0)
+        if token in ("{",) or token.startswith("\\begin"):
+            depth += 1
+        elif token in ("}",) or token.startswith("\\end"):
+            depth -= 1
+        elif token == "=" and depth == 0:
+            sides.append(tex[start:m.start()].strip())
+            start = m.end()
+    sides.append(tex[start:].strip())
+    return [side[:-2].rstrip() if side.endswith("\\\\") else side for side in sides]
 
 
 def _toml_string(value: str) -> str:
