@@ -6,10 +6,11 @@ recorded in ``TexLink.notes``; LaTeX the reader cannot read raises ``TexError`` 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
-from .language import LAYERED, QUANTITIES
+from .language import FUNCTION_QUANTITIES, LAYERED, QUANTITIES
 from pylatexenc.latexwalker import (LatexCharsNode, LatexGroupNode, LatexMacroNode,
                                     LatexWalker, LatexWalkerError, LatexSpecialsNode)
 
@@ -58,6 +59,39 @@ def _greek_letter(name):
         return name
 
 
+INNER_ENVIRONMENTS = {"cases"}  # environments read inside a formula (an align's rows are read by translate)
+RELATIONS = {"=": "==", "<": "<", ">": ">", "neq": "!=", "ne": "!=", "leq": "<=", "le": "<=", "geq": ">=",
+             "ge": ">=", "lt": "<", "gt": ">"}
+NEGATED = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+OTHERWISE = {"otherwise", "else", "elsewhere", "o.w.", "ow"}
+VECTOR_MARKS = {"sim", "rightarrow", "to", "longrightarrow", "leftrightarrow"}
+
+
+def _is_indicator(node):
+    """``\\mathbb{1}`` or ``\\mathbf{1}`` (also ``\\boldsymbol``, ``\\bm``): the indicator's (or ones') 1."""
+    if not isinstance(node, LatexMacroNode) or node.macroname not in ("mathbb", "mathbf", "boldsymbol", "bm"):
+        return False
+    argd = getattr(node, "nodeargd", None)
+    args = [a for a in (argd.argnlist if argd else []) if a is not None]
+    if len(args) != 1:
+        return False
+    inner = args[0].nodelist if isinstance(args[0], LatexGroupNode) else [args[0]]
+    chars = [n for n in inner if not (isinstance(n, LatexCharsNode) and not n.chars.strip())]
+    return len(chars) == 1 and isinstance(chars[0], LatexCharsNode) and chars[0].chars.strip() == "1"
+
+
+def _text_word(tok):
+    """The words of a ``\\text{…}`` token (lower case, stripped), or None for any other token."""
+    if tok is None or tok.kind != "macro" or tok.value not in ("text", "textrm", "mbox", "textit", "mathrm"):
+        return None
+    argd = getattr(tok.node, "nodeargd", None)
+    args = [a for a in (argd.argnlist if argd else []) if a is not None]
+    if not args:
+        return None
+    nodes = args[0].nodelist if isinstance(args[0], LatexGroupNode) else [args[0]]
+    return " ".join("".join(n.chars for n in nodes if isinstance(n, LatexCharsNode)).split()).lower()
+
+
 class _Tok:
     __slots__ = ("kind", "value", "pos", "node", "_args")
 
@@ -79,6 +113,8 @@ def _tokens(nodes, tex, names=None):
                 out.append(_Tok("char", ch, node.pos + k))
         elif isinstance(node, LatexGroupNode):
             out.append(_Tok("group", _tokens(node.nodelist, tex, names), node.pos, node))
+        elif _is_indicator(node):  # \mathbb{1}, \mathbf{1}: an indicator (or ones) before a subscript
+            out.append(_Tok("indicator", "1", node.pos, node))
         elif isinstance(node, LatexMacroNode) and node.macroname in IGNORED:
             argd = getattr(node, "nodeargd", None)  # \mathbf{W}: the argument stands for itself
             out.extend(_tokens([a for a in (argd.argnlist if argd else []) if a is not None], tex, names))
@@ -86,6 +122,8 @@ def _tokens(nodes, tex, names=None):
             out.append(_Tok("macro", node.macroname, node.pos, node))
         elif isinstance(node, LatexSpecialsNode):
             out.append(_Tok("char", node.specials_chars, node.pos))
+        elif getattr(node, "environmentname", None) in INNER_ENVIRONMENTS:
+            out.append(_Tok("env", node.environmentname, node.pos, node))
         elif getattr(node, "environmentname", None):
             raise TexError(f"cannot read the environment {node.environmentname}", node.pos, tex)
         else:
@@ -276,6 +314,9 @@ class _Parser:
         while (tok := self.peek()) is not None and tok.kind == "char" and tok.value in "^_'":
             self.i += 1
             if tok.value == "'":
+                if self._primed_name(name, sup, sub):  # i', an index or a name of its own: i_prime
+                    base = name = f"{name}_prime"
+                    continue
                 base = self._scripted(base, name, sup, sub, packed) + "'"
                 name, sup, sub = None, None, None
                 continue
@@ -289,6 +330,9 @@ class _Parser:
                 scalar = scalar or self._reads_entry(name, sup, sub)
                 base = self._scripted(base, name, sup, sub, packed) + ".T"
                 name, sup, sub = None, None, None
+                continue
+            if tok.value == "_" and name is None and base.endswith(")"):  # softmax(a_L)_\ell: an entry
+                base, scalar = f"{base}[{self._subscript(p, base)[0]}]", True
                 continue
             inner = p.parse_all()
             if tok.value == "_" and name is None:
@@ -306,7 +350,10 @@ class _Parser:
             else:
                 sub = inner
         scalar = scalar or self._reads_entry(name, sup, sub)
-        base = self._scripted(base, name, sup, sub, packed)
+        scripted = self._scripted(base, name, sup, sub, packed)
+        if (sup is not None or sub is not None) and (arg := self._of_input(name)) is not None:
+            self.notes.append(f"read {scripted}({arg}) as {scripted}: the input {arg} is the argument of every layer")
+        base = scripted
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
             self.i += 1
             inner, scalar = self.expr_scalar()  # g'(a_{ij}) of an entry is a scalar
@@ -347,6 +394,31 @@ class _Parser:
             return self._layer_and_entry(base, name, inner, packed)
         self.notes.append(f"read {name}_{inner} as layer {inner} of {name}")
         return f"{base}[{inner}]"
+
+    def _primed_name(self, name, sup, sub):
+        """``i'`` is the letter i primed, not a derivative: a letter the file does not declare, not called."""
+        nxt = self.peek()
+        return name is not None and len(name) == 1 and sup is None and sub is None and name not in self.layered \
+            and not (nxt is not None and nxt.kind == "char" and nxt.value == "(")
+
+    def _role(self, name):
+        roles = self.symbols if isinstance(self.symbols, Mapping) else {}
+        return _role(roles.get(name))
+
+    def _of_input(self, name):
+        """``h_L(x)``: a layer's quantity written as a function of the input; the argument is dropped
+        (with a note).  Reads nothing unless the parenthesis holds exactly the input's name."""
+        if name is None or self._role(name) not in ("activation", "preactivation", "output", "None"):
+            return None
+        toks = self.t[self.i:self.i + 3]
+        inner = toks[1] if len(toks) == 3 else None
+        while inner is not None and inner.kind == "group" and len(inner.value) == 1:
+            inner = inner.value[0]  # \underline{x}
+        if inner is not None and toks[0].kind == "char" and toks[0].value == "(" and toks[2].kind == "char" \
+                and toks[2].value == ")" and inner.kind == "char" and self._role(inner.value) == "input":
+            self.i += 3
+            return inner.value
+        return None
 
     def _layer_and_entry(self, base, name, inner, packed):
         """A per-layer name's one subscript holding its layer, then its entry (``W_{kij}``,
@@ -439,6 +511,10 @@ class _Parser:
         if tok is None:
             self.fail("missing operand")
         self.i += 1
+        if tok.kind == "indicator":
+            return self._indicator()
+        if tok.kind == "env":
+            return self._cases(tok)
         if tok.kind == "group":
             inner = self.sub(tok).parse_all()
             if inner.isidentifier():  # {W}, \mathbf{W}: the name itself, scripts apply to it
@@ -454,6 +530,13 @@ class _Parser:
                     self.i += 1
                 return num, True, None
             if tok.value.isalpha():
+                nxt = self.peek()
+                if self._role(tok.value) in FUNCTION_QUANTITIES and nxt is not None and nxt.kind == "char" \
+                        and nxt.value == "(":  # g(a_i): the file's activation function applied
+                    self.i += 1
+                    inner = self.expr()
+                    self._close(")")
+                    return f"{tok.value}({inner})", False, None
                 letter = self.renamed.get(tok.value, tok.value)
                 return letter, self._scalar_name(letter), letter
             if tok.value in "([":
@@ -536,9 +619,15 @@ class _Parser:
         if name in FUNCS:
             inner, inner_scalar = self.factor()
             return f"{FUNCS[name]}({inner.strip('()') if _balanced(inner) else inner})", inner_scalar, None
-        if name in ("hat", "tilde", "bar"):
+        if name == "underset":
+            return self._underset(tok)
+        if name in ("hat", "tilde", "bar", "widetilde"):
             p, _ = self.macro_arg(tok)
             inner = p.parse_all()
+            name = "tilde" if name == "widetilde" else name
+            if name == "tilde" and f"{inner}_tilde" not in self.symbols and inner.split("[")[0] in self.layered:
+                self.notes.append(f"read \\{tok.value}{{{inner}}} as {inner}: a mark, as no name {inner}_tilde is declared")
+                return inner, False, inner if inner.isidentifier() else None
             self.notes.append(f"read \\{name}{{{inner}}} as the name {inner}_{name}")
             return f"{inner}_{name}", False, f"{inner}_{name}"
         if name in ("operatorname", "text", "mathrm"):
@@ -557,6 +646,111 @@ class _Parser:
                 return f"{word}({inner})", False, None
             return word, False, word
         raise TexError(f"unknown macro \\{name}", tok.pos, self.tex)
+
+    def _relation(self, toks, end):
+        """The Iverson bracket ``(lhs op rhs)`` of a condition ``i = \\ell``, ``x \\geq 0``; None
+        when the tokens hold no relation."""
+        cut = [k for k, t in enumerate(toks) if (t.kind == "char" and t.value in "=<>")
+               or (t.kind == "macro" and t.value in RELATIONS)]
+        if not cut:
+            return None
+        if len(cut) > 1:
+            raise TexError("a condition is one relation, as in i = j", toks[cut[1]].pos, self.tex)
+        k = cut[0]
+        if k == 0 or k == len(toks) - 1:
+            raise TexError("a relation needs a side on the left and on the right", toks[k].pos, self.tex)
+        left = self._child(toks[:k], toks[k].pos).parse_all()
+        right = self._child(toks[k + 1:], end).parse_all()
+        return left, RELATIONS[toks[k].value], right
+
+    def _indicator(self):
+        """``\\mathbb{1}_{i=\\ell}`` (or ``\\mathbf{1}``) is the Iverson bracket ``(i == ell)``;
+        ``\\mathbf{1}_m`` the column of m ones (with a note); a bare ``\\mathbf{1}`` the number 1."""
+        nxt = self.peek()
+        if nxt is None or nxt.kind != "char" or nxt.value != "_":
+            return "1", True, None
+        self.i += 1
+        p, argtok = self.arg()
+        relation = self._relation(p.t, p.end)
+        if relation is None:
+            size = p.parse_all()
+            self.notes.append(f"read 1_{size} as the column of {size} ones")
+            return f"ones({size})", False, None
+        left, op, right = relation
+        return f"({left} {op} {right})", True, None
+
+    def _cases(self, tok):
+        """``\\begin{cases} v & \\text{if } c \\\\ w & \\text{otherwise} \\end{cases}`` is
+        ``(c) * v + (not c) * w``: each value times the Iverson bracket of its condition, the
+        ``otherwise`` value times the negation of every condition above it.  Several conditions are
+        read as disjoint (with a note): the sum does not say which case wins where two hold."""
+        if tok.value != "cases":
+            raise TexError(f"cannot read the environment {tok.value}", tok.pos, self.tex)
+        end = tok.node.pos + tok.node.len
+        rows, cur = [], []
+        for t in _tokens(tok.node.nodelist, self.tex, self.names):
+            if t.kind == "macro" and t.value == "\\":
+                rows.append(cur)
+                cur = []
+            else:
+                cur.append(t)
+        rows.append(cur)
+        branches = []  # (value, scalar, relation or None for otherwise, position)
+        for row in (r for r in rows if r):
+            amps = [k for k, t in enumerate(row) if t.kind == "char" and t.value == "&"]
+            if len(amps) != 1 or amps[0] == 0:
+                raise TexError("a case is written value & condition", row[0].pos, self.tex)
+            value_toks, cond_toks = row[:amps[0]], row[amps[0] + 1:]
+            while value_toks and value_toks[-1].kind == "char" and value_toks[-1].value in ",;":
+                value_toks = value_toks[:-1]
+            while cond_toks and cond_toks[-1].kind == "char" and cond_toks[-1].value in ",.;":
+                cond_toks = cond_toks[:-1]
+            value, scalar = self._child(value_toks, row[amps[0]].pos).expr_scalar()
+            word = _text_word(cond_toks[0]) if cond_toks else None
+            if word is not None and word.strip(".,;: ") in OTHERWISE and len(cond_toks) == 1:
+                branches.append((value, scalar, None, row[0].pos))
+                continue
+            if word is not None and word.strip(".,;: ") in ("if", "for", "when", "whenever"):
+                cond_toks = cond_toks[1:]
+            relation = self._relation(cond_toks, end) if cond_toks else None
+            if relation is None:
+                raise TexError("a case needs a condition, as in \\text{if } i = j, or \\text{otherwise}",
+                               (cond_toks or row)[0].pos, self.tex)
+            branches.append((value, scalar, relation, row[0].pos))
+        if not branches:
+            raise TexError("empty cases", tok.pos, self.tex)
+        conditions = [b[2] for b in branches if b[2] is not None]
+        for k, b in enumerate(branches):
+            if b[2] is None and k != len(branches) - 1:
+                raise TexError("\\text{otherwise} is the last case", b[3], self.tex)
+        if len(conditions) > 1:
+            shown = "; ".join(f"{l} {op} {r}" for l, op, r in conditions)
+            self.notes.append(f"read the cases as disjoint conditions ({shown})")
+        terms = []
+        for value, _, relation, _ in branches:
+            brackets = [relation] if relation is not None else [(l, NEGATED[op], r) for l, op, r in conditions]
+            if value == "0":
+                continue
+            factors = [f"({l} {op} {r})" for l, op, r in brackets] + ([] if value == "1" else [_wrap(value)])
+            terms.append(" * ".join(factors) or "1")
+        out = " + ".join(terms) or "0"
+        return (f"({out})" if len(terms) > 1 else out), all(b[1] for b in branches), None
+
+    def _underset(self, tok):
+        """``\\underset{\\sim}{x}``: the under-tilde (or arrow) marks a vector; read as x."""
+        below, _ = self.macro_arg(tok)
+        base, _ = self.macro_arg(tok)
+        marks = [t for t in below.t if not (t.kind == "macro" and t.value in IGNORED)]
+        if not (len(marks) == 1 and ((marks[0].kind == "macro" and marks[0].value in VECTOR_MARKS)
+                                     or (marks[0].kind == "char" and marks[0].value in "~-"))):
+            raise TexError("cannot read \\underset here: only a vector mark below (\\sim, \\rightarrow) is read",
+                           tok.pos, self.tex)
+        inner, scalar = base.expr_scalar()
+        if base.peek() is not None:
+            base.fail(f"unexpected '{base._show(base.peek())}'")
+        if inner.isidentifier():
+            return inner, False, inner
+        return _wrap(inner), scalar, None
 
     def _whole(self, p):
         """All of ``p`` as one expression, and whether it is a scalar."""
@@ -635,6 +829,9 @@ class _Parser:
             below.fail("expected the index of the sum")
         below.i += 1
         letter, whole, span = var.value, None, None
+        if (prime := below.peek()) is not None and prime.kind == "char" and prime.value == "'":
+            below.i += 1  # \sum_{i'=1}: the index i′, a letter of its own
+            letter += "_prime"
         if below.peek() is None:
             if "^" in limits:
                 raise TexError("a sum with an upper limit needs its lower one, as in \\sum_{i=1}^{m}",
@@ -720,6 +917,12 @@ def _role(value):
     return str(value.get("quantity")) if isinstance(value, Mapping) else str(value)
 
 
+def _names_a_function(toks, symbols):
+    """``f(x)`` with f a name the file does not declare: the chain ``f(x) = h_L(x) = …`` names f."""
+    return len(toks) >= 3 and toks[0].kind == "char" and toks[0].value.isalpha() and toks[0].value not in symbols \
+        and toks[1].kind == "char" and toks[1].value == "(" and toks[-1].kind == "char" and toks[-1].value == ")"
+
+
 def _balanced(s):
     if not (s.startswith("(") and s.endswith(")")):
         return False
@@ -778,27 +981,72 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
         elif not (tok.kind == "char" and tok.value == "&") and not (tok.kind == "macro" and tok.value in ROW_IGNORED):
             cur.append(tok)
     rows.append(cur)
-    for row in rows:  # a formula's closing punctuation: z = Wa + b,
+    rows = [piece for row in rows for piece in _prose(row, tex)]  # (tokens, notes, own chain)
+    for row, _, _ in rows:  # a formula's closing punctuation: z = Wa + b,
         while row and row[-1].kind == "char" and row[-1].value in ".,;":
             row.pop()
-    rows = [row for row in rows if row]
+    rows = [row for row in rows if row[0]]
     if not rows:
         raise TexError("no '=' in the formula", len(tex), tex)
     links: list[TexLink] = []
     previous = None
-    for k, row in enumerate(rows):
-        end = rows[k + 1][0].pos if k + 1 < len(rows) else len(tex)
-        continues = row[0].kind == "char" and row[0].value == "="
+    for k, (row, prose_notes, own) in enumerate(rows):
+        end = rows[k + 1][0][0].pos if k + 1 < len(rows) else len(tex)
+        continues = row[0].kind == "char" and row[0].value == "=" and not own
         if continues and previous is None:
             raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
         row, for_range = _quantifier(row, tex, layered, scalars, perlayer, dict(symbols), patterns)
         row_links = _chain(row, tex, end, layered, scalars, perlayer, dict(symbols),
-                           previous if continues else None, patterns)
+                           previous if continues else None, patterns, prose_notes)
         if for_range:
             row_links = [replace(link, for_range=for_range) for link in row_links]
         links += row_links
         previous = row_links[0]
     return links
+
+
+LEADING_PROSE = {"now", "so", "thus", "hence", "then", "therefore", "finally", "also", "and", "recall", "note",
+                 "since", "here", "i.e.", "ie", "similarly", "clearly"}
+TRAILING_PROSE = {"where", "recall", "with", "for", "since", "because", "as", "i.e.", "ie", "e.g.", "eg", "which",
+                  "is", "are", "note", "by", "using", "from", "here", "then", "so", "hence", "thus", "in", "see",
+                  "whose", "the", "this", "it", "we"}
+CONDITION_PROSE = {"if", "when", "whenever", "provided", "unless", "assuming", "iff"}
+CONNECTIVES = {"therefore", "because"}
+
+
+def _prose(row, tex):
+    """A row without its prose: a leading ``\\therefore`` or ``\\text{Now, }`` is dropped, a
+    ``\\text{ and }`` separates two formulas, and a ``\\text{ where …}`` (``recall``, ``for``, a
+    parenthesis …) ends the formula: the rest is dropped, with a note.  A ``\\text{ if …}`` is a
+    condition the claim would lose: it cannot be read outside ``cases``.  Returns (tokens, notes,
+    own chain) for each formula of the row."""
+    k = 0
+    while k < len(row) - 1:
+        word = _text_word(row[k])
+        if row[k].kind == "macro" and row[k].value in CONNECTIVES:
+            k += 1
+        elif word is not None and (word.split(" ")[0].strip(",.;:") in LEADING_PROSE or word.endswith((",", ":"))):
+            k += 1
+        else:
+            break
+    pieces, cur, notes = [], [], []
+    for n, tok in enumerate(row[k:], start=k):
+        word = _text_word(tok)
+        first = word.split(" ")[0].strip(",.;:") if word else ""
+        if word is None or word == "" or (first not in TRAILING_PROSE | CONDITION_PROSE and first != "and"
+                                          and not word.startswith(("(", ","))):
+            cur.append(tok)
+        elif word in ("and", ", and", "and,"):
+            pieces.append(cur)
+            cur = []
+        elif first in CONDITION_PROSE:
+            raise TexError(f"cannot read the condition \\text{{{word}}} outside a cases environment", tok.pos, tex)
+        else:
+            shown = " ".join(tex[tok.pos:row[-1].pos + 1 + (row[-1].node.len - 1 if row[-1].node else 0)].split())
+            notes.append(f"dropped the prose after the formula: {shown if len(shown) <= 60 else shown[:59] + '…'}")
+            break
+    pieces.append(cur)
+    return [(piece, notes if j == len(pieces) - 1 else [], j > 0) for j, piece in enumerate(pieces)]
 
 
 def _quantifier(row, tex, layered, scalars, perlayer, symbols, patterns):
@@ -895,7 +1143,7 @@ def _line_column(tex, offset):
     return tex.count("\n", 0, offset) + 1, offset - (tex.rfind("\n", 0, offset) + 1) + 1
 
 
-def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=()):
+def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=(), extra_notes=()):
     pieces, cur = [], []
     for tok in toks:
         if tok.kind == "char" and tok.value == "=":
@@ -929,7 +1177,14 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
     if previous is not None:
         lhs, lstart, lnotes, lshape = previous.lhs, toks[0].pos, [], None
     else:
+        if len(sides) > 2 and _names_a_function(pieces[0][0], symbols):
+            first = sides[0][0]
+            sides = sides[1:]
+            sides[0][3].append(f"read {first} = {sides[0][0]} = … as naming {first}; the chain's left side is "
+                               f"{sides[0][0]}")
         (lhs, lstart, _, lnotes, lshape), sides = sides[0], sides[1:]
     line, column = _line_column(tex, lstart)
-    return [TexLink(lhs, rhs, lstart, end, tuple(lnotes + notes), shape or lshape, line, column)
-            for rhs, _, end, notes, shape in sides]
+    last = len(sides) - 1  # the prose after a formula follows its last side
+    return [TexLink(lhs, rhs, lstart, end, tuple(lnotes + notes + (list(extra_notes) if k == last else [])),
+                    shape or lshape, line, column)
+            for k, (rhs, _, end, notes, shape) in enumerate(sides)]
