@@ -101,7 +101,7 @@ def test_wide_tilde_over_a_declared_name_is_a_mark_with_a_note():
 
 
 def test_primed_index_of_a_sum():
-    assert links(r"C = \sum_{i'=1}^p \exp(a_L)_{i'}")[0][1] == "sum(exp((a[L])[i_prime]), i_prime in 1..p)"
+    assert links(r"C = \sum_{i'=1}^p \exp(a_L)_{i'} + p")[0][1] == "sum(exp((a[L])[i_prime]), i_prime in 1..p) + p"
 
 
 def test_activation_functions_are_called_and_cdot_after_a_weight_is_the_matrix_product():

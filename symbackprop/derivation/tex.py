@@ -199,6 +199,7 @@ def _named(toks, names):
 class _Parser:
     names: list = []  # the file's [tex] spellings, as spellings() gives them
     examples: tuple = ()  # the indices of the enclosing sums over the examples (\sum_{i=1}^{N}, N the batch)
+    renamed: dict = {}  # summation indices renamed in the sum being read (never mutated: replaced)
 
     def __init__(self, toks, tex, layered, notes, end):
         self.t, self.i, self.tex, self.layered, self.notes = toks, 0, tex, layered, notes
@@ -224,7 +225,7 @@ class _Parser:
     def _child(self, toks, end):
         p = _Parser(toks, self.tex, self.layered, self.notes, end)
         p.scalars, p.symbols, p.perlayer, p.shapes = self.scalars, self.symbols, self.perlayer, self.shapes
-        p.names = self.names
+        p.names, p.renamed = self.names, self.renamed
         p.examples = self.examples
         return p
 
@@ -564,11 +565,10 @@ class _Parser:
             self.notes.append(f"read the {chr(92)}cdot in the subscript of {name} as a whole row or column")
         return ", ".join(out), None
 
-    @staticmethod
-    def _run_index(tok, digits):
+    def _run_index(self, tok, digits):
         """The index a token of a run like ``kij`` stands for, or None."""
         if tok.kind == "char" and len(tok.value) == 1 and (tok.value.isalpha() or digits and tok.value.isdigit()):
-            return tok.value
+            return self.renamed.get(tok.value, tok.value)
         if tok.kind == "macro" and tok.value in NAMES:
             return NAMES[tok.value]
         if tok.kind == "name" and tok.value.isidentifier():
@@ -622,7 +622,8 @@ class _Parser:
                     inner = self.expr()
                     self._close(")")
                     return f"{tok.value}({inner})", False, None
-                return tok.value, self._scalar_name(tok.value), tok.value
+                letter = self.renamed.get(tok.value, tok.value)
+                return letter, self._scalar_name(letter), letter
             if tok.value in "([":
                 inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
@@ -893,7 +894,10 @@ class _Parser:
         return (self._child(p.t[:k], p.t[k].pos).parse_all(), self._child(p.t[k + 1:], p.end).parse_all())
 
     def _sum(self, tok):
-        """``\\sum_{i=a}^{b} body`` is ``sum(body, i in a..b)``; the body is the product that follows."""
+        """``\\sum_{i=a}^{b} body`` is ``sum(body, i in a..b)``; ``\\sum_i body`` (no limits), and a sum
+        from 1 to a letter no [symbols] name gives a value (``\\sum_{m=1}^{p}``), run over i's whole
+        range: ``sum(body, i)`` (noted).  An index that is also a [symbols] name is renamed (noted).
+        The body is the product that follows."""
         limits = {}
         for _ in range(2):
             nxt = self.peek()
@@ -902,28 +906,72 @@ class _Parser:
             self.i += 1
             p, _ = self.arg()
             limits[nxt.value] = p
-        if set(limits) != {"_", "^"}:
-            raise TexError("a sum needs its limits, as in \\sum_{i=1}^{m}", tok.pos, self.tex)
+        if "_" not in limits:
+            raise TexError("a sum needs its index, as in \\sum_{i=1}^{m} or \\sum_i", tok.pos, self.tex)
         below = limits["_"]
         var = below.peek()
         if var is None or var.kind != "char" or not var.value.isalpha():
             below.fail("expected the index of the sum")
         below.i += 1
-        index = var.value
+        letter, whole, span = var.value, None, None
         if (prime := below.peek()) is not None and prime.kind == "char" and prime.value == "'":
-            below.i += 1
-            index += "_prime"
-        below._close("=")
-        low, high = below.parse_all(), limits["^"].parse_all()
-        if low == "1" and _symbol_role(self, high) == "batch":  # a sum over the examples
-            outer, self.examples = self.examples, self.examples + (index,)
-            try:
-                body = _per_example(self, self.term()[0], index, high)
-            finally:
-                self.examples = outer
+            below.i += 1  # \sum_{i'=1}: the index i′, a letter of its own
+            letter += "_prime"
+        if below.peek() is None:
+            if "^" in limits:
+                raise TexError("a sum with an upper limit needs its lower one, as in \\sum_{i=1}^{m}",
+                               tok.pos, self.tex)
+            whole = f"read \\sum_{letter} without limits as the sum over every {letter}"
         else:
+            below._close("=")
+            if "^" not in limits:
+                raise TexError("a sum needs its limits, as in \\sum_{i=1}^{m}", tok.pos, self.tex)
+            low, high = below.parse_all(), limits["^"].parse_all()
+            span = f"{low}..{high}"
+            if low == "1" and self._no_size(high):
+                whole = (f"read \\sum_{{{letter}=1}}^{{{high}}} as the sum over every {letter}: "
+                         f"{high} is not a size [symbols] gives")
+        index = self._fresh_index(letter)
+        saved, outer = self.renamed, self.examples
+        self.renamed = {**saved, letter: index}
+        examples = span is not None and low == "1" and _symbol_role(self, high) == "batch"  # over the examples
+        if examples:
+            self.examples = outer + (index,)
+        try:
             body = self.term()[0]
-        return f"sum({body}, {index} in {low}..{high})"
+            if examples:
+                body = _per_example(self, body, index, high)
+        finally:
+            self.renamed, self.examples = saved, outer
+        if whole:
+            self.notes.append(whole)
+            return f"sum({body}, {index})"
+        return f"sum({body}, {index} in {span})"
+
+    def _no_size(self, limit):
+        """Whether a sum's upper limit names no size: a letter [symbols] does not map, or a width
+        given without its layer."""
+        import re
+        if not limit.isidentifier():
+            return False
+        uses = re.finditer(rf"(?<![\\\\A-Za-z]){re.escape(limit)}(?![A-Za-z])", self.tex)
+        if any(not re.search(r"\^\s*\{?\s*$", self.tex[:use.start()]) for use in uses):
+            return False  # a size the formula uses elsewhere too (\\frac{1}{m} \\sum_{i=1}^{m}) is one
+        return limit not in self.symbols and limit not in self.layered or _role(self.symbols.get(limit)) == "width"
+
+    def _fresh_index(self, letter):
+        """The summation index for ``letter``: itself, or a letter no name and no other index uses
+        when [symbols] maps ``letter`` (``\\sum_{m}`` where m is the batch size; noted)."""
+        if letter not in self.symbols and letter not in self.layered:
+            return letter
+        import re
+        for other in "qrstuvwxyzdfgjkop":
+            if other not in self.symbols and other not in self.layered and other not in self.renamed.values() \
+                    and not re.search(rf"(?<![\\\\A-Za-z]){other}(?![A-Za-z])", self.tex):
+                self.notes.append(f"read the summation index {letter} as {other}: {letter} is a name in [symbols]")
+                return other
+        raise TexError(f"the summation index {letter} is a name in [symbols], and no free letter is left",
+                       self.pos(), self.tex)
 
     def _partial(self, num, den):
         """``\\frac{\\partial y}{\\partial x}`` as (the derivative, whether it is a scalar), or None."""
