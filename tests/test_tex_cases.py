@@ -26,7 +26,7 @@ def located(tex, column):
 
 def test_cases_with_otherwise_is_the_iverson_bracket_times_the_value():
     tex = r"C = \begin{cases} \frac{1}{y_\ell} & \text{if } i = \ell \\ 0 & \text{otherwise} \end{cases}"
-    assert links(tex) == [("C", "(i == ell) * (1 / (y[ell]))", ())]
+    assert links(tex) == [("C", "(i == ell) / (y[ell])", ())]
     tex = r"C = \begin{cases} 2 & i \neq j \\ 3 & \text{otherwise.} \end{cases}"
     assert links(tex) == [("C", "((i != j) * 2 + (i == j) * 3)", ())]
 
@@ -139,3 +139,13 @@ def test_draft_continues_a_chain_across_displays_and_keeps_rows():
         "\\frac{\\partial}{\\partial y_i} C = 2"]
     assert "continues the chain of line 1" in claims[1]["note"]
     assert "line 3: the display starts with '=': it continues the chain of line 1" in result.guesses
+
+
+def test_a_chain_rule_in_the_numerator_layout_reads_its_first_gradient_as_a_row():
+    ((lhs, rhs, notes),) = links(r"\frac{\partial C}{\partial W_{111}} = \frac{\partial C}{\partial y} "
+                                 r"\frac{\partial y}{\partial a_3} \frac{\partial a_3}{\partial W_{111}}")
+    assert (lhs, rhs) == ("grad(C, W[1][1, 1])", "jacobian(C, y) @ jacobian(y, a[3]) @ jacobian(a[3], W[1][1, 1])")
+    assert any(n.startswith("read the chain grad(C, y) @ jacobian(y, a[3]) @ jacobian(a[3], W[1][1, 1]) in the "
+                            "numerator layout") for n in notes)
+    ((_, alone, _),) = links(r"x = \frac{\partial C}{\partial y}")  # not a chain: the gradient
+    assert alone == "grad(C, y)"

@@ -403,6 +403,9 @@ class _Parser:
             tree = _formula_tree(text)
         except SyntaxError:
             return text
+        leaves = _matmul_leaves(tree)  # (∂L/∂y ∂y/∂a)(∂a/∂w), grouped by \underbrace: one chain
+        if _numerator_chain(leaves):
+            return self._chain_numerator(text, leaves)
         factors, node = [], tree
         while isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
             factors.insert(0, node.right)
@@ -420,6 +423,19 @@ class _Parser:
         read = " @ ".join(_unparse(f) + (".T" if f.func.id == "jacobian" else "") for f in factors)
         self.notes.append(f"read the chain {text} in the denominator layout (each factor's numerator is the next "
                           f"one's denominator), each Jacobian transposed: {read}")
+        return read
+
+    def _chain_numerator(self, text, factors):
+        """A product of derivatives printed as the chain rule in the numerator layout
+        (``∂L/∂y ∂y/∂a ∂a/∂w``: each factor's denominator the next one's numerator) from a scalar to
+        one entry: only read so does the product multiply out to the scalar it stands for, so its
+        first factor, the gradient of the scalar, is read as the row it is in this layout (noted).
+        A chain to a whole vector is left as printed (its product may be an erratum)."""
+        first = factors[0]
+        row = f"jacobian({_unparse(first.args[0])}, {_unparse(first.args[1])})"
+        read = " @ ".join([row] + [_unparse(f) for f in factors[1:]])
+        self.notes.append(f"read the chain {text} in the numerator layout (each factor's denominator is the next "
+                          f"one's numerator), its first factor as the row {row}")
         return read
 
     def _placeholder(self, p):
@@ -816,7 +832,11 @@ class _Parser:
             brackets = [relation] if relation is not None else [(l, NEGATED[op], r) for l, op, r in conditions]
             if value == "0":
                 continue
-            factors = [f"({l} {op} {r})" for l, op, r in brackets] + ([] if value == "1" else [_wrap(value)])
+            factors = [f"({l} {op} {r})" for l, op, r in brackets]
+            if value.startswith("1 / ") and _wrap(value[4:]) == value[4:]:  # (c) * 1/x is (c) / x
+                terms.append(" * ".join(factors) + " / " + value[4:])
+                continue
+            factors += [] if value == "1" else [_wrap(value)]
             terms.append(" * ".join(factors) or "1")
         out = " + ".join(terms) or "0"
         return (f"({out})" if len(terms) > 1 else out), all(b[1] for b in branches), None
@@ -1017,6 +1037,32 @@ def _names_a_function(toks, symbols):
     """``f(x)`` with f a name the file does not declare: the chain ``f(x) = h_L(x) = …`` names f."""
     return len(toks) >= 3 and toks[0].kind == "char" and toks[0].value.isalpha() and toks[0].value not in symbols \
         and toks[1].kind == "char" and toks[1].value == "(" and toks[-1].kind == "char" and toks[-1].value == ")"
+
+
+def _matmul_leaves(node):
+    """The factors of a product ``a @ (b @ c)``, its parentheses dropped."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+        return _matmul_leaves(node.left) + _matmul_leaves(node.right)
+    return [node]
+
+
+def _numerator_chain(factors):
+    """Whether ``factors`` are derivatives chained in the numerator layout (each one's denominator
+    the next one's numerator, never the other way) from a gradient to a derivative by one entry."""
+    if len(factors) < 2 or not all(isinstance(f, ast.Call) and getattr(f.func, "id", "") in ("jacobian", "grad")
+                                   and len(f.args) == 2 for f in factors):
+        return False
+    num = [ast.dump(f.args[0]) for f in factors]
+    den = [ast.dump(f.args[1]) for f in factors]
+    up = all(num[k + 1] == den[k] for k in range(len(factors) - 1))
+    down = any(den[k + 1] == num[k] for k in range(len(factors) - 1))
+    return up and not down and factors[0].func.id == "grad" and _entry_node(factors[-1].args[1])
+
+
+def _entry_node(node):
+    """Whether a parsed formula names one entry: ``W[1][1, 1]``, ``a[2][j]``, ``x[i, j]``."""
+    return isinstance(node, ast.Subscript) and (isinstance(node.value, ast.Subscript)
+                                                or isinstance(node.slice, ast.Tuple))
 
 
 def _balanced(s):
