@@ -132,6 +132,12 @@ class ProgramAlgebra:
         self.buffers[symbol] = buffer
         return buffer
 
+    def buffers_in(self, expr) -> list[Buffer]:
+        """The buffers ``expr`` reads, in the order they were created: a set of symbols iterates in
+        an order that changes with PYTHONHASHSEED, and the printed code must not."""
+        found = [self.buffers[s] for s in sympy.sympify(expr).free_symbols if s in self.buffers]
+        return sorted(found, key=lambda b: int(b.symbol.name[2:]))
+
     def input(self, name: str, shape) -> Symbol:
         return self.new(shape, Input(name), name).symbol
 
@@ -414,10 +420,8 @@ class Schedule:
 
     # ---- pass 1: rewrite each needed buffer (stable forms, materialised atoms) in dependency order
     def _visit(self, expr):
-        for symbol in sympy.sympify(expr).free_symbols:
-            buffer = self.alg.buffers.get(symbol)
-            if buffer is not None:
-                self._visit_buffer(buffer)
+        for buffer in self.alg.buffers_in(expr):
+            self._visit_buffer(buffer)
 
     def _visit_buffer(self, buffer: Buffer):
         if buffer in self.done:

@@ -122,11 +122,10 @@ class Lowering(Schedule):
         """A product read only here, once, with the result's shape: compute in its array."""
         if buffer in self.keep:
             return None
-        for symbol in expr.free_symbols:
-            candidate = self.alg.buffers.get(symbol)
-            if (candidate is not None and isinstance(candidate.op, (Product, Map)) and candidate not in self.keep
+        for candidate in self.alg.buffers_in(expr):
+            if (isinstance(candidate.op, (Product, Map)) and candidate not in self.keep
                     and self.uses.get(candidate, 0) == 1 and candidate.shape == buffer.shape
-                    and not candidate.vector and expr.count(symbol) == 1):
+                    and not candidate.vector and expr.count(candidate.symbol) == 1):
                 return self.storage(candidate)
         return None
 
