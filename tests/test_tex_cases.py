@@ -112,7 +112,7 @@ def test_a_function_of_the_input_and_a_chain_that_names_a_function():
     ((lhs, rhs, notes),) = links(r"f(\underline{x}) = \underline{h}_L(\underline{x}) = O(\underline{a}_L(\underline{x}))")
     assert (lhs, rhs) == ("h[L]", "O(a[L])")
     assert "read h[L](x) as h[L]: the input x is the argument of every layer" in notes
-    assert "read f @ (x) = h[L] = … as naming f @ (x); the chain's left side is h[L]" in notes
+    assert "read f(\\underline{x}) = h[L] = … as naming f(\\underline{x}); the chain's left side is h[L]" in notes
 
 
 def test_derivative_of_a_scalar_expression_is_a_gradient():
@@ -149,3 +149,23 @@ def test_a_chain_rule_in_the_numerator_layout_reads_its_first_gradient_as_a_row(
                             "numerator layout") for n in notes)
     ((_, alone, _),) = links(r"x = \frac{\partial C}{\partial y}")  # not a chain: the gradient
     assert alone == "grad(C, y)"
+
+
+def test_a_membership_in_a_real_space_is_the_sides_shape_and_is_checked(tmp_path):
+    (link,) = links(r"a_1 = W_1 x + b_1 \in \mathbb{R}^{n_1}")
+    assert link[:2] == ("a[1]", "W[1] @ x + b[1]")
+    assert "read the membership ∈ ℝ^(n[1] × 1) as the shape of W[1] @ x + b[1] (checked)" in link[2]
+    (matrix,) = translate(r"x = W_2 \in \mathbb{R}^{n_2 \times n_1}", SYMBOLS)
+    assert matrix.shape == ("n[2]", "n[1]")
+    located(r"x = W_2 \in \mathbb{C}^{2}", 9)
+    located(r"x = W_2 \in \mathbb{R}^{2 \times}", 24)
+    from symbackprop.derivation.check import Checker
+    from symbackprop.derivation.loader import load
+    path = tmp_path / "d.toml"
+    path.write_text('[network]\nwidths = [3, 4, 2]\nhidden = "sigmoid"\noutput = "sigmoid"\nloss = "half_sse"\n'
+                    '[symbols]\nW = "weight"\nb = "bias"\nz = "preactivation"\na = "activation"\nn = "width"\n'
+                    '[[claim]]\nid = "Right"\ntex = \'z_1 = W_1 a_0 + b_1 \\in \\mathbb{R}^{n_1}\'\n'
+                    '[[claim]]\nid = "Wrong"\ntex = \'z_1 = W_1 a_0 + b_1 \\in \\mathbb{R}^{n_0}\'\n', encoding="utf-8")
+    d = load(str(path))
+    right, wrong = (Checker(d).check_claim(c).verdict for c in d.claims)
+    assert (right.status, wrong.status) == ("proved", "ill-formed")

@@ -1033,6 +1033,29 @@ def _role(value):
     return str(value.get("quantity")) if isinstance(value, Mapping) else str(value)
 
 
+def _membership(part, tex):
+    """A side ``x \\in \\mathbb{R}^{m \\times n}`` (or ``^{n}``, a column): the side without it,
+    and the tokens of (rows, cols), cols None for a column; (part, None) when it states no membership."""
+    at = next((k for k, t in enumerate(part) if t.kind == "macro" and t.value == "in"), None)
+    if at is None:
+        return part, None
+    rest = part[at + 1:]
+    space = rest[0] if rest else None
+    argd = getattr(space.node, "nodeargd", None) if space is not None and space.kind == "macro" else None
+    letter = "".join(n.chars for a in (argd.argnlist if argd else []) if a is not None
+                     for n in (a.nodelist if isinstance(a, LatexGroupNode) else [a]) if isinstance(n, LatexCharsNode))
+    if at == 0 or space.value not in ("mathbb", "mathbf") or letter.strip() != "R" or len(rest) != 3 \
+            or rest[1].kind != "char" or rest[1].value != "^":
+        raise TexError("a membership is written x \\in \\mathbb{R}^{m \\times n}", part[at].pos, tex)
+    dims = rest[2].value if rest[2].kind == "group" else [rest[2]]
+    cut = [k for k, t in enumerate(dims) if t.kind == "macro" and t.value == "times"]
+    if len(cut) > 1 or (cut and (cut[0] == 0 or cut[0] == len(dims) - 1)) or not dims:
+        raise TexError("a membership's space is written \\mathbb{R}^{m \\times n} or \\mathbb{R}^{n}", rest[2].pos, tex)
+    if not cut:
+        return part[:at], (dims, None)
+    return part[:at], (dims[:cut[0]], dims[cut[0] + 1:])
+
+
 def _names_a_function(toks, symbols):
     """``f(x)`` with f a name the file does not declare: the chain ``f(x) = h_L(x) = …`` names f."""
     return len(toks) >= 3 and toks[0].kind == "char" and toks[0].value.isalpha() and toks[0].value not in symbols \
@@ -1722,11 +1745,15 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
         if not part:
             raise TexError("empty side of '='", end, tex)
         notes: list[str] = []
+        part, member = _membership(part, tex)
         p = _Parser(part, tex, layered, notes, end)
         p.scalars, p.symbols, p.perlayer, p.shapes = scalars, symbols, perlayer, []
         p.names = patterns
         text = p.parse_all()
         shape = None
+        if member is not None:
+            shape = p._child(member[0], end).parse_all(), p._child(member[1], end).parse_all() if member[1] else "1"
+            notes.append(f"read the membership ∈ ℝ^({shape[0]} × {shape[1]}) as the shape of {text} (checked)")
         for annotated, annotated_shape in p.shapes:
             if annotated == text and shape is None:
                 shape = annotated_shape
@@ -1739,7 +1766,7 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
         lhs, lstart, lnotes, lshape = previous.lhs, toks[0].pos, [], None
     else:
         if len(sides) > 2 and _names_a_function(pieces[0][0], symbols):
-            first = sides[0][0]
+            first = " ".join(tex[pieces[0][0][0].pos:pieces[0][0][-1].pos + 1].split())
             sides = sides[1:]
             sides[0][3].append(f"read {first} = {sides[0][0]} = … as naming {first}; the chain's left side is "
                                f"{sides[0][0]}")
