@@ -157,8 +157,10 @@ def test_a_vectors_derivative_by_an_entry_is_read_entry_by_entry_with_unit_vecto
            "(e_k the unit vector, its entry i is (i == k))" in read.notes
     chain = link(r"\frac{\partial {\bf a}^L}{\partial b^L_i} = \sum_{k=1}^{n_L} \frac{\partial {\bf a}^L}{\partial z_k^L}"
                  r"\frac{\partial z_k^L}{\partial b^L_i}")  # i taken: the entry is the next free letter
-    assert chain.lhs == "jacobian(a[L], b[L])[j, i]"  # ∂z_k/∂b_i, a scalar, stays as the reader writes it
-    assert chain.rhs.startswith("sum(jacobian(a[L], z[L])[j, k] * ") and chain.rhs.endswith(", k in 1..n[L])")
+    assert (chain.lhs, chain.rhs) == ("jacobian(a[L], b[L])[j, i]",
+                                      "sum(jacobian(a[L], z[L])[j, k] * grad(z[L][k], b[L][i]), k in 1..n[L])")
+    entry = link(r"\frac{\partial z_k^L}{\partial b^L_j} = 0")
+    assert entry.lhs == "grad(z[L][k], b[L][j])"  # an entry's derivative by an entry: a scalar
     matrix = link(r"\frac{\partial {\bf a}^L}{\partial b^L_j} = W^L {\bf a}^{L-1}")  # a matrix: left as printed
     assert (matrix.lhs, matrix.rhs) == ("jacobian(a[L], b[L][j])", "W[L] @ a[L - 1]")
 
