@@ -71,7 +71,7 @@ def classify(tex: str) -> str:
         number = re.fullmatch(r"\s*-?\d+(\.\d+)?\s*[.,;]?\s*", sides[1]) is not None
         bare = re.fullmatch(r"\s*[A-Za-z]\s*", lhs) is not None
         return "other" if number and bare and len(sides) == 2 else "loss"  # L = 3: a size, not the loss
-    forward = {"z", "a", "h", "y", "haty", "hat y"}
+    forward = {"z", "a", "h", "y", "haty", "hat y", "Z", "A", "H", "Y", "hatY"}  # and a batch's matrices
     if head in forward or any(_head(side) in forward for side in sides[1:-1]):
         return "forward definition"
     return "other"

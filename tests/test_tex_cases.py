@@ -169,3 +169,14 @@ def test_a_membership_in_a_real_space_is_the_sides_shape_and_is_checked(tmp_path
     d = load(str(path))
     right, wrong = (Checker(d).check_claim(c).verdict for c in d.claims)
     assert (right.status, wrong.status) == ("proved", "ill-formed")
+
+
+def test_a_layers_activation_function_is_the_files_one_function_with_a_note():
+    ((lhs, rhs, notes),) = links(r"h_k = g_k(a_k)")
+    assert (lhs, rhs) == ("h[k]", "g(a[k])")
+    assert "read g_k(…) as g(…): [symbols] gives one hidden activation for every layer" in notes
+
+
+def test_batch_matrices_are_forward_definitions():
+    assert classify(r"A_0 = X") == "forward definition"
+    assert classify(r"\hat{Y} = \text{softmax}(A_L)") == "forward definition"

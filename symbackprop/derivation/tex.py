@@ -368,6 +368,14 @@ class _Parser:
                 sup = inner
             else:
                 sub = inner
+        if name is not None and sup is None and sub is not None and self._role(name) in FUNCTION_QUANTITIES \
+                and (nxt := self.peek()) is not None and nxt.kind == "char" and nxt.value == "(":
+            self.i += 1  # g_k(A_k): the layer's activation, which [symbols] gives as one function
+            inner = self.expr()
+            self._close(")")
+            self.notes.append(f"read {name}_{_unparen(sub)}(…) as {name}(…): [symbols] gives one "
+                              f"{self._role(name).replace('_', ' ')} for every layer")
+            return f"{name}({inner})", False
         scalar = scalar or self._reads_entry(name, sup, sub)
         scripted = self._scripted(base, name, sup, sub, packed)
         if (sup is not None or sub is not None) and (arg := self._of_input(name)) is not None:
@@ -1812,6 +1820,6 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
         (lhs, lstart, _, lnotes, lshape), sides = sides[0], sides[1:]
     line, column = _line_column(tex, lstart)
     last = len(sides) - 1  # the prose after a formula follows its last side
-    return [TexLink(lhs, rhs, lstart, end, tuple(lnotes + notes + (list(extra_notes) if k == last else [])),
+    return [TexLink(lhs, rhs, lstart, end, tuple(dict.fromkeys(lnotes + notes + (list(extra_notes) if k == last else []))),
                     shape or lshape, line, column)
             for k, (rhs, _, end, notes, shape) in enumerate(sides)]
