@@ -234,3 +234,19 @@ def test_a_function_the_document_defines_is_written_out_where_it_is_applied():
     assert applied["tex"] == "a^2 = \\left( \\frac12 \\| (z^2 - y) \\|^2 \\right)"
     assert "g(…) written out by its definition at line 1: g(x) = \\frac12 \\| x \\|^2" in applied["note"]
     assert all("written out" not in c.get("note", "") for k, c in claims.items() if k != "L3-")  # ∇g(x): g itself
+
+
+def test_a_list_with_dots_is_the_vector_of_its_entries_and_a_one_entry_matrix_is_parentheses():
+    symbols = {"a": "preactivation", "h": "activation", "g": "activation_function", "Lθ": "loss", "y": "target"}
+    names = {r"\mathcal{L}(\theta)": "Lθ"}
+    column, listed = translate(
+        r"\nabla_{a_i} \mathcal{L}(\theta) = \begin{bmatrix} \frac{\partial \mathcal{L}(\theta)}{\partial h_{i,1}}"
+        r" g'(a_{i,1}) \\ \vdots \\ \frac{\partial \mathcal{L}(\theta)}{\partial h_{i,n}} g'(a_{i,n}) \end{bmatrix}"
+        r" = \nabla_{h_i} \mathcal{L}(\theta) \odot [\dots, g'(a_{i,k}), \dots]", symbols, [], names)
+    assert column.rhs in ("(grad(Lθ, h[i]) * g'(a[i]))", "grad(Lθ, h[i]) * g'(a[i])")  # ∂L/∂h_{i1}: entry 1 of ∂L/∂h_i
+    assert listed.rhs == "grad(Lθ, h[i]) ∘ g'(a[i])"
+    assert "read [… g'(a[i][k]) …] as the vector of the entries g'(a[i][k]) over k: g'(a[i])" in listed.notes
+    (paren,) = translate(r"v = - \begin{pmatrix} y - h_2 \end{pmatrix}", symbols, [])
+    assert paren.rhs == "-(y - h[2])" and "read the pmatrix with the one entry y - h[2] as parentheses" in paren.notes
+    with pytest.raises(TexError, match=r"write \[\\dots, x_k, \\dots\] .* at column 7"):
+        translate(r"e_k = [\dots, 0, 1, 0, \dots]^T", symbols, [])

@@ -653,6 +653,8 @@ class _Parser:
                     return f"{tok.value}({inner})", False, None
                 letter = self.renamed.get(tok.value, tok.value)
                 return letter, self._scalar_name(letter), letter
+            if tok.value == "[" and (listed := _dotted_list(self)) is not None:
+                return listed, False, None
             if tok.value in "([":
                 inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
@@ -1176,6 +1178,9 @@ def _read_matrix(p, tok):
                 end = toks[-1].node.pos + toks[-1].node.len if toks[-1].node is not None else toks[-1].pos + 1
                 cells.append((p._child(toks, end).parse_all(), toks[0].pos))
         grid.append(cells)
+    if len(grid) == 1 and len(grid[0]) == 1 and isinstance(grid[0][0], tuple):  # \begin{pmatrix} x \end{pmatrix}
+        p.notes.append(f"read the {env} with the one entry {grid[0][0][0]} as parentheses")
+        return grid[0][0][0]
     if len(grid) == 1 and isinstance(grid[0][0], str) and isinstance(grid[0][-1], str) and \
             [c[0] for c in grid[0] if isinstance(c, tuple) and c[0] != "0"][1:] == []:
         raise TexError(f"cannot read this {env}: which column holds the entry between the zeros is not printed",
@@ -1546,8 +1551,70 @@ def _check_elementwise(p, tree, first):
             name = getattr(node.func, "id", "")
             fine = not node.keywords and (name in ELEMENTWISE or name.endswith(PRIME) or _symbol_role(p, name) in (
                 "activation_function", "hidden_activation", "output_activation"))
+            if name == "grad" and len(node.args) == 2 and isinstance(node.args[0], ast.Name):
+                fine = _symbol_role(p, node.args[0].id) in SCALAR_ROLES  # ∂L/∂x_k: entry k of ∂L/∂x
         if not fine:
             raise TexError(f"the entries {first[0]} … are not one formula applied entry by entry", first[1], p.tex)
+
+
+def _dotted_list(p):
+    """``[\\dots, x_k, \\dots]`` (the ``[`` just read): the vector whose entry k is x_k, its entry
+    index dropped (noted); None when the brackets hold no dots.  Any other list with dots is an error."""
+    depth, end = 0, None
+    for k in range(p.i, len(p.t)):
+        tok = p.t[k]
+        if tok.kind == "char" and tok.value in "([":
+            depth += 1
+        elif tok.kind == "char" and tok.value in ")]":
+            if depth == 0:
+                end = k
+                break
+            depth -= 1
+    if end is None:
+        return None
+    inside = p.t[p.i:end]
+    if not any(t.kind == "macro" and t.value in DOTS for t in inside):
+        return None
+    items, cur, depth = [], [], 0
+    for t in inside:
+        depth += t.kind == "char" and t.value in "(["
+        depth -= t.kind == "char" and t.value in ")]"
+        if depth == 0 and t.kind == "char" and t.value == ",":
+            items.append(cur)
+            cur = []
+        else:
+            cur.append(t)
+    items.append(cur)
+    dots = [len(item) == 1 and item[0].kind == "macro" and item[0].value in DOTS for item in items]
+    start = p.t[p.i - 1].pos
+    if len(items) != 3 or dots != [True, False, True]:
+        raise TexError("cannot read this list with dots: write [\\dots, x_k, \\dots] for the vector of the x_k",
+                       start, p.tex)
+    entry = p._child(items[1], items[1][-1].pos + 1).parse_all()
+    tree = _formula_tree(entry)
+    letters = {n.slice.id for n in ast.walk(tree) if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Name)
+               and len(n.slice.id) == 1 and n.slice.id not in p.symbols  # an entry index, not a layer
+               and not (isinstance(n.value, ast.Name) and _symbol_role(p, n.value.id) in LAYERED)}
+    if len(letters) != 1:
+        raise TexError(f"cannot tell which index of {entry} the list runs over", start, p.tex)
+    (letter,) = letters
+
+    def drop(node):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Name) and node.slice.id == letter:
+            return drop(node.value)
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                setattr(node, name, [drop(v) if isinstance(v, ast.AST) else v for v in value])
+            elif isinstance(value, ast.AST):
+                setattr(node, name, drop(value))
+        return node
+
+    vector = drop(tree)
+    _check_elementwise(p, vector, (entry, items[1][0].pos))
+    p.i = end + 1
+    text = _unparse(vector)
+    p.notes.append(f"read [… {entry} …] as the vector of the entries {entry} over {letter}: {text}")
+    return _atom_text(text)
 
 
 def _symbol_role(p, name):
