@@ -375,6 +375,11 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             activation = rule
             symbols[name.split("{")[-1].rstrip("}")] = "activation_function"
             break
+    else:  # f'(z^l): a letter the document differentiates is its activation function, left unnamed
+        primed = re.search(r"(?<![\\A-Za-z])([a-zA-Z])\s*'\s*\(", everything)
+        if primed and primed.group(1) not in symbols:
+            activation = f"generic:{primed.group(1)}"
+            symbols[primed.group(1)] = "activation_function"
     softmax = any(re.search(r"\\frac\s*\{\s*e\s*\^", f) and "\\sum" in f for f, _, _ in formulas) or \
         "softmax" in everything.lower()
     if softmax:

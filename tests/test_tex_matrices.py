@@ -250,3 +250,15 @@ def test_a_list_with_dots_is_the_vector_of_its_entries_and_a_one_entry_matrix_is
     assert paren.rhs == "-(y - h[2])" and "read the pmatrix with the one entry y - h[2] as parentheses" in paren.notes
     with pytest.raises(TexError, match=r"write \[\\dots, x_k, \\dots\] .* at column 7"):
         translate(r"e_k = [\dots, 0, 1, 0, \dots]^T", symbols, [])
+
+
+def test_a_differentiated_letter_is_the_drafts_unspecified_activation_function():
+    import tomllib
+
+    from symbackprop.extract import draft
+    text = "$$ \\frac{\\partial a^2}{\\partial z^2} = \\operatorname{diag}(f'(z^2)) $$\n"
+    result = draft("post.txt", text)
+    data = tomllib.loads(result.toml)
+    assert (data["network"]["hidden"], data["network"]["output"], data["symbols"]["f"]) == \
+        ("generic:f", "generic:f", "activation_function")
+    assert "every layer's activation is generic:f" in result.guesses
