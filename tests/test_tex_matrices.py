@@ -262,3 +262,9 @@ def test_a_differentiated_letter_is_the_drafts_unspecified_activation_function()
     assert (data["network"]["hidden"], data["network"]["output"], data["symbols"]["f"]) == \
         ("generic:f", "generic:f", "activation_function")
     assert "every layer's activation is generic:f" in result.guesses
+
+
+def test_an_array_in_brackets_reads_as_a_matrix_with_its_column_spec_ignored():
+    read = link(r"v = \left[\begin{array}{c} a_1^l \\ \vdots \\ a_{n_l}^l \end{array}\right]")
+    assert read.rhs in ("a[l]", "(a[l])")
+    assert "read the array with the column a[l][1] … a[l][n[l]] as a[l]" in read.notes

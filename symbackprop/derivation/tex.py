@@ -1129,7 +1129,7 @@ def _wrap(s):
 
 # ------------------------------------------------------------------ matrices written with dots
 
-MATRICES = {"matrix", "bmatrix", "pmatrix", "Bmatrix", "vmatrix", "Vmatrix", "smallmatrix"}
+MATRICES = {"matrix", "bmatrix", "pmatrix", "Bmatrix", "vmatrix", "Vmatrix", "smallmatrix", "array"}
 DOTS = {"dots": "…", "ldots": "…", "cdots": "…", "vdots": "⋮", "ddots": "⋱"}
 ELEMENTWISE = {"exp", "log", "sqrt", "sigmoid", "tanh", "relu", "heaviside"}
 _VECTOR_ROLES = {"preactivation", "activation", "bias", "input", "output", "target"}
