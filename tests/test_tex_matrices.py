@@ -268,3 +268,12 @@ def test_an_array_in_brackets_reads_as_a_matrix_with_its_column_spec_ignored():
     read = link(r"v = \left[\begin{array}{c} a_1^l \\ \vdots \\ a_{n_l}^l \end{array}\right]")
     assert read.rhs in ("a[l]", "(a[l])")
     assert "read the array with the column a[l][1] … a[l][n[l]] as a[l]" in read.notes
+
+
+def test_a_matrix_with_more_explicit_entries_and_dotted_rows_checks_each_entrys_place():
+    body = (r"W^l_{1,1} & W^l_{1,2} & \dots & W^l_{1,n} \\ \vdots & \vdots & \ddots & \vdots \\"
+            r" W^l_{m,1} & W^l_{m,2} & \dots & W^l_{m,n}")
+    read = link(r"M = \begin{bmatrix} " + body + r" \end{bmatrix}")
+    assert read.rhs == "W[l]"
+    with pytest.raises(TexError, match=re.escape("the entry W[l][m, 3] does not follow the pattern")):
+        translate(r"M = \begin{bmatrix} " + body.replace("W^l_{m,2}", "W^l_{m,3}") + r" \end{bmatrix}", SYMBOLS, [])

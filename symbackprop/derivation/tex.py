@@ -1253,14 +1253,36 @@ def _matrix_corners(p, tok, grid):
         got = tuple(_unparse(e) for e in corner.elts)
         if got != tuple(_unparse(w) if not isinstance(w, int) else str(w) for w in want):
             raise TexError(f"the corner {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1], p.tex)
+    # The cells between the corners: dots, or entries of the formula at their own row and column —
+    # known where no dotted row (column) comes before them (then it is their number) or after them
+    # (then it counts back from the last).
+    dotted_rows = [i for i, row in enumerate(grid) if isinstance(row[0], str)]  # ⋮ where a row is skipped
+    dotted_cols = [j for j, cell in enumerate(grid[0]) if isinstance(cell, str)]  # … where a column is
+
+    def index(k, dotted, count, end):
+        if not dotted or k < dotted[0]:
+            return str(k + 1)
+        if k > dotted[-1]:
+            back = count - 1 - k
+            return _unparse(end) if back == 0 else f"{_unparse(end)} - {back}"
+        return None
+
     for i, row in enumerate(grid):
         for j, cell in enumerate(row):
-            edge_row, edge_col = i in (0, len(grid) - 1), j in (0, len(row) - 1)
-            if edge_row and edge_col:
+            if (i, j) in ((0, 0), (0, len(row) - 1), (len(grid) - 1, 0), (len(grid) - 1, len(row) - 1)):
                 continue
-            expected = "…" if edge_row else ("⋮" if edge_col else "⋱")
-            if cell != expected:
-                raise TexError(f"expected {expected} in row {i + 1}, column {j + 1} of the matrix", tok.pos, p.tex)
+            if isinstance(cell, str):
+                continue
+            if cell is None:
+                raise TexError(f"expected an entry or dots in row {i + 1}, column {j + 1} of the matrix", tok.pos, p.tex)
+            same, at, _ = _pattern_of(p, first, cell, 2, allow_first=True)
+            want = (index(i, dotted_rows, len(grid), rows_end), index(j, dotted_cols, len(row), cols_end))
+            got = tuple(_unparse(e) for e in at.elts)
+            if same != matrix or any(w is not None and w != g for w, g in zip(want, got)):
+                raise TexError(f"the entry {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1],
+                               p.tex)
+    if not dotted_rows or not dotted_cols:
+        raise TexError("a matrix written with dots needs a row of \\vdots and a column of \\cdots", tok.pos, p.tex)
     return matrix, f"{_unparse(rows_end)}, 1..{_unparse(cols_end)}"
 
 
