@@ -277,3 +277,12 @@ def test_a_matrix_with_more_explicit_entries_and_dotted_rows_checks_each_entrys_
     assert read.rhs == "W[l]"
     with pytest.raises(TexError, match=re.escape("the entry W[l][m, 3] does not follow the pattern")):
         translate(r"M = \begin{bmatrix} " + body.replace("W^l_{m,2}", "W^l_{m,3}") + r" \end{bmatrix}", SYMBOLS, [])
+
+
+def test_a_column_of_iverson_brackets_is_the_unit_vector():
+    symbols = {"ŷ": "output", "Lθ": "loss", "ell": "label", "p": "width"}
+    (read,) = translate(r"v = \begin{bmatrix} -(\mathbb{1}_{\ell=1} - \hat{y}_1) \\ -(\mathbb{1}_{\ell=2} - \hat{y}_2) \\"
+                        r" \vdots \\ -(\mathbb{1}_{\ell=p} - \hat{y}_p) \end{bmatrix}", symbols, [], {r"\hat{y}": "ŷ"})
+    assert read.rhs in ("-(diag(ones(p))[:, ell] - ŷ)", "(-(diag(ones(p))[:, ell] - ŷ))")
+    assert any(note.startswith("read the bmatrix with the column -((ell == 1) - ŷ[1]) … -((ell == p) - ŷ[p]) as ")
+               for note in read.notes)

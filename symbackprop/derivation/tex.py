@@ -1236,8 +1236,8 @@ def _corners(p, tok, line, dots, dims):
             continue
         if not isinstance(cell, tuple):
             raise TexError(f"expected an entry or {dots} between {first[0]} and {last[0]}", tok.pos, p.tex)
-        same, index, _ = _pattern_of(p, first, cell, dims)
-        if same != vector or _unparse(index) != str(k):
+        same, index, _ = _pattern_of(p, first, cell, dims, placeholder=True)
+        if same != _pattern_of(p, first, last, dims, placeholder=True)[0] or _unparse(index) != str(k):
             raise TexError(f"the entry {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1], p.tex)
     return vector, (None if _is_length(p, bases, end) else _unparse(end))
 
@@ -1523,12 +1523,19 @@ def _first_index(slice_node, dims):
     return len(elts) == dims and all(isinstance(e, ast.Constant) and e.value == 1 for e in elts)
 
 
-def _pattern_of(p, first, last, dims, allow_first=False):
+def _pattern_of(p, first, last, dims, allow_first=False, placeholder=False):
     """(the formula with entry index 1 of ``first`` dropped, the index ``last`` has there, the
     quantities indexed); TexError where the two entries are not one formula."""
-    ends, bases = [], []
+    ends, bases, units = [], [], []
 
     def walk(a, b):
+        if dims == 1 and isinstance(a, ast.Compare) and isinstance(b, ast.Compare) and len(a.ops) == len(b.ops) == 1 \
+                and isinstance(a.ops[0], ast.Eq) and isinstance(b.ops[0], ast.Eq) \
+                and ast.dump(a.left) == ast.dump(b.left) and _first_index(a.comparators[0], 1) \
+                and (allow_first or ast.dump(a.comparators[0]) != ast.dump(b.comparators[0])):
+            ends.append(b.comparators[0])  # (x == 1) … (x == n): the unit vector e_x, entry by entry
+            units.append(a.left)
+            return ast.Name(f"UNIT{len(units) - 1}", ast.Load())
         if isinstance(a, ast.Subscript) and _first_index(a.slice, dims) and isinstance(b, ast.Subscript) \
                 and ast.dump(a.value) == ast.dump(b.value) and (allow_first or ast.dump(a.slice) != ast.dump(b.slice)):
             ends.append(b.slice)
@@ -1558,7 +1565,10 @@ def _pattern_of(p, first, last, dims, allow_first=False):
     except (_NoPattern, SyntaxError):
         raise TexError(f"cannot read {first[0]} … {last[0]} as the entries of one formula", first[1], p.tex) from None
     _check_elementwise(p, tree, first)
-    return _unparse(tree), ends[0], bases
+    text = _unparse(tree)
+    for k, at in enumerate([] if placeholder else units):
+        text = re.sub(rf"\bUNIT{k}\b", lambda _: f"diag(ones({_unparse(ends[0])}))[:, {_unparse(at)}]", text)
+    return text, ends[0], bases
 
 
 def _check_elementwise(p, tree, first):
