@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import difflib
 import json
-import os
 import re
 import sys
 from fractions import Fraction
@@ -521,40 +520,41 @@ def _print_guesses(result, file) -> None:
         print(problem, file=file)
 
 
-def _with_symbols(draft_toml: str, symbols_path: str) -> str:
-    """The draft with its [network] and [symbols] replaced by those of the user's file."""
-    import tomllib
+def _document(path: str, symbols_path: str | None = None):
+    """A document's draft loaded from memory, named by the document (every message names DOC and
+    the formula's line): its Derivation (with ``extraction``: the guesses, what FILE.toml overrode,
+    the formulas that cannot be read) and the draft itself.  With ``symbols_path``, that file's
+    tables are merged in key by key, its entries winning and named FILE:line in messages; the
+    claims stay the document's."""
+    from .derivation.loader import FileError, load, merge, read_overrides
 
-    try:
-        with open(symbols_path, "rb") as handle:
-            user = tomllib.load(handle)
-    except OSError as error:
-        raise UsageError(f"{symbols_path}: cannot read: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{symbols_path}: not TOML: {error}") from None
-    if not isinstance(user.get("symbols", {}), dict) or not isinstance(user.get("network", {}), dict):
-        raise UsageError(f"{symbols_path}: [symbols] and [network] must be tables")
-    out, skip = [], False
-    for line in draft_toml.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("["):
-            skip = stripped in {"[network]", "[symbols]"} and stripped[1:-1] in user
-        if not skip:
-            out.append(line)
-    text = "\n".join(out) + "\n"
-    head = []
-    for table in ("network", "symbols"):
-        if table in user:
-            head.append(f"[{table}]")
-            head += [f"{key} = {_toml_value(value)}" for key, value in user[table].items()]
-            head.append("")
-    # Tables go after the top-level keys (title, source): before the first table of the draft.
-    at = text.find("\n[")
-    return text[: at + 1] + "\n".join(head) + "\n" + text[at + 1:] if at >= 0 else text + "\n".join(head)
-
-
-def _toml_value(value) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    result = _draft(path)
+    if not result.claims:
+        raise UsageError(f"{path}: nothing to verify: no formula about a gradient, a delta, a derivative "
+                         "or the forward pass found")
+    data, origins, overridden = result.data, dict(result.origins), []
+    if symbols_path:
+        try:
+            user, user_origins = read_overrides(symbols_path)
+        except FileError as error:
+            raise UsageError(str(error)) from None
+        if "claim" in user:
+            warn(f"{symbols_path}: its [[claim]] tables are not used: the claims are those of {path}")
+        overridden = [f"[{table}] {key}" for table, entries in user.items()
+                      if isinstance(entries, dict) and isinstance(data.get(table), dict)
+                      for key in entries if key in data[table]]
+        overridden += [f"[{table}]" for table in ("network", "symbols") if "model" in user and table in data]
+        data = merge(data, user)
+        origins.update((key, where) for key, where in user_origins.items() if key[0] != "claim")
+    derivation = load(path, data=data, origins=origins)
+    unreadable = []
+    for claim in derivation.claims:
+        if claim.error and claim.error.startswith("tex: ") and claim.id in result.positions:
+            line, column = result.positions[claim.id]
+            unreadable.append({"claim": claim.id, "line": line, "column": column, "message": claim.error[5:]})
+    derivation.extraction = {"document": path, "symbols": symbols_path, "guesses": list(result.guesses),
+                             "overridden": overridden, "unreadable": unreadable}
+    return derivation, result
 
 
 # ------------------------------------------------------------------------------- verify
@@ -564,26 +564,27 @@ def run_verify(args) -> int:
     from .derivation import verify
 
     check_latex_arguments(args)
-    paths, drafts = [], []
+    paths, problems = [], []
     for path in args.paths:
         if path != "-" and path.lower().endswith(DOCUMENT_SUFFIXES):
-            result = _draft(path)
-            if not result.claims:
-                raise UsageError(f"{path}: nothing to verify: no formula about a gradient, a delta, a derivative "
-                                 "or the forward pass found")
-            text = _with_symbols(result.toml, args.symbols) if args.symbols else result.toml
-            import tempfile
+            from .derivation.loader import FileError
 
-            folder = tempfile.mkdtemp(prefix="symbackprop-")
-            name = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + ".draft.toml")
-            with open(name, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            drafts.append(folder)
-            paths.append(name)
+            try:
+                derivation, result = _document(path, args.symbols)
+            except FileError as error:  # the merged draft cannot be checked at all: this document only
+                problems.append(str(error))
+                continue
+            paths.append(derivation)
             if not quiet(args) and not args.json:
-                print(f"{path}: extracted {result.claims} claims; guesses used"
-                      + (" (network and symbols from " + args.symbols + ")" if args.symbols else "") + ":")
-                _print_guesses(result, sys.stdout)
+                extraction = derivation.extraction
+                print(f"{path}: extracted {result.claims} claims; guesses used:")
+                for guess in result.guesses:
+                    print(f"  guess: {guess}")
+                if extraction["overridden"]:
+                    print(f"  {args.symbols} overrides: {', '.join(extraction['overridden'])}")
+                if extraction["unreadable"]:
+                    count = len(extraction["unreadable"])
+                    print(f"  {count} formula{'s' if count != 1 else ''} cannot be read (listed at the end)")
                 print()
         elif args.symbols:
             raise UsageError(f"--symbols applies to documents (.md, .html, .tex, .txt), not to {path}")
@@ -595,10 +596,7 @@ def run_verify(args) -> int:
                         jobs=args.jobs, memory=args.memory)
     finally:
         progress.done()
-        import shutil
-
-        for folder in drafts:
-            shutil.rmtree(folder, ignore_errors=True)
+    report.errors[:0] = problems
     if args.json:
         print_json(report.to_dict())
     elif args.latex != "-":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html.parser
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["MathSpan", "ExtractError", "Draft", "find_math", "classify", "draft"]
@@ -180,6 +180,15 @@ class Draft:
     guesses: list[str]
     claims: int
     unreadable: list[str]  # "file:line:column: …" of each drafted formula the LaTeX reader stops on
+    positions: dict = field(default_factory=dict)  # claim id -> (line, column) of its formula in the document
+    origins: dict = field(default_factory=dict)  # the loader's origins: each claim and definition's "DOC:line"
+
+    @property
+    def data(self) -> dict:
+        """The draft as the loader reads it (the parsed ``toml``)."""
+        import tomllib
+
+        return tomllib.loads(self.toml)
 
 
 def _unwrap(tex: str) -> str:
@@ -437,24 +446,28 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function", "input"} else ""))
     if first != 0:
         lines.append(f'# guess: the input is a^{first}')
+    origins = {}
     if defines:
         lines += ["", "[define]"]
         for name, (rhs, tex, line) in defines.items():
+            origins[("define", name)] = f"{path}:{line}"
             lines.append(f"# line {line}: {tex}")
             lines.append(f'"{name}" = {_toml_string(rhs)}')
-    count, unreadable = 0, []
+    count, unreadable, positions = 0, [], {}
     for tex, line, problem, printed in claims:
         count += 1
+        column = column_of.get((printed, line)) or 1
+        positions[f"L{line}-{count}"] = (line, column)
+        origins[("claim", count)] = f"{path}:{line}"
         try:
             translate(tex, symbols, ["delta[0]", *defines])
         except (TexError, ValueError) as error:
-            where = column_of.get((printed, line))
-            unreadable.append(f"{path}:{line}:{where or 1}: the formula starting here cannot be read: {error}")
+            unreadable.append(f"{path}:{line}:{column}: the formula starting here cannot be read: {error}")
         lines += ["", "[[claim]]", f'id   = "L{line}-{count}"', f"tex  = {_toml_string(tex)}",
                   f"text = {_toml_string(printed)}", f'note = "line {line}"']
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
-    return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
+    return Draft("\n".join(lines) + "\n", guesses, count, unreadable, positions, origins)
 
 
 def _toml_string(value: str) -> str:

@@ -121,8 +121,11 @@ class FileReport:
 
     def to_dict(self) -> dict:
         d = self.derivation
-        return {"path": d.path, "title": d.title, "source": d.source, "errors": d.errors,
-                "claims": [r.to_dict() for r in self.results], "seconds": round(self.seconds, 3)}
+        document = {"path": d.path, "title": d.title, "source": d.source, "errors": d.errors,
+                    "claims": [r.to_dict() for r in self.results], "seconds": round(self.seconds, 3)}
+        if d.extraction is not None:
+            document["extraction"] = d.extraction
+        return document
 
 
 # -------------------------------------------------------------------------------- instances

@@ -1,0 +1,164 @@
+"""``symbackprop extract DOC`` and ``verify DOC``: what the user sees — messages naming the
+document and the formula's line, the user's symbols file merged key by key, the guesses and the
+unreadable formulas in the JSON report, the help and the README's example."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from symbackprop.cli import main
+from symbackprop.derivation.loader import entry_origins, load, merge
+
+from .optional import require
+
+ROOT = Path(__file__).resolve().parent.parent
+
+POST = r"""# A post
+
+Forward: $z^2 = W^2 a^1 + b^2$ and $a^2 = \sigma(z^2)$, loss $C = \frac{1}{2} \|a^2 - y\|^2$.
+
+$$
+\frac{\partial C}{\partial b^2} = \delta^2, \qquad \delta^2 \equiv (a^2 - y) \odot \sigma'(z^2)
+$$
+
+$$
+\frac{\partial C}{\partial W^2} = \unknownmacro{x}
+$$
+"""
+
+
+@pytest.fixture
+def post(tmp_path):
+    path = tmp_path / "post.md"
+    path.write_text(POST, encoding="utf-8")
+    return path
+
+
+def _verify_json(*args, capsys):
+    code = main(["verify", "--json", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+# ------------------------------------------------------------------ 1. the draft is read from memory
+
+
+def test_verify_doc_names_the_document_and_the_formulas_line_not_a_temporary_file(post, capsys):
+    code, report, err = _verify_json(post, capsys=capsys)
+    assert code == 2  # a formula the reader cannot read is a problem with the file, as in a derivation file
+    (file,) = report["files"]
+    assert file["path"] == str(post)
+    assert report["errors"] == [f"{post}:9: claim L9-4: tex: unknown macro \\unknownmacro at column 35"]
+    assert err.strip() == f"symbackprop: {report['errors'][0]}"
+    assert ".draft.toml" not in json.dumps(report) and "symbackprop-" not in json.dumps(report)
+
+
+def test_verify_doc_prints_the_documents_name_in_the_text_report(post, capsys):
+    main(["verify", str(post)])
+    out = capsys.readouterr().out
+    assert f"{post} — post ({post.name})" in out
+    assert ".draft.toml" not in out
+
+
+def test_the_loader_takes_a_parsed_table_and_names_each_entry_by_its_origin():
+    data = {"network": {"widths": [2, 2], "output": "sigmoid", "loss": "half_sse"},
+            "symbols": {"C": "loss", "W": "weight", "q": "nonsense"},
+            "claim": [{"id": "A", "lhs": "grad(C, W[1])", "rhs": "grad(C, W[1])"},
+                      {"id": "B", "lhs": "grad(C, W[1])", "rhs": "1", "colour": 1}]}
+    d = load("post.md", data=data, origins={("symbols", "q"): "mine.toml:4", ("claim", 2): "post.md:12"})
+    assert d.path == "post.md" and [c.id for c in d.claims] == ["A", "B"]
+    assert d.errors[0].startswith("mine.toml:4: [symbols] q: unknown quantity 'nonsense'")
+    assert d.errors[1].startswith("post.md:12: claim B: unknown key 'colour'")
+
+
+# ------------------------------------------------------------------ 2. --symbols merged as tables
+
+
+def test_merge_is_key_by_key_the_override_wins_and_the_claims_stay():
+    base = {"title": "t", "network": {"widths": [3, 4, 2], "hidden": "sigmoid"}, "symbols": {"y": "target"},
+            "claim": [{"id": "A"}]}
+    user = {"network": {"widths": [2, 3, 2]}, "symbols": {"t": "target"}, "tex": {"\\hat{y}": "yhat"},
+            "claim": [{"id": "mine"}]}
+    merged = merge(base, user)
+    assert merged["network"] == {"widths": [2, 3, 2], "hidden": "sigmoid"}
+    assert merged["symbols"] == {"y": "target", "t": "target"}
+    assert merged["tex"] == {"\\hat{y}": "yhat"} and merged["claim"] == [{"id": "A"}]
+    assert "network" not in merge(base, {"model": {}}) and base["network"]["widths"] == [3, 4, 2]
+
+
+def test_entry_origins_are_the_lines_of_headers_and_keys():
+    text = ("title = 'x'\n[network]  # mine\nwidths = [2, 2]\n\n[symbols]\n'\\hat{y}' = 'target'\n"
+            "notes = '''\nfake = 1\n'''\n[[claim]]\nid = 'A'\n")
+    origins = entry_origins(text, "m.toml")
+    assert origins[(None, "title")] == "m.toml:1" and origins[("network", None)] == "m.toml:2"
+    assert origins[("network", "widths")] == "m.toml:3" and origins[("symbols", "\\hat{y}")] == "m.toml:6"
+    assert ("symbols", "fake") not in origins and origins[("claim", 1)] == "m.toml:10"
+
+
+def test_symbols_file_merges_key_by_key_and_its_errors_name_its_lines(post, tmp_path, capsys):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[network]\nwidths = [2, 3, 2]\n\n[symbols]\ny = "target"\nq = "nonsense"\n', encoding="utf-8")
+    code, report, _ = _verify_json(post, "--symbols", mine, capsys=capsys)
+    assert f"{mine}:6: [symbols] q: unknown quantity 'nonsense'" in " ".join(report["errors"])
+    (file,) = report["files"]
+    # The user's widths, the draft's other [network] keys (hidden, output, loss), the draft's claims.
+    assert "2-3-2 sigmoid/sigmoid, half_sse" in file["claims"][0]["instances"][0]
+    assert [c["id"] for c in file["claims"]] == ["L3-1", "L3-2", "L5-3", "L9-4"]
+    assert file["extraction"]["overridden"] == ["[network] widths", "[symbols] y"]
+    assert file["extraction"]["symbols"] == str(mine)
+
+
+def test_a_broken_network_in_the_symbols_file_is_one_line_naming_it(post, tmp_path, capsys):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('title = "x"\n[network]\nwidths = [0, 2]\n', encoding="utf-8")
+    assert main(["verify", str(post), "--symbols", str(mine)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"symbackprop: {mine}:2: [network]: ") and "\n" not in err
+
+
+def test_a_symbols_file_that_is_not_toml_is_one_line(post, tmp_path, capsys):
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[network\n", encoding="utf-8")
+    assert main(["verify", str(post), "--symbols", str(mine)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"symbackprop: {mine}: malformed TOML: ") and "line 1" in err and "\n" not in err
+    assert main(["verify", str(post), "--symbols", str(tmp_path / "none.toml")]) == 2
+    assert "none.toml: no such file" in capsys.readouterr().err
+
+
+def test_claims_in_the_symbols_file_are_not_used_and_the_user_is_told(post, tmp_path, capsys):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[symbols]\ny = "target"\n[[claim]]\nid = "X"\nlhs = "1"\nrhs = "2"\n', encoding="utf-8")
+    code, report, err = _verify_json(post, "--symbols", mine, capsys=capsys)
+    assert f"{mine}: its [[claim]] tables are not used" in err
+    assert "X" not in [c["id"] for c in report["files"][0]["claims"]]
+
+
+# ------------------------------------------------------------------ 3. the JSON carries the guesses
+
+
+def test_json_carries_the_guesses_and_the_unreadable_formulas_with_their_positions(post, capsys):
+    _, report, _ = _verify_json(post, capsys=capsys)
+    extraction = report["files"][0]["extraction"]
+    assert extraction["document"] == str(post) and extraction["symbols"] is None
+    assert "loss C = half_sse (line 3)" in extraction["guesses"]
+    assert any(g.startswith("widths [3, 4, 2]") for g in extraction["guesses"])
+    assert extraction["unreadable"] == [{"claim": "L9-4", "line": 9, "column": 1,
+                                         "message": "unknown macro \\unknownmacro at column 35"}]
+
+
+def test_a_derivation_file_has_no_extraction_in_its_report(tmp_path, capsys):
+    _, report, _ = _verify_json(ROOT / "derivations" / "002_backprop_in_neural_networks.toml", capsys=capsys)
+    assert "extraction" not in report["files"][0]
+
+
+def test_the_report_of_a_document_matches_the_schema(post, tmp_path, capsys):
+    jsonschema = require("jsonschema")
+    schema = json.loads((ROOT / "docs" / "report.schema.json").read_text(encoding="utf-8"))
+    _, report, _ = _verify_json(post, capsys=capsys)
+    jsonschema.validate(report, schema)
+    extraction = schema["$defs"]["file"]["properties"]["extraction"]
+    assert set(extraction["required"]) == set(report["files"][0]["extraction"])
