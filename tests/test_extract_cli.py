@@ -162,3 +162,25 @@ def test_the_report_of_a_document_matches_the_schema(post, tmp_path, capsys):
     jsonschema.validate(report, schema)
     extraction = schema["$defs"]["file"]["properties"]["extraction"]
     assert set(extraction["required"]) == set(report["files"][0]["extraction"])
+
+
+def test_the_tex_table_of_the_symbols_file_merges_the_same_way(tmp_path, capsys):
+    doc = tmp_path / "post.md"
+    doc.write_text("Loss $C = \\frac12 \\|a^2 - y\\|^2$, and\n\n"
+                   "$$\\frac{\\partial \\mathcal{C}}{\\partial b^2} = \\delta^2, \\qquad "
+                   "\\delta^2 \\equiv (a^2 - y) \\odot \\sigma'(z^2)$$\n", encoding="utf-8")
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[tex]\n"\\\\mathcal{C}" = "C"\n"\\\\hat{y}" = "_bad"\n', encoding="utf-8")
+    code, report, _ = _verify_json(doc, "--symbols", mine, capsys=capsys)
+    assert report["errors"] == [f"{mine}:3: [tex] '\\\\hat{{y}}': must name a claim-language name (letters, "
+                                "digits and _), not '_bad'"]
+    (claim,) = report["files"][0]["claims"]
+    assert (claim["lhs"], claim["verdict"]) == ("grad(C, b[2])", "proved")
+
+
+def test_seed_002_with_its_symbols_file(capsys):
+    (seed,) = (ROOT / "tests" / "data" / "seeds").glob("002_*.txt")
+    code, report, _ = _verify_json(seed, "--symbols", seed.with_name("002.symbols.toml"), capsys=capsys)
+    (file,) = report["files"]
+    assert file["path"] == str(seed) and code == 1
+    assert any("delta[3] is not defined" in c["message"] for c in file["claims"])

@@ -227,10 +227,10 @@ def _load_tex_names(d: Derivation, names, shown):
     """``[tex]``: ``"\\mathcal{L}(\\theta)" = "Lθ"`` — the LaTeX of ``tex`` formulas reads that
     spelling as the name (which [symbols] or [define] gives a meaning)."""
     if not isinstance(names, dict):
-        d.errors.append(f"{shown}: [tex] must be a table of \"printed LaTeX\" = \"name\"")
+        d.errors.append(f"{d.at('tex')}: [tex] must be a table of \"printed LaTeX\" = \"name\"")
         return
     for printed, name in names.items():
-        where = f"{shown}: [tex] {printed!r}"
+        where = f"{d.at('tex', printed)}: [tex] {printed!r}"
         if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
             d.errors.append(f"{where}: must name a claim-language name (letters, digits and _), not {name!r}")
             continue
