@@ -23,10 +23,11 @@ class ExtractError(ValueError):
 @dataclass(frozen=True)
 class MathSpan:
     tex: str
-    line: int
+    line: int  # where the formula's opening delimiter is (1-based)
     column: int
     display: bool
     kind: str
+    start: tuple[int, int] | None = None  # (line, column) of the formula's first character, when known
 
 
 # (opening, closing, display); longest openings first so $$ wins over $.
@@ -67,7 +68,12 @@ def _position(text: str, offset: int, base_line: int = 1, base_column: int = 1) 
     return base_line, base_column + offset
 
 
-def _scan(text: str, name: str, base_line: int = 1, base_column: int = 1) -> list[MathSpan]:
+def _scan(text: str, name: str, base_line: int = 1, base_column: int = 1, dollars: str = "math") -> list[MathSpan]:
+    """The formulas of ``text`` between TeX delimiters.  ``dollars`` says what a ``$`` is: ``"math"``
+    a delimiter that must be closed (LaTeX, where a price is written ``\\$``); ``"lenient"`` a
+    delimiter, but a single ``$`` never closed is prose (``$5``) unless what follows reads as TeX;
+    ``"prose"`` not a delimiter (Markdown, whose parser has taken the math): only a ``$`` that
+    opens TeX and is never closed is reported."""
     spans: list[MathSpan] = []
     i = 0
     while i < len(text):
@@ -75,21 +81,45 @@ def _scan(text: str, name: str, base_line: int = 1, base_column: int = 1) -> lis
             i += 2
             continue
         for opening, closing, display in _DELIMITERS:
-            if text.startswith(opening, i):
-                start = i + len(opening)
-                end = text.find(closing, start)
-                if end < 0:
+            if not text.startswith(opening, i):
+                continue
+            if opening.startswith("$") and dollars != "math":
+                end = text.find(closing, i + len(opening))
+                if end < 0 and (opening == "$$" or _opens_tex(text, i)):
                     line, column = _position(text, i, base_line, base_column)
                     raise ExtractError(f"{name}:{line}:{column}: {opening} is never closed by {closing}")
-                tex = text[start:end].strip()
+                if end < 0:
+                    i += len(opening)  # prose: a price
+                    break
+                if dollars == "prose" and not _opens_tex(text[:end], i):
+                    i += len(opening)  # prose to the Markdown parser and to us ($5 … $10); the next $ is its own
+                    break
+            start = i + len(opening)
+            end = text.find(closing, start)
+            if end < 0:
                 line, column = _position(text, i, base_line, base_column)
-                if tex:
-                    spans.append(MathSpan(tex, line, column, display, classify(tex)))
-                i = end + len(closing)
-                break
+                raise ExtractError(f"{name}:{line}:{column}: {opening} is never closed by {closing}")
+            raw = text[start:end]
+            tex = raw.strip()
+            line, column = _position(text, i, base_line, base_column)
+            if tex:
+                first = _position(text, start + len(raw) - len(raw.lstrip()), base_line, base_column)
+                spans.append(MathSpan(tex, line, column, display, classify(tex), first))
+            i = end + len(closing)
+            break
         else:
             i += 1
     return spans
+
+
+def _opens_tex(text: str, i: int) -> bool:
+    """Whether the ``$`` at ``i`` opens a formula rather than being prose (``$5``, ``US$ 3``): what
+    follows it in ``text``, to the paragraph's end, starts with no digit and has a TeX command, a
+    script or a brace."""
+    after = re.split(r"\n[ \t]*\n", text[i + 1:], maxsplit=1)[0]
+    if not after.strip() or after[0].isdigit():
+        return False
+    return re.search(r"\\[A-Za-z]+|[\^_{}]", after) is not None
 
 
 class _HtmlText(html.parser.HTMLParser):
@@ -120,7 +150,7 @@ def _html(text: str, name: str) -> list[MathSpan]:
     parser.close()
     spans: list[MathSpan] = []
     for data, line, column in parser.runs:
-        spans.extend(_scan(data, name, line, column))
+        spans.extend(_scan(data, name, line, column, dollars="lenient"))
     return spans
 
 
@@ -129,7 +159,10 @@ def _markdown(text: str, name: str) -> list[MathSpan]:
     from mdit_py_plugins.amsmath import amsmath_plugin
     from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-    md = MarkdownIt("commonmark").use(dollarmath_plugin, double_inline=True).use(amsmath_plugin)
+    # Pandoc's rule: "$5 or $10" is prose (no digit after the closing $, no space inside the $s);
+    # a pair it leaves for a space inside, $ x^2 $, is still math when it reads as TeX (_scan).
+    md = MarkdownIt("commonmark").use(dollarmath_plugin, double_inline=True, allow_digits=False,
+                                      allow_space=False).use(amsmath_plugin)
     lines = text.split("\n")
     spans: list[MathSpan] = []
     for token in md.parse(text):
@@ -139,12 +172,39 @@ def _markdown(text: str, name: str) -> list[MathSpan]:
         if token.type in {"math_block", "amsmath", "math_block_label"}:
             column = lines[first].find(token.markup or "$$") + 1 if token.markup else 1
             tex = token.content.strip()
-            spans.append(MathSpan(tex, first + 1, max(column, 1), True, classify(tex)))
+            block = "\n".join(lines[first: token.map[1]])
+            at = block.find(tex[:40])
+            start = _position(block, at, first + 1, 1) if tex and at >= 0 else None
+            spans.append(MathSpan(tex, first + 1, max(column, 1), True, classify(tex), start))
         elif token.type == "inline":
-            # Inline math: scan the block's own source lines so columns are the document's.
-            block = "\n".join(lines[token.map[0] : token.map[1]])
-            spans.extend(_scan(block, name, first + 1, 1))
+            spans.extend(_inline_math(token, "\n".join(lines[first: token.map[1]]), name, first + 1))
     return spans
+
+
+def _inline_math(token, block: str, name: str, base_line: int) -> list[MathSpan]:
+    """The math of one inline run: ``$…$`` and ``$$…$$`` as the Markdown parser reads them, placed in
+    the block's own source; ``\\(…\\)`` and ``\\[…\\]`` (escapes to Markdown) scanned in the rest."""
+    spans, cursor, masked = [], 0, list(block)
+    for child in token.children or ():
+        if child.type in {"math_inline", "math_inline_double", "code_inline"}:
+            written = child.markup + child.content + child.markup
+            at = block.find(written, cursor)
+            if at < 0:  # a code span whose content the parser normalised: from its opening mark
+                at = block.find(child.markup, cursor)
+                close = block.find(child.markup, at + len(child.markup)) if at >= 0 else -1
+                if close < 0:
+                    continue
+                written = block[at: close + len(child.markup)]
+            masked[at: at + len(written)] = [c if c == "\n" else " " for c in written]
+            cursor = at + len(written)
+            if child.type == "code_inline" or not child.content.strip():
+                continue
+            tex = child.content.strip()
+            body = at + len(child.markup) + len(child.content) - len(child.content.lstrip())
+            spans.append(MathSpan(tex, *_position(block, at, base_line, 1), child.type == "math_inline_double",
+                                  classify(tex), _position(block, body, base_line, 1)))
+    spans += _scan("".join(masked), name, base_line, 1, dollars="prose")
+    return sorted(spans, key=lambda s: (s.line, s.column))
 
 
 def find_math(path: str | Path, text: str | None = None) -> list[MathSpan]:
@@ -162,7 +222,7 @@ def find_math(path: str | Path, text: str | None = None) -> list[MathSpan]:
         return _markdown(text, str(path))
     if suffix in {".html", ".htm"}:
         return _html(text, str(path))
-    return _scan(text, str(path))
+    return _scan(text, str(path), dollars="math" if suffix == ".tex" else "lenient")
 
 
 # ------------------------------------------------------------------------------ the draft
@@ -211,10 +271,17 @@ def _depth0(tex: str) -> list[int]:
 def _rows(tex: str) -> list[str]:
     """The rows of a display: ``align``/``aligned``/``\\displaylines`` opened, split at ``\\\\`` and
     ``\\cr``; a row that starts with ``=`` continues the chain of the row before."""
+    return [row for row, _ in _placed_rows(tex)]
+
+
+def _placed_rows(tex: str) -> list[tuple[str, int]]:
+    """:func:`_rows` with the offset in ``tex`` where each row starts (its first character)."""
     tex = tex.strip()
-    if tex.startswith("\\displaylines{") and tex.endswith("}"):
-        tex = tex[len("\\displaylines{"):-1]
-    tex = re.sub(r"\\(?:begin|end)\{(?:align|aligned|align\*|split|gather|gather\*|eqnarray\*?)\}", " ", tex)
+    wrapped = tex.startswith("\\displaylines{") and tex.endswith("}")
+    if wrapped:  # blanked, not cut: the offsets stay the formula's
+        tex = " " * len("\\displaylines{") + tex[len("\\displaylines{"):-1] + " "
+    tex = re.sub(r"\\(?:begin|end)\{(?:align|aligned|align\*|split|gather|gather\*|eqnarray\*?)\}",
+                 lambda m: " " * len(m.group(0)), tex)
     # Split at row breaks outside any inner environment (a bmatrix's rows stay in its formula).
     pieces, depth, start = [], 0, 0
     for m in re.finditer(r"\\begin\{[^}]*\}|\\end\{[^}]*\}|\\\\|\\cr\b", tex):
@@ -224,27 +291,30 @@ def _rows(tex: str) -> list[str]:
         elif token.startswith("\\end"):
             depth = max(depth - 1, 0)
         elif depth == 0:
-            pieces.append(tex[start:m.start()])
+            pieces.append((tex[start:m.start()], start))
             start = m.end()
-    pieces.append(tex[start:])
-    rows: list[str] = []
-    for row in pieces:
+    pieces.append((tex[start:], start))
+    rows: list[tuple[str, int]] = []
+    for row, offset in pieces:
+        offset += len(row) - len(row.lstrip())
         row = " ".join(row.split()) if "\\begin" in row else " ".join(row.replace("&", " ").split())
         if not row:
             continue
         if rows and row.startswith("="):
-            rows[-1] += " " + row
+            rows[-1] = (rows[-1][0] + " " + row, rows[-1][1])
         else:
-            rows.append(row)
+            rows.append((row, offset))
     return rows
 
 
 def _split(tex: str) -> list[tuple[str, int]]:
     """Formulas written side by side in one span (``a = b, \\qquad c = d``) or in rows."""
-    out = []
-    for row in _rows(tex):
-        out += _split_row(row)
-    return out
+    return [(part, offset) for part, offset, _ in _placed(tex)]
+
+
+def _placed(tex: str) -> list[tuple[str, int, int]]:
+    """:func:`_split` with, for each formula, the offset in ``tex`` of its row."""
+    return [(part, offset, at) for row, at in _placed_rows(tex) for part, offset in _split_row(row)]
 
 
 def _split_row(tex: str) -> list[tuple[str, int]]:
@@ -298,9 +368,13 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     formulas = []  # (tex, line, kind)
     column_of = {}
     for span in spans:
-        for part, _ in _split(span.tex):
-            formulas.append((part, span.line, classify(part.replace("\\equiv", "="))))
-            column_of.setdefault((part, span.line), span.column)
+        for part, _, at in _placed(span.tex):
+            # Each row of a display at its own line: where it starts in the document.
+            line, column = span.line, span.column
+            if span.start is not None:
+                line, column = _position(span.tex, at, *span.start)
+            formulas.append((part, line, classify(part.replace("\\equiv", "="))))
+            column_of.setdefault((part, line), column)
     guesses: list[str] = []
     symbols = {"W": "weight", "b": "bias", "z": "preactivation", "a": "activation"}
     everything = " ".join(f for f, _, _ in formulas)

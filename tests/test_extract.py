@@ -86,7 +86,7 @@ def test_draft_reads_network_symbols_and_claims_from_a_post():
     assert data["define"] == {"delta[2]": "(a[2] - y) ∘ sigma'(z[2])"}
     texts = [c["tex"] for c in data["claim"]]
     assert texts == ["z^l = W^l a^{l-1} + b^l", "a^l = \\sigma(z^l)", "\\frac{\\partial C}{\\partial b^2} = \\delta^2"]
-    assert [c["note"] for c in data["claim"]] == ["line 3", "line 3", "line 5"]
+    assert [c["note"] for c in data["claim"]] == ["line 3", "line 3", "line 6"]  # the formula's own line
     assert "# guess: the document gives no widths" in result.toml
     assert any("guessed small" in g for g in result.guesses)
 
@@ -135,7 +135,7 @@ def test_a_formula_the_reader_stops_on_is_named_with_line_and_column():
     text = "intro\n  \\[ \\frac{\\partial C}{\\partial W^2} = \\unknownmacro{x} \\]\n"
     result = draft("doc.tex", text)
     (problem,) = result.unreadable
-    assert problem.startswith("doc.tex:2:3: the formula starting here cannot be read: ") and "column" in problem
+    assert problem.startswith("doc.tex:2:6: the formula starting here cannot be read: ") and "column" in problem
     assert "\n" not in problem and result.claims == 1
 
 

@@ -51,7 +51,7 @@ def test_verify_doc_names_the_document_and_the_formulas_line_not_a_temporary_fil
     assert code == 2  # a formula the reader cannot read is a problem with the file, as in a derivation file
     (file,) = report["files"]
     assert file["path"] == str(post)
-    assert report["errors"] == [f"{post}:9: claim L9-4: tex: unknown macro \\unknownmacro at column 35"]
+    assert report["errors"] == [f"{post}:10: claim L10-4: tex: unknown macro \\unknownmacro at column 35"]
     assert err.strip() == f"symbackprop: {report['errors'][0]}"
     assert ".draft.toml" not in json.dumps(report) and "symbackprop-" not in json.dumps(report)
 
@@ -106,7 +106,7 @@ def test_symbols_file_merges_key_by_key_and_its_errors_name_its_lines(post, tmp_
     (file,) = report["files"]
     # The user's widths, the draft's other [network] keys (hidden, output, loss), the draft's claims.
     assert "2-3-2 sigmoid/sigmoid, half_sse" in file["claims"][0]["instances"][0]
-    assert [c["id"] for c in file["claims"]] == ["L3-1", "L3-2", "L5-3", "L9-4"]
+    assert [c["id"] for c in file["claims"]] == ["L3-1", "L3-2", "L6-3", "L10-4"]
     assert file["extraction"]["overridden"] == ["[network] widths", "[symbols] y"]
     assert file["extraction"]["symbols"] == str(mine)
 
@@ -146,7 +146,7 @@ def test_json_carries_the_guesses_and_the_unreadable_formulas_with_their_positio
     assert extraction["document"] == str(post) and extraction["symbols"] is None
     assert "loss C = half_sse (line 3)" in extraction["guesses"]
     assert any(g.startswith("widths [3, 4, 2]") for g in extraction["guesses"])
-    assert extraction["unreadable"] == [{"claim": "L9-4", "line": 9, "column": 1,
+    assert extraction["unreadable"] == [{"claim": "L10-4", "line": 10, "column": 1,
                                          "message": "unknown macro \\unknownmacro at column 35"}]
 
 
@@ -184,3 +184,94 @@ def test_seed_002_with_its_symbols_file(capsys):
     (file,) = report["files"]
     assert file["path"] == str(seed) and code == 1
     assert any("delta[3] is not defined" in c["message"] for c in file["claims"])
+
+
+# ------------------------------------------------------------------ 4. a lone $ in prose
+
+from symbackprop.extract import ExtractError, draft, find_math  # noqa: E402
+
+
+@pytest.mark.parametrize("prose", ["It costs $5 or $10.\n", "It costs $5.\n", "Pay US$ 3 today.\n",
+                                   "Escaped \\$x^2 here.\n", "Code `echo $HOME_{x}` here.\n",
+                                   "From $5 to $a^2$ and on\n"])
+def test_a_dollar_in_markdown_prose_is_not_math_and_not_an_error(prose):
+    spans = find_math("post.md", prose)
+    assert [s.tex for s in spans] == (["a^2"] if "a^2" in prose else [])
+
+
+def test_math_after_a_price_keeps_its_position():
+    (span,) = find_math("post.md", "# T\n\nPay $5, then $a^l = \\sigma(z^l)$ is computed.\n")
+    assert (span.tex, span.line, span.column, span.start) == ("a^l = \\sigma(z^l)", 3, 14, (3, 15))
+
+
+@pytest.mark.parametrize("source, where", [
+    ("Bad $a^l = \\sigma(z^l) here\n", "post.md:1:5: $ is never closed by $"),
+    ("x\n\n$$\na = b\n", "post.md:3:1: $$ is never closed by $$"),
+    ("One $5 bill, and $W^{l} a^{l-1}\n", "post.md:1:18: $ is never closed by $"),
+])
+def test_an_unclosed_math_delimiter_in_markdown_is_one_line_with_its_position(source, where):
+    with pytest.raises(ExtractError) as caught:
+        find_math("post.md", source)
+    assert str(caught.value) == where
+
+
+def test_plain_text_takes_a_price_as_prose_and_latex_does_not():
+    assert find_math("notes.txt", "It costs $5.\n") == []
+    with pytest.raises(ExtractError, match=r"^notes\.txt:1:5: \$ is never closed by \$$"):
+        find_math("notes.txt", "Bad $a^l = \\sigma(z^l)\n")
+    with pytest.raises(ExtractError, match=r"^notes\.tex:1:10: \$ is never closed"):
+        find_math("notes.tex", "It costs $5.\n")  # LaTeX writes a price \$5
+
+
+def test_verify_a_markdown_post_with_prices(tmp_path, capsys):
+    doc = tmp_path / "post.md"
+    doc.write_text("A GPU hour costs $5 or $10.\n\n" + POST.split("\n", 1)[1], encoding="utf-8")
+    code, report, _ = _verify_json(doc, capsys=capsys)
+    assert [c["id"] for c in report["files"][0]["claims"]] == ["L4-1", "L4-2", "L7-3", "L11-4"]
+
+
+# ------------------------------------------------------------------ 5. each row of an align, its own line
+
+ALIGNED = r"""# Backward
+
+$$
+\begin{aligned}
+\frac{\partial C}{\partial W^2} &= \delta^2 (a^1)^T \\
+\frac{\partial C}{\partial b^2} &= \delta^2 \\
+  &= (a^2 - y) \odot \sigma'(z^2)
+\end{aligned}
+$$
+
+\begin{align}
+\frac{\partial C}{\partial b^1} &= \delta^1, \qquad \frac{\partial C}{\partial W^1} = \delta^1 (a^0)^T
+\end{align}
+"""
+
+
+@pytest.mark.parametrize("name", ["post.md", "notes.tex", "notes.txt"])
+def test_each_align_row_is_drafted_with_its_own_text_and_line(name):
+    data = draft(name, ALIGNED).data
+    rows = [(c["id"], c["text"], c["note"]) for c in data["claim"]]
+    assert rows == [
+        ("L5-1", "\\frac{\\partial C}{\\partial W^2} = \\delta^2 (a^1)^T", "line 5"),
+        ("L6-2", "\\frac{\\partial C}{\\partial b^2} = \\delta^2 = (a^2 - y) \\odot \\sigma'(z^2)", "line 6"),
+        ("L12-3", "\\frac{\\partial C}{\\partial b^1} = \\delta^1", "line 12"),
+        ("L12-4", "\\frac{\\partial C}{\\partial W^1} = \\delta^1 (a^0)^T", "line 12"),
+    ]
+
+
+def test_a_row_the_reader_stops_on_is_named_at_its_own_line(tmp_path, capsys):
+    doc = tmp_path / "notes.tex"
+    doc.write_text("\\begin{align}\n\\frac{\\partial C}{\\partial b^2} &= \\delta^2 \\\\\n"
+                   "  \\frac{\\partial C}{\\partial W^2} &= \\foo{x}\n\\end{align}\n", encoding="utf-8")
+    result = draft(doc)
+    (problem,) = result.unreadable
+    assert problem.startswith(f"{doc}:3:3: the formula starting here cannot be read: unknown macro \\foo")
+    _, report, _ = _verify_json(doc, capsys=capsys)
+    assert report["files"][0]["extraction"]["unreadable"][0]["line"] == 3
+    assert report["errors"][0].startswith(f"{doc}:3: claim L3-2: tex: unknown macro \\foo")
+
+
+def test_a_dollar_pair_with_spaces_inside_is_math_when_it_reads_as_tex():
+    assert [s.tex for s in find_math("post.md", "Then $ a^l = \\sigma(z^l) $ and $ 5 or $ 6.\n")] == \
+        ["a^l = \\sigma(z^l)"]
