@@ -357,6 +357,58 @@ def _layer_of(name_tex: str, letter: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _annotated(inner: str) -> tuple[str, int] | None:
+    """What a shape annotation ``[X]_{m\\times n}`` is about, when X is one layer's quantity: W^k, a^k,
+    z^k, b^k, δ^k or the derivative ∂·/∂ of one (which has its shape) → (letter, k)."""
+    inner = re.sub(r"\\(?:left|right)\b", "", inner).strip()
+    derivative = re.fullmatch(r"\\frac\s*\{\s*\\partial[^{}]*\}\s*\{\s*\\partial\s*(.*)\}", inner)
+    if derivative:
+        inner = derivative.group(1)
+    for letter in ("W", "a", "z", "b", "delta"):
+        k = _layer_of(inner, letter)
+        if k is not None:
+            return letter, k
+    return None
+
+
+def _sized(tex: str, known: dict, name: str | None) -> tuple[str, list[str], list[str]]:
+    """The shape annotations of ``tex`` with each number the document gives as a layer's width
+    written as that width, ``name_{k}`` (checked on every network, not only where the number is
+    right): the layer the annotation is about (``[W^2]_{2\\times 4}`` → n_{2}, n_{1}), else the one
+    layer of ``known`` (the widths the document states) with that width.  A size 1 stays 1; any
+    other number stays as printed.  Returns the formula, what was rewritten, what was kept."""
+    rewritten, kept = [], []
+
+    def size(number: int, layer: int | None, by_value: bool) -> str:
+        if number == 1:
+            return "1"
+        if name is not None:
+            if layer is not None and known.get(layer) == number:
+                return f"{name}_{{{layer}}}"
+            matches = [k for k, width in known.items() if width == number]
+            if layer is None and by_value and len(matches) == 1:
+                return f"{name}_{{{matches[0]}}}"
+        return str(number)
+
+    def rewrite(match):
+        inner, rows, cols = match.group(1), int(match.group(2)), int(match.group(3))
+        about = _annotated(inner)
+        matrix = about is None or about[0] == "W"
+        row_layer = about[1] if about else None
+        col_layer = about[1] - 1 if about and about[0] == "W" else None
+        r, c = size(rows, row_layer, True), size(cols, col_layer, matrix)
+        shown = f"[{' '.join(inner.split())}] {rows}×{cols}"
+        if (r, c) != (str(rows), str(cols)):
+            rewritten.append(f"{shown} as {r}×{c}")
+        if any(written == str(n) and n != 1 for written, n in ((r, rows), (c, cols))):
+            kept.append(shown)
+        start, whole = match.start(0), match.group(0)
+        return (whole[:match.start(2) - start] + r + whole[match.end(2) - start:match.start(3) - start] + c
+                + whole[match.end(3) - start:])
+
+    return _SHAPE.sub(rewrite, tex), rewritten, kept
+
+
 def draft(path: str | Path, text: str | None = None) -> Draft:
     """A derivation file for the document at *path*: [network] and [symbols] read from its forward
     definitions and loss (each guess commented), one claim per formula about a gradient, a delta, a
@@ -425,15 +477,13 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                     weights.add(int(m.group(1)))
     for span in spans:
         for inner, rows, cols in _shapes(_unwrap(span.tex))[1]:
-            for letter in ("W", "a", "z", "b"):
-                k = _layer_of(inner, letter)
-                if k is None:
-                    continue
-                if letter == "W":
-                    widths.setdefault(k, rows)
-                    widths.setdefault(k - 1, cols)
-                else:
-                    widths.setdefault(k, rows)
+            about = _annotated(inner)
+            if about is None:
+                continue
+            letter, k = about
+            widths.setdefault(k, rows)
+            if letter == "W":
+                widths.setdefault(k - 1, cols)
     # An index shift: the document's input is a^{(k)} (``x = a^{(1)}``): a and z are shifted by k.
     shift = 0
     for tex, line, _ in formulas:
@@ -488,14 +538,27 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                 claims.append((as_claim, line, f"definition of {link.lhs} checked as a claim ({why})", tex))
                 continue
             defines[link.lhs] = (link.rhs, tex, line)
+    # Shape annotations stay in the claims, checked.  A number the document gives as a layer's width
+    # is written as that width (a symbol no formula uses), so that the claim holds on every network
+    # the checker tries, as the document means; the network's layers must be the document's.
+    width_name = None
+    if first == 0 and not shift:
+        width_name = next((n for n in ("n", "d", "N", "m") if n not in symbols
+                           and not re.search(rf"(?<![\\A-Za-z]){n}(?![A-Za-z])", everything)), None)
+    known = {k: w for k, w in widths.items() if 0 <= k - first < len(sizes) and sizes[k - first] == w}
+    document_only = set()
     for tex, line, kind in formulas:
         if kind not in _CLAIMED or "\\equiv" in tex or "=" not in tex:
             continue
-        stripped, shapes = _shapes(tex)
+        stripped, rewritten, kept = _sized(tex, known, width_name)
         problems = []
-        if shapes:
-            problems.append("shape annotations removed, not checked: "
-                            + ", ".join(f"[{inner}] {r}×{c}" for inner, r, c in shapes))
+        if rewritten:
+            symbols[width_name] = "width"
+            problems.append("shape annotations checked, their sizes read as layer widths: " + ", ".join(rewritten))
+        if kept:
+            document_only.add((tex, line))
+            problems.append("shape sizes kept as printed (" + ", ".join(kept) + "): not a width the document "
+                            "gives one layer, so checked on the document's network only")
         spelled = re.sub(r"\{\\bf\s+([A-Za-z])\s*\}|\\(?:mathbf|boldsymbol|bm)\s*\{\s*([A-Za-z])\s*\}",
                          lambda m: m.group(1) or m.group(2), stripped)
         spelled = spelled.replace("\\cdotp", "\\cdot")
@@ -541,6 +604,8 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                   f"text = {_toml_string(printed)}", f'note = "line {line}"']
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
+        if (printed, line) in document_only:
+            lines.append('instances = "document"')
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable, positions, origins)
 
 

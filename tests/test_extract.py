@@ -99,7 +99,7 @@ def test_draft_of_seed_002_takes_the_widths_from_its_shapes_and_keeps_the_erratu
     assert set(data["define"]) == {"delta[2]", "delta[1]"}
     assert any("\\delta^3" in c["tex"] for c in data["claim"])
     shaped = [c for c in data["claim"] if "line 69" in c["note"]]
-    assert shaped and "shape annotations removed, not checked" in shaped[0]["note"]
+    assert shaped and "shape annotations checked" in shaped[0]["note"] and "_{n_{2}\\times n_{1}}" in shaped[0]["tex"]
 
 
 def test_side_by_side_formulas_are_split():

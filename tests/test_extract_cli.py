@@ -275,3 +275,54 @@ def test_a_row_the_reader_stops_on_is_named_at_its_own_line(tmp_path, capsys):
 def test_a_dollar_pair_with_spaces_inside_is_math_when_it_reads_as_tex():
     assert [s.tex for s in find_math("post.md", "Then $ a^l = \\sigma(z^l) $ and $ 5 or $ 6.\n")] == \
         ["a^l = \\sigma(z^l)"]
+
+
+# ------------------------------------------------------------------ 6. shape annotations kept and checked
+
+SHAPED = r"""Sizes: \( [W^1]_{4 \times 3} \), \( [W^2]_{2 \times 4} \).
+Forward: \( z^l = W^l a^{l-1} + b^l \), \( a^l = \sigma(z^l) \), loss \( C = \frac12 \|a^2 - t\|^2 \).
+\[ \delta^2 \equiv (a^2 - t) \circ \sigma'(z^2) \]
+\[ \left[ \frac{\partial C}{\partial W^2} \right]_{2\times 4} = \left[ \delta^2 \right]_{2\times 1} \left[ a^1 \right]_{4\times 1}^\top \]
+\[ \frac{\partial C}{\partial W^2} = \left[ \delta^2 (a^1)^\top \right]_{4\times 2} \]
+\[ \frac{\partial C}{\partial b^2} = \left[ \delta^2 \right]_{7\times 1} \]
+"""
+
+
+def _shaped_claims():
+    data = draft("notes.tex", SHAPED).data
+    return data, {c["id"]: c for c in data["claim"]}
+
+
+def test_shape_annotations_stay_in_the_claim_with_the_documents_sizes_as_widths():
+    data, claims = _shaped_claims()
+    assert data["network"]["widths"] == [3, 4, 2] and data["symbols"]["n"] == "width"
+    claim = claims["L4-3"]
+    assert claim["tex"] == (r"\left[ \frac{\partial C}{\partial W^2} \right]_{n_{2}\times n_{1}} = "
+                            r"\left[ \delta^2 \right]_{n_{2}\times 1} \left[ a^1 \right]_{n_{1}\times 1}^\top")
+    assert "[a^1] 4×1 as n_{1}×1" in claim["note"] and "instances" not in claim
+    assert claims["L5-4"]["tex"].endswith(r"\right]_{n_{1}\times n_{2}}")  # by value: the one layer 4 wide
+
+
+def test_a_size_that_is_no_layers_width_stays_printed_and_is_checked_on_the_documents_network():
+    _, claims = _shaped_claims()
+    claim = claims["L6-5"]
+    assert claim["tex"].endswith(r"\right]_{7\times 1}") and claim["instances"] == "document"
+    assert "shape sizes kept as printed ([\\delta^2] 7×1)" in claim["note"]
+
+
+def test_the_shapes_are_checked_on_every_network(tmp_path, capsys):
+    doc = tmp_path / "notes.tex"
+    doc.write_text(SHAPED, encoding="utf-8")
+    _, report, _ = _verify_json(doc, capsys=capsys)
+    claims = {c["id"]: c for c in report["files"][0]["claims"]}
+    assert claims["L4-3"]["verdict"] == "proved" and len(claims["L4-3"]["instances"]) == 2
+    assert claims["L5-4"]["verdict"] == "ill-formed"   # the document's transposed annotation
+    assert "the right side is 2×4, but its shape annotation says n[1]×n[2] = 4×2" in claims["L5-4"]["message"]
+    assert claims["L6-5"]["verdict"] == "ill-formed" and "says 7×1" in claims["L6-5"]["message"]
+    assert claims["L6-5"]["instances"] == [claims["L6-5"]["instances"][0]]  # the document's network only
+
+
+def test_the_width_symbol_is_a_letter_the_document_does_not_use():
+    data = draft("notes.tex", SHAPED + "\\( n = 3 \\)\n").data
+    assert data["symbols"]["d"] == "width" and "n" not in data["symbols"]
+    assert "d_{2}" in {c["id"]: c for c in data["claim"]}["L4-3"]["tex"]
