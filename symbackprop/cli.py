@@ -521,40 +521,18 @@ def _print_guesses(result, file) -> None:
 
 
 def _document(path: str, symbols_path: str | None = None):
-    """A document's draft loaded from memory, named by the document (every message names DOC and
-    the formula's line): its Derivation (with ``extraction``: the guesses, what FILE.toml overrode,
-    the formulas that cannot be read) and the draft itself.  With ``symbols_path``, that file's
-    tables are merged in key by key, its entries winning and named FILE:line in messages; the
-    claims stay the document's."""
-    from .derivation.loader import FileError, load, merge, read_overrides
+    """A document's draft loaded from memory (:func:`extract.load_document`); a document that cannot
+    be read, or has nothing to check, is a UsageError (a FileError is this document's problem only)."""
+    from .extract import ExtractError, load_document
 
-    result = _draft(path)
-    if not result.claims:
+    try:
+        derivation = load_document(path, symbols_path, warn=warn)
+    except ExtractError as error:
+        raise UsageError(str(error)) from None
+    if not derivation.claims:
         raise UsageError(f"{path}: nothing to verify: no formula about a gradient, a delta, a derivative "
                          "or the forward pass found")
-    data, origins, overridden = result.data, dict(result.origins), []
-    if symbols_path:
-        try:
-            user, user_origins = read_overrides(symbols_path)
-        except FileError as error:
-            raise UsageError(str(error)) from None
-        if "claim" in user:
-            warn(f"{symbols_path}: its [[claim]] tables are not used: the claims are those of {path}")
-        overridden = [f"[{table}] {key}" for table, entries in user.items()
-                      if isinstance(entries, dict) and isinstance(data.get(table), dict)
-                      for key in entries if key in data[table]]
-        overridden += [f"[{table}]" for table in ("network", "symbols") if "model" in user and table in data]
-        data = merge(data, user)
-        origins.update((key, where) for key, where in user_origins.items() if key[0] != "claim")
-    derivation = load(path, data=data, origins=origins)
-    unreadable = []
-    for claim in derivation.claims:
-        if claim.error and claim.error.startswith("tex: ") and claim.id in result.positions:
-            line, column = result.positions[claim.id]
-            unreadable.append({"claim": claim.id, "line": line, "column": column, "message": claim.error[5:]})
-    derivation.extraction = {"document": path, "symbols": symbols_path, "guesses": list(result.guesses),
-                             "overridden": overridden, "unreadable": unreadable}
-    return derivation, result
+    return derivation
 
 
 # ------------------------------------------------------------------------------- verify
@@ -570,18 +548,20 @@ def run_verify(args) -> int:
             from .derivation.loader import FileError
 
             try:
-                derivation, result = _document(path, args.symbols)
+                derivation = _document(path, args.symbols)
             except FileError as error:  # the merged draft cannot be checked at all: this document only
                 problems.append(str(error))
                 continue
             paths.append(derivation)
             if not quiet(args) and not args.json:
                 extraction = derivation.extraction
-                print(f"{path}: extracted {result.claims} claims; guesses used:")
-                for guess in result.guesses:
+                print(f"{path}: extracted {len(derivation.claims)} claims; guesses used:")
+                for guess in extraction["guesses"]:
                     print(f"  guess: {guess}")
-                if extraction["overridden"]:
-                    print(f"  {args.symbols} overrides: {', '.join(extraction['overridden'])}")
+                if args.symbols:
+                    merged = [f"{what} {', '.join(extraction[key])}" for what, key in
+                              (("overrides", "overridden"), ("adds", "added")) if extraction[key]]
+                    print(f"  {args.symbols}: {'; '.join(merged) or 'changes nothing'}")
                 if extraction["unreadable"]:
                     count = len(extraction["unreadable"])
                     print(f"  {count} formula{'s' if count != 1 else ''} cannot be read (listed at the end)")
@@ -964,20 +944,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_latex_arguments(prove)
     prove.set_defaults(run=run_prove)
 
-    verify = _command(commands, "verify", summary="check a document's gradient formulas (derivation files)",
+    verify = _command(commands, "verify", summary="check derivation files, or a document's own formulas",
                       description="Check derivation files claim by claim: proved, refuted (with a counterexample), "
                                   "ill-formed or\nundecided. A folder means every *.toml in it; '-' reads one file "
-                                  "from standard input.\nExit 0 when every verdict is the claim's expected one, 1 "
-                                  "otherwise, 2 when a file itself is broken.",
+                                  "from standard input.\n"
+                                  "A document (.md, .markdown, .html, .htm, .tex, .txt) is drafted first, as by "
+                                  "'symbackprop extract',\nand checked from memory: every message names the document "
+                                  "and the formula's line, the guesses\nthe draft used are printed first (with "
+                                  "--json: under \"extraction\", with the formulas that cannot be\nread), and "
+                                  "--symbols FILE.toml overrides them.\n"
+                                  "Exit 0 when every verdict is the claim's expected one, 1 otherwise, 2 when a file "
+                                  "itself is broken\n(for a document: also when a formula cannot be read).",
                       examples=["symbackprop verify derivations/",
                                 "symbackprop verify notes.toml --json",
                                 "symbackprop verify - < notes.toml",
-                                "symbackprop verify notes.toml --latex errata.tex --pdf"])
+                                "symbackprop verify notes.toml --latex errata.tex --pdf",
+                                "symbackprop verify post.md",
+                                "symbackprop verify post.md --symbols mine.toml --json"])
     verify.add_argument("paths", nargs="+", metavar="PATH",
                         help="derivation files or folders, or - (stdin); a document (.md, .html, .tex, .txt) is "
                              "extracted first, as by 'symbackprop extract', and its guesses are printed")
     verify.add_argument("--symbols", metavar="FILE.toml",
-                        help="for documents: take [network] and [symbols] from FILE.toml instead of the guesses")
+                        help="for documents: FILE.toml's tables ([network], [symbols], [tex], [define], …) merged "
+                             "over the draft's, key by key, FILE's entries winning; the claims stay the document's "
+                             "(FILE's [[claim]] tables are not used); problems in FILE are named FILE:line")
     verify.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                         help="time budget per claim, in seconds")
     add_memory_argument(verify, "claim")
@@ -990,11 +980,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     extract = _command(commands, "extract", summary="draft a derivation file from a document's LaTeX",
                        description="Find every formula of a Markdown, HTML, LaTeX or plain-text document ($…$, "
-                                   "$$…$$, \\(…\\), \\[…\\],\nequation, align), read its forward definitions "
-                                   "and loss to guess [network] and [symbols], and write\na derivation file with one "
-                                   "claim per formula about a gradient, a delta, a derivative or the\nforward pass "
-                                   "(its tex, its line). Every guess is marked '# guess:' for you to confirm; check "
-                                   "the\ndraft with 'symbackprop verify'.",
+                                   "$$…$$, \\(…\\), \\[…\\],\nequation, align; in Markdown prose '$5' is a "
+                                   "price, not math) and write a derivation file with one claim\nper formula about a "
+                                   "gradient, a delta, a derivative or the forward pass: its tex (shape\nannotations "
+                                   "[X]_{m\\times n} kept, to be checked), its printed text and its line; each row "
+                                   "of an\nalign is a formula. A formula the LaTeX reader cannot read is printed "
+                                   "with its line and column.\n\n"
+                                   "The guesses, each marked '# guess:' in the draft and printed on standard error:\n"
+                                   "  [network]  widths from shape annotations such as [W^1]_{4\\times 3} (else "
+                                   "small ones), the\n             activations (\\sigma, \\tanh, ReLU, a "
+                                   "softmax written out), the loss from its formula,\n             batch 1\n"
+                                   "  [symbols]  W, b, z, a from the forward definitions, the loss's and the "
+                                   "target's letters,\n             an index shift (x = a^{(1)}), a width symbol "
+                                   "for the sizes of shape annotations\n"
+                                   "  [define]   each \\equiv definition; other repairs are in the claim's note\n\n"
+                                   "To override them, edit the draft, or leave the document as it is and run\n"
+                                   "'symbackprop verify DOC --symbols mine.toml': mine.toml's [network], [symbols], "
+                                   "[tex] and [define]\nare merged over the guesses key by key, yours winning; the "
+                                   "claims stay the document's.",
                        examples=["symbackprop extract post.md -o draft.toml && symbackprop verify draft.toml",
                                  "symbackprop extract notes.tex",
                                  "symbackprop verify post.md --symbols mine.toml"])

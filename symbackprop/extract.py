@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MathSpan", "ExtractError", "Draft", "find_math", "classify", "draft"]
+__all__ = ["MathSpan", "ExtractError", "Draft", "find_math", "classify", "draft", "load_document"]
 
 
 class ExtractError(ValueError):
@@ -613,3 +613,41 @@ def _toml_string(value: str) -> str:
     if "'" not in value and "\n" not in value:
         return f"'{value}'"
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def load_document(path: str | Path, symbols: str | Path | None = None, text: str | None = None, *,
+                  warn=None):
+    """The draft of the document at *path* loaded as a Derivation, from memory, as ``symbackprop
+    verify DOC`` checks it: every message names the document and the formula's line.  With
+    ``symbols`` (a TOML file), that file's tables are merged over the draft's key by key, its
+    entries winning and named FILE:line in messages; the claims stay the document's (its own
+    ``[[claim]]`` tables are not used: ``warn`` is told).  ``derivation.extraction`` holds the guesses,
+    the draft's entries the symbols file changed and the formulas that cannot be read, with their positions.
+    Raises ExtractError for a document that cannot be read, FileError when nothing can be checked."""
+    from .derivation.loader import load, merge, read_overrides
+
+    result = draft(path, text)
+    data, origins, overridden, added = result.data, dict(result.origins), [], []
+    if symbols is not None:
+        user, user_origins = read_overrides(symbols)
+        if "claim" in user and warn is not None:
+            warn(f"{symbols}: its [[claim]] tables are not used: the claims are those of {path}")
+        overridden = [f"[{table}] {key}" for table, entries in user.items()
+                      if isinstance(entries, dict) and isinstance(data.get(table), dict)
+                      for key in entries if key in data[table] and data[table][key] != entries[key]]
+        overridden += [f"[{table}]" for table in ("network", "symbols") if "model" in user and table in data]
+        added = [f"[{table}] {key}" if isinstance(entries, dict) else table for table, entries in user.items()
+                 if table != "claim" for key in (entries if isinstance(entries, dict) else [None])
+                 if not isinstance(data.get(table), dict) or key not in data[table]]
+        data = merge(data, user)
+        origins.update((key, where) for key, where in user_origins.items() if key[0] != "claim")
+    derivation = load(path, data=data, origins=origins)
+    unreadable = []
+    for claim in derivation.claims:
+        if claim.error and claim.error.startswith("tex: ") and claim.id in result.positions:
+            line, column = result.positions[claim.id]
+            unreadable.append({"claim": claim.id, "line": line, "column": column, "message": claim.error[5:]})
+    derivation.extraction = {"document": str(path), "symbols": None if symbols is None else str(symbols),
+                             "guesses": list(result.guesses), "overridden": overridden, "added": added,
+                             "unreadable": unreadable}
+    return derivation

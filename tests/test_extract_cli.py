@@ -5,12 +5,15 @@ unreadable formulas in the JSON report, the help and the README's example."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
 
 from symbackprop.cli import main
 from symbackprop.derivation.loader import entry_origins, load, merge
+from symbackprop.extract import ExtractError, draft, find_math
 
 from .optional import require
 
@@ -101,13 +104,14 @@ def test_entry_origins_are_the_lines_of_headers_and_keys():
 def test_symbols_file_merges_key_by_key_and_its_errors_name_its_lines(post, tmp_path, capsys):
     mine = tmp_path / "mine.toml"
     mine.write_text('[network]\nwidths = [2, 3, 2]\n\n[symbols]\ny = "target"\nq = "nonsense"\n', encoding="utf-8")
-    code, report, _ = _verify_json(post, "--symbols", mine, capsys=capsys)
+    _, report, _ = _verify_json(post, "--symbols", mine, capsys=capsys)
     assert f"{mine}:6: [symbols] q: unknown quantity 'nonsense'" in " ".join(report["errors"])
     (file,) = report["files"]
     # The user's widths, the draft's other [network] keys (hidden, output, loss), the draft's claims.
     assert "2-3-2 sigmoid/sigmoid, half_sse" in file["claims"][0]["instances"][0]
     assert [c["id"] for c in file["claims"]] == ["L3-1", "L3-2", "L6-3", "L10-4"]
-    assert file["extraction"]["overridden"] == ["[network] widths", "[symbols] y"]
+    assert file["extraction"]["overridden"] == ["[network] widths"]  # y = "target" was the draft's too
+    assert file["extraction"]["added"] == ["[symbols] q"]
     assert file["extraction"]["symbols"] == str(mine)
 
 
@@ -132,7 +136,7 @@ def test_a_symbols_file_that_is_not_toml_is_one_line(post, tmp_path, capsys):
 def test_claims_in_the_symbols_file_are_not_used_and_the_user_is_told(post, tmp_path, capsys):
     mine = tmp_path / "mine.toml"
     mine.write_text('[symbols]\ny = "target"\n[[claim]]\nid = "X"\nlhs = "1"\nrhs = "2"\n', encoding="utf-8")
-    code, report, err = _verify_json(post, "--symbols", mine, capsys=capsys)
+    _, report, err = _verify_json(post, "--symbols", mine, capsys=capsys)
     assert f"{mine}: its [[claim]] tables are not used" in err
     assert "X" not in [c["id"] for c in report["files"][0]["claims"]]
 
@@ -171,9 +175,9 @@ def test_the_tex_table_of_the_symbols_file_merges_the_same_way(tmp_path, capsys)
                    "\\delta^2 \\equiv (a^2 - y) \\odot \\sigma'(z^2)$$\n", encoding="utf-8")
     mine = tmp_path / "mine.toml"
     mine.write_text('[tex]\n"\\\\mathcal{C}" = "C"\n"\\\\hat{y}" = "_bad"\n', encoding="utf-8")
-    code, report, _ = _verify_json(doc, "--symbols", mine, capsys=capsys)
-    assert report["errors"] == [f"{mine}:3: [tex] '\\\\hat{{y}}': must name a claim-language name (letters, "
-                                "digits and _), not '_bad'"]
+    _, report, _ = _verify_json(doc, "--symbols", mine, capsys=capsys)
+    assert report["errors"] == [(f"{mine}:3: [tex] '\\\\hat{{y}}': must name a claim-language name (letters, "
+                                 "digits and _), not '_bad'")]
     (claim,) = report["files"][0]["claims"]
     assert (claim["lhs"], claim["verdict"]) == ("grad(C, b[2])", "proved")
 
@@ -188,7 +192,6 @@ def test_seed_002_with_its_symbols_file(capsys):
 
 # ------------------------------------------------------------------ 4. a lone $ in prose
 
-from symbackprop.extract import ExtractError, draft, find_math  # noqa: E402
 
 
 @pytest.mark.parametrize("prose", ["It costs $5 or $10.\n", "It costs $5.\n", "Pay US$ 3 today.\n",
@@ -226,7 +229,7 @@ def test_plain_text_takes_a_price_as_prose_and_latex_does_not():
 def test_verify_a_markdown_post_with_prices(tmp_path, capsys):
     doc = tmp_path / "post.md"
     doc.write_text("A GPU hour costs $5 or $10.\n\n" + POST.split("\n", 1)[1], encoding="utf-8")
-    code, report, _ = _verify_json(doc, capsys=capsys)
+    _, report, _ = _verify_json(doc, capsys=capsys)
     assert [c["id"] for c in report["files"][0]["claims"]] == ["L4-1", "L4-2", "L7-3", "L11-4"]
 
 
@@ -326,3 +329,43 @@ def test_the_width_symbol_is_a_letter_the_document_does_not_use():
     data = draft("notes.tex", SHAPED + "\\( n = 3 \\)\n").data
     assert data["symbols"]["d"] == "width" and "n" not in data["symbols"]
     assert "d_{2}" in {c["id"]: c for c in data["claim"]}["L4-3"]["tex"]
+
+
+# ------------------------------------------------------------------ 7. help and README
+
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+SECTION = README.split("### Reading the document itself", 1)[1].split("\n### ", 1)[0]
+
+
+def test_the_readme_commands_of_extract_run_as_written(tmp_path, monkeypatch, capsys):
+    (commands,) = re.findall(r"```\n(symbackprop .*?)```", SECTION, flags=re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").symlink_to(ROOT / "docs")
+    codes = []
+    for command in commands.strip().splitlines():
+        words = shlex.split(command)
+        assert words[0] == "symbackprop"
+        codes.append(main(words[1:]))
+    out = capsys.readouterr().out
+    assert codes == [0, 1, 1] and (tmp_path / "draft.toml").is_file()
+    assert "y_hat is not defined" in out and "docs/examples/post.symbols.toml: adds [tex] \\hat{y}" in out
+    assert "L9-6     refuted" in out or re.search(r"L9-6\s+\\frac.*refuted", out)
+
+
+def test_the_readme_shows_the_shipped_symbols_file():
+    (shown,) = re.findall(r"```toml\n(.*?)```", SECTION, flags=re.DOTALL)
+    shipped = (ROOT / "docs" / "examples" / "post.symbols.toml").read_text(encoding="utf-8")
+    assert shown.strip() in shipped
+
+
+@pytest.mark.parametrize("command, phrases", [
+    ("extract", ["# guess:", "widths from shape annotations", "--symbols mine.toml", "key by key", "$5"]),
+    ("verify", ["A document (.md", "formula's line", "--symbols FILE.toml overrides them", "extraction"]),
+])
+def test_the_help_says_what_the_command_does_its_guesses_and_how_to_override_them(command, phrases, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in phrases:
+        assert " ".join(phrase.split()) in text, phrase

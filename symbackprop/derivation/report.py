@@ -91,7 +91,7 @@ def verify(paths, timeout: float | None = 60.0, *, progress=None, stdin=None, jo
     budget shared by the workers).  ``jobs`` > 1 (None: :func:`cores`) checks the files in that
     many worker processes; the report is the serial one, in the files' order.
     """
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    paths = [paths] if isinstance(paths, (str, Path, Derivation)) else list(paths)
     jobs = cores() if jobs is None else max(1, int(jobs))
     report = Report()
     derivations = []
