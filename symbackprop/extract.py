@@ -258,6 +258,7 @@ class Draft:
     unreadable: list[str]  # "file:line:column: …" of each drafted formula the LaTeX reader stops on
     positions: dict = field(default_factory=dict)  # claim id -> (line, column) of its formula in the document
     origins: dict = field(default_factory=dict)  # the loader's origins: each claim and definition's "DOC:line"
+    rows: dict = field(default_factory=dict)  # claim id -> [(offset in its tex, text, line, column)] of a chain's rows
 
     @property
     def data(self) -> dict:
@@ -324,19 +325,24 @@ def _split(tex: str) -> list[tuple[str, int]]:
     """Formulas written side by side in one span (``a = b, \\qquad c = d``) or in rows; a row that
     starts with ``=`` continues the chain of the row above (kept as a row of it, after ``\\\\``),
     and what follows a ``\\quad`` in a row is a formula (or a remark) of its own."""
-    return [(part, offset) for part, offset, _ in _placed(tex)]
+    return [(part, offset) for part, offset, _, _ in _placed(tex)]
 
 
-def _placed(tex: str) -> list[tuple[str, int, int]]:
-    """:func:`_split` with, for each formula, the offset in ``tex`` of its (first) row."""
-    out: list[tuple[str, int, int]] = []
+_ROW_JOIN = " \\\\ "  # between the rows of one chain, as the draft writes them
+
+
+def _placed(tex: str) -> list[tuple[str, int, int, list[tuple[str, int]]]]:
+    """:func:`_split` with, for each formula, the offset in ``tex`` of its first row and its rows
+    (each row's own text and offset: a chain continued on the rows below has several)."""
+    out: list[tuple[str, int, int, list]] = []
     chain = None
     for row, at in _placed_rows(tex):
         for k, (part, offset) in enumerate(_split_row(row)):
             if k == 0 and part.startswith("=") and chain is not None:
-                out[chain] = (out[chain][0] + " \\\\ " + part, out[chain][1], out[chain][2])
+                text, first, first_at, rows = out[chain]
+                out[chain] = (text + _ROW_JOIN + part, first, first_at, rows + [(part, at)])
                 continue
-            out.append((part, offset, at))
+            out.append((part, offset, at, [(part, at)]))
             if k == 0:
                 chain = len(out) - 1
     return out
@@ -445,14 +451,16 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     path = Path(path)
     spans = find_math(path, text)
     formulas = []  # (tex, line, kind)
-    column_of, continued = {}, {}
+    column_of, continued, rows_of = {}, {}, {}
     guesses: list[str] = []
     for span in spans:
-        for part, _, at in _placed(span.tex):
+        for part, _, at, rows in _placed(span.tex):
             # Each row of a display at its own line: where it starts in the document.
             line, column = span.line, span.column
             if span.start is not None:
                 line, column = _position(span.tex, at, *span.start)
+                if len(rows) > 1:  # a chain over several rows: each row's text and place
+                    rows_of[(part, line)] = [(row, *_position(span.tex, row_at, *span.start)) for row, row_at in rows]
             column_of.setdefault((part, line), column)
             if part.startswith("=") and formulas and span.display and _left_side(formulas[-1][0]):
                 # a display that starts with '=' continues the chain of the formula above it
@@ -628,11 +636,15 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             origins[("define", name)] = f"{path}:{line}"
             lines.append(f"# line {line}: {tex}")
             lines.append(f'"{name}" = {_toml_string(rhs)}')
-    count, unreadable, positions = 0, [], {}
+    count, unreadable, positions, chains = 0, [], {}, {}
     for tex, line, problem, printed in claims:
         count += 1
         column = column_of.get((printed, line)) or 1
         positions[f"L{line}-{count}"] = (line, column)
+        rows = rows_of.get((printed, line))
+        starts = [k + len(_ROW_JOIN) for k in range(len(tex)) if tex.startswith(_ROW_JOIN + "=", k)]
+        if rows and len(starts) == len(rows) - 1:  # where each row starts in the drafted tex
+            chains[f"L{line}-{count}"] = [(at, *row) for at, row in zip([0, *starts], rows)]
         origins[("claim", count)] = f"{path}:{line}"
         try:
             translate(tex, symbols, ["delta[0]", *defines])
@@ -644,7 +656,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
         if (printed, line) in document_only:
             lines.append('instances = "document"')
-    return Draft("\n".join(lines) + "\n", guesses, count, unreadable, positions, origins)
+    return Draft("\n".join(lines) + "\n", guesses, count, unreadable, positions, origins, chains)
 
 
 def _left_side(tex: str) -> str:
@@ -691,6 +703,17 @@ def load_document(path: str | Path, symbols: str | Path | None = None, text: str
         data = merge(data, user)
         origins.update((key, where) for key, where in user_origins.items() if key[0] != "claim")
     derivation = load(path, data=data, origins=origins)
+    for claim in derivation.claims:  # each claim at its line; a link of a chain over rows, its own row's
+        base = claim.id if claim.id in result.positions else claim.id[:-1]
+        if base not in result.positions:
+            continue
+        claim.line = result.positions[base][0]
+        rows = result.rows.get(base)
+        if rows and claim.offset is not None:
+            _, text, line, _ = [row for row in rows if row[0] <= claim.offset][-1]
+            if claim.note and line != claim.line and claim.note.startswith(f"line {claim.line}"):
+                claim.note = f"line {line}" + claim.note[len(f"line {claim.line}"):]
+            claim.text, claim.line = text, line
     unreadable = []
     for claim in derivation.claims:
         if claim.error and claim.error.startswith("tex: ") and claim.id in result.positions:

@@ -13,7 +13,7 @@ import pytest
 
 from symbackprop.cli import main
 from symbackprop.derivation.loader import entry_origins, load, merge
-from symbackprop.extract import ExtractError, draft, find_math
+from symbackprop.extract import ExtractError, draft, find_math, load_document
 
 from .optional import require
 
@@ -369,3 +369,20 @@ def test_the_help_says_what_the_command_does_its_guesses_and_how_to_override_the
     text = " ".join(capsys.readouterr().out.split())
     for phrase in phrases:
         assert " ".join(phrase.split()) in text, phrase
+
+
+def test_each_link_of_a_chain_over_rows_has_its_own_rows_text_and_line(tmp_path, capsys):
+    doc = tmp_path / "post.md"
+    doc.write_text(ALIGNED, encoding="utf-8")
+    _, report, _ = _verify_json(doc, capsys=capsys)
+    claims = [(c["id"], c["text"], c["line"], c["notes"] is not None) for c in report["files"][0]["claims"]]
+    assert claims[1:3] == [("L6-2a", "\\frac{\\partial C}{\\partial b^2} = \\delta^2", 6, True),
+                           ("L6-2b", "= (a^2 - y) \\odot \\sigma'(z^2)", 7, True)]
+    assert [c["line"] for c in report["files"][0]["claims"]] == [5, 6, 7, 12, 12]
+    derivation = load_document(doc)
+    assert derivation.claims[2].note.startswith("line 7")
+
+
+def test_a_derivation_files_claims_have_no_line(capsys):
+    _, report, _ = _verify_json(ROOT / "derivations" / "002_backprop_in_neural_networks.toml", capsys=capsys)
+    assert {c["line"] for c in report["files"][0]["claims"]} == {None}

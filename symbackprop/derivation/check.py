@@ -100,7 +100,8 @@ class ClaimResult:
 
     def to_dict(self) -> dict:
         v = self.verdict
-        return {"id": self.claim.id, "text": self.claim.text, "lhs": self.claim.lhs, "rhs": self.claim.rhs,
+        return {"id": self.claim.id, "text": self.claim.text, "line": self.claim.line,
+                "lhs": self.claim.lhs, "rhs": self.claim.rhs,
                 "verdict": v.status, "expect": self.claim.expect, "scope": v.scope,
                 "seconds": round(v.seconds, 4), "message": v.message, "counterexample": v.counterexample,
                 "correction": self.correction, "method": v.method, "notes": v.notes,

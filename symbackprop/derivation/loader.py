@@ -51,6 +51,8 @@ class Claim:
     instances: str | None = None  # "document" or "all"; None: the file's choice, else the checker's
     error: str | None = None  # set when the claim's entry in the file is itself broken
     shape: tuple | None = None  # (rows, cols) formulas: the LaTeX's shape annotation of the right side
+    offset: int | None = None  # a tex claim: where its link starts in the tex (a chain's links differ)
+    line: int | None = None  # where the claim is in the document, when known (a draft read from it)
 
 
 @dataclass
@@ -320,7 +322,7 @@ def _expand_tex(d: Derivation, claims, shown):
             note = "; ".join(filter(None, [rest.get("note"), *link.notes])) or None
             quantified = {"for": link.for_range} if link.for_range and "for" not in rest else {}
             yield number, {**rest, **quantified, "id": claim_id + suffix, "lhs": link.lhs, "rhs": link.rhs,
-                           "note": note, " shape": link.shape}
+                           "note": note, " shape": link.shape, " offset": link.start}
 
 
 def _load_claims(d: Derivation, claims, shown):
@@ -334,7 +336,7 @@ def _load_claims(d: Derivation, claims, shown):
         if not isinstance(entry, dict):
             d.errors.append(f"{where}: must be a table")
             continue
-        problems = _unknown(entry, CLAIM_KEYS + (" tex error", " shape"), where)
+        problems = _unknown(entry, CLAIM_KEYS + (" tex error", " shape", " offset"), where)
         if " tex error" in entry:
             problems.append(f"{where}: {entry[' tex error']}")
         for size in entry.get(" shape") or ():
@@ -371,7 +373,7 @@ def _load_claims(d: Derivation, claims, shown):
                       rhs=entry.get("rhs", ""), range=entry.get("for"), expect=expect,
                       correction=entry.get("correction"), correction_lhs=entry.get("correction_lhs"),
                       note=entry.get("note"), network=overrides, instances=instances,
-                      error="; ".join(p.split(": ", 2)[-1] for p in problems) or None, shape=entry.get(" shape"))
+                      error="; ".join(p.split(": ", 2)[-1] for p in problems) or None, shape=entry.get(" shape"), offset=entry.get(" offset"))
         d.errors += problems
         d.claims.append(claim)
 
