@@ -549,7 +549,7 @@ def run_verify(args) -> int:
 
             try:
                 derivation = _document(path, args.symbols)
-            except FileError as error:  # the merged draft cannot be checked at all: this document only
+            except (FileError, UsageError) as error:  # this document cannot be checked; the others still are
                 problems.append(str(error))
                 continue
             paths.append(derivation)
@@ -621,7 +621,8 @@ def render_file_report(report, screen: Screen | None = None, details: bool = Fal
     for result in report.results:
         claim_lines = _claim_details(result, screen, details)
         if claim_lines:
-            lines.append(f"{result.claim.id}:")
+            where = f" ({d.path}:{result.claim.line})" if result.claim.line is not None else ""
+            lines.append(f"{result.claim.id}{where}:")
             lines += claim_lines
     return "\n".join(lines)
 

@@ -626,7 +626,9 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if isinstance(role, dict):
             lines.append(f'{name} = {{ quantity = "{role["quantity"]}", shift = {role["shift"]} }}      # guess')
         else:
-            lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function", "input"} else ""))
+            lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function", "input"}
+                                                 else "      # the sizes of shape annotations" if role == "width"
+                                                 else ""))
     if first != 0:
         lines.append(f'# guess: the input is a^{first}')
     origins = {}

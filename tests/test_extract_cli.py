@@ -386,3 +386,28 @@ def test_each_link_of_a_chain_over_rows_has_its_own_rows_text_and_line(tmp_path,
 def test_a_derivation_files_claims_have_no_line(capsys):
     _, report, _ = _verify_json(ROOT / "derivations" / "002_backprop_in_neural_networks.toml", capsys=capsys)
     assert {c["line"] for c in report["files"][0]["claims"]} == {None}
+
+
+def test_a_document_that_cannot_be_read_costs_the_other_files_nothing(tmp_path, capsys):
+    bad = tmp_path / "bad.md"
+    bad.write_text("Then $a^l = \\sigma(z^l) and so on.\n", encoding="utf-8")
+    empty = tmp_path / "empty.md"
+    empty.write_text("# No math\n", encoding="utf-8")
+    code, report, err = _verify_json(bad, empty, ROOT / "derivations" / "002_backprop_in_neural_networks.toml",
+                                     capsys=capsys)
+    assert code == 2 and len(report["files"]) == 1
+    assert report["errors"][:2] == [f"{bad}:1:6: $ is never closed by $",
+                                    f"{empty}: nothing to verify: no formula about a gradient, a delta, a "
+                                    "derivative or the forward pass found"]
+
+
+def test_an_unknown_key_in_the_symbols_file_is_named_by_its_line(post, tmp_path, capsys):
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[network]\nwidths = [3, 4, 2]\ncolour = "red"\n', encoding="utf-8")
+    _, report, _ = _verify_json(post, "--symbols", mine, capsys=capsys)
+    assert any(e.startswith(f"{mine}:3: [network]: unknown key 'colour'") for e in report["errors"])
+
+
+def test_the_text_report_names_a_claims_line_in_the_document(post, capsys):
+    main(["verify", str(post)])
+    assert f"L10-4 ({post}:10):" in capsys.readouterr().out
