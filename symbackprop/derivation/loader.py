@@ -392,7 +392,18 @@ def read_overrides(path: str | Path) -> tuple[dict, dict]:
         raise FileError(f"{shown}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     except OSError as error:
         raise FileError(f"{shown}: cannot read: {error.strerror}") from None
-    return _parse(Path(path), shown, text), entry_origins(text, shown)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        import re
+
+        at = re.search(r"\(at line (\d+), column (\d+)\)$", str(error))
+        message = str(error)[:at.start()].rstrip() if at else str(error)
+        raise FileError(f"{shown}:{at.group(1)}:{at.group(2)}: malformed TOML: {message}" if at
+                        else f"{shown}: malformed TOML: {message}") from None
+    except RecursionError:
+        raise FileError(f"{shown}: malformed TOML: nested too deeply") from None
+    return data, entry_origins(text, shown)
 
 
 def merge(base: dict, overrides: dict) -> dict:
