@@ -107,7 +107,7 @@ def _scan(text: str, name: str, base_line: int = 1, base_column: int = 1, dollar
                 if end < 0:
                     i += len(opening)  # prose: a price
                     break
-                if dollars == "prose" and not _opens_tex(text[:end], i):
+                if dollars == "prose" and not _opens_tex(text[:end], i, closed=True):
                     i += len(opening)  # prose to the Markdown parser and to us ($5 … $10); the next $ is its own
                     break
             start = i + len(opening)
@@ -128,14 +128,14 @@ def _scan(text: str, name: str, base_line: int = 1, base_column: int = 1, dollar
     return spans
 
 
-def _opens_tex(text: str, i: int) -> bool:
+def _opens_tex(text: str, i: int, closed: bool = False) -> bool:
     """Whether the ``$`` at ``i`` opens a formula rather than being prose (``$5``, ``US$ 3``): what
     follows it in ``text``, to the paragraph's end, starts with no digit and has a TeX command, a
-    script or a brace."""
+    script or a brace — or, between two ``$`` (``closed``, ``$ z = Wx $``), an ``=``."""
     after = re.split(r"\n[ \t]*\n", text[i + 1:], maxsplit=1)[0]
-    if not after.strip() or after[0].isdigit():
+    if not after.strip() or after.lstrip()[0].isdigit():
         return False
-    return re.search(r"\\[A-Za-z]+|[\^_{}]", after) is not None
+    return re.search(r"\\[A-Za-z]+|[\^_{}]" + ("|=" if closed else ""), after) is not None
 
 
 class _HtmlText(html.parser.HTMLParser):

@@ -278,6 +278,7 @@ def test_a_row_the_reader_stops_on_is_named_at_its_own_line(tmp_path, capsys):
 def test_a_dollar_pair_with_spaces_inside_is_math_when_it_reads_as_tex():
     assert [s.tex for s in find_math("post.md", "Then $ a^l = \\sigma(z^l) $ and $ 5 or $ 6.\n")] == \
         ["a^l = \\sigma(z^l)"]
+    assert [s.tex for s in find_math("post.md", "So $ z = Wx + b $, for $ 5 = $ 5.\n")] == ["z = Wx + b"]
 
 
 # ------------------------------------------------------------------ 6. shape annotations kept and checked
