@@ -540,13 +540,12 @@ def _document(path: str, symbols_path: str | None = None):
 
 def run_verify(args) -> int:
     from .derivation import verify
+    from .derivation.loader import FileError
 
     check_latex_arguments(args)
     paths, problems = [], []
     for path in args.paths:
         if path != "-" and path.lower().endswith(DOCUMENT_SUFFIXES):
-            from .derivation.loader import FileError
-
             try:
                 derivation = _document(path, args.symbols)
             except (FileError, UsageError) as error:  # this document cannot be checked; the others still are
