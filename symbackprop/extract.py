@@ -588,7 +588,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         width_name = next((n for n in ("n", "d", "N", "m") if n not in symbols
                            and not re.search(rf"(?<![\\A-Za-z]){n}(?![A-Za-z])", everything)), None)
     known = {k: w for k, w in widths.items() if 0 <= k - first < len(sizes) and sizes[k - first] == w}
-    document_only = set()
+    document_only = {}  # (printed, line) -> the annotations whose sizes stay numbers
     for tex, line, kind in formulas:
         if kind not in _CLAIMED or "\\equiv" in tex or "=" not in tex:
             continue
@@ -598,9 +598,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             symbols[width_name] = "width"
             problems.append("shape annotations checked, their sizes read as layer widths: " + ", ".join(rewritten))
         if kept:
-            document_only.add((tex, line))
-            problems.append("shape sizes kept as printed (" + ", ".join(kept) + "): not a width the document "
-                            "gives one layer, so checked on the document's network only")
+            document_only[(tex, line)] = kept
         spelled = re.sub(r"\{\\bf\s+([A-Za-z])\s*\}|\\(?:mathbf|boldsymbol|bm)\s*\{\s*([A-Za-z])\s*\}",
                          lambda m: m.group(1) or m.group(2), stripped)
         spelled = spelled.replace("\\cdotp", "\\cdot")
@@ -649,14 +647,24 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             chains[f"L{line}-{count}"] = [(at, *row) for at, row in zip([0, *starts], rows)]
         origins[("claim", count)] = f"{path}:{line}"
         try:
-            translate(tex, symbols, ["delta[0]", *defines])
+            links = translate(tex, symbols, ["delta[0]", *defines])
         except (TexError, ValueError) as error:
+            links = None
             unreadable.append(f"{path}:{line}:{column}: the formula starting here cannot be read: {error}")
+        kept = document_only.get((printed, line))
+        # A number left in an annotation the checker checks (one on a whole side) holds on the
+        # document's network only: the claim is checked there only.
+        only = kept and (links is None or any(size.isdigit() and size != "1"
+                                              for link in links for size in link.shape or ()))
+        if kept:
+            problem = "; ".join(filter(None, [problem, "shape sizes kept as printed (" + ", ".join(kept) + "): not "
+                                              "a width the document gives one layer"
+                                              + (", so checked on the document's network only" if only else "")]))
         lines += ["", "[[claim]]", f'id   = "L{line}-{count}"', f"tex  = {_toml_string(tex)}",
                   f"text = {_toml_string(printed)}", f'note = "line {line}"']
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
-        if (printed, line) in document_only:
+        if only:
             lines.append('instances = "document"')
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable, positions, origins, chains)
 

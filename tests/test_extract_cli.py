@@ -412,3 +412,10 @@ def test_an_unknown_key_in_the_symbols_file_is_named_by_its_line(post, tmp_path,
 def test_the_text_report_names_a_claims_line_in_the_document(post, capsys):
     main(["verify", str(post)])
     assert f"L10-4 ({post}:10):" in capsys.readouterr().out
+
+
+def test_a_number_kept_inside_a_side_does_not_narrow_the_check():
+    text = SHAPED + "\\[ \\frac{\\partial C}{\\partial W^2} = \\left[ \\delta^2 \\right]_{7\\times 1} (a^1)^\\top \\]\n"
+    claim = {c["id"]: c for c in draft("notes.tex", text).data["claim"]}["L7-6"]
+    assert "instances" not in claim and "[\\delta^2] 7×1" in claim["note"]
+    assert "document's network only" not in claim["note"]
