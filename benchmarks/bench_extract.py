@@ -45,6 +45,8 @@ def _toml(value) -> str:
 
 def _header(hand: dict) -> list[str]:
     out = [f"title = {_toml(hand.get('title', ''))}"]
+    if "summation" in hand:  # the hand formulas' implicit sums
+        out.append(f"summation = {_toml(hand['summation'])}")
     for table in ("network", "symbols", "define"):
         if table in hand:
             out.append(f"[{table}]")
@@ -69,7 +71,7 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
     links, unreadable = [], 0
     for claim in drafted.get("claim", []):
         try:
-            links += translate(claim["tex"], symbols, defined, names)
+            links += translate(claim["tex"], symbols, defined, names, drafted.get("derivative_layout"))
         except (TexError, ValueError):
             unreadable += 1
     claims = [c for c in hand.get("claim", []) if "lhs" in c and "rhs" in c]
@@ -85,8 +87,11 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
                 pairs.append((n, k, link))
     body = _header(hand)
     for n, k, link in pairs:
-        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(claims[n]['rhs'])}", f"rhs = {_toml(link.rhs)}"]
-        for key in ("for", "network"):
+        # The left side sets the grid of free indices: "+ 0 * (extracted)" makes it the letters both
+        # leave free, so that a letter the hand formula sums by Einstein's convention is not one.
+        both = f"({claims[n]['rhs']}) + 0 * ({link.rhs})"
+        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(both)}", f"rhs = {_toml(link.rhs)}"]
+        for key in ("for", "network", "instances"):
             if key in claims[n]:
                 value = claims[n][key]
                 body.append(f"{key} = " + ("{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
