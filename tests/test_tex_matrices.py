@@ -188,7 +188,7 @@ def test_a_chain_with_an_unreadable_link_is_drafted_link_by_link():
     result = draft("post.txt", text)
     claims = tomllib.loads(result.toml)["claim"]
     assert [c["tex"].split(" = ")[1][:12] for c in claims] == ["\\frac{\\parti", "\\begin{bmatr", "z^l"]
-    assert all("of the chain at line 1 (the chain cannot be read as a whole)" in c["note"] for c in claims)
+    assert all("of the chain at line 2 (the chain cannot be read as a whole)" in c["note"] for c in claims)  # its first row
     assert len(result.unreadable) == 1 and "which column holds the entry" in result.unreadable[0]
 
 
