@@ -54,7 +54,7 @@ def classify(tex: str) -> str:
     head = lhs.strip().lstrip("\\").split("^")[0].split("_")[0].split("(")[0].strip("{} ")
     if head in {"J", "C", "L", "E", "F", "mathcal{L}", "mathcal{J}"}:
         return "loss"
-    if head in {"z", "a", "h", "y", "hat y", "hat{y}"}:
+    if head in {"z", "a", "h", "x", "y", "hat y", "hat{y}"}:
         return "forward definition"
     return "other"
 
@@ -169,7 +169,7 @@ def find_math(path: str | Path, text: str | None = None) -> list[MathSpan]:
 
 _SEPARATORS = ("\\qquad", "\\quad")
 _ACTIVATIONS = {"sigma": "sigmoid", "tanh": "tanh", "operatorname{ReLU}": "relu", "phi": "sigmoid"}
-_CLAIMED = {"gradient", "delta", "derivative", "forward definition"}
+_CLAIMED = {"gradient", "delta", "derivative", "forward definition", "loss"}
 
 
 @dataclass

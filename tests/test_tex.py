@@ -240,10 +240,10 @@ def test_a_dot_in_a_subscript_is_a_whole_row_or_column():
     assert [(l.rhs, l.notes) for l in translate(r"x = W^2_{:,k}", SYMBOLS, DEFINED)] == [("W[2][:, k]", ())]
 
 
-def test_cdot_between_matrices_is_elementwise_with_a_note():
-    (link,) = translate(r"x = W^2 \cdot a^1", SYMBOLS, DEFINED)
-    assert link.rhs == "W[2] * a[1]"
-    assert link.notes == (r"read \cdot between W[2] and a[1] as the elementwise product (a scalar factor broadcasts)",)
+def test_cdot_between_vectors_is_elementwise_with_a_note():
+    (link,) = translate(r"x = z^2 \cdot a^2", SYMBOLS, DEFINED)
+    assert link.rhs == "z[2] * a[2]"
+    assert link.notes == (r"read \cdot between z[2] and a[2] as the elementwise product (a scalar factor broadcasts)",)
     assert not translate(r"x = 2 \cdot a^1", SYMBOLS, DEFINED)[0].notes
 
 

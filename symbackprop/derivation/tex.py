@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from .language import FUNCTION_QUANTITIES as FUNCTION_ROLES
 from .language import LAYERED, QUANTITIES
 from pylatexenc.latexwalker import (LatexCharsNode, LatexGroupNode, LatexMacroNode,
                                     LatexWalker, LatexWalkerError, LatexSpecialsNode)
@@ -46,7 +47,77 @@ IGNORED = {",", ";", "!", " ", "quad", "qquad", "displaystyle", "right", "big", 
 PRODUCTS = {"odot": "∘", "circ": "∘", "cdot": "*", "cdotp": "*", "times": "*"}
 FUNCS = {"log": "log", "ln": "log", "exp": "exp", "tanh": "tanh"}
 NAMES = {"ell": "ell"}
+NORMS = {"|": "|", "lVert": "rVert", "Vert": "Vert"}  # the macro that opens a norm → the one that closes it
 CALLS = {"diag", "trace", "softmax", "sigmoid", "tanh", "relu", "outer", "ones", "norm", "sqrt"}
+
+
+MATRIX_ROLES = {"weight"}
+VECTOR_ROLES = {"bias", "preactivation", "activation", "input", "output", "target", "onehot", "label"}
+NUMBER_ROLES = {"loss", "cost", "objective", "scalar", "depth", "batch"}
+ELEMENTWISE_CALLS = {"log", "exp", "sqrt", "tanh", "sigmoid", "relu", "sigma", "σ"}
+
+
+def _role(value):
+    return str(value.get("quantity", "")) if isinstance(value, Mapping) else str(value)
+
+
+def _kind(text, roles):
+    """What a reading denotes, as far as the names' roles tell: "scalar", "col", "row", "matrix"
+    or None (unknown).  Used only to choose between the readings of a product sign."""
+    import ast
+
+    from .language import preprocess
+    try:
+        tree = ast.parse(preprocess(text), mode="eval").body
+    except SyntaxError:
+        return None
+    return _node_kind(tree, roles)
+
+
+def _node_kind(node, roles):
+    import ast
+    if isinstance(node, ast.Constant):
+        return "scalar"
+    if isinstance(node, ast.Name):
+        role = _role(roles.get(node.id, ""))
+        return ("matrix" if role in MATRIX_ROLES else "col" if role in VECTOR_ROLES
+                else "scalar" if role in NUMBER_ROLES else None)
+    if isinstance(node, ast.Subscript):
+        if isinstance(node.value, ast.Subscript):
+            return "scalar"  # X[l][i]: an entry
+        if isinstance(node.value, ast.Name):
+            role = _role(roles.get(node.value.id, ""))
+            if role in LAYERED:  # X[l]: the layer's quantity
+                return _node_kind(node.value, roles)
+            return "scalar" if role in QUANTITIES else None  # y[i]: an entry
+        return None
+    if isinstance(node, ast.Attribute) and node.attr == "T":
+        return {"col": "row", "row": "col"}.get(_node_kind(node.value, roles), _node_kind(node.value, roles))
+    if isinstance(node, ast.UnaryOp):
+        return _node_kind(node.operand, roles)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        name = node.func.id.removesuffix("__prime")
+        args = node.args
+        if name == "grad" and len(args) == 2:
+            return _node_kind(args[1], roles)
+        if name in ("jacobian", "diag", "outer"):
+            return "matrix"
+        if name in ("norm", "sum", "trace", "mean"):
+            return "scalar"
+        if len(args) == 1 and (name in ELEMENTWISE_CALLS or _role(roles.get(name, "")) in FUNCTION_ROLES):
+            return _node_kind(args[0], roles)
+        return None
+    if isinstance(node, ast.BinOp):
+        left, right = _node_kind(node.left, roles), _node_kind(node.right, roles)
+        if isinstance(node.op, ast.MatMult):
+            return {("matrix", "col"): "col", ("row", "col"): "scalar", ("col", "row"): "matrix",
+                    ("matrix", "matrix"): "matrix", ("row", "matrix"): "row"}.get((left, right))
+        if left == "scalar":
+            return right
+        if right == "scalar" or right is None:
+            return left
+        return left if left == right else None
+    return None
 
 
 def _greek_letter(name):
@@ -95,6 +166,7 @@ class _Parser:
         self.t, self.i, self.tex, self.layered, self.notes = toks, 0, tex, layered, notes
         self.end = end
         self.norms = 0
+        self.closers = []  # the macro that closes each norm being read
 
     def peek(self):
         while self.i < len(self.t) and self.t[self.i].kind == "macro" and self.t[self.i].value in IGNORED:
@@ -173,10 +245,12 @@ class _Parser:
         if tok is None:
             return False
         if tok.kind == "char":
+            if tok.value == "|":  # ||x|| opens a norm, unless it closes the one being read
+                return self._bars() and not (self.closers and self.closers[-1] == "||")
             return tok.value.isalnum() or tok.value in "(["
         if tok.kind == "group":
             return True
-        if tok.value == "|" and self.norms:
+        if self.norms and tok.value == self.closers[-1]:
             return False  # the \| that closes a norm
         return tok.value not in PRODUCTS and tok.value not in ("right",)
 
@@ -184,23 +258,46 @@ class _Parser:
         out, scalar = self.factor()
         while True:
             tok = self.peek()
-            if tok is not None and tok.kind == "macro" and tok.value in PRODUCTS:
+            if tok is not None and (tok.kind == "macro" and tok.value in PRODUCTS
+                                    or tok.kind == "char" and tok.value == "*"):
                 self.i += 1
                 rhs, rs = self.factor()
-                if PRODUCTS[tok.value] == "*" and not (scalar or rs):
-                    self.notes.append(f"read \\{tok.value} between {out} and {rhs} as the elementwise product "
-                                      "(a scalar factor broadcasts)")
-                out, scalar = f"{out} {PRODUCTS[tok.value]} {rhs}", scalar and rs
+                out, scalar = self._product(tok, out, scalar, rhs, rs), scalar and rs
             elif tok is not None and tok.kind == "char" and tok.value == "/":
                 self.i += 1
                 rhs, rs = self.factor()
                 out, scalar = f"{out} / {rhs}", scalar and rs
             elif self._starts_atom(tok):
                 rhs, rs = self.factor()
-                op = "*" if scalar or rs else "@"
-                out, scalar = f"{out} {op} {rhs}", scalar and rs
+                out, scalar = self._product(None, out, scalar, rhs, rs), scalar and rs
             else:
                 return out, scalar
+
+    def _product(self, sign, left, ls, right, rs):
+        """``left sign right`` (``sign`` None for two factors written side by side).  Side by side is
+        the matrix product, except between two vectors (then elementwise, noted); ``\\cdot`` and
+        ``\\times`` are elementwise (noted) unless only the matrix product fits the operands' shapes
+        (a matrix before a vector, a column before a row); ``*`` is elementwise."""
+        if ls or rs:
+            return f"{left} * {right}"
+        shown = "side by side" if sign is None else ("\\" + sign.value if sign.kind == "macro" else sign.value)
+        if sign is not None and PRODUCTS.get(sign.value) == "∘":
+            return f"{left} ∘ {right}"
+        kinds = (_kind(left, self.symbols), _kind(right, self.symbols))
+        if sign is None:
+            if kinds[0] == kinds[1] and kinds[0] in ("col", "row"):
+                self.notes.append(f"read {left} and {right} {shown} as the elementwise product "
+                                  "(two vectors have no matrix product)")
+                return f"{left} ∘ {right}"
+            return f"{left} @ {right}"
+        if sign.kind == "macro" and kinds in (("matrix", "col"), ("matrix", "matrix"), ("col", "row"),
+                                              ("row", "col"), ("row", "matrix")):
+            self.notes.append(f"read {shown} between {left} and {right} as the matrix product "
+                              f"(a {kinds[0]} and a {kinds[1]})")
+            return f"{left} @ {right}"
+        self.notes.append(f"read {shown} between {left} and {right} as the elementwise product "
+                          "(a scalar factor broadcasts)")
+        return f"{left} ∘ {right}" if sign.kind == "char" else f"{left} * {right}"
 
     def factor(self):
         base, scalar, name = self.atom()
@@ -316,6 +413,15 @@ class _Parser:
         return len(flat) == 1 and ((flat[0].kind == "char" and flat[0].value == "T")
                                    or (flat[0].kind == "macro" and flat[0].value in ("top", "intercal")))
 
+    def _bars(self):
+        """Whether the next two tokens are the characters ``||``."""
+        return self._next_is("|") and self.i + 1 < len(self.t) and self.t[self.i + 1].kind == "char" \
+            and self.t[self.i + 1].value == "|"
+
+    def _next_is(self, ch):
+        tok = self.peek()
+        return tok is not None and tok.kind == "char" and tok.value == ch
+
     def _close(self, ch):
         tok = self.peek()
         if tok is None or tok.kind != "char" or tok.value != ch:
@@ -341,11 +447,20 @@ class _Parser:
                 return num, True, None
             if tok.value.isalpha():
                 return tok.value, False, tok.value
+            if tok.value == "|" and self._next_is("|"):  # ||x||: a norm written with two bars
+                self.i += 1
+                self.closers.append("||")
+                inner = self.expr()
+                self.closers.pop()
+                if not self._bars():
+                    self.fail("expected '||'")
+                self.i += 2
+                return f"norm({inner})", True, None
             if tok.value in "([":
                 inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
                 nxt = self.peek()
-                if tok.value == "[" and nxt is not None and nxt.kind == "char" and nxt.value == "_":
+                if nxt is not None and nxt.kind == "char" and nxt.value == "_":
                     save = self.i
                     self.i += 1
                     p, _ = self.arg()
@@ -353,17 +468,21 @@ class _Parser:
                     if shape is None:
                         self.i = save
                     else:
+                        inner = self._array_of_entries(inner, shape)
                         self.shapes.append((f"({inner})", shape))
+                        return f"({inner})", False, None
                 return f"({inner})", inner_scalar, None
             raise TexError(f"unexpected '{tok.value}'", tok.pos, self.tex)
         name = tok.value
-        if name == "|":
+        if name in NORMS:
             self.norms += 1
+            self.closers.append(NORMS[name])
             inner = self.expr()
             self.norms -= 1
+            self.closers.pop()
             close = self.peek()
-            if close is None or close.kind != "macro" or close.value != "|":
-                self.fail("expected '\\|'")
+            if close is None or close.kind != "macro" or close.value != NORMS[name]:
+                self.fail(f"expected '\\{NORMS[name]}'")
             self.i += 1
             return f"norm({inner})", True, None
         if name == "left":
@@ -416,6 +535,10 @@ class _Parser:
             if of.split("[")[0] not in self.scalars:
                 self.notes.append(f"read ∇_{wrt} {of} as the gradient of {of} by {wrt}")
             return f"grad({of}, {wrt})", False, None
+        if name == "delta" and "delta" not in self.symbols and self._next_is("_"):
+            kronecker = self._kronecker(tok)
+            if kronecker is not None:
+                return kronecker, True, None
         if name in GREEK:
             alias = name.replace("var", "")
             letter = _greek_letter(alias)
@@ -453,8 +576,31 @@ class _Parser:
             return word, False, word
         raise TexError(f"unknown macro \\{name}", tok.pos, self.tex)
 
+    def _array_of_entries(self, inner, shape):
+        """``(a_i^l)_{(n_l \\times 1)}``: the array whose entries are a_i^l, i.e. a^l; any other
+        annotated expression stands for itself."""
+        import ast
+
+        from .language import preprocess
+        try:
+            node = ast.parse(preprocess(inner), mode="eval").body
+        except SyntaxError:
+            return inner
+        if not isinstance(node, ast.Subscript):
+            return inner
+        index = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        letters = [i.id for i in index if isinstance(i, ast.Name) and len(i.id) == 1]
+        if len(letters) != len(index) or len(set(letters)) != len(letters) or letters[0] in self.symbols:
+            return inner
+        whole = ast.unparse(node.value)
+        self.notes.append(f"read ({inner})_{{{shape[0]}×{shape[1]}}} as the array of the entries {inner}: {whole}")
+        return whole
+
     def _shape(self, p):
         """The shape of an annotation ``[x]_{m \\times n}``, or None for a plain subscript."""
+        if len(p.t) >= 2 and p.t[0].kind == "char" and p.t[0].value == "(" and p.t[-1].kind == "char" \
+                and p.t[-1].value == ")":  # _{(m \times n)}
+            p = self._child(p.t[1:-1], p.t[-1].pos)
         cut = [k for k, t in enumerate(p.t) if t.kind == "macro" and t.value == "times"]
         if len(cut) != 1:
             return None
@@ -462,6 +608,42 @@ class _Parser:
         if k == 0 or k == len(p.t) - 1:
             p.fail("a shape is written m \\times n")
         return (self._child(p.t[:k], p.t[k].pos).parse_all(), self._child(p.t[k + 1:], p.end).parse_all())
+
+    def _kronecker(self, tok):
+        """``\\delta_{ij}``, ``\\delta_{i,j}``, ``\\delta_{(l,L-1)}`` where δ names nothing: the
+        Kronecker delta, the bracket ``(i == j)`` (noted); None if the subscript is not two indices."""
+        save = self.i
+        self.i += 1
+        p, _ = self.arg()
+        toks = list(p.t)
+        if len(toks) >= 2 and toks[0].kind == "char" and toks[0].value == "(" and toks[-1].kind == "char" \
+                and toks[-1].value == ")":
+            toks = toks[1:-1]
+        parts, cur, depth, commas = [], [], 0, []
+        for t in toks:
+            if t.kind == "char" and t.value in "([":
+                depth += 1
+            elif t.kind == "char" and t.value in ")]":
+                depth -= 1
+            if depth == 0 and t.kind == "char" and t.value == ",":
+                parts.append(cur)
+                commas.append(t.pos)
+                cur = []
+            else:
+                cur.append(t)
+        parts.append(cur)
+        if len(parts) == 1 and len(toks) == 2 and all(t.kind == "char" and t.value.isalpha() for t in toks):
+            parts = [[toks[0]], [toks[1]]]
+        paired = len(toks) < len(p.t)  # δ_{(l,L-1)}: a pair, whatever δ^l names
+        if len(parts) != 2 or not (paired or not {"delta", "δ"} & self.layered):
+            self.i = save
+            return None
+        if not all(parts):
+            raise TexError("empty index", commas[0], self.tex)
+        left, right = (self._child(part, p.end).parse_all() for part in parts)
+        self.notes.append(f"read δ_({left},{right}) as the Kronecker delta ({left} == {right}): "
+                          "δ is not a name of [symbols]")
+        return f"({left} == {right})"
 
     def _sum(self, tok):
         """``\\sum_{i=a}^{b} body`` is ``sum(body, i in a..b)``; the body is the product that follows."""
@@ -503,7 +685,7 @@ class _Parser:
             n = _unparen(n) if _balanced(n) else n
             scalar = scalar or n.startswith(("sum(", "norm(", "trace("))
         root = n.split("[")[0]
-        if root in self.scalars or scalar:
+        if root in self.scalars or scalar or _kind(n, self.symbols) == "scalar":
             return f"grad({n}, {d})"
         self.notes.append(f"read ∂{n}/∂{d} as the Jacobian of {n} by {d}")
         return f"jacobian({n}, {d})"
@@ -564,7 +746,7 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
         continues = row[0].kind == "char" and row[0].value == "="
         if continues and previous is None:
             raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
-        row_links = _chain(row, tex, end, layered, scalars, perlayer, set(symbols),
+        row_links = _chain(row, tex, end, layered, scalars, perlayer, dict(symbols),
                            previous if continues else None)
         links += row_links
         previous = row_links[0]
@@ -594,7 +776,7 @@ def translate_expression(tex: str, symbols: Mapping[str, object], defined: Itera
         raise TexError("empty formula", 0, tex)
     notes: list[str] = []
     p = _Parser(toks, tex, layered, notes, len(tex))
-    p.scalars, p.symbols, p.perlayer, p.shapes = scalars, set(symbols), perlayer, []
+    p.scalars, p.symbols, p.perlayer, p.shapes = scalars, dict(symbols), perlayer, []
     text = p.parse_all()
     line, column = _line_column(tex, toks[0].pos)
     return TexLink("", text, toks[0].pos, len(tex), tuple(notes), None, line, column)

@@ -1,0 +1,96 @@
+"""The LaTeX constructs seeds 002-004 need: one test per construct, each with a malformed case."""
+import tomllib
+
+import pytest
+
+from symbackprop.derivation.tex import TexError, translate
+from symbackprop.extract import draft
+
+SYMBOLS = {"W": "weight", "b": "bias", "z": "preactivation", "a": "activation", "y": "target",
+           "F": "loss", "L": "depth", "n": "width", "sigma": "activation_function"}
+
+
+def link(tex, symbols=SYMBOLS, defined=()):
+    (only,) = translate(tex, symbols, defined)
+    return only
+
+
+def fails_at(tex, column, symbols=SYMBOLS):
+    with pytest.raises(TexError) as info:
+        translate(tex, symbols, ())
+    assert str(info.value).endswith(f"column {column}"), str(info.value)
+    return str(info.value)
+
+
+def test_cdot_is_the_matrix_product_where_only_that_fits_the_shapes():
+    got = link(r"z_l = W_l \cdot a_{l-1} + b_l")
+    assert got.rhs == "W[l] @ a[l - 1] + b[l]"
+    assert r"read \cdot between W[l] and a[l - 1] as the matrix product (a matrix and a col)" in got.notes
+    got = link(r"x = \frac{\partial F}{\partial z_L} \cdot a_{l-1}^\top")
+    assert got.rhs == "grad(F, z[L]) @ a[l - 1].T"
+    assert r"read \cdot between grad(F, z[L]) and a[l - 1].T as the matrix product (a col and a row)" in got.notes
+    assert link(r"x = z_l \cdot a_l").rhs == "z[l] * a[l]"  # two columns: elementwise, noted
+    fails_at(r"x = W_l \cdot", 14)
+
+
+def test_two_vectors_side_by_side_are_an_elementwise_product_with_a_note():
+    got = link(r"x = \sigma(z_L)(1 - \sigma(z_L))")
+    assert got.rhs == "sigma(z[L]) ∘ (1 - sigma(z[L]))"
+    assert ("read sigma(z[L]) and (1 - sigma(z[L])) side by side as the elementwise product "
+            "(two vectors have no matrix product)") in got.notes
+    assert link(r"x = W_l a_l").rhs == "W[l] @ a[l]"  # a matrix before a vector: the matrix product
+    assert link(r"x = z_l (a_l)^T").rhs == "z[l] @ (a[l]).T"
+    fails_at(r"x = a_L(1 - a_L", 16)
+
+
+def test_an_asterisk_is_the_elementwise_product():
+    got = link(r"x = W_{l+1}^\top \cdot d * (\sigma(z_l) * (1 - \sigma(z_l)))", defined=["d"])
+    assert got.rhs == "W[l + 1].T * d ∘ (sigma(z[l]) ∘ (1 - sigma(z[l])))"
+    assert any(note.startswith("read * between sigma(z[l]) and") for note in got.notes)
+    assert link("x = 2 * a_l").rhs == "2 * a[l]" and not [n for n in link("x = 2 * a_l").notes if "*" in n]
+    fails_at("x = a_l * ", 11)
+
+
+def test_kronecker_delta_when_delta_names_nothing():
+    got = link(r"x = \epsilon_i\delta_{(l,L-1)} + \delta_{ij}")
+    assert got.rhs == "epsilon[i] * (l == L - 1) + (i == j)"
+    assert "read δ_(l,L - 1) as the Kronecker delta (l == L - 1): δ is not a name of [symbols]" in got.notes
+    assert "read δ_(i,j) as the Kronecker delta (i == j): δ is not a name of [symbols]" in got.notes
+    # δ a per-layer name: δ_{ij} packs a layer and an entry, only the parenthesised pair is Kronecker's
+    assert link(r"x = \delta_{ij}", defined=["delta[2]"]).rhs == "delta[i, j]"
+    assert link(r"x = \delta_{(l,L)}", defined=["delta[2]"]).rhs == "(l == L)"
+    fails_at(r"x = \delta_{(l,)}", 15)
+
+
+def test_norms_with_lvert_and_double_bars():
+    assert link(r"F = \frac{1}{2}\lVert a^L - y \rVert^2").rhs == "1 / 2 * norm(a[L] - y) ** 2"
+    assert link(r"F = \frac{1}{2} || a^L - y ||^2 + 1").rhs == "1 / 2 * norm(a[L] - y) ** 2 + 1"
+    assert link(r"F = \Vert a^L \Vert").rhs == "norm(a[L])"
+    assert "expected '\\rVert'" in fails_at(r"F = \lVert a^L", 15)
+    assert "expected '||'" in fails_at(r"F = || a^L |", 12)
+
+
+def test_the_derivative_of_an_entry_is_a_gradient():
+    got = link(r"x = \frac{\partial \sigma(z^{L}_q)}{\partial W^{l}_{ij}} + \frac{\partial a_r^{L}}{\partial b_i^l}")
+    assert got.rhs == "grad(sigma(z[L][q]), W[l][i, j]) + grad(a[L][r], b[l][i])"
+    assert not [n for n in got.notes if "Jacobian" in n]
+    assert link(r"x = \frac{\partial L}{\partial z_l}").rhs == "grad(L, z[l])"  # a number: its gradient
+    assert link(r"x = \frac{\partial a_l}{\partial z_l}").rhs == "jacobian(a[l], z[l])"
+    fails_at(r"x = \frac{\partial a_r}{\partial}", 34)
+
+
+def test_an_array_of_entries_with_its_shape():
+    got = link(r"a_l = (a_i^l)_{(n_l \times 1)}")
+    assert (got.lhs, got.rhs, got.shape) == ("a[l]", "a[l]", ("n[l]", "1"))
+    assert "read (a[l][i])_{n[l]×1} as the array of the entries a[l][i]: a[l]" in got.notes
+    got = link(r"W_l = (w_{ij}^l)_{(n_l \times n_{l-1})}")
+    assert (got.rhs, got.shape) == ("W[l]", ("n[l]", "n[l - 1]"))
+    got = link(r"x = (a_l + b_l)_{(n_l \times 1)}")  # not an entry: the annotated expression itself
+    assert (got.rhs, got.shape) == ("a[l] + b[l]", ("n[l]", "1"))
+    assert "a shape is written m \\times n" in fails_at(r"a_l = (a_i^l)_{(\times 1)}", 17)
+
+
+def test_the_draft_claims_the_loss_and_the_input():
+    text = "$$x = a^{(1)}$$ and $$J(W,x,y) = \\frac{1}{2}\\lVert a^{(2)} - y \\rVert^2$$"
+    data = tomllib.loads(draft("post.txt", text).toml)
+    assert [c["tex"] for c in data["claim"]] == ["x = a^{(1)}", "J = \\frac{1}{2}\\lVert a^{(2)} - y \\rVert^2"]
