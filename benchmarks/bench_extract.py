@@ -3,11 +3,15 @@
 For each seed ``tests/data/seeds/00N_*.txt`` and its hand transcription ``derivations/00N_*.toml``:
 the draft of ``symbackprop extract`` (seconds per document), whether its guessed [network] and
 [symbols] match the hand file's, and the fraction of the hand file's claims that extraction finds
-and parses to a formula proved equal to the hand transcription's.  A hand claim counts as found
-when an extracted link (read with the hand file's symbols, as ``verify --symbols`` does) has the
-same left side and a right side either written identically or proved equal by ``verify`` (one
-claim "hand rhs = extracted rhs" per candidate, under the hand file's network and definitions).
-Links the hand file has no claim for are counted as "extra".  Run:
+and parses to a formula proved equal to the hand transcription's.  The draft is read with the
+seed's small symbols file ``tests/data/seeds/00N.symbols.toml`` merged over its guesses, table by
+table and key by key, as ``verify DOC --symbols FILE`` does: [symbols] and the [tex] spellings.
+A hand claim counts as found when an extracted link has the same left side and a right side
+either written identically or proved equal by ``verify`` (one claim "hand rhs = extracted rhs"
+per candidate, under the hand file's network and definitions and the claim's own ``network``
+override; for a claim expected proved or refuted — two readings of one printed formula are
+equal or not whatever the formula's truth).  Links the hand file has no claim for are counted
+as "extra".  Run:
 
     python benchmarks/bench_extract.py
 """
@@ -48,8 +52,9 @@ def _header(hand: dict) -> list[str]:
     return out
 
 
-def measure(seed: Path, hand_path: Path) -> dict:
+def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
     hand = tomllib.loads(hand_path.read_text(encoding="utf-8"))
+    given = tomllib.loads(symbols_path.read_text(encoding="utf-8")) if symbols_path else {}
     start = time.perf_counter()
     result = draft(seed)
     seconds = time.perf_counter() - start
@@ -58,11 +63,13 @@ def measure(seed: Path, hand_path: Path) -> dict:
     hand_symbols = hand.get("symbols", {})
     symbols_right = sum(hand_symbols.get(k) == v for k, v in drafted.get("symbols", {}).items())
     symbols_wrong = len(drafted.get("symbols", {})) - symbols_right
+    symbols = {**drafted.get("symbols", {}), **given.get("symbols", {})}
+    names = {**drafted.get("tex", {}), **given.get("tex", {})}
     defined = list(hand.get("define", {})) + ["delta[0]"]
     links, unreadable = [], 0
     for claim in drafted.get("claim", []):
         try:
-            links += translate(claim["tex"], hand_symbols, defined)
+            links += translate(claim["tex"], symbols, defined, names)
         except (TexError, ValueError):
             unreadable += 1
     claims = [c for c in hand.get("claim", []) if "lhs" in c and "rhs" in c]
@@ -74,13 +81,16 @@ def measure(seed: Path, hand_path: Path) -> dict:
             used.add(k)
             if _norm(link.rhs) == _norm(claim["rhs"]):
                 found.add(n)
-            elif claim.get("expect", "proved") == "proved":
+            elif claim.get("expect", "proved") in ("proved", "refuted"):
                 pairs.append((n, k, link))
     body = _header(hand)
     for n, k, link in pairs:
         body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(claims[n]['rhs'])}", f"rhs = {_toml(link.rhs)}"]
-        if "for" in claims[n]:
-            body.append(f"for = {_toml(claims[n]['for'])}")
+        for key in ("for", "network"):
+            if key in claims[n]:
+                value = claims[n][key]
+                body.append(f"{key} = " + ("{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+                                           if isinstance(value, dict) else _toml(value)))
     if pairs:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "pairs.toml"
@@ -100,7 +110,8 @@ def main() -> None:
     rows = []
     for seed in seeds:
         (hand,) = (ROOT / "derivations").glob(seed.name[:3] + "_*.toml")
-        rows.append(measure(seed, hand))
+        given = seed.with_name(seed.name[:3] + ".symbols.toml")
+        rows.append(measure(seed, hand, given if given.exists() else None))
     print(f"{'seed':5} {'hand claims':>11} {'found+equal':>11} {'fraction':>8} {'links':>5} {'unreadable':>10} "
           f"{'extra':>5} {'network':>7}  {'symbols':18} {'s/doc':>6}")
     for r in rows:

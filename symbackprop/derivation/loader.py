@@ -14,13 +14,13 @@ else:  # pragma: no cover
 
 from .. import limits
 from ..network import NetworkSpec, SpecError
-from .tex import TexError, translate, translate_expression
+from .tex import TexError, spellings, translate, translate_expression
 from .language import QUANTITIES, Binding, ClaimError, parse, parse_definition, parse_range
 from .model import ModelError, ModelSpec, bindings_of, parse_model
 from .model import build as build_model
 
 VERDICTS = ("proved", "refuted", "ill-formed", "undecided")
-TOP_KEYS = ("title", "source", "summation", "instances", "network", "model", "symbols", "define", "claim",
+TOP_KEYS = ("title", "source", "summation", "instances", "network", "model", "symbols", "tex", "define", "claim",
             "notes")
 NETWORK_KEYS = ("widths", "hidden", "output", "loss", "batch", "reduction", "layout", "l2", "relu_at_zero",
                 "leaky_slope")
@@ -67,6 +67,7 @@ class Derivation:
     claims: list = field(default_factory=list)
     einstein: bool = False
     instances: str | None = None  # for every claim without its own: "document" or "all"
+    tex_names: dict = field(default_factory=dict)  # [tex]: how the document prints a name -> the name
     errors: list = field(default_factory=list)  # file-level problems, one line each
 
     def __repr__(self) -> str:
@@ -134,6 +135,7 @@ def _load(path: Path, shown: str, text: str | None = None) -> Derivation:
     else:
         _load_network(d, data.get("network"), shown)
     _load_symbols(d, data.get("symbols", {}), shown)
+    _load_tex_names(d, data.get("tex", {}), shown)
     _load_definitions(d, data.get("define", {}), shown)
     _load_claims(d, data.get("claim", []), shown)
     return d
@@ -194,6 +196,25 @@ def _load_symbols(d: Derivation, symbols, shown):
         d.bindings[name] = Binding(name, value, shift)
 
 
+def _load_tex_names(d: Derivation, names, shown):
+    """``[tex]``: ``"\\mathcal{L}(\\theta)" = "Lθ"`` — the LaTeX of ``tex`` formulas reads that
+    spelling as the name (which [symbols] or [define] gives a meaning)."""
+    if not isinstance(names, dict):
+        d.errors.append(f"{shown}: [tex] must be a table of \"printed LaTeX\" = \"name\"")
+        return
+    for printed, name in names.items():
+        where = f"{shown}: [tex] {printed!r}"
+        if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
+            d.errors.append(f"{where}: must name a claim-language name (letters, digits and _), not {name!r}")
+            continue
+        try:
+            spellings({printed: name})
+        except TexError as error:
+            d.errors.append(f"{where}: {error.message.split(': ', 1)[-1]}")
+            continue
+        d.tex_names[printed] = name
+
+
 def _load_definitions(d: Derivation, define, shown):
     if not isinstance(define, dict):
         d.errors.append(f"{shown}: [define] must be a table of \"name[l]\" = \"formula\"")
@@ -239,11 +260,11 @@ def _define_tex(d: Derivation, target: str, tex) -> str:
     symbols = {name: getattr(b, "quantity", b) for name, b in d.bindings.items()}
     defined = [df.name for df in d.definitions] + [target.split("[")[0].strip()]
     try:
-        links = translate(tex, symbols, defined)
+        links = translate(tex, symbols, defined, d.tex_names)
     except TexError as error:
         if not error.message.startswith("no '='"):
             raise
-        return translate_expression(tex, symbols, defined).rhs  # the right side alone
+        return translate_expression(tex, symbols, defined, d.tex_names).rhs  # the right side alone
     if len(links) != 1:
         raise TexError("a definition is one formula, not a chain", links[1].start, tex)
     return links[0].rhs
@@ -263,7 +284,7 @@ def _expand_tex(d: Derivation, claims, shown):
         try:
             if not isinstance(entry["tex"], str):
                 raise TexError("tex must be a string", 0)
-            links = translate(entry["tex"], symbols, [df.name for df in d.definitions])
+            links = translate(entry["tex"], symbols, [df.name for df in d.definitions], d.tex_names)
         except TexError as error:
             yield number, {**rest, "id": claim_id, "lhs": "", "rhs": "", " tex error": f"tex: {error}"}
             continue

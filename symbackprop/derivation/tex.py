@@ -135,7 +135,9 @@ class _Tok:
         self.kind, self.value, self.pos, self.node, self._args = kind, value, pos, node, None
 
 
-def _tokens(nodes, tex):
+def _tokens(nodes, tex, names=None):
+    """The tokens of ``nodes``; with ``names`` (see :func:`spellings`), each printed spelling of a
+    name is one ``name`` token."""
     out = []
     for node in nodes or ():
         if node is None:
@@ -146,10 +148,10 @@ def _tokens(nodes, tex):
                     continue
                 out.append(_Tok("char", ch, node.pos + k))
         elif isinstance(node, LatexGroupNode):
-            out.append(_Tok("group", _tokens(node.nodelist, tex), node.pos, node))
+            out.append(_Tok("group", _tokens(node.nodelist, tex, names), node.pos, node))
         elif isinstance(node, LatexMacroNode) and node.macroname in IGNORED:
             argd = getattr(node, "nodeargd", None)  # \mathbf{W}: the argument stands for itself
-            out.extend(_tokens([a for a in (argd.argnlist if argd else []) if a is not None], tex))
+            out.extend(_tokens([a for a in (argd.argnlist if argd else []) if a is not None], tex, names))
         elif isinstance(node, LatexMacroNode):
             out.append(_Tok("macro", node.macroname, node.pos, node))
         elif isinstance(node, LatexSpecialsNode):
@@ -158,10 +160,63 @@ def _tokens(nodes, tex):
             raise TexError(f"cannot read the environment {node.environmentname}", node.pos, tex)
         else:
             raise TexError(f"cannot read {type(node).__name__[5:-4].lower()} here", node.pos, tex)
+    return _named(out, names) if names else out
+
+
+def _key(tok):
+    """What a token is, position aside: spellings are compared by it."""
+    if tok.kind == "group":
+        return ("{", tuple(_key(t) for t in tok.value))
+    if tok.kind == "macro":
+        argd = getattr(tok.node, "nodeargd", None)
+        args = [a for a in (argd.argnlist if argd else []) if a is not None]
+        parts = []
+        for arg in args:  # \hat y and \hat{y} are one spelling
+            inner = _tokens([arg], "")
+            if len(inner) == 1 and inner[0].kind == "group":
+                inner = inner[0].value
+            parts.append(tuple(_key(t) for t in inner))
+        return ("\\", tok.value, tuple(parts))
+    return (tok.kind, tok.value)
+
+
+def spellings(names: Mapping[str, str] | None) -> list[tuple[tuple, str, str]]:
+    """A file's ``[tex]`` table (printed LaTeX → claim-language name) as token patterns, longest
+    first, so that ``\\mathcal{L}(\\theta)`` wins over ``\\mathcal{L}``."""
+    out = []
+    for printed, name in (names or {}).items():
+        try:
+            nodes, _, _ = LatexWalker(printed, tolerant_parsing=False).get_latex_nodes()
+            toks = _tokens(nodes, printed)
+        except (LatexWalkerError, TexError) as error:
+            first = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+            raise TexError(f"[tex] {printed!r}: cannot read the spelling ({first})", 0, printed) from None
+        if not toks:
+            raise TexError(f"[tex] {printed!r}: an empty spelling", 0, printed)
+        out.append((tuple(_key(t) for t in toks), name, printed))
+    out.sort(key=lambda entry: -len(entry[0]))
+    return out
+
+
+def _named(toks, names):
+    """``toks`` with every spelling of ``names`` replaced by one ``name`` token."""
+    out, i = [], 0
+    keys = [_key(t) for t in toks]
+    while i < len(toks):
+        for pattern, name, printed in names:
+            if tuple(keys[i:i + len(pattern)]) == pattern:
+                out.append(_Tok("name", name, toks[i].pos))
+                i += len(pattern)
+                break
+        else:
+            out.append(toks[i])
+            i += 1
     return out
 
 
 class _Parser:
+    names: list = []  # the file's [tex] spellings, as spellings() gives them
+
     def __init__(self, toks, tex, layered, notes, end):
         self.t, self.i, self.tex, self.layered, self.notes = toks, 0, tex, layered, notes
         self.end = end
@@ -187,6 +242,7 @@ class _Parser:
     def _child(self, toks, end):
         p = _Parser(toks, self.tex, self.layered, self.notes, end)
         p.scalars, p.symbols, p.perlayer, p.shapes = self.scalars, self.symbols, self.perlayer, self.shapes
+        p.names = self.names
         return p
 
     def macro_arg(self, mtok):
@@ -198,7 +254,7 @@ class _Parser:
             mtok._args = pending
         if pending:
             node = pending.pop(0)
-            toks = _tokens([node], self.tex)
+            toks = _tokens([node], self.tex, self.names)
             tok = toks[0]
             if tok.kind == "group":
                 return self.sub(tok), tok
@@ -248,7 +304,7 @@ class _Parser:
             if tok.value == "|":  # ||x|| opens a norm, unless it closes the one being read
                 return self._bars() and not (self.closers and self.closers[-1] == "||")
             return tok.value.isalnum() or tok.value in "(["
-        if tok.kind == "group":
+        if tok.kind in ("group", "name"):
             return True
         if self.norms and tok.value == self.closers[-1]:
             return False  # the \| that closes a norm
@@ -438,6 +494,8 @@ class _Parser:
             if inner.isidentifier():  # {W}, \mathbf{W}: the name itself, scripts apply to it
                 return inner, False, inner
             return _wrap(inner), False, None
+        if tok.kind == "name":  # a spelling of the file's [tex] table
+            return tok.value, False, tok.value
         if tok.kind == "char":
             if tok.value.isdigit():
                 num = tok.value
@@ -719,14 +777,17 @@ ENVIRONMENTS = {"align", "align*", "aligned", "split", "gather", "gather*", "gat
 ROW_IGNORED = {"nonumber", "notag", "label", "tag"}
 
 
-def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = ()) -> list[TexLink]:
+def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = (),
+              names: Mapping[str, str] | None = None) -> list[TexLink]:
     """The links of the chains written in ``tex``, in the claim language: one chain, or one per row
     of an ``align``/``aligned`` environment (a row that starts with ``&=`` continues the previous
-    row's chain)."""
-    nodes, context = _prepare(tex, symbols, defined)
+    row's chain).  ``names`` is the file's ``[tex]`` table: how the document prints a name
+    (``\\mathcal{L}(\\theta)``) → the claim language's name (``Lθ``)."""
+    patterns = spellings(names)
+    nodes, context = _prepare(tex, symbols, defined, patterns)
     layered, scalars, perlayer = context
     rows, cur = [], []
-    for tok in _tokens(nodes, tex):
+    for tok in _tokens(nodes, tex, patterns):
         if tok.kind == "macro" and tok.value == "\\":
             rows.append(cur)
             cur = []
@@ -747,15 +808,15 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
         if continues and previous is None:
             raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
         row_links = _chain(row, tex, end, layered, scalars, perlayer, dict(symbols),
-                           previous if continues else None)
+                           previous if continues else None, patterns)
         links += row_links
         previous = row_links[0]
     return links
 
 
-def _prepare(tex, symbols, defined):
+def _prepare(tex, symbols, defined, patterns=()):
     defined = list(defined)
-    layered = set(symbols) | {d.split("[")[0] for d in defined}
+    layered = set(symbols) | {d.split("[")[0] for d in defined} | {name for _, name, _ in patterns}
     if "sigma" in layered:
         layered.add("σ")
     scalars = {k for k, v in symbols.items() if str(v) in SCALAR_ROLES}
@@ -768,15 +829,18 @@ def _prepare(tex, symbols, defined):
     return _environment_body(nodes, tex), (layered, scalars, perlayer)
 
 
-def translate_expression(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = ()) -> TexLink:
+def translate_expression(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = (),
+                         names: Mapping[str, str] | None = None) -> TexLink:
     """One expression (no ``=``), as the right side of a link whose left side is empty."""
-    nodes, (layered, scalars, perlayer) = _prepare(tex, symbols, defined)
-    toks = [t for t in _tokens(nodes, tex) if not (t.kind == "macro" and t.value in ROW_IGNORED)]
+    patterns = spellings(names)
+    nodes, (layered, scalars, perlayer) = _prepare(tex, symbols, defined, patterns)
+    toks = [t for t in _tokens(nodes, tex, patterns) if not (t.kind == "macro" and t.value in ROW_IGNORED)]
     if not toks:
         raise TexError("empty formula", 0, tex)
     notes: list[str] = []
     p = _Parser(toks, tex, layered, notes, len(tex))
     p.scalars, p.symbols, p.perlayer, p.shapes = scalars, dict(symbols), perlayer, []
+    p.names = patterns
     text = p.parse_all()
     line, column = _line_column(tex, toks[0].pos)
     return TexLink("", text, toks[0].pos, len(tex), tuple(notes), None, line, column)
@@ -798,7 +862,7 @@ def _line_column(tex, offset):
     return tex.count("\n", 0, offset) + 1, offset - (tex.rfind("\n", 0, offset) + 1) + 1
 
 
-def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous):
+def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=()):
     pieces, cur = [], []
     for tok in toks:
         if tok.kind == "char" and tok.value == "=":
@@ -818,6 +882,7 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous):
         notes: list[str] = []
         p = _Parser(part, tex, layered, notes, end)
         p.scalars, p.symbols, p.perlayer, p.shapes = scalars, symbols, perlayer, []
+        p.names = patterns
         text = p.parse_all()
         shape = None
         for annotated, annotated_shape in p.shapes:
