@@ -40,11 +40,17 @@ def _norm(expr: str) -> str:
 
 
 def _toml(value) -> str:
+    """A TOML value: strings, numbers and lists as JSON writes them, tables inline."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
 
 
 def _header(hand: dict) -> list[str]:
     out = [f"title = {_toml(hand.get('title', ''))}"]
+    out += [f"{key} = {_toml(hand[key])}" for key in ("summation",) if key in hand]
     for table in ("network", "symbols", "define"):
         if table in hand:
             out.append(f"[{table}]")
@@ -85,12 +91,16 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
                 pairs.append((n, k, link))
     body = _header(hand)
     for n, k, link in pairs:
-        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(claims[n]['rhs'])}", f"rhs = {_toml(link.rhs)}"]
+        # Every index letter of a claim's left side is free; with Einstein summation the hand right
+        # side's dummies would become free there, so a claim expected proved is compared through its
+        # own left side (hand lhs = hand rhs holds, so hand lhs = extracted rhs iff the two agree).
+        left = claims[n]["lhs"] if hand.get("summation") == "einstein" and claims[n].get(
+            "expect", "proved") == "proved" else claims[n]["rhs"]
+        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(left)}", f"rhs = {_toml(link.rhs)}"]
         for key in ("for", "network"):
             if key in claims[n]:
                 value = claims[n][key]
-                body.append(f"{key} = " + ("{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-                                           if isinstance(value, dict) else _toml(value)))
+                body.append(f"{key} = {_toml(value)}")
     if pairs:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "pairs.toml"
