@@ -94,3 +94,16 @@ def test_the_draft_claims_the_loss_and_the_input():
     text = "$$x = a^{(1)}$$ and $$J(W,x,y) = \\frac{1}{2}\\lVert a^{(2)} - y \\rVert^2$$"
     data = tomllib.loads(draft("post.txt", text).toml)
     assert [c["tex"] for c in data["claim"]] == ["x = a^{(1)}", "J = \\frac{1}{2}\\lVert a^{(2)} - y \\rVert^2"]
+
+
+def test_a_trailing_goal_is_dropped_with_a_note():
+    got = link(r"F = -\frac{1}{N} \sum_{k=1}^N [y_k \ln p_k] \rightarrow \min_b")
+    assert got.rhs == "-1 / N * sum((y[k] * log(p[k])), k in 1..N)"
+    assert got.notes[-1] == r"dropped the trailing '\rightarrow \min_b': what is optimised, not a formula"
+    assert "unknown macro \\rightarrow" in fails_at(r"F = a_L \rightarrow b", 9)
+
+
+def test_a_product_with_a_function_of_an_entry_is_a_product_of_numbers():
+    assert link(r"x = \sigma'(z^{L}_q)\frac{\partial z^{L}_q}{\partial W^{l}_{ij}}").rhs == \
+        "sigma'(z[L][q]) * grad(z[L][q], W[l][i, j])"
+    fails_at(r"x = \sigma'(z^{L}_q", 20)

@@ -334,12 +334,12 @@ class _Parser:
         the matrix product, except between two vectors (then elementwise, noted); ``\\cdot`` and
         ``\\times`` are elementwise (noted) unless only the matrix product fits the operands' shapes
         (a matrix before a vector, a column before a row); ``*`` is elementwise."""
-        if ls or rs:
+        kinds = (_kind(left, self.symbols), _kind(right, self.symbols))
+        if ls or rs or "scalar" in kinds:
             return f"{left} * {right}"
         shown = "side by side" if sign is None else ("\\" + sign.value if sign.kind == "macro" else sign.value)
         if sign is not None and PRODUCTS.get(sign.value) == "∘":
             return f"{left} ∘ {right}"
-        kinds = (_kind(left, self.symbols), _kind(right, self.symbols))
         if sign is None:
             if kinds[0] == kinds[1] and kinds[0] in ("col", "row"):
                 self.notes.append(f"read {left} and {right} {shown} as the elementwise product "
@@ -862,7 +862,23 @@ def _line_column(tex, offset):
     return tex.count("\n", 0, offset) + 1, offset - (tex.rfind("\n", 0, offset) + 1) + 1
 
 
+ARROWS = {"rightarrow", "to", "longrightarrow"}
+GOALS = {"min", "max", "arg"}
+
+
+def _goal(toks, tex):
+    """``F = … \\rightarrow \\min_b``: the formula without its trailing goal, and a note (else none)."""
+    for k, tok in enumerate(toks[:-1]):
+        nxt = toks[k + 1]
+        if tok.kind == "macro" and tok.value in ARROWS and nxt.kind == "macro" and nxt.value in GOALS:
+            last = toks[-1]
+            end = last.node.pos + last.node.len if last.node is not None else last.pos + len(str(last.value))
+            return toks[:k], f"dropped the trailing '{' '.join(tex[tok.pos:end].split())}': what is optimised, not a formula"
+    return toks, None
+
+
 def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=()):
+    toks, goal = _goal(toks, tex)
     pieces, cur = [], []
     for tok in toks:
         if tok.kind == "char" and tok.value == "=":
@@ -897,6 +913,8 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
         lhs, lstart, lnotes, lshape = previous.lhs, toks[0].pos, [], None
     else:
         (lhs, lstart, _, lnotes, lshape), sides = sides[0], sides[1:]
+    if goal:
+        sides[-1][3].append(goal)
     line, column = _line_column(tex, lstart)
     return [TexLink(lhs, rhs, lstart, end, tuple(lnotes + notes), shape or lshape, line, column)
             for rhs, _, end, notes, shape in sides]
