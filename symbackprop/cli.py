@@ -522,7 +522,7 @@ def _print_guesses(result, file) -> None:
 
 
 def _with_symbols(draft_toml: str, symbols_path: str) -> str:
-    """The draft with its [network] and [symbols] replaced by those of the user's file."""
+    """The draft with its [network], [symbols] and [tex] replaced by those of the user's file."""
     import tomllib
 
     try:
@@ -532,21 +532,21 @@ def _with_symbols(draft_toml: str, symbols_path: str) -> str:
         raise UsageError(f"{symbols_path}: cannot read: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{symbols_path}: not TOML: {error}") from None
-    if not isinstance(user.get("symbols", {}), dict) or not isinstance(user.get("network", {}), dict):
-        raise UsageError(f"{symbols_path}: [symbols] and [network] must be tables")
+    if not all(isinstance(user.get(table, {}), dict) for table in ("symbols", "network", "tex")):
+        raise UsageError(f"{symbols_path}: [symbols], [network] and [tex] must be tables")
     out, skip = [], False
     for line in draft_toml.splitlines():
         stripped = line.strip()
         if stripped.startswith("["):
-            skip = stripped in {"[network]", "[symbols]"} and stripped[1:-1] in user
+            skip = stripped in {"[network]", "[symbols]", "[tex]"} and stripped[1:-1] in user
         if not skip:
             out.append(line)
     text = "\n".join(out) + "\n"
     head = []
-    for table in ("network", "symbols"):
+    for table in ("network", "symbols", "tex"):
         if table in user:
             head.append(f"[{table}]")
-            head += [f"{key} = {_toml_value(value)}" for key, value in user[table].items()]
+            head += [f"{_toml_value(str(key))} = {_toml_value(value)}" for key, value in user[table].items()]
             head.append("")
     # Tables go after the top-level keys (title, source): before the first table of the draft.
     at = text.find("\n[")
@@ -554,6 +554,11 @@ def _with_symbols(draft_toml: str, symbols_path: str) -> str:
 
 
 def _toml_value(value) -> str:
+    """A TOML value: strings, numbers and lists as JSON writes them, tables inline."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k, ensure_ascii=False)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -366,6 +366,13 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                         symbols[name] = {"quantity": symbols[name], "shift": k}
                 guesses.append(f"line {line}: {letter} = a^({k}) is the input: a and z indices shifted by {k}")
             break
+    # The output layer's letter (a_L, z^{(L)}): the depth, shifted as a is.
+    for letter in ("L", "N"):
+        pattern = rf"(?<![\\A-Za-z])[azWb]\s*[_^]\s*\{{?\s*\(?{letter}\)?\s*\}}?(?![A-Za-z])"
+        if letter not in symbols and re.search(pattern, everything):
+            symbols[letter] = {"quantity": "depth", "shift": shift} if shift else "depth"
+            guesses.append(f"{letter} is the number of the output layer (a layer index of the document)")
+            break
     # The input is the layer before the first weight matrix (a^0 unless W^1 is missing).
     first = min(weights) - 1 if weights else 0
     if shift:
@@ -434,7 +441,8 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if isinstance(role, dict):
             lines.append(f'{name} = {{ quantity = "{role["quantity"]}", shift = {role["shift"]} }}      # guess')
         else:
-            lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function", "input"} else ""))
+            lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function", "input",
+                                                                          "depth"} else ""))
     if first != 0:
         lines.append(f'# guess: the input is a^{first}')
     if defines:
@@ -445,8 +453,10 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     count, unreadable = 0, []
     for tex, line, problem, printed in claims:
         count += 1
+        layers = None
         try:
-            translate(tex, symbols, ["delta[0]", *defines])
+            links = translate(tex, symbols, ["delta[0]", *defines])
+            layers = _layer_range(links, symbols, len(sizes) - 1) if first == 0 else None
         except (TexError, ValueError) as error:
             where = column_of.get((printed, line))
             unreadable.append(f"{path}:{line}:{where or 1}: the formula starting here cannot be read: {error}")
@@ -454,7 +464,69 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                   f"text = {_toml_string(printed)}", f'note = "line {line}"']
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
+        if layers:
+            lines.append(f'for  = "{layers}"      # guess: every layer where the quantities it names exist')
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
+
+
+def _layer_letters(links, symbols) -> dict[str, list[tuple[str, int]]]:
+    """Each letter used in a layer index (``W[l + 1]``) of the links: the names it indexes, with the
+    offset (``l + 1`` → 1)."""
+    import ast
+
+    from .derivation.language import LAYERED, preprocess
+    uses: dict[str, list[tuple[str, int]]] = {}
+    for link in links:
+        for side in (link.lhs, link.rhs):
+            try:
+                tree = ast.parse(preprocess(side), mode="eval")
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)):
+                    continue
+                role = symbols.get(node.value.id)
+                quantity = role.get("quantity") if isinstance(role, dict) else role
+                if quantity not in LAYERED:
+                    continue
+                index, offset = node.slice, 0
+                if isinstance(index, ast.BinOp) and isinstance(index.op, (ast.Add, ast.Sub)) \
+                        and isinstance(index.right, ast.Constant) and isinstance(index.right.value, int):
+                    offset = index.right.value if isinstance(index.op, ast.Add) else -index.right.value
+                    index = index.left
+                if isinstance(index, ast.Name) and index.id not in symbols:
+                    uses.setdefault(index.id, []).append((node.value.id, offset))
+    return uses
+
+
+def _layer_range(links, symbols, depth: int) -> str | None:
+    """The ``for`` range of a formula with a free layer letter: the layers where every quantity it
+    indexes exists (``z_{l+1} = W_{l+1} a_l + b_{l+1}``: l in 0..L-1), the last one written with
+    the document's depth name if it has one; None without a layer letter, or with two."""
+    from .derivation.language import LAYERED
+    uses = _layer_letters(links, symbols)
+    if len(uses) != 1:
+        return None
+    ((letter, refs),) = uses.items()
+    depth_name = next((k for k, v in symbols.items()
+                       if (v.get("quantity") if isinstance(v, dict) else v) == "depth"), None)
+    depth_shift = next((v.get("shift", 0) for k, v in symbols.items() if k == depth_name and isinstance(v, dict)), 0)
+    low, high = None, None
+    for name, offset in refs:
+        role = symbols[name]
+        quantity, shift = (role["quantity"], role.get("shift", 0)) if isinstance(role, dict) else (role, 0)
+        first = LAYERED[quantity][0] + shift - offset
+        last = shift - offset  # beyond the network's depth
+        low = first if low is None else max(low, first)
+        high = last if high is None else min(high, last)
+    if low > depth + high:
+        return None
+    if depth_name is None:
+        top = str(depth + high)
+    else:
+        k = high - depth_shift
+        top = depth_name if k == 0 else f"{depth_name} {'+' if k > 0 else '-'} {abs(k)}"
+    return f"{letter} in {low}..{top}"
 
 
 def _toml_string(value: str) -> str:

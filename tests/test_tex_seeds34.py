@@ -107,3 +107,28 @@ def test_a_product_with_a_function_of_an_entry_is_a_product_of_numbers():
     assert link(r"x = \sigma'(z^{L}_q)\frac{\partial z^{L}_q}{\partial W^{l}_{ij}}").rhs == \
         "sigma'(z[L][q]) * grad(z[L][q], W[l][i, j])"
     fails_at(r"x = \sigma'(z^{L}_q", 20)
+
+
+def test_the_draft_gives_a_layer_letter_the_layers_where_its_quantities_exist():
+    text = ("$$z_{l+1} = W_{l+1} \\cdot a_l + b_{l+1}$$ $$\\frac{\\partial F}{\\partial z_l} = "
+            "W_{l+1}^\\top \\frac{\\partial F}{\\partial z_{l+1}}$$ $$\\frac{\\partial F}{\\partial z_L} = a_L - y$$"
+            " $$F = \\frac{1}{2}\\|a_L - y\\|^2$$")
+    data = tomllib.loads(draft("notes.txt", text).toml)
+    assert data["symbols"]["L"] == "depth"
+    assert [c.get("for") for c in data["claim"]] == ["l in 0..L - 1", "l in 1..L - 1", None, None]
+
+
+def test_the_output_layer_letter_is_shifted_with_the_activations():
+    text = "$$x = a^{(1)}$$ $$z^{(l+1)} = W^{(l)}a^{(l)} + b^{(l)}$$ $$J = \\frac{1}{2}\\|a^{(L)} - y\\|^2$$"
+    data = tomllib.loads(draft("post.txt", text).toml)
+    assert data["symbols"]["L"] == {"quantity": "depth", "shift": 1}
+    assert data["claim"][1]["for"] == "l in 1..L - 1"
+
+
+def test_verify_with_a_symbols_file_of_shifted_names_and_spellings(tmp_path):
+    from symbackprop.cli import _with_symbols
+    symbols = tmp_path / "s.toml"
+    symbols.write_text('[symbols]\nz = { quantity = "preactivation", shift = 1 }\n[tex]\n"n_{W,b}(x)" = "n"\n')
+    merged = tomllib.loads(_with_symbols('title = "t"\n\n[symbols]\nz = "preactivation"\n', str(symbols)))
+    assert merged["symbols"] == {"z": {"quantity": "preactivation", "shift": 1}}
+    assert merged["tex"] == {"n_{W,b}(x)": "n"}
