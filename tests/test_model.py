@@ -230,6 +230,30 @@ def test_masks_are_binary_and_causal_attention_keeps_the_softmax_jacobian(tmp_pa
     assert {point[k] for k in point if k.startswith("mask")} <= {"0", "1"}
 
 
+def test_the_masked_attention_row_in_a_model_keeps_its_mask_symbolic(tmp_path):
+    body = """
+    title = "masked attention, the library's row"
+    [model]
+    sizes = { T = 3, d = 2 }
+    upstream = { O = "dO" }
+    [model.inputs]
+    Q = "T x d"
+    K = "T x d"
+    V = "T x d"
+    mask = { shape = "T x T", values = "binary" }
+    [model.forward]
+    O = "masked_attention(Q, K, V, mask)"
+    """ + claims(
+        ("grad(loss, V)", "(mask * exp(Q @ K.T / sqrt(d)) / sum(mask * exp(Q @ K.T / sqrt(d)), axis=1)).T @ dO"),
+        ("grad(loss, V)", "(exp(Q @ K.T / sqrt(d)) / sum(exp(Q @ K.T / sqrt(d)), axis=1)).T @ dO"),  # mask dropped
+    )
+    checker, results = check(tmp_path, body)
+    assert results[0].verdict.status == "proved", results[0].verdict.message
+    assert_refuted_truly(checker, results[1])
+    point = results[1].verdict.counterexample["point"]
+    assert {point[k] for k in point if k.startswith("mask")} <= {"0", "1"}
+
+
 def test_convolution_by_index_sums(tmp_path):
     body = """
     title = "conv1d, valid padding"
