@@ -413,6 +413,11 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                 continue
             defines[link.lhs] = (link.rhs, tex, line)
     for tex, line, kind in formulas:
+        at_layers = _at_preactivations(tex, symbols)
+        if at_layers is not None:
+            rewritten, problem = at_layers
+            claims.append((rewritten, line, problem, tex))
+            continue
         if kind not in _CLAIMED or "\\equiv" in tex or "=" not in tex:
             continue
         stripped, shapes = _shapes(tex)
@@ -467,6 +472,25 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if layers:
             lines.append(f'for  = "{layers}"      # guess: every layer where the quantities it names exist')
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
+
+
+_FUNCTION_DEFINITION = re.compile(r"\s*\\(sigma|phi|varphi)\s*('?)\s*\(\s*([A-Za-z])\s*\)\s*=")
+
+
+def _at_preactivations(tex: str, symbols: dict) -> tuple[str, str] | None:
+    """``\\sigma(x) = \\frac{1}{1 + e^{-x}}``, x a letter naming nothing: the activation function's
+    definition, to be checked where the network applies it: the formula with x replaced by the
+    preactivation of layer l (and a note saying so); None for any other formula."""
+    match = _FUNCTION_DEFINITION.match(tex)
+    if match is None or match.group(1) not in symbols or match.group(3) in symbols:
+        return None
+    pre = next((k for k, v in symbols.items()
+                if (v.get("quantity") if isinstance(v, dict) else v) == "preactivation"), None)
+    if pre is None:
+        return None
+    letter, at = match.group(3), f"{pre}^{{(l)}}"
+    rewritten = re.sub(rf"(?<![\\A-Za-z]){letter}(?![A-Za-z])", lambda m: at, tex)
+    return rewritten, f"the definition of \\{match.group(1)}{match.group(2)}({letter}) checked at {letter} = {at}"
 
 
 def _layer_letters(links, symbols) -> dict[str, list[tuple[str, int]]]:

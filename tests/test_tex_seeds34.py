@@ -132,3 +132,15 @@ def test_verify_with_a_symbols_file_of_shifted_names_and_spellings(tmp_path):
     merged = tomllib.loads(_with_symbols('title = "t"\n\n[symbols]\nz = "preactivation"\n', str(symbols)))
     assert merged["symbols"] == {"z": {"quantity": "preactivation", "shift": 1}}
     assert merged["tex"] == {"n_{W,b}(x)": "n"}
+
+
+def test_an_activation_functions_definition_is_checked_at_the_preactivations():
+    text = "$\\sigma(x) = \\frac{1}{1 + e^{-x}}$ and $\\sigma'(x) = \\sigma(x)(1 - \\sigma(x))$, $z_l = W_l a_{l-1} + b_l$"
+    data = tomllib.loads(draft("notes.txt", text).toml)
+    sigma, prime = data["claim"][:2]
+    assert (sigma["tex"], sigma["text"]) == ("\\sigma(z^{(l)}) = \\frac{1}{1 + e^{-z^{(l)}}}", "\\sigma(x) = \\frac{1}{1 + e^{-x}}")
+    assert "the definition of \\sigma(x) checked at x = z^{(l)}" in sigma["note"] and sigma["for"] == "l in 1..2"
+    assert prime["tex"] == "\\sigma'(z^{(l)}) = \\sigma(z^{(l)})(1 - \\sigma(z^{(l)}))"
+    # the letter is a name of the document (its input): the formula is a claim about it, as printed
+    data = tomllib.loads(draft("notes.txt", "$x = a^{(1)}$, $\\sigma(x) = 1$, $z^{(2)} = W^{(1)} a^{(1)}$").toml)
+    assert all(c["tex"] != "\\sigma(z^{(l)}) = 1" for c in data["claim"])
