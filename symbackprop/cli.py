@@ -483,12 +483,13 @@ def render_general_proof(general, screen: Screen | None = None, summary_only: bo
 DOCUMENT_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".tex", ".txt")
 
 
-def _draft(path: str):
-    """The draft derivation file of a document; a document that cannot be read is a UsageError."""
+def _draft(path: str, symbols_path: str | None = None):
+    """The draft derivation file of a document (read with the user's symbols file, if any); a
+    document that cannot be read is a UsageError."""
     from .extract import ExtractError, draft
 
     try:
-        return draft(path)
+        return draft(path, given=_read_symbols(symbols_path) if symbols_path else None)
     except ExtractError as error:
         raise UsageError(str(error)) from None
 
@@ -521,8 +522,8 @@ def _print_guesses(result, file) -> None:
         print(problem, file=file)
 
 
-def _with_symbols(draft_toml: str, symbols_path: str) -> str:
-    """The draft with its [network], [symbols] and [tex] replaced by those of the user's file."""
+def _read_symbols(symbols_path: str) -> dict:
+    """The user's symbols file: its [network], [symbols] and [tex] tables."""
     import tomllib
 
     try:
@@ -534,6 +535,15 @@ def _with_symbols(draft_toml: str, symbols_path: str) -> str:
         raise UsageError(f"{symbols_path}: not TOML: {error}") from None
     if not all(isinstance(user.get(table, {}), dict) for table in ("symbols", "network", "tex")):
         raise UsageError(f"{symbols_path}: [symbols], [network] and [tex] must be tables")
+    return user
+
+
+def _with_symbols(draft_toml: str, symbols_path: str) -> str:
+    """The draft with the user's file's [network], [symbols] and [tex] merged over its own, key by key."""
+    import tomllib
+
+    user = _read_symbols(symbols_path)
+    drafted = tomllib.loads(draft_toml)
     out, skip = [], False
     for line in draft_toml.splitlines():
         stripped = line.strip()
@@ -546,7 +556,8 @@ def _with_symbols(draft_toml: str, symbols_path: str) -> str:
     for table in ("network", "symbols", "tex"):
         if table in user:
             head.append(f"[{table}]")
-            head += [f"{_toml_value(str(key))} = {_toml_value(value)}" for key, value in user[table].items()]
+            merged = {**drafted.get(table, {}), **user[table]}
+            head += [f"{_toml_value(str(key))} = {_toml_value(value)}" for key, value in merged.items()]
             head.append("")
     # Tables go after the top-level keys (title, source): before the first table of the draft.
     at = text.find("\n[")
@@ -572,7 +583,7 @@ def run_verify(args) -> int:
     paths, drafts = [], []
     for path in args.paths:
         if path != "-" and path.lower().endswith(DOCUMENT_SUFFIXES):
-            result = _draft(path)
+            result = _draft(path, args.symbols)
             if not result.claims:
                 raise UsageError(f"{path}: nothing to verify: no formula about a gradient, a delta, a derivative "
                                  "or the forward pass found")

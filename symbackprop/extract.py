@@ -278,11 +278,20 @@ def _layer_of(name_tex: str, letter: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def draft(path: str | Path, text: str | None = None) -> Draft:
+def draft(path: str | Path, text: str | None = None, given: dict | None = None) -> Draft:
     """A derivation file for the document at *path*: [network] and [symbols] read from its forward
     definitions and loss (each guess commented), one claim per formula about a gradient, a delta, a
-    derivative or the forward pass, with its ``tex`` and source line."""
-    from .derivation.tex import TexError, translate
+    derivative or the forward pass, with its ``tex`` and source line.  ``given`` is the user's
+    symbols file (its [network], [symbols] and [tex] tables): its names win over the guesses and
+    its spellings are read as names."""
+    from .derivation.tex import TexError
+    from .derivation.tex import translate as read
+
+    given = given or {}
+    names = dict(given.get("tex", {}))
+
+    def translate(tex, symbols, defined):
+        return read(tex, symbols, defined, names)
 
     path = Path(path)
     spans = find_math(path, text)
@@ -391,8 +400,29 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     guesses.append(f"widths {sizes} " + ("(the document's shapes)" if from_doc else "(guessed small)"))
     if first != 0:
         guesses.append(f"layers numbered from {first}: a^{first} is the input")
-    # Definitions (\equiv) and claims.
+    symbols.update(given.get("symbols", {}))
+    depth = len(given["network"]["widths"]) - 1 if "widths" in given.get("network", {}) else len(sizes) - 1
+    # Definitions (\equiv, or = of a name that names nothing yet) and claims.
     defines, claims = {}, []
+    ranges = {}  # a definition's for range
+    repeated = False  # an entry index repeats in a product (Einstein's summation)
+    for tex, line, kind in formulas:
+        if kind != "other" or "\\equiv" in tex or "=" not in tex:
+            continue
+        try:  # read once to find the name on the left, then again with it a per-layer name
+            head = _head_name(translate(tex, symbols, ["delta[0]", *defines])[0].lhs)
+            links = translate(tex, symbols, ["delta[0]", *defines, head or "delta"])
+        except (TexError, ValueError):
+            continue
+        if len(links) != 1 or not _names_a_new_quantity(links[0].lhs, symbols, defines):
+            continue
+        (link,) = links
+        defines[link.lhs] = (link.rhs, tex, line)
+        repeated = repeated or _repeats_an_index(links, symbols)
+        layers = _layer_range(links, symbols, depth) if first == 0 else None
+        if layers:
+            ranges[link.lhs] = layers
+        guesses.append(f"line {line}: {tex.split('=')[0].strip()} names nothing else: read as its definition")
     for tex, line, kind in formulas:
         if "\\equiv" in tex:
             repaired = re.sub(r"\[\s*\\equiv", r"\\equiv [", tex)
@@ -443,6 +473,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
              f'hidden = "{activation}"      # guess', f'output = "{"softmax" if softmax else activation}"      # guess',
              f'loss   = "{loss}"      # guess', "batch  = 1      # guess: one example", "", "[symbols]"]
     for name, role in symbols.items():
+        name = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _toml_string(name)
         if isinstance(role, dict):
             lines.append(f'{name} = {{ quantity = "{role["quantity"]}", shift = {role["shift"]} }}      # guess')
         else:
@@ -450,18 +481,25 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                                                                           "depth"} else ""))
     if first != 0:
         lines.append(f'# guess: the input is a^{first}')
+    if names:
+        lines += ["", "[tex]"] + [f"{_toml_string(k)} = {_toml_string(v)}" for k, v in names.items()]
     if defines:
         lines += ["", "[define]"]
         for name, (rhs, tex, line) in defines.items():
             lines.append(f"# line {line}: {tex}")
-            lines.append(f'"{name}" = {_toml_string(rhs)}')
-    count, unreadable = 0, []
+            if name in ranges:
+                lines.append(f'"{name}" = {{ expr = {_toml_string(rhs)}, for = "{ranges[name]}" }}'
+                             "      # guess: the for range")
+            else:
+                lines.append(f'"{name}" = {_toml_string(rhs)}')
+    count, unreadable, einstein = 0, [], repeated
     for tex, line, problem, printed in claims:
         count += 1
         layers = None
         try:
             links = translate(tex, symbols, ["delta[0]", *defines])
-            layers = _layer_range(links, symbols, len(sizes) - 1) if first == 0 else None
+            layers = _layer_range(links, symbols, depth) if first == 0 else None
+            einstein = einstein or _repeats_an_index(links, symbols)
         except (TexError, ValueError) as error:
             where = column_of.get((printed, line))
             unreadable.append(f"{path}:{line}:{where or 1}: the formula starting here cannot be read: {error}")
@@ -471,6 +509,11 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
         if layers:
             lines.append(f'for  = "{layers}"      # guess: every layer where the quantities it names exist')
+    if einstein:
+        at = lines.index("[network]")
+        lines.insert(at - 1, 'summation = "einstein"      # guess: an entry index repeats in a product, '
+                     "summed as in Einstein's convention")
+        guesses.append("an entry index repeats within a product: summed (Einstein's convention)")
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
 
 
@@ -491,6 +534,68 @@ def _at_preactivations(tex: str, symbols: dict) -> tuple[str, str] | None:
     letter, at = match.group(3), f"{pre}^{{(l)}}"
     rewritten = re.sub(rf"(?<![\\A-Za-z]){letter}(?![A-Za-z])", lambda m: at, tex)
     return rewritten, f"the definition of \\{match.group(1)}{match.group(2)}({letter}) checked at {letter} = {at}"
+
+
+def _head_name(lhs: str) -> str | None:
+    """The name a left side is about: ``eps`` of ``eps[i] ** l``."""
+    import ast
+    try:
+        node = ast.parse(lhs, mode="eval").body
+    except SyntaxError:
+        return None
+    while isinstance(node, (ast.Subscript, ast.BinOp)):
+        node = node.value if isinstance(node, ast.Subscript) else node.left
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _names_a_new_quantity(lhs: str, symbols: dict, defines: dict) -> bool:
+    """Whether ``lhs`` is a name of nothing yet (not a symbol, not a function), with its layer and
+    entry indices: ``eps[l][i]``."""
+    import ast
+    try:
+        node = ast.parse(lhs, mode="eval").body
+    except SyntaxError:
+        return False
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id not in symbols and node.id != "delta" \
+        and node.id.isidentifier() and len(node.id) > 1 and lhs not in defines
+
+
+def _repeats_an_index(links, symbols) -> bool:
+    """Whether an entry index letter not on a link's left side is used twice on its right side
+    (``ε_q ∂z_q/∂W_ij``): the document sums over it as Einstein did."""
+    import ast
+
+    from .derivation.language import LAYERED, preprocess
+
+    def entry_letters(side):
+        try:
+            tree = ast.parse(preprocess(side), mode="eval")
+        except SyntaxError:
+            return []
+        out, bound = [], set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and \
+                    isinstance(node.ops[0], ast.In):
+                bound.add(node.left.id)  # sum(…, i in 1..m)
+            if not isinstance(node, ast.Subscript):
+                continue
+            base = node.value
+            role = symbols.get(base.id) if isinstance(base, ast.Name) else None
+            quantity = role.get("quantity") if isinstance(role, dict) else role
+            if isinstance(base, ast.Name) and quantity in LAYERED:
+                continue  # X[l]: a layer
+            index = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            out += [i.id for i in index if isinstance(i, ast.Name) and i.id not in symbols]
+        return [letter for letter in out if letter not in bound]
+
+    for link in links:
+        left = set(entry_letters(link.lhs))
+        right = entry_letters(link.rhs)
+        if any(right.count(letter) >= 2 and letter not in left for letter in set(right)):
+            return True
+    return False
 
 
 def _layer_letters(links, symbols) -> dict[str, list[tuple[str, int]]]:

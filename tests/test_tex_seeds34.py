@@ -144,3 +144,31 @@ def test_an_activation_functions_definition_is_checked_at_the_preactivations():
     # the letter is a name of the document (its input): the formula is a claim about it, as printed
     data = tomllib.loads(draft("notes.txt", "$x = a^{(1)}$, $\\sigma(x) = 1$, $z^{(2)} = W^{(1)} a^{(1)}$").toml)
     assert all(c["tex"] != "\\sigma(z^{(l)}) = 1" for c in data["claim"])
+
+
+def test_a_name_defined_by_its_formula_is_a_definition_and_an_index_repeated_is_summed():
+    text = ("$$x = a^{(1)}$$ $$z^{(l+1)} = W^{(l)}a^{(l)} + b^{(l)}$$ "
+            "$$\\epsilon_i^{(l)} = \\epsilon_q^{(l+1)}W^{(l)}_{qi}\\sigma'(z_i^{(l)})$$ "
+            "$$\\epsilon_i^{(L)} = (a^{(L)}_i - y_i)\\sigma'(z^{(L)}_i)$$ "
+            "$$J = \\frac{1}{2}\\|a^{(L)} - y\\|^2$$")
+    result = draft("post.txt", text, given={"tex": {"\\epsilon": "eps"}})
+    data = tomllib.loads(result.toml)
+    assert data["define"] == {
+        "eps[l][i]": {"expr": "eps[l + 1][q] * W[l][q, i] * sigma'(z[l][i])", "for": "l in 2..L - 1"},
+        "eps[L][i]": "(a[L][i] - y[i]) * sigma'(z[L][i])"}
+    assert data["summation"] == "einstein" and data["tex"] == {"\\epsilon": "eps"}
+    assert "line 1: \\epsilon_i^{(l)} names nothing else: read as its definition" in result.guesses
+    # without the spelling the name is epsilon, defined all the same
+    assert set(tomllib.loads(draft("post.txt", text).toml)["define"]) == {"epsilon[l][i]", "epsilon[L][i]"}
+
+
+def test_verify_a_document_with_a_symbols_file_reads_the_draft_with_it(tmp_path, capsys):
+    from symbackprop.cli import main
+    post = tmp_path / "post.txt"
+    post.write_text("$$x = a^{(1)}$$ $$z^{(l+1)} = W^{(l)}a^{(l)} + b^{(l)}$$ $$a^{(l+1)} = \\sigma(z^{(l+1)})$$ "
+                    "$$J = \\frac{1}{2}\\|n_{W,b}(x) - y\\|^2$$ $$\\frac{\\partial J}{\\partial a^{(L)}} = n_{W,b}(x) - y$$")
+    symbols = tmp_path / "s.toml"
+    symbols.write_text('[symbols]\nn = "output"\n[tex]\n"n_{W,b}(x)" = "n"\n')
+    code = main(["verify", str(post), "--symbols", str(symbols)])
+    out = capsys.readouterr().out
+    assert code == 0 and "5 proved" in out, out
