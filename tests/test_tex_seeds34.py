@@ -172,3 +172,11 @@ def test_verify_a_document_with_a_symbols_file_reads_the_draft_with_it(tmp_path,
     code = main(["verify", str(post), "--symbols", str(symbols)])
     out = capsys.readouterr().out
     assert code == 0 and "5 proved" in out, out
+
+
+def test_a_shape_written_as_a_names_subscript():
+    got = link(r"x = \left[W^2_{2\times 4} \right]^\top a^2")
+    assert got.rhs == "(W[2]).T @ a[2]"
+    assert got.notes == ("the shape annotation 2×4 inside a side is not checked (only one on a whole side is)",)
+    assert link(r"W^{(l)}_{2\times 4} = W^{(l)}").shape == ("2", "4")
+    assert "a shape is written m \\times n" in fails_at(r"x = W^2_{2\times}", 10)

@@ -366,6 +366,10 @@ class _Parser:
                 continue
             p, argtok = self.arg()
             if tok.value == "_" and name is not None:
+                shape = self._shape(p)
+                if shape is not None:  # W^2_{2\times 4}: the shape of W^2, not an entry
+                    self.shapes.append((self._scripted(base, name, sup, sub), shape))
+                    continue
                 if sub is not None:
                     self.fail("a second subscript")
                 sub = self._subscript(p, name)
@@ -916,5 +920,5 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
     if goal:
         sides[-1][3].append(goal)
     line, column = _line_column(tex, lstart)
-    return [TexLink(lhs, rhs, lstart, end, tuple(lnotes + notes), shape or lshape, line, column)
+    return [TexLink(lhs, rhs, lstart, end, tuple(dict.fromkeys(lnotes + notes)), shape or lshape, line, column)
             for rhs, _, end, notes, shape in sides]
