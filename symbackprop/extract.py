@@ -405,6 +405,7 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
     # Definitions (\equiv, or = of a name that names nothing yet) and claims.
     defines, claims = {}, []
     ranges = {}  # a definition's for range
+    printed = {}  # a definition's formula as printed, where the one read differs
     repeated = False  # an entry index repeats in a product (Einstein's summation)
     for tex, line, kind in formulas:
         if kind != "other" or "\\equiv" in tex or "=" not in tex:
@@ -425,6 +426,7 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
         guesses.append(f"line {line}: {tex.split('=')[0].strip()} names nothing else: read as its definition")
     for tex, line, kind in formulas:
         if "\\equiv" in tex:
+            original = tex
             repaired = re.sub(r"\[\s*\\equiv", r"\\equiv [", tex)
             if repaired != tex:
                 guesses.append(f"line {line}: '[\\equiv' read as '\\equiv [' (a misplaced bracket)")
@@ -442,6 +444,7 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
                 claims.append((as_claim, line, f"definition of {link.lhs} checked as a claim ({why})", tex))
                 continue
             defines[link.lhs] = (link.rhs, tex, line)
+            printed[link.lhs] = original
     for tex, line, kind in formulas:
         at_layers = _at_preactivations(tex, symbols)
         if at_layers is not None:
@@ -464,6 +467,7 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
             spelled = re.sub(rf"(?<![A-Za-z\\]){re.escape(loss_name)}\s*\([^()]*\)", lambda m: loss_name, spelled)
             problems.append(f"the loss's arguments dropped: {loss_name}(…) read as {loss_name}")
         claims.append((spelled, line, "; ".join(problems) or None, tex))
+    claims += _errors_as_gradients(defines, symbols, loss_name, printed)
     claims.sort(key=lambda c: c[1])
     lines = [f"# Draft derivation file extracted from {path.name} by `symbackprop extract`.",
              "# Every line marked `# guess:` is a reading of the document to confirm.",
@@ -534,6 +538,31 @@ def _at_preactivations(tex: str, symbols: dict) -> tuple[str, str] | None:
     letter, at = match.group(3), f"{pre}^{{(l)}}"
     rewritten = re.sub(rf"(?<![\\A-Za-z]){letter}(?![A-Za-z])", lambda m: at, tex)
     return rewritten, f"the definition of \\{match.group(1)}{match.group(2)}({letter}) checked at {letter} = {at}"
+
+
+_ERROR = re.compile(r"\s*\\(delta|epsilon|varepsilon)(?![A-Za-z])(.*)")
+
+
+def _errors_as_gradients(defines: dict, symbols: dict, loss_name: str, printed: dict) -> list:
+    """A layer's error δ^l (or ε^l) defined by the document, checked as what backpropagation means
+    by it, the gradient of the loss by z^l: one claim ``∂C/∂z^l = (the definition)`` per definition,
+    its printed text the definition's, the reading in its note."""
+    pre = next((k for k, v in symbols.items()
+                if (v.get("quantity") if isinstance(v, dict) else v) == "preactivation"), None)
+    if pre is None or not re.fullmatch(r"[A-Za-z]", loss_name or ""):
+        return []
+    out = []
+    for name, (rhs, tex, line) in defines.items():
+        left, _, right = tex.partition("\\equiv") if "\\equiv" in tex else tex.partition("=")
+        match = _ERROR.fullmatch(left.strip())
+        if match is None or not right.strip():
+            continue
+        claim = f"\\frac{{\\partial {loss_name}}}{{\\partial {pre}{match.group(2).strip()}}} = {right.strip()}"
+        note = f"the definition of {name} checked as the gradient of {loss_name} by {pre}: a layer's error is that gradient"
+        if printed.get(name, tex) != tex:
+            note += f"; read as {tex}"
+        out.append((claim, line, note, printed.get(name, tex)))
+    return out
 
 
 def _head_name(lhs: str) -> str | None:

@@ -86,8 +86,9 @@ def test_draft_reads_network_symbols_and_claims_from_a_post():
     assert data["define"] == {"delta[2]": "(a[2] - y) ∘ sigma'(z[2])"}
     texts = [c["tex"] for c in data["claim"]]
     assert texts == ["z^l = W^l a^{l-1} + b^l", "a^l = \\sigma(z^l)", "C = \\frac{1}{2} \\|a^2 - y\\|^2",
-                     "\\frac{\\partial C}{\\partial b^2} = \\delta^2"]
-    assert [c["note"] for c in data["claim"]] == ["line 3", "line 3", "line 3", "line 5"]
+                     "\\frac{\\partial C}{\\partial b^2} = \\delta^2",
+                     "\\frac{\\partial C}{\\partial z^2} = (a^2 - y) \\odot \\sigma'(z^2)"]
+    assert [c["note"] for c in data["claim"]][:4] == ["line 3", "line 3", "line 3", "line 5"]
     assert "# guess: the document gives no widths" in result.toml
     assert any("guessed small" in g for g in result.guesses)
 

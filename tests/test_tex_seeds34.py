@@ -180,3 +180,17 @@ def test_a_shape_written_as_a_names_subscript():
     assert got.notes == ("the shape annotation 2×4 inside a side is not checked (only one on a whole side is)",)
     assert link(r"W^{(l)}_{2\times 4} = W^{(l)}").shape == ("2", "4")
     assert "a shape is written m \\times n" in fails_at(r"x = W^2_{2\times}", 10)
+
+
+def test_a_layers_error_defined_by_the_document_is_checked_as_the_gradient_by_z():
+    text = ("$$z^l = W^l a^{l-1} + b^l$$ $$C = \\frac{1}{2}\\|a^2 - t\\|^2$$ "
+            "$$\\delta^2 \\equiv (a^2-t) \\circ \\sigma'(z^2)$$ $$\\delta ^1 [\\equiv W^2]^\\top \\delta^2 \\circ \\sigma'(z^1)$$")
+    data = tomllib.loads(draft("post.txt", text).toml)
+    errors = [c for c in data["claim"] if "checked as the gradient" in c["note"]]
+    assert [(c["tex"], c["text"]) for c in errors] == [
+        ("\\frac{\\partial C}{\\partial z^2} = (a^2-t) \\circ \\sigma'(z^2)", "\\delta^2 \\equiv (a^2-t) \\circ \\sigma'(z^2)"),
+        ("\\frac{\\partial C}{\\partial z^1} = [ W^2]^\\top \\delta^2 \\circ \\sigma'(z^1)",
+         "\\delta ^1 [\\equiv W^2]^\\top \\delta^2 \\circ \\sigma'(z^1)")]
+    assert errors[0]["note"] == ("line 1; the definition of delta[2] checked as the gradient of C by z: "
+                                 "a layer's error is that gradient")
+    assert errors[1]["note"].endswith("; read as \\delta ^1 \\equiv [ W^2]^\\top \\delta^2 \\circ \\sigma'(z^1)")
