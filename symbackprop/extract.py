@@ -42,19 +42,35 @@ _DELIMITERS = (
 )
 
 
+_DECORATIONS = re.compile(r"\\(?:underline|mathbf|boldsymbol|bm|vec|mathrm|mathit|widetilde|tilde|therefore|because"
+                          r"|underset\s*\{[^{}]*\})\s*|\\text\s*\{[^{}]*\}\s*")
+
+
+def _head(side: str) -> str:
+    """The name a side of a formula starts with, its decorations (\\underline, \\mathbf, …) removed:
+    ``\\underline{a}_i`` → a, ``\\hat{y}_\\ell`` → haty."""
+    head = _DECORATIONS.sub("", side.strip()).lstrip("\\")
+    return re.split(r"[\^_(]", head.replace("{", "").replace("}", "").lstrip("\\"))[0].strip()
+
+
 def classify(tex: str) -> str:
-    """The kind of a formula, read from its left-hand side."""
-    lhs = tex.split("=", 1)[0] if "=" in tex else ""
+    """The kind of a formula, read from its left-hand side (or, for a chain ``f(x) = h_L(x) = …``,
+    the side before any later ``=``)."""
+    sides = tex.split("=")
+    lhs = sides[0] if len(sides) > 1 else ""
     if not lhs:
         return "other"
     if "\\partial" in lhs or "\\nabla" in lhs:
         return "gradient" if "W" in lhs or "b" in lhs or "\\theta" in lhs else "derivative"
     if "\\delta" in lhs:
         return "delta"
-    head = lhs.strip().lstrip("\\").split("^")[0].split("_")[0].split("(")[0].strip("{} ")
-    if head in {"J", "C", "L", "E", "F", "mathcal{L}", "mathcal{J}"}:
-        return "loss"
-    if head in {"z", "a", "h", "x", "y", "hat y", "hat{y}"}:
+    head = _head(lhs)
+    if head in {"J", "C", "L", "E", "F", "mathcalL", "mathcalJ"}:
+        number = re.fullmatch(r"\s*-?\d+(\.\d+)?\s*[.,;]?\s*", sides[1]) is not None
+        bare = re.fullmatch(r"\s*[A-Za-z]\s*", lhs) is not None
+        return "other" if number and bare and len(sides) == 2 else "loss"  # L = 3: a size, not the loss
+    forward = {"z", "a", "h", "x", "y", "haty", "hat y"}
+    if head in forward or any(_head(side) in forward for side in sides[1:-1]):
         return "forward definition"
     return "other"
 
@@ -221,20 +237,26 @@ def _rows(tex: str) -> list[str]:
     rows: list[str] = []
     for row in pieces:
         row = " ".join(row.split()) if "\\begin" in row else " ".join(row.replace("&", " ").split())
-        if not row:
-            continue
-        if rows and row.startswith("="):
-            rows[-1] += " " + row
-        else:
+        row = row[1:].lstrip() if row.startswith("&") else row  # &= in a row that holds an environment
+        if row:
             rows.append(row)
     return rows
 
 
 def _split(tex: str) -> list[tuple[str, int]]:
-    """Formulas written side by side in one span (``a = b, \\qquad c = d``) or in rows."""
-    out = []
+    """Formulas written side by side in one span (``a = b, \\qquad c = d``) or in rows; a row that
+    starts with ``=`` continues the chain of the row above (kept as a row of it, after ``\\\\``),
+    and what follows a ``\\quad`` in a row is a formula (or a remark) of its own."""
+    out: list[tuple[str, int]] = []
+    chain = None
     for row in _rows(tex):
-        out += _split_row(row)
+        for k, (part, offset) in enumerate(_split_row(row)):
+            if k == 0 and part.startswith("=") and chain is not None:
+                out[chain] = (out[chain][0] + " \\\\ " + part, out[chain][1])
+                continue
+            out.append((part, offset))
+            if k == 0:
+                chain = len(out) - 1
     return out
 
 
@@ -253,7 +275,9 @@ def _split_row(tex: str) -> list[tuple[str, int]]:
     out = []
     for part, offset in parts:
         stripped = part.strip().rstrip(",.;").strip()
-        if stripped:
+        if stripped.startswith("\\forall") and out:  # a = b \quad \forall k = 1(1)L: the range of a = b
+            out[-1] = (f"{out[-1][0]} \\quad {stripped}", out[-1][1])
+        elif stripped:
             out.append((stripped, offset))
     return out
 
@@ -296,12 +320,19 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
     path = Path(path)
     spans = find_math(path, text)
     formulas = []  # (tex, line, kind)
-    column_of = {}
+    column_of, continued = {}, {}
+    guesses: list[str] = []
     for span in spans:
         for part, _ in _split(span.tex):
-            formulas.append((part, span.line, classify(part.replace("\\equiv", "="))))
             column_of.setdefault((part, span.line), span.column)
-    guesses: list[str] = []
+            if part.startswith("=") and formulas and span.display and _left_side(formulas[-1][0]):
+                # a display that starts with '=' continues the chain of the formula above it
+                printed, part = part, _left_side(formulas[-1][0]) + " " + part
+                continued[(part, span.line)] = (formulas[-1][1], printed)
+                column_of.setdefault((part, span.line), span.column)
+                guesses.append(f"line {span.line}: the display starts with '=': it continues the chain of "
+                               f"line {formulas[-1][1]}")
+            formulas.append((part, span.line, classify(part.replace("\\equiv", "="))))
     symbols = {"W": "weight", "b": "bias", "z": "preactivation", "a": "activation"}
     everything = " ".join(f for f, _, _ in formulas)
     present = [k for k in symbols if re.search(rf"(?<![\\A-Za-z]){k}\s*\^", everything)]
@@ -463,9 +494,13 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
         spelled = spelled.replace("\\cdotp", "\\cdot")
         if spelled != stripped:
             problems.append("bold letters read as plain ones ({\\bf x}, \\mathbf{x} as x), \\cdotp as \\cdot")
-        if loss_name and re.search(rf"(?<![A-Za-z\\]){re.escape(loss_name)}\s*\([^()]*\)", spelled):
-            spelled = re.sub(rf"(?<![A-Za-z\\]){re.escape(loss_name)}\s*\([^()]*\)", lambda m: loss_name, spelled)
+        if loss_name and re.search(rf"(?<![A-Za-z\\_^]){re.escape(loss_name)}\s*\([^()]*\)", spelled):
+            spelled = re.sub(rf"(?<![A-Za-z\\_^]){re.escape(loss_name)}\s*\([^()]*\)", lambda m: loss_name, spelled)
             problems.append(f"the loss's arguments dropped: {loss_name}(…) read as {loss_name}")
+        if (tex, line) in continued:
+            above, printed = continued[(tex, line)]
+            problems.append(f"continues the chain of line {above} (its left side repeated)")
+            column_of.setdefault((printed, line), column_of.get((tex, line)))
         claims.append((spelled, line, "; ".join(problems) or None, tex))
     claims += _errors_as_gradients(defines, symbols, loss_name, printed)
     claims.sort(key=lambda c: c[1])
@@ -685,6 +720,17 @@ def _layer_range(links, symbols, depth: int) -> str | None:
         k = high - depth_shift
         top = depth_name if k == 0 else f"{depth_name} {'+' if k > 0 else '-'} {abs(k)}"
     return f"{letter} in {low}..{top}"
+
+
+def _left_side(tex: str) -> str:
+    """The left side of a chain: the text before its first ``=`` outside braces (empty if none)."""
+    depth = 0
+    for k, ch in enumerate(tex):
+        depth += ch == "{"
+        depth -= ch == "}"
+        if ch == "=" and depth == 0:
+            return tex[:k].replace("&", " ").strip()
+    return ""
 
 
 def _toml_string(value: str) -> str:

@@ -123,7 +123,7 @@ def test_align_rows_are_formulas_and_a_row_starting_with_equals_continues_the_ch
     data = tomllib.loads(draft("notes.txt", text).toml)
     assert [c["tex"] for c in data["claim"]] == [
         "z^{(2)} = W^{(1)} a^{(1)} + b^{(1)}",
-        "a^{(2)} = \\sigma(z^{(2)}) = \\sigma(W^{(1)} a^{(1)} + b^{(1)})", "x = a^{(1)}"]
+        "a^{(2)} = \\sigma(z^{(2)}) \\\\ = \\sigma(W^{(1)} a^{(1)} + b^{(1)})", "x = a^{(1)}"]  # the row break kept
     assert data["symbols"]["x"] == "input" and data["symbols"]["a"] == {"quantity": "activation", "shift": 1}
 
 

@@ -229,8 +229,8 @@ def test_a_greek_macro_is_the_defined_unicode_name():
 def test_nabla_ell_tanh_and_font_switches():
     assert read(r"\nabla_{W^2} C = \delta^2 (a^1)^T") == [("grad(C, W[2])", "delta[2] @ (a[1]).T")]
     assert read(r"x = \tanh(z^\ell) \cdotp {\bf a}^1 + \underline{b}^1") == [
-        ("x", "tanh(z[ell]) * a[1] + b[1]")]
-    with pytest.raises(TexError, match="nabla needs the variable below"):
+        ("x", "tanh(z[ell]) @ a[1] + b[1]")]
+    with pytest.raises(TexError, match="nabla C needs the variable below"):
         translate(r"x = \nabla C", SYMBOLS, DEFINED)
 
 
@@ -238,13 +238,6 @@ def test_a_dot_in_a_subscript_is_a_whole_row_or_column():
     (link,) = translate(r"x = W^2_{j,\cdot}", SYMBOLS, DEFINED)
     assert link.rhs == "W[2][j, :]" and any("whole row" in note for note in link.notes)
     assert [(l.rhs, l.notes) for l in translate(r"x = W^2_{:,k}", SYMBOLS, DEFINED)] == [("W[2][:, k]", ())]
-
-
-def test_cdot_between_vectors_is_elementwise_with_a_note():
-    (link,) = translate(r"x = z^2 \cdot a^2", SYMBOLS, DEFINED)
-    assert link.rhs == "z[2] * a[2]"
-    assert link.notes == (r"read \cdot between z[2] and a[2] as the elementwise product (a scalar factor broadcasts)",)
-    assert not translate(r"x = 2 \cdot a^1", SYMBOLS, DEFINED)[0].notes
 
 
 def test_a_calligraphic_letter_is_the_symbol_of_that_name_if_mapped():

@@ -22,14 +22,12 @@ def fails_at(tex, column, symbols=SYMBOLS):
     return str(info.value)
 
 
-def test_cdot_is_the_matrix_product_where_only_that_fits_the_shapes():
+def test_cdot_in_the_seeds_formulas_is_the_matrix_product():
     got = link(r"z_l = W_l \cdot a_{l-1} + b_l")
     assert got.rhs == "W[l] @ a[l - 1] + b[l]"
-    assert r"read \cdot between W[l] and a[l - 1] as the matrix product (a matrix and a col)" in got.notes
+    assert r"read \cdot between W[l] and a[l - 1] as the matrix product" in got.notes
     got = link(r"x = \frac{\partial F}{\partial z_L} \cdot a_{l-1}^\top")
     assert got.rhs == "grad(F, z[L]) @ a[l - 1].T"
-    assert r"read \cdot between grad(F, z[L]) and a[l - 1].T as the matrix product (a col and a row)" in got.notes
-    assert link(r"x = z_l \cdot a_l").rhs == "z[l] * a[l]"  # two columns: elementwise, noted
     fails_at(r"x = W_l \cdot", 14)
 
 
@@ -45,7 +43,7 @@ def test_two_vectors_side_by_side_are_an_elementwise_product_with_a_note():
 
 def test_an_asterisk_is_the_elementwise_product():
     got = link(r"x = W_{l+1}^\top \cdot d * (\sigma(z_l) * (1 - \sigma(z_l)))", defined=["d"])
-    assert got.rhs == "W[l + 1].T * d ∘ (sigma(z[l]) ∘ (1 - sigma(z[l])))"
+    assert got.rhs == "W[l + 1].T @ d ∘ (sigma(z[l]) ∘ (1 - sigma(z[l])))"
     assert any(note.startswith("read * between sigma(z[l]) and") for note in got.notes)
     assert link("x = 2 * a_l").rhs == "2 * a[l]" and not [n for n in link("x = 2 * a_l").notes if "*" in n]
     fails_at("x = a_l * ", 11)
@@ -194,3 +192,13 @@ def test_a_layers_error_defined_by_the_document_is_checked_as_the_gradient_by_z(
     assert errors[0]["note"] == ("line 1; the definition of delta[2] checked as the gradient of C by z: "
                                  "a layer's error is that gradient")
     assert errors[1]["note"].endswith("; read as \\delta ^1 \\equiv [ W^2]^\\top \\delta^2 \\circ \\sigma'(z^1)")
+
+
+def test_a_sum_of_a_negated_term():
+    assert link(r"F = \frac{1}{N} \sum_{k=1}^N -\ln p_k").rhs == "1 / N * sum(-log(p[k]), k in 1..N)"
+    fails_at(r"F = \sum_{k=1}^N -", 19)
+
+
+def test_a_column_of_a_matrix_is_a_vector_in_a_product():
+    got = link(r"x = (W_{l,\cdot,j})^T \nabla_{a_l} F")
+    assert got.rhs == "(W[l][:, j]).T @ grad(F, a[l])"

@@ -291,8 +291,9 @@ def _expand_tex(d: Derivation, claims, shown):
         for k, link in enumerate(links):
             suffix = chr(ord("a") + k) if len(links) > 1 else ""
             note = "; ".join(filter(None, [rest.get("note"), *link.notes])) or None
-            yield number, {**rest, "id": claim_id + suffix, "lhs": link.lhs, "rhs": link.rhs, "note": note,
-                           " shape": link.shape}
+            quantified = {"for": link.for_range} if link.for_range and "for" not in rest else {}
+            yield number, {**rest, **quantified, "id": claim_id + suffix, "lhs": link.lhs, "rhs": link.rhs,
+                           "note": note, " shape": link.shape}
 
 
 def _load_claims(d: Derivation, claims, shown):

@@ -6,11 +6,11 @@ recorded in ``TexLink.notes``; LaTeX the reader cannot read raises ``TexError`` 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
-from .language import FUNCTION_QUANTITIES as FUNCTION_ROLES
-from .language import LAYERED, QUANTITIES
+from .language import FUNCTION_QUANTITIES, LAYERED, QUANTITIES
 from pylatexenc.latexwalker import (LatexCharsNode, LatexGroupNode, LatexMacroNode,
                                     LatexWalker, LatexWalkerError, LatexSpecialsNode)
 
@@ -37,6 +37,7 @@ class TexLink:
     shape: tuple | None = None  # (rows, cols) formulas of a shape annotation on the right side
     line: int = 1  # where the link's left side starts (1-based), for a formula of several lines
     column: int = 1
+    for_range: str | None = None  # a trailing quantifier \forall k = 1(1)L, as a claim's for: k in 1..L
 
 
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "eta", "theta", "lambda",
@@ -83,8 +84,12 @@ def _node_kind(node, roles):
         return ("matrix" if role in MATRIX_ROLES else "col" if role in VECTOR_ROLES
                 else "scalar" if role in NUMBER_ROLES else None)
     if isinstance(node, ast.Subscript):
-        if isinstance(node.value, ast.Subscript):
-            return "scalar"  # X[l][i]: an entry
+        if isinstance(node.value, ast.Subscript):  # X[l][i]: an entry; X[l][:, j] a column
+            index = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            sliced = [isinstance(i, ast.Slice) for i in index]
+            if not any(sliced):
+                return "scalar"
+            return {(True, False): "col", (False, True): "row"}.get(tuple(sliced)) if len(index) == 2 else None
         if isinstance(node.value, ast.Name):
             role = _role(roles.get(node.value.id, ""))
             if role in LAYERED:  # X[l]: the layer's quantity
@@ -104,7 +109,7 @@ def _node_kind(node, roles):
             return "matrix"
         if name in ("norm", "sum", "trace", "mean"):
             return "scalar"
-        if len(args) == 1 and (name in ELEMENTWISE_CALLS or _role(roles.get(name, "")) in FUNCTION_ROLES):
+        if len(args) == 1 and (name in ELEMENTWISE_CALLS or _role(roles.get(name, "")) in FUNCTION_QUANTITIES):
             return _node_kind(args[0], roles)
         return None
     if isinstance(node, ast.BinOp):
@@ -128,6 +133,39 @@ def _greek_letter(name):
         return name
 
 
+INNER_ENVIRONMENTS = {"cases"}  # environments read inside a formula (an align's rows are read by translate)
+RELATIONS = {"=": "==", "<": "<", ">": ">", "neq": "!=", "ne": "!=", "leq": "<=", "le": "<=", "geq": ">=",
+             "ge": ">=", "lt": "<", "gt": ">"}
+NEGATED = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+OTHERWISE = {"otherwise", "else", "elsewhere", "o.w.", "ow"}
+VECTOR_MARKS = {"sim", "rightarrow", "to", "longrightarrow", "leftrightarrow"}
+
+
+def _is_indicator(node):
+    """``\\mathbb{1}`` or ``\\mathbf{1}`` (also ``\\boldsymbol``, ``\\bm``): the indicator's (or ones') 1."""
+    if not isinstance(node, LatexMacroNode) or node.macroname not in ("mathbb", "mathbf", "boldsymbol", "bm"):
+        return False
+    argd = getattr(node, "nodeargd", None)
+    args = [a for a in (argd.argnlist if argd else []) if a is not None]
+    if len(args) != 1:
+        return False
+    inner = args[0].nodelist if isinstance(args[0], LatexGroupNode) else [args[0]]
+    chars = [n for n in inner if not (isinstance(n, LatexCharsNode) and not n.chars.strip())]
+    return len(chars) == 1 and isinstance(chars[0], LatexCharsNode) and chars[0].chars.strip() == "1"
+
+
+def _text_word(tok):
+    """The words of a ``\\text{…}`` token (lower case, stripped), or None for any other token."""
+    if tok is None or tok.kind != "macro" or tok.value not in ("text", "textrm", "mbox", "textit", "mathrm"):
+        return None
+    argd = getattr(tok.node, "nodeargd", None)
+    args = [a for a in (argd.argnlist if argd else []) if a is not None]
+    if not args:
+        return None
+    nodes = args[0].nodelist if isinstance(args[0], LatexGroupNode) else [args[0]]
+    return " ".join("".join(n.chars for n in nodes if isinstance(n, LatexCharsNode)).split()).lower()
+
+
 class _Tok:
     __slots__ = ("kind", "value", "pos", "node", "_args")
 
@@ -149,6 +187,8 @@ def _tokens(nodes, tex, names=None):
                 out.append(_Tok("char", ch, node.pos + k))
         elif isinstance(node, LatexGroupNode):
             out.append(_Tok("group", _tokens(node.nodelist, tex, names), node.pos, node))
+        elif _is_indicator(node):  # \mathbb{1}, \mathbf{1}: an indicator (or ones) before a subscript
+            out.append(_Tok("indicator", "1", node.pos, node))
         elif isinstance(node, LatexMacroNode) and node.macroname in IGNORED:
             argd = getattr(node, "nodeargd", None)  # \mathbf{W}: the argument stands for itself
             out.extend(_tokens([a for a in (argd.argnlist if argd else []) if a is not None], tex, names))
@@ -156,6 +196,8 @@ def _tokens(nodes, tex, names=None):
             out.append(_Tok("macro", node.macroname, node.pos, node))
         elif isinstance(node, LatexSpecialsNode):
             out.append(_Tok("char", node.specials_chars, node.pos))
+        elif getattr(node, "environmentname", None) in INNER_ENVIRONMENTS:
+            out.append(_Tok("env", node.environmentname, node.pos, node))
         elif getattr(node, "environmentname", None):
             raise TexError(f"cannot read the environment {node.environmentname}", node.pos, tex)
         else:
@@ -331,37 +373,42 @@ class _Parser:
 
     def _product(self, sign, left, ls, right, rs):
         """``left sign right`` (``sign`` None for two factors written side by side).  Side by side is
-        the matrix product, except between two vectors (then elementwise, noted); ``\\cdot`` and
-        ``\\times`` are elementwise (noted) unless only the matrix product fits the operands' shapes
-        (a matrix before a vector, a column before a row); ``*`` is elementwise."""
+        the matrix product, except between two vectors (then elementwise, noted); ``\\cdot`` between
+        two non-scalars is the matrix product (as ``W \\cdot x`` is printed), ``\\times`` and ``*``
+        the elementwise one; each noted."""
         kinds = (_kind(left, self.symbols), _kind(right, self.symbols))
         if ls or rs or "scalar" in kinds:
             return f"{left} * {right}"
-        shown = "side by side" if sign is None else ("\\" + sign.value if sign.kind == "macro" else sign.value)
-        if sign is not None and PRODUCTS.get(sign.value) == "∘":
-            return f"{left} ∘ {right}"
         if sign is None:
             if kinds[0] == kinds[1] and kinds[0] in ("col", "row"):
-                self.notes.append(f"read {left} and {right} {shown} as the elementwise product "
+                self.notes.append(f"read {left} and {right} side by side as the elementwise product "
                                   "(two vectors have no matrix product)")
                 return f"{left} ∘ {right}"
             return f"{left} @ {right}"
-        if sign.kind == "macro" and kinds in (("matrix", "col"), ("matrix", "matrix"), ("col", "row"),
-                                              ("row", "col"), ("row", "matrix")):
-            self.notes.append(f"read {shown} between {left} and {right} as the matrix product "
-                              f"(a {kinds[0]} and a {kinds[1]})")
+        if sign.kind == "char":  # a * b
+            self.notes.append(f"read * between {left} and {right} as the elementwise product "
+                              "(a scalar factor broadcasts)")
+            return f"{left} ∘ {right}"
+        op = PRODUCTS[sign.value]
+        if op != "*":
+            return f"{left} {op} {right}"
+        if sign.value in ("cdot", "cdotp"):
+            self.notes.append(f"read \\{sign.value} between {left} and {right} as the matrix product")
             return f"{left} @ {right}"
-        self.notes.append(f"read {shown} between {left} and {right} as the elementwise product "
+        self.notes.append(f"read \\{sign.value} between {left} and {right} as the elementwise product "
                           "(a scalar factor broadcasts)")
-        return f"{left} ∘ {right}" if sign.kind == "char" else f"{left} * {right}"
+        return f"{left} * {right}"
 
     def factor(self):
         base, scalar, name = self.atom()
-        sup = sub = None  # a name's layer superscript and entry subscript, read together
+        sup = sub = packed = None  # a name's layer superscript and entry subscript, read together
         while (tok := self.peek()) is not None and tok.kind == "char" and tok.value in "^_'":
             self.i += 1
             if tok.value == "'":
-                base = self._scripted(base, name, sup, sub) + "'"
+                if self._primed_name(name, sup, sub):  # i', an index or a name of its own: i_prime
+                    base = name = f"{name}_prime"
+                    continue
+                base = self._scripted(base, name, sup, sub, packed) + "'"
                 name, sup, sub = None, None, None
                 continue
             p, argtok = self.arg()
@@ -372,17 +419,22 @@ class _Parser:
                     continue
                 if sub is not None:
                     self.fail("a second subscript")
-                sub = self._subscript(p, name)
+                sub, packed = self._subscript(p, name)
                 continue
             if tok.value == "^" and self._is_transpose(p):
-                base = self._scripted(base, name, sup, sub) + ".T"
+                scalar = scalar or self._reads_entry(name, sup, sub)
+                base = self._scripted(base, name, sup, sub, packed) + ".T"
                 name, sup, sub = None, None, None
+                continue
+            if tok.value == "_" and name is None and base.endswith(")"):  # softmax(a_L)_\ell: an entry
+                base, scalar = f"{base}[{self._subscript(p, base)[0]}]", True
                 continue
             inner = p.parse_all()
             if tok.value == "_" and name is None:
                 self.fail("cannot read a subscript here")
             if tok.value == "^" and (name is None or sup is not None):
-                base = self._scripted(base, name, sup, sub)
+                scalar = scalar or self._reads_entry(name, sup, sub)
+                base = self._scripted(base, name, sup, sub, packed)
                 name, sup, sub = None, None, None
                 base = f"{base} ** {_wrap(inner)}"
                 continue
@@ -392,19 +444,25 @@ class _Parser:
                 sup = inner
             else:
                 sub = inner
-        if sub is not None and "," in sub or (sub is not None and (sup is not None or name not in self.perlayer)):
-            scalar = True  # an entry
-        base = self._scripted(base, name, sup, sub)
+        scalar = scalar or self._reads_entry(name, sup, sub)
+        scripted = self._scripted(base, name, sup, sub, packed)
+        if (sup is not None or sub is not None) and (arg := self._of_input(name)) is not None:
+            self.notes.append(f"read {scripted}({arg}) as {scripted}: the input {arg} is the argument of every layer")
+        base = scripted
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
             self.i += 1
-            inner = self.expr()
+            inner, scalar = self.expr_scalar()  # g'(a_{ij}) of an entry is a scalar
             self._close(")")
-            base = f"{base}({inner})"
+            base = f"{base}({_unparen(inner)})"
         return base, scalar
 
-    def _scripted(self, base, name, sup, sub):
-        """``name`` with its superscript (a layer, or a power) and subscript (an entry, or a layer)."""
+    def _scripted(self, base, name, sup, sub, packed=None):
+        """``name`` with its superscript (a layer, or a power) and subscript (an entry, or a layer);
+        ``packed`` is the subscript as printed when it ran indices together (``jk``, ``kij``)."""
         if name is None or (sup is None and sub is None):
+            return base
+        if sup is None and self._onehot_of_label(name, sub):
+            self.notes.append(f"read {name}_{sub} as the one-hot vector {name} of the label {sub}")
             return base
         layer_of = name if name in self.perlayer else None
         if layer_of is None and sup is not None and sub is not None and name.upper() in self.perlayer \
@@ -414,6 +472,8 @@ class _Parser:
         if name == "e" and "e" not in self.symbols and sub is None:
             self.notes.append(f"read e^{sup} as exp({_unparen(sup)})")
             return f"exp({_unparen(sup)})"
+        if packed and (layer_of is None or sup is not None):
+            self.notes.append(f"read the subscript {packed} of {name} as the entry [{sub}]")
         if layer_of is None:
             if sup is not None and _balanced(sup):
                 self.notes.append(f"read {name}^{sup} as a power: {name} is not a per-layer name")
@@ -426,21 +486,73 @@ class _Parser:
             return out if sub is None else f"{out}[{self._entry(name, sub)}]"
         inner = _unparen(sub)
         if "," in inner:
-            return f"{base}[{inner}]"
+            return self._layer_and_entry(base, name, inner, packed)
         self.notes.append(f"read {name}_{inner} as layer {inner} of {name}")
         return f"{base}[{inner}]"
+
+    def _primed_name(self, name, sup, sub):
+        """``i'`` is the letter i primed, not a derivative: a letter the file does not declare, not called."""
+        nxt = self.peek()
+        return name is not None and len(name) == 1 and sup is None and sub is None and name not in self.layered \
+            and not (nxt is not None and nxt.kind == "char" and nxt.value == "(")
+
+    def _role(self, name):
+        roles = self.symbols if isinstance(self.symbols, Mapping) else {}
+        return _role(roles.get(name))
+
+    def _of_input(self, name):
+        """``h_L(x)``: a layer's quantity written as a function of the input; the argument is dropped
+        (with a note).  Reads nothing unless the parenthesis holds exactly the input's name."""
+        if name is None or self._role(name) not in ("activation", "preactivation", "output", "None"):
+            return None
+        toks = self.t[self.i:self.i + 3]
+        inner = toks[1] if len(toks) == 3 else None
+        while inner is not None and inner.kind == "group" and len(inner.value) == 1:
+            inner = inner.value[0]  # \underline{x}
+        if inner is not None and toks[0].kind == "char" and toks[0].value == "(" and toks[2].kind == "char" \
+                and toks[2].value == ")" and inner.kind == "char" and self._role(inner.value) == "input":
+            self.i += 3
+            return inner.value
+        return None
+
+    def _layer_and_entry(self, base, name, inner, packed):
+        """A per-layer name's one subscript holding its layer, then its entry (``W_{kij}``,
+        ``a_{i+1,m}``, ``W_{i+1,\\cdot,j}``): read so when it has one index more than an entry of the
+        name takes (noted); otherwise the indices as they stand."""
+        parts = _top_split(inner)
+        rank = ENTRY_RANK.get(_role(self.symbols.get(name)), 0)
+        if not rank or len(parts) != rank + 1:
+            if packed:
+                self.notes.append(f"read the subscript {packed} of {name} as the entry [{inner}]")
+            return f"{base}[{inner}]"
+        layer, entry = parts[0], ", ".join(parts[1:])
+        self.notes.append(f"read the subscript {packed or inner} of {name} as layer {layer}, entry [{entry}]")
+        return f"{base}[{layer}][{entry}]"
+
+    def _reads_entry(self, name, sup, sub):
+        """Whether ``name`` with these scripts is one entry (a scalar)."""
+        if name is None or sub is None or ":" in sub or (sup is None and self._onehot_of_label(name, sub)):
+            return False
+        if sup is None and name in self.perlayer:
+            return len(_top_split(_unparen(sub))) > 1
+        return True
+
+    def _onehot_of_label(self, name, sub):
+        """``e_\\ell``: the one-hot vector of the label, not an entry of it."""
+        return _role(self.symbols.get(name)) == "onehot" and _role(self.symbols.get(sub)) == "label"
 
     def _entry(self, name, sub):
         return _unparen(sub)
 
     def _subscript(self, p, name):
-        """A subscript: ``jk`` (letters only) is the entry j, k (with a note), ``j,k`` the entry j, k,
-        anything else one expression."""
+        """A subscript and, when it runs indices together, as printed: ``jk`` (letters; on a
+        per-layer name also digits and ``\\ell``: ``W_{111}``, ``a_{L\\ell}``) is the indices j, k,
+        ``j,k`` the indices j, k, anything else one expression."""
         toks = [t for t in p.t if not (t.kind == "macro" and t.value in IGNORED)]
-        if len(toks) > 1 and all(t.kind == "char" and t.value.isalpha() and len(t.value) == 1 for t in toks):
-            inner = ", ".join(t.value for t in toks)
-            self.notes.append(f"read the subscript {''.join(t.value for t in toks)} of {name} as the entry [{inner}]")
-            return inner
+        run = [self._run_index(t, name in self.perlayer) for t in toks]
+        if len(toks) > 1 and all(run):
+            return ", ".join(run), "".join(("\\" + t.value + " ") if t.kind == "macro" else t.value
+                                           for t in toks).strip()
         parts, cur = [], []
         for t in p.t:
             if t.kind == "char" and t.value == ",":
@@ -450,7 +562,7 @@ class _Parser:
                 cur.append(t)
         parts.append(cur)
         if len(parts) == 1:
-            return p.parse_all()
+            return p.parse_all(), None
         out, dotted = [], False
         for part in parts:
             if not part:
@@ -463,7 +575,18 @@ class _Parser:
             out.append(self._child(part, p.end).parse_all())
         if dotted:
             self.notes.append(f"read the {chr(92)}cdot in the subscript of {name} as a whole row or column")
-        return ", ".join(out)
+        return ", ".join(out), None
+
+    @staticmethod
+    def _run_index(tok, digits):
+        """The index a token of a run like ``kij`` stands for, or None."""
+        if tok.kind == "char" and len(tok.value) == 1 and (tok.value.isalpha() or digits and tok.value.isdigit()):
+            return tok.value
+        if tok.kind == "macro" and tok.value in NAMES:
+            return NAMES[tok.value]
+        if tok.kind == "name" and tok.value.isidentifier():
+            return tok.value
+        return None
 
     def _is_transpose(self, p):
         toks = [t for t in p.t if not (t.kind == "macro" and t.value in IGNORED | {"mathsf"})]
@@ -493,13 +616,17 @@ class _Parser:
         if tok is None:
             self.fail("missing operand")
         self.i += 1
+        if tok.kind == "indicator":
+            return self._indicator()
+        if tok.kind == "env":
+            return self._cases(tok)
         if tok.kind == "group":
             inner = self.sub(tok).parse_all()
             if inner.isidentifier():  # {W}, \mathbf{W}: the name itself, scripts apply to it
                 return inner, False, inner
             return _wrap(inner), False, None
         if tok.kind == "name":  # a spelling of the file's [tex] table
-            return tok.value, False, tok.value
+            return tok.value, self._scalar_name(tok.value), tok.value
         if tok.kind == "char":
             if tok.value.isdigit():
                 num = tok.value
@@ -508,7 +635,14 @@ class _Parser:
                     self.i += 1
                 return num, True, None
             if tok.value.isalpha():
-                return tok.value, False, tok.value
+                nxt = self.peek()
+                if self._role(tok.value) in FUNCTION_QUANTITIES and nxt is not None and nxt.kind == "char" \
+                        and nxt.value == "(":  # g(a_i): the file's activation function applied
+                    self.i += 1
+                    inner = self.expr()
+                    self._close(")")
+                    return f"{tok.value}({inner})", False, None
+                return tok.value, self._scalar_name(tok.value), tok.value
             if tok.value == "|" and self._next_is("|"):  # ||x||: a norm written with two bars
                 self.i += 1
                 self.closers.append("||")
@@ -559,10 +693,9 @@ class _Parser:
             den, dtok = self.macro_arg(tok)
             d = self._partial(num, den)
             if d is not None:
-                return d, False, None
-            a, b = num.parse_all(), den.parse_all()
-            scalar = a.replace(".", "").isdigit() and b.replace(".", "").isdigit()
-            return f"{_wrap(a)} / {_wrap(b)}", scalar, None
+                return d[0], d[1], None
+            (a, top), (b, bottom) = self._whole(num), self._whole(den)
+            return f"{_wrap(a)} / {_wrap(b)}", top and bottom, None  # \frac{1}{m} is a scalar
         if name == "sum":
             return self._sum(tok), True, None
         if name in ("underbrace", "overbrace"):  # \underbrace{x}_{label}: x; the label is a comment
@@ -586,17 +719,8 @@ class _Parser:
             return letter, False, letter
         if name in NAMES:
             return NAMES[name], False, NAMES[name]
-        if name == "nabla":  # \nabla_{x} C is the gradient of C by x
-            nxt = self.peek()
-            if nxt is None or nxt.kind != "char" or nxt.value != "_":
-                raise TexError("\\nabla needs the variable below, as in \\nabla_{W^2} C", tok.pos, self.tex)
-            self.i += 1
-            p, _ = self.arg()
-            wrt = p.parse_all()
-            of = self.factor()[0]
-            if of.split("[")[0] not in self.scalars:
-                self.notes.append(f"read ∇_{wrt} {of} as the gradient of {of} by {wrt}")
-            return f"grad({of}, {wrt})", False, None
+        if name == "nabla":
+            return self._nabla(tok), False, None
         if name == "delta" and "delta" not in self.symbols and self._next_is("_"):
             kronecker = self._kronecker(tok)
             if kronecker is not None:
@@ -614,11 +738,17 @@ class _Parser:
                 return f"{alias}({inner})", False, None
             return alias, False, alias
         if name in FUNCS:
-            inner, _ = self.factor()
-            return f"{FUNCS[name]}({inner.strip('()') if _balanced(inner) else inner})", False, None
-        if name in ("hat", "tilde", "bar"):
+            inner, inner_scalar = self.factor()
+            return f"{FUNCS[name]}({inner.strip('()') if _balanced(inner) else inner})", inner_scalar, None
+        if name == "underset":
+            return self._underset(tok)
+        if name in ("hat", "tilde", "bar", "widetilde"):
             p, _ = self.macro_arg(tok)
             inner = p.parse_all()
+            name = "tilde" if name == "widetilde" else name
+            if name == "tilde" and f"{inner}_tilde" not in self.symbols and inner.split("[")[0] in self.layered:
+                self.notes.append(f"read \\{tok.value}{{{inner}}} as {inner}: a mark, as no name {inner}_tilde is declared")
+                return inner, False, inner if inner.isidentifier() else None
             self.notes.append(f"read \\{name}{{{inner}}} as the name {inner}_{name}")
             return f"{inner}_{name}", False, f"{inner}_{name}"
         if name in ("operatorname", "text", "mathrm"):
@@ -657,6 +787,157 @@ class _Parser:
         whole = ast.unparse(node.value)
         self.notes.append(f"read ({inner})_{{{shape[0]}×{shape[1]}}} as the array of the entries {inner}: {whole}")
         return whole
+
+    def _relation(self, toks, end):
+        """The Iverson bracket ``(lhs op rhs)`` of a condition ``i = \\ell``, ``x \\geq 0``; None
+        when the tokens hold no relation."""
+        cut = [k for k, t in enumerate(toks) if (t.kind == "char" and t.value in "=<>")
+               or (t.kind == "macro" and t.value in RELATIONS)]
+        if not cut:
+            return None
+        if len(cut) > 1:
+            raise TexError("a condition is one relation, as in i = j", toks[cut[1]].pos, self.tex)
+        k = cut[0]
+        if k == 0 or k == len(toks) - 1:
+            raise TexError("a relation needs a side on the left and on the right", toks[k].pos, self.tex)
+        left = self._child(toks[:k], toks[k].pos).parse_all()
+        right = self._child(toks[k + 1:], end).parse_all()
+        return left, RELATIONS[toks[k].value], right
+
+    def _indicator(self):
+        """``\\mathbb{1}_{i=\\ell}`` (or ``\\mathbf{1}``) is the Iverson bracket ``(i == ell)``;
+        ``\\mathbf{1}_m`` the column of m ones (with a note); a bare ``\\mathbf{1}`` the number 1."""
+        nxt = self.peek()
+        if nxt is None or nxt.kind != "char" or nxt.value != "_":
+            return "1", True, None
+        self.i += 1
+        p, argtok = self.arg()
+        relation = self._relation(p.t, p.end)
+        if relation is None:
+            size = p.parse_all()
+            self.notes.append(f"read 1_{size} as the column of {size} ones")
+            return f"ones({size})", False, None
+        left, op, right = relation
+        return f"({left} {op} {right})", True, None
+
+    def _cases(self, tok):
+        """``\\begin{cases} v & \\text{if } c \\\\ w & \\text{otherwise} \\end{cases}`` is
+        ``(c) * v + (not c) * w``: each value times the Iverson bracket of its condition, the
+        ``otherwise`` value times the negation of every condition above it.  Several conditions are
+        read as disjoint (with a note): the sum does not say which case wins where two hold."""
+        if tok.value != "cases":
+            raise TexError(f"cannot read the environment {tok.value}", tok.pos, self.tex)
+        end = tok.node.pos + tok.node.len
+        rows, cur = [], []
+        for t in _tokens(tok.node.nodelist, self.tex, self.names):
+            if t.kind == "macro" and t.value == "\\":
+                rows.append(cur)
+                cur = []
+            else:
+                cur.append(t)
+        rows.append(cur)
+        branches = []  # (value, scalar, relation or None for otherwise, position)
+        for row in (r for r in rows if r):
+            amps = [k for k, t in enumerate(row) if t.kind == "char" and t.value == "&"]
+            if len(amps) != 1 or amps[0] == 0:
+                raise TexError("a case is written value & condition", row[0].pos, self.tex)
+            value_toks, cond_toks = row[:amps[0]], row[amps[0] + 1:]
+            while value_toks and value_toks[-1].kind == "char" and value_toks[-1].value in ",;":
+                value_toks = value_toks[:-1]
+            while cond_toks and cond_toks[-1].kind == "char" and cond_toks[-1].value in ",.;":
+                cond_toks = cond_toks[:-1]
+            value, scalar = self._child(value_toks, row[amps[0]].pos).expr_scalar()
+            word = _text_word(cond_toks[0]) if cond_toks else None
+            if word is not None and word.strip(".,;: ") in OTHERWISE and len(cond_toks) == 1:
+                branches.append((value, scalar, None, row[0].pos))
+                continue
+            if word is not None and word.strip(".,;: ") in ("if", "for", "when", "whenever"):
+                cond_toks = cond_toks[1:]
+            relation = self._relation(cond_toks, end) if cond_toks else None
+            if relation is None:
+                raise TexError("a case needs a condition, as in \\text{if } i = j, or \\text{otherwise}",
+                               (cond_toks or row)[0].pos, self.tex)
+            branches.append((value, scalar, relation, row[0].pos))
+        if not branches:
+            raise TexError("empty cases", tok.pos, self.tex)
+        conditions = [b[2] for b in branches if b[2] is not None]
+        for k, b in enumerate(branches):
+            if b[2] is None and k != len(branches) - 1:
+                raise TexError("\\text{otherwise} is the last case", b[3], self.tex)
+        if len(conditions) > 1:
+            shown = "; ".join(f"{l} {op} {r}" for l, op, r in conditions)
+            self.notes.append(f"read the cases as disjoint conditions ({shown})")
+        terms = []
+        for value, _, relation, _ in branches:
+            brackets = [relation] if relation is not None else [(l, NEGATED[op], r) for l, op, r in conditions]
+            if value == "0":
+                continue
+            factors = [f"({l} {op} {r})" for l, op, r in brackets] + ([] if value == "1" else [_wrap(value)])
+            terms.append(" * ".join(factors) or "1")
+        out = " + ".join(terms) or "0"
+        return (f"({out})" if len(terms) > 1 else out), all(b[1] for b in branches), None
+
+    def _underset(self, tok):
+        """``\\underset{\\sim}{x}``: the under-tilde (or arrow) marks a vector; read as x."""
+        below, _ = self.macro_arg(tok)
+        base, _ = self.macro_arg(tok)
+        marks = [t for t in below.t if not (t.kind == "macro" and t.value in IGNORED)]
+        if not (len(marks) == 1 and ((marks[0].kind == "macro" and marks[0].value in VECTOR_MARKS)
+                                     or (marks[0].kind == "char" and marks[0].value in "~-"))):
+            raise TexError("cannot read \\underset here: only a vector mark below (\\sim, \\rightarrow) is read",
+                           tok.pos, self.tex)
+        inner, scalar = base.expr_scalar()
+        if base.peek() is not None:
+            base.fail(f"unexpected '{base._show(base.peek())}'")
+        if inner.isidentifier():
+            return inner, False, inner
+        return _wrap(inner), scalar, None
+
+    def _whole(self, p):
+        """All of ``p`` as one expression, and whether it is a scalar."""
+        text, scalar = p.expr_scalar()
+        if p.peek() is not None:
+            p.fail(f"unexpected '{p._show(p.peek())}'")
+        return text, scalar
+
+    def _scalar_name(self, name):
+        """A name [symbols] maps to a number: the loss, the batch size, the depth, a label."""
+        return _role(self.symbols.get(name)) in SCALAR_ROLES | {"batch", "depth", "label"}
+
+    def _nabla(self, tok):
+        """``\\nabla_{x} C`` is the gradient of C by x; ``\\nabla_{x}`` with no function after it and
+        ``\\nabla x`` (no variable below) are the gradient of the loss by x (noted)."""
+        nxt = self.peek()
+        if nxt is not None and nxt.kind == "char" and nxt.value == "_":
+            self.i += 1
+            p, _ = self.arg()
+            wrt = p.parse_all()
+            if self._starts_atom(self.peek()):
+                of = self.factor()[0]
+                if of.split("[")[0] not in self.scalars:
+                    self.notes.append(f"read ∇_{wrt} {of} as the gradient of {of} by {wrt}")
+                return f"grad({of}, {wrt})"
+            loss = self._loss(tok, f"∇_{wrt}")
+            self.notes.append(f"read ∇_{wrt} with no function after it as the gradient of the loss {loss} by {wrt}")
+            return f"grad({loss}, {wrt})"
+        if not self._starts_atom(nxt):
+            raise TexError("\\nabla needs a variable, as in \\nabla_{W^2} C or \\nabla W^2", tok.pos, self.tex)
+        wrt = self.factor()[0]
+        if wrt.split("[")[0] in self.scalars:
+            raise TexError(f"\\nabla {wrt} needs the variable below, as in \\nabla_{{W^2}} {wrt}", tok.pos, self.tex)
+        loss = self._loss(tok, f"∇{wrt}")
+        self.notes.append(f"read ∇{wrt} as the gradient of the loss {loss} by {wrt}")
+        return f"grad({loss}, {wrt})"
+
+    def _loss(self, tok, what):
+        """The one name [symbols] maps to the loss, for a gradient that does not name its function."""
+        losses = [k for k, v in self.symbols.items() if _role(v) == "loss"] \
+            or [k for k, v in self.symbols.items() if _role(v) in SCALAR_ROLES]
+        if len(losses) != 1:
+            why = "no name" if not losses else "more than one name (" + ", ".join(sorted(losses)) + ")"
+            raise TexError(f"{what} names no function, and {why} is mapped to the loss in [symbols]",
+                           tok.pos, self.tex)
+        return losses[0]
 
     def _shape(self, p):
         """The shape of an annotation ``[x]_{m \\times n}``, or None for a plain subscript."""
@@ -724,33 +1005,55 @@ class _Parser:
         if var is None or var.kind != "char" or not var.value.isalpha():
             below.fail("expected the index of the sum")
         below.i += 1
+        index = var.value
+        if (prime := below.peek()) is not None and prime.kind == "char" and prime.value == "'":
+            below.i += 1
+            index += "_prime"
         below._close("=")
         low, high = below.parse_all(), limits["^"].parse_all()
+        negative = self._next_is("-")  # \sum_{i=1}^m -\log y_i: the sum of the negated term
+        self.i += negative
         body = self.term()[0]
-        return f"sum({body}, {var.value} in {low}..{high})"
+        return f"sum({'-' if negative else ''}{body}, {index} in {low}..{high})"
 
     def _partial(self, num, den):
+        """``\\frac{\\partial y}{\\partial x}`` as (the derivative, whether it is a scalar), or None."""
         def strip(p):
             tok = p.peek()
             if tok is None or tok.kind != "macro" or tok.value != "partial":
-                return None
+                return None, False
             p.i += 1
-            return "" if p.peek() is None else p.parse_all()
-        n, d = strip(num), strip(den)
+            if p.peek() is None:
+                return "", False
+            text, scalar = p.expr_scalar()
+            if p.peek() is not None:
+                p.fail(f"unexpected '{p._show(p.peek())}'")
+            return text, scalar
+        (n, scalar), (d, by_scalar) = strip(num), strip(den)
         if n is None and d is None:
             return None
         if n is None or not d:
             raise TexError("a derivative needs \\partial above and below", self.pos(), self.tex)
-        scalar = False
         if n == "":  # \frac{\partial}{\partial x} f: the operator applied to the factor after it
             n, scalar = self.factor()
             n = _unparen(n) if _balanced(n) else n
             scalar = scalar or n.startswith(("sum(", "norm(", "trace("))
         root = n.split("[")[0]
         if root in self.scalars or scalar or _kind(n, self.symbols) == "scalar":
-            return f"grad({n}, {d})"
+            return f"grad({n}, {d})", by_scalar  # of a scalar by an entry: a scalar
         self.notes.append(f"read ∂{n}/∂{d} as the Jacobian of {n} by {d}")
-        return f"jacobian({n}, {d})"
+        return f"jacobian({n}, {d})", False
+
+
+def _role(value):
+    """The quantity a [symbols] entry names (a role, or a table with its quantity)."""
+    return str(value.get("quantity")) if isinstance(value, Mapping) else str(value)
+
+
+def _names_a_function(toks, symbols):
+    """``f(x)`` with f a name the file does not declare: the chain ``f(x) = h_L(x) = …`` names f."""
+    return len(toks) >= 3 and toks[0].kind == "char" and toks[0].value.isalpha() and toks[0].value not in symbols \
+        and toks[1].kind == "char" and toks[1].value == "(" and toks[-1].kind == "char" and toks[-1].value == ")"
 
 
 def _balanced(s):
@@ -774,6 +1077,19 @@ def _wrap(s):
 
 
 SCALAR_ROLES = {"loss", "cost", "objective", "scalar"}
+ENTRY_RANK = {"weight": 2, "bias": 1, "preactivation": 1, "activation": 1}  # indices of one entry
+
+
+def _top_split(text):
+    """``text`` cut at its commas outside brackets: ``i + 1, m, j`` → three parts."""
+    parts, depth, start = [], 0, 0
+    for k, ch in enumerate(text):
+        depth += ch in "([" and 1 or 0
+        depth -= ch in ")]" and 1 or 0
+        if ch == "," and depth == 0:
+            parts.append(text[start:k].strip())
+            start = k + 1
+    return parts + [text[start:].strip()]
 
 
 ENVIRONMENTS = {"align", "align*", "aligned", "split", "gather", "gather*", "gathered", "equation",
@@ -798,24 +1114,118 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
         elif not (tok.kind == "char" and tok.value == "&") and not (tok.kind == "macro" and tok.value in ROW_IGNORED):
             cur.append(tok)
     rows.append(cur)
-    for row in rows:  # a formula's closing punctuation: z = Wa + b,
+    rows = [piece for row in rows for piece in _prose(row, tex)]  # (tokens, notes, own chain)
+    for row, _, _ in rows:  # a formula's closing punctuation: z = Wa + b,
         while row and row[-1].kind == "char" and row[-1].value in ".,;":
             row.pop()
-    rows = [row for row in rows if row]
+    rows = [row for row in rows if row[0]]
     if not rows:
         raise TexError("no '=' in the formula", len(tex), tex)
     links: list[TexLink] = []
     previous = None
-    for k, row in enumerate(rows):
-        end = rows[k + 1][0].pos if k + 1 < len(rows) else len(tex)
-        continues = row[0].kind == "char" and row[0].value == "="
+    for k, (row, prose_notes, own) in enumerate(rows):
+        end = rows[k + 1][0][0].pos if k + 1 < len(rows) else len(tex)
+        continues = row[0].kind == "char" and row[0].value == "=" and not own
         if continues and previous is None:
             raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
+        row, for_range = _quantifier(row, tex, layered, scalars, perlayer, dict(symbols), patterns)
         row_links = _chain(row, tex, end, layered, scalars, perlayer, dict(symbols),
-                           previous if continues else None, patterns)
+                           previous if continues else None, patterns, prose_notes)
+        if for_range:
+            row_links = [replace(link, for_range=for_range) for link in row_links]
         links += row_links
         previous = row_links[0]
     return links
+
+
+LEADING_PROSE = {"now", "so", "thus", "hence", "then", "therefore", "finally", "also", "and", "recall", "note",
+                 "since", "here", "i.e.", "ie", "similarly", "clearly"}
+TRAILING_PROSE = {"where", "recall", "with", "for", "since", "because", "as", "i.e.", "ie", "e.g.", "eg", "which",
+                  "is", "are", "note", "by", "using", "from", "here", "then", "so", "hence", "thus", "in", "see",
+                  "whose", "the", "this", "it", "we"}
+CONDITION_PROSE = {"if", "when", "whenever", "provided", "unless", "assuming", "iff"}
+CONNECTIVES = {"therefore", "because"}
+
+
+def _prose(row, tex):
+    """A row without its prose: a leading ``\\therefore`` or ``\\text{Now, }`` is dropped, a
+    ``\\text{ and }`` separates two formulas, and a ``\\text{ where …}`` (``recall``, ``for``, a
+    parenthesis …) ends the formula: the rest is dropped, with a note.  A ``\\text{ if …}`` is a
+    condition the claim would lose: it cannot be read outside ``cases``.  Returns (tokens, notes,
+    own chain) for each formula of the row."""
+    k = 0
+    while k < len(row) - 1:
+        word = _text_word(row[k])
+        if row[k].kind == "macro" and row[k].value in CONNECTIVES:
+            k += 1
+        elif word is not None and (word.split(" ")[0].strip(",.;:") in LEADING_PROSE or word.endswith((",", ":"))):
+            k += 1
+        else:
+            break
+    pieces, cur, notes = [], [], []
+    for n, tok in enumerate(row[k:], start=k):
+        word = _text_word(tok)
+        first = word.split(" ")[0].strip(",.;:") if word else ""
+        if word is None or word == "" or (first not in TRAILING_PROSE | CONDITION_PROSE and first != "and"
+                                          and not word.startswith(("(", ","))):
+            cur.append(tok)
+        elif word in ("and", ", and", "and,"):
+            pieces.append(cur)
+            cur = []
+        elif first in CONDITION_PROSE:
+            raise TexError(f"cannot read the condition \\text{{{word}}} outside a cases environment", tok.pos, tex)
+        else:
+            shown = " ".join(tex[tok.pos:row[-1].pos + 1 + (row[-1].node.len - 1 if row[-1].node else 0)].split())
+            notes.append(f"dropped the prose after the formula: {shown if len(shown) <= 60 else shown[:59] + '…'}")
+            break
+    pieces.append(cur)
+    return [(piece, notes if j == len(pieces) - 1 else [], j > 0) for j, piece in enumerate(pieces)]
+
+
+def _quantifier(row, tex, layered, scalars, perlayer, symbols, patterns):
+    """A row without its trailing ``\\forall k = 1(1)L`` (also ``1(1)\\overline{L-1}``,
+    ``1, 2, \\dots, L``), and that quantifier as a range ``k in 1..L``, or None."""
+    at = next((k for k, t in enumerate(row) if t.kind == "macro" and t.value == "forall"), None)
+    if at is None:
+        return row, None
+    where, toks = row[at], row[at + 1:]
+    while row[:at] and row[at - 1].kind == "char" and row[at - 1].value in ",;":
+        at -= 1
+    if len(toks) < 3 or toks[0].kind != "char" or not toks[0].value.isalpha() \
+            or toks[1].kind != "char" or toks[1].value != "=":
+        raise TexError("a quantifier is written \\forall k = 1(1)L or \\forall k = 1, 2, \\dots, L", where.pos, tex)
+    letter, rest = toks[0].value, toks[2:]
+    while rest and rest[-1].kind == "char" and rest[-1].value in ".,;":
+        rest = rest[:-1]
+
+    def read(part, end):
+        flat = []
+        for t in part:  # \overline{L-1}: the bar groups, as a parenthesis would
+            if t.kind == "macro" and t.value == "overline":
+                argd = getattr(t.node, "nodeargd", None)
+                flat += _tokens([a for a in (argd.argnlist if argd else []) if a is not None], tex, patterns)
+            else:
+                flat.append(t)
+        if not flat:
+            raise TexError("a quantifier's range needs both ends", end, tex)
+        p = _Parser(flat, tex, layered, [], end)
+        p.scalars, p.symbols, p.perlayer, p.shapes = scalars, symbols, perlayer, []
+        p.names = patterns
+        return p.parse_all()
+
+    end = rest[-1].pos + 1 if rest else where.pos
+    step = next((k for k in range(1, len(rest) - 3) if rest[k].kind == "char" and rest[k].value == "("
+                 and rest[k + 2].kind == "char" and rest[k + 2].value == ")"), None)
+    if step is not None:  # a(s)b: from a in steps of s to b
+        if read(rest[step + 1:step + 2], end) != "1":
+            raise TexError("a quantifier's step must be 1", rest[step + 1].pos, tex)
+        low, high = read(rest[:step], end), read(rest[step + 3:], end)
+    else:
+        commas = [k for k, t in enumerate(rest) if t.kind == "char" and t.value == ","]
+        if not commas:
+            raise TexError("a quantifier is written \\forall k = 1(1)L or \\forall k = 1, 2, \\dots, L", where.pos, tex)
+        low, high = read(rest[:commas[0]], end), read(rest[commas[-1] + 1:], end)
+    return row[:at], f"{letter} in {_unparen(low)}..{_unparen(high)}"
 
 
 def _prepare(tex, symbols, defined, patterns=()):
@@ -881,7 +1291,7 @@ def _goal(toks, tex):
     return toks, None
 
 
-def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=()):
+def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=(), extra_notes=()):
     toks, goal = _goal(toks, tex)
     pieces, cur = [], []
     for tok in toks:
@@ -916,9 +1326,16 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
     if previous is not None:
         lhs, lstart, lnotes, lshape = previous.lhs, toks[0].pos, [], None
     else:
+        if len(sides) > 2 and _names_a_function(pieces[0][0], symbols):
+            first = sides[0][0]
+            sides = sides[1:]
+            sides[0][3].append(f"read {first} = {sides[0][0]} = … as naming {first}; the chain's left side is "
+                               f"{sides[0][0]}")
         (lhs, lstart, _, lnotes, lshape), sides = sides[0], sides[1:]
     if goal:
         sides[-1][3].append(goal)
     line, column = _line_column(tex, lstart)
-    return [TexLink(lhs, rhs, lstart, end, tuple(dict.fromkeys(lnotes + notes)), shape or lshape, line, column)
-            for rhs, _, end, notes, shape in sides]
+    last = len(sides) - 1  # the prose after a formula follows its last side
+    return [TexLink(lhs, rhs, lstart, end, tuple(dict.fromkeys(lnotes + notes + (list(extra_notes) if k == last else []))),
+                    shape or lshape, line, column)
+            for k, (rhs, _, end, notes, shape) in enumerate(sides)]

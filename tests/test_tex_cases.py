@@ -1,0 +1,141 @@
+"""The LaTeX reader on case analyses, indicators and the prose around formulas: one test per
+construct, each with the exact reading, the note of a guess, and a malformed case located."""
+import tomllib
+
+import pytest
+
+from symbackprop.derivation.tex import TexError, translate
+from symbackprop.extract import classify, draft
+
+SYMBOLS = {"W": "weight", "b": "bias", "a": "preactivation", "h": "activation", "x": "input", "y": "output",
+           "e": "onehot", "ell": "label", "C": "loss", "L": "depth", "p": "width", "g": "hidden_activation",
+           "O": "output_activation"}
+
+
+def links(tex):
+    return [(link.lhs, link.rhs, link.notes) for link in translate(tex, SYMBOLS)]
+
+
+def located(tex, column):
+    with pytest.raises(TexError) as info:
+        translate(tex, SYMBOLS)
+    message = str(info.value)
+    assert "\n" not in message and message.endswith(f"column {column}"), message
+    return message
+
+
+def test_cases_with_otherwise_is_the_iverson_bracket_times_the_value():
+    tex = r"C = \begin{cases} \frac{1}{y_\ell} & \text{if } i = \ell \\ 0 & \text{otherwise} \end{cases}"
+    assert links(tex) == [("C", "(i == ell) * (1 / (y[ell]))", ())]
+    tex = r"C = \begin{cases} 2 & i \neq j \\ 3 & \text{otherwise.} \end{cases}"
+    assert links(tex) == [("C", "((i != j) * 2 + (i == j) * 3)", ())]
+
+
+def test_several_conditions_are_read_as_disjoint_with_a_note():
+    tex = r"C = \begin{cases} 1 & x_i > 0 \\ -1 & x_i < 0 \\ 0 & \text{otherwise} \end{cases}"
+    assert links(tex) == [("C", "((x[i] > 0) + (x[i] < 0) * (-1))",
+                           ("read the cases as disjoint conditions (x[i] > 0; x[i] < 0)",))]
+
+
+def test_malformed_cases_are_located():
+    located(r"C = \begin{cases} 1 & \text{if } i \\ 0 & \text{otherwise} \end{cases}", 34)  # no relation
+    located(r"C = \begin{cases} 1 \\ 0 & \text{otherwise} \end{cases}", 19)  # no '&'
+    assert "last case" in located(r"C = \begin{cases} 0 & \text{otherwise} \\ 1 & i = j \end{cases}", 19)
+
+
+def test_indicator_subscript_is_an_iverson_bracket():
+    assert links(r"C = -\frac{\mathbb{1}_{i=\ell}}{y_\ell}") == [("C", "-(i == ell) / (y[ell])", ())]
+    assert links(r"C = \mathbf{1}_{\ell=2} + \mathbb{1}_{i \neq \ell}") == [("C", "(ell == 2) + (i != ell)", ())]
+    assert links(r"C = \mathbf{1} + 1") == [("C", "1 + 1", ())]  # no subscript: the number
+
+
+def test_ones_subscript_without_a_relation_is_a_column_of_ones_with_a_note():
+    assert links(r"x = b \cdot \mathbf{1}_m^T") == [
+        ("x", "b @ ones(m).T", ("read 1_m as the column of m ones",
+                               r"read \cdot between b and ones(m).T as the matrix product"))]
+    located(r"C = \mathbb{1}_{i=}", 18)
+    located(r"C = \mathbb{1}_{i=j=k}", 20)
+
+
+def test_therefore_and_leading_prose_are_dropped():
+    assert links(r"\therefore C = y_\ell") == [("C", "y[ell]", ())]
+    assert links(r"\text{Now, } C = y_\ell") == [("C", "y[ell]", ())]
+    assert links(r"\text{softmax}(a_L) = y")[0][:2] == ("softmax(a[L])", "y")  # a function's name stays
+
+
+def test_trailing_prose_is_dropped_with_a_note():
+    tex = r"C = -\frac{1}{y_\ell} \text{ where } \mathbb{1}_{i=\ell} \text{ is an indicator defined as } u = v"
+    assert links(tex) == [("C", "-1 / (y[ell])", (
+        r"dropped the prose after the formula: \text{ where } \mathbb{1}_{i=\ell} \text{ is an indicator d…",))]
+    tex = r"C = -\log y_\ell \text{ (} \ell = \text{true class label)}"
+    assert links(tex) == [("C", "-log(y[ell])", (
+        r"dropped the prose after the formula: \text{ (} \ell = \text{true class label)}",))]
+    tex = r"C = y_\ell, \text{ recall } \frac{\partial}{\partial x} u = v"
+    assert links(tex)[0][:2] == ("C", "y[ell]")
+
+
+def test_text_and_separates_two_formulas():
+    assert [l[:2] for l in links(r"x = h_0 \text{ and } C = -\log y_\ell")] == [("x", "h[0]"), ("C", "-log(y[ell])")]
+
+
+def test_a_condition_in_prose_outside_cases_is_an_error():
+    assert "condition" in located(r"C = 1 \text{ if } i = j", 7)
+
+
+def test_underset_vector_mark_is_the_vector():
+    assert links(r"C = \underset{\sim}{y}_\ell") == [("C", "y[ell]", ())]
+    assert links(r"C = \text{softmax}(\underset{\sim}{\mathbf{a}}_L)_\ell")[0][:2] == ("C", "softmax(a[L])[ell]")
+    located(r"C = \underset{k}{\max} y", 5)
+
+
+def test_one_hot_subscripted_by_the_label_is_the_one_hot_vector_with_a_note():
+    assert links(r"C = -\frac{1}{y_\ell} \underset{\sim}{e}_\ell") == [
+        ("C", "-1 / (y[ell]) * e", ("read e_ell as the one-hot vector e of the label ell",))]
+    assert links(r"C = e_i")[0][1] == "e[i]"  # an entry of it
+
+
+def test_wide_tilde_over_a_declared_name_is_a_mark_with_a_note():
+    assert links(r"C = \exp(\widetilde{\mathbf{a}_L})_\ell") == [
+        ("C", "exp((a[L])[ell])", ("read a_L as layer L of a",
+                                   r"read \widetilde{a[L]} as a[L]: a mark, as no name a[L]_tilde is declared"))]
+
+
+def test_primed_index_of_a_sum():
+    assert links(r"C = \sum_{i'=1}^p \exp(a_L)_{i'}")[0][1] == "sum(exp((a[L])[i_prime]), i_prime in 1..p)"
+
+
+def test_activation_functions_are_called_and_cdot_after_a_weight_is_the_matrix_product():
+    assert links(r"y = O(W_3 \cdot g(W_2 \cdot x + b_2) + b_3)")[0][1] == "O(W[3] @ g(W[2] @ x + b[2]) + b[3])"
+
+
+def test_a_function_of_the_input_and_a_chain_that_names_a_function():
+    ((lhs, rhs, notes),) = links(r"f(\underline{x}) = \underline{h}_L(\underline{x}) = O(\underline{a}_L(\underline{x}))")
+    assert (lhs, rhs) == ("h[L]", "O(a[L])")
+    assert "read h[L](x) as h[L]: the input x is the argument of every layer" in notes
+    assert "read f @ (x) = h[L] = … as naming f @ (x); the chain's left side is h[L]" in notes
+
+
+def test_derivative_of_a_scalar_expression_is_a_gradient():
+    assert links(r"C = \frac{\partial (-\log y_\ell)}{\partial a_{L,i}}")[0][1] == "grad((-log(y[ell])), a[L][i])"
+
+
+def test_classify_sees_through_decorations():
+    assert classify(r"\underline{a}_i = W_i \underline{h}_{i-1}") == "forward definition"
+    assert classify(r"\hat{y}_\ell = \frac{1}{2}") == "forward definition"
+    assert classify(r"\underset{\sim}{\hat{y}} = 1") == "forward definition"
+    assert classify(r"f(x) = \underline{h}_L(x) = O(a_L)") == "forward definition"
+    assert classify(r"L = 3") == "other"  # a size, not the loss
+
+
+def test_draft_continues_a_chain_across_displays_and_keeps_rows():
+    text = ("$$\\begin{aligned} \\frac{\\partial}{\\partial y_i} C &= 1 \\\\ "
+            "&= \\begin{cases} 1 & \\text{if } i = j \\\\ 0 & \\text{otherwise} \\end{cases} \\end{aligned}$$\n\n"
+            "$$\\begin{aligned} &= 2 \\end{aligned}$$\n")
+    result = draft("notes.txt", text)
+    claims = tomllib.loads(result.toml)["claim"]
+    assert [c["tex"] for c in claims] == [
+        "\\frac{\\partial}{\\partial y_i} C = 1 \\\\ = \\begin{cases} 1 & \\text{if } i = j \\\\ 0 & "
+        "\\text{otherwise} \\end{cases}",
+        "\\frac{\\partial}{\\partial y_i} C = 2"]
+    assert "continues the chain of line 1" in claims[1]["note"]
+    assert "line 3: the display starts with '=': it continues the chain of line 1" in result.guesses

@@ -1,0 +1,145 @@
+"""The LaTeX reader on lecture-note notation: ∇ without a function or a variable below, sums
+without limits, trailing quantifiers, subscripts that pack a layer and an entry."""
+import pytest
+
+from symbackprop.derivation.tex import TexError, translate
+
+SYMBOLS = {"W": "weight", "b": "bias", "a": "preactivation", "h": "activation", "A": "preactivation",
+           "H": "activation", "Lθ": "loss", "L": "depth", "g": "hidden_activation", "e": "onehot",
+           "ell": "label", "ŷ": "output", "m": "batch", "n": "width"}
+NAMES = {r"\mathcal{L}(\theta)": "Lθ", r"\hat{y}": "ŷ", r"\hat{Y}": "Ŷ", r"\ell": "ell"}
+
+
+def read(tex, symbols=SYMBOLS):
+    return [(link.lhs, link.rhs, link.notes) for link in translate(tex, symbols, [], NAMES)]
+
+
+def test_nabla_of_a_variable_alone_is_the_loss_gradient_with_a_note():
+    assert read(r"\nabla W_k = \nabla A_k") == [("grad(Lθ, W[k])", "grad(Lθ, A[k])", (
+        "read W_k as layer k of W", "read ∇W[k] as the gradient of the loss Lθ by W[k]",
+        "read A_k as layer k of A", "read ∇A[k] as the gradient of the loss Lθ by A[k]"))]
+
+
+def test_nabla_with_a_variable_below_and_no_function_is_the_loss_gradient():
+    ((lhs, rhs, notes),) = read(r"\nabla b_k = \nabla_{a_k}")
+    assert rhs == "grad(Lθ, a[k])"
+    assert "read ∇_a[k] with no function after it as the gradient of the loss Lθ by a[k]" in notes
+    ((_, rhs, _),) = read(r"x = \nabla_{a_k} \mathcal{L}(\theta)")
+    assert rhs == "grad(Lθ, a[k])"
+
+
+@pytest.mark.parametrize("tex, symbols, message", [
+    (r"x = \nabla W_k", {"W": "weight"}, r"∇W\[k\] names no function, and no name is mapped to the loss "
+                                         "in \\[symbols\\] at column 5"),
+    (r"x = \nabla", SYMBOLS, "nabla needs a variable, as in .* at column 5"),
+    (r"x = \nabla \mathcal{L}(\theta)", SYMBOLS, "needs the variable below"),
+])
+def test_nabla_without_a_loss_or_a_variable_is_an_error_with_the_column(tex, symbols, message):
+    with pytest.raises(TexError, match=message):
+        translate(tex, symbols, [], NAMES)
+
+
+def test_cdot_between_non_scalars_is_the_matrix_product_with_a_note():
+    ((_, rhs, notes),) = read(r"x = W_k^T \cdot A_k")
+    assert rhs == "W[k].T @ A[k]"
+    assert r"read \cdot between W[k].T and A[k] as the matrix product" in notes
+    ((_, rhs, notes),) = read(r"x = 2 \cdot A_k")
+    assert rhs == "2 * A[k]" and not any("product" in n for n in notes)
+    ((_, rhs, notes),) = read(r"x = A_k \times A_k")
+    assert rhs == "A[k] * A[k]" and any("elementwise" in n for n in notes)
+
+
+@pytest.mark.parametrize("tex, rhs, note", [
+    (r"x = W_{kij}", "W[k][i, j]", "read the subscript kij of W as layer k, entry [i, j]"),
+    (r"x = W_{111}", "W[1][1, 1]", "read the subscript 111 of W as layer 1, entry [1, 1]"),
+    (r"x = a_{Li}", "a[L][i]", "read the subscript Li of a as layer L, entry [i]"),
+    (r"x = a_{L\ell}", "a[L][ell]", "read the subscript Lell of a as layer L, entry [ell]"),
+    (r"x = h_{k-1,j}", "h[k - 1][j]", "read the subscript k - 1, j of h as layer k - 1, entry [j]"),
+    (r"x = W_{i+1,m,j}", "W[i + 1][m, j]", "read the subscript i + 1, m, j of W as layer i + 1, entry [m, j]"),
+    (r"x = (W_{i+1,\cdot,j})^T", "(W[i + 1][:, j]).T", "read the subscript i + 1, :, j of W as layer i + 1, entry [:, j]"),
+    (r"x = a_{i+1}", "a[i + 1]", "read a_i + 1 as layer i + 1 of a"),
+    (r"x = \underline{e}_\ell", "e", "read e_ell as the one-hot vector e of the label ell"),
+])
+def test_a_subscript_packing_layer_and_entry_is_read_with_a_note(tex, rhs, note):
+    ((_, got, notes),) = read(tex)
+    assert got == rhs and note in notes
+
+
+def test_packed_entries_are_scalars_so_they_multiply_with_a_star():
+    ((lhs, rhs, notes),) = read(r"\frac{\partial \mathcal{L}(\theta)}{\partial a_{ij}} = "
+                                r"\frac{\partial \mathcal{L}(\theta)}{\partial h_{ij}} g'(a_{ij})")
+    assert (lhs, rhs) == ("grad(Lθ, a[i][j])", "grad(Lθ, h[i][j]) * g'(a[i][j])")
+    ((lhs, rhs, notes),) = read(r"\frac{\partial a_{ki}}{\partial W_{kij}} = h_{k-1,j} \cdot 2")
+    assert (lhs, rhs) == ("grad(a[k][i], W[k][i, j])", "h[k - 1][j] * 2")
+    ((_, rhs, _),) = read(r"x = (W_{i+1,\cdot,j})^T \nabla_{a_{i+1}} \mathcal{L}(\theta)")
+    assert rhs == "(W[i + 1][:, j]).T @ grad(Lθ, a[i + 1])"  # a column is not a scalar
+
+
+def test_a_digit_run_on_a_name_not_per_layer_stays_a_number():
+    ((_, rhs, notes),) = read(r"x = \hat{y}_{12}")
+    assert rhs == "ŷ[12]" and not notes
+    with pytest.raises(TexError, match="a second subscript at column 15"):
+        translate(r"x = W_{ki}_{j}", SYMBOLS, [], NAMES)
+
+
+def test_a_fraction_of_scalars_is_a_scalar_factor():
+    ((_, rhs, _),) = read(r"\nabla A_L = \frac{1}{m} (\hat{Y} - E)", {**SYMBOLS, "Ŷ": "output", "E": "onehot"})
+    assert rhs == "1 / m * (Ŷ - E)"
+
+
+@pytest.mark.parametrize("tex, for_range", [
+    (r"\nabla W_k = \nabla_{a_k} \cdot h_{k-1}^T \quad \forall k = 1(1)L", "k in 1..L"),
+    (r"\nabla W_k = \nabla_{a_k} \cdot h_{k-1}^T \quad \forall k = 1(1)\overline{L-1}", "k in 1..L - 1"),
+    (r"A_k = W_k H_{k-1} \quad \forall k = 1, 2, \dots, L", "k in 1..L"),
+    (r"A_k = W_k H_{k-1}, \; \forall k = 1, \ldots, L-1.", "k in 1..L - 1"),
+])
+def test_a_trailing_quantifier_is_the_links_range(tex, for_range):
+    links = translate(tex, SYMBOLS, [], NAMES)
+    assert [link.for_range for link in links] == [for_range]
+    assert links[0].lhs in ("grad(Lθ, W[k])", "A[k]") and "forall" not in links[0].rhs
+
+
+def test_every_link_of_a_quantified_chain_has_its_range():
+    links = translate(r"\nabla a_k = \nabla h_k \odot g'(a_k) = W_{k+1}^T \cdot \nabla_{a_{k+1}} \odot g'(a_k)"
+                      r" \quad \forall k = 1(1)\overline{L-1}", SYMBOLS, [], NAMES)
+    assert [(link.rhs, link.for_range) for link in links] == [
+        ("grad(Lθ, h[k]) ∘ g'(a[k])", "k in 1..L - 1"),
+        ("W[k + 1].T @ grad(Lθ, a[k + 1]) ∘ g'(a[k])", "k in 1..L - 1")]
+
+
+@pytest.mark.parametrize("tex, message", [
+    (r"x = 1 \quad \forall k = 1", r"a quantifier is written \\forall k = 1\(1\)L or .* at column 13"),
+    (r"x = 1 \quad \forall k = 1(2)L", "a quantifier's step must be 1 at column 27"),
+    (r"x = 1 \quad \forall k", "a quantifier is written"),
+])
+def test_a_malformed_quantifier_is_an_error_with_the_column(tex, message):
+    with pytest.raises(TexError, match=message):
+        translate(tex, SYMBOLS, [], NAMES)
+
+
+NET = ('[network]\nwidths = [3, 4, 2]\nhidden = "sigmoid"\noutput = "softmax"\nloss = "cross_entropy"\n'
+       'batch = 1\n[symbols]\nW = "weight"\nb = "bias"\na = "preactivation"\nh = "activation"\n'
+       '"Lθ" = "loss"\nL = "depth"\n')
+
+
+def test_a_claims_quantifier_becomes_its_for_unless_it_has_one(tmp_path):
+    from symbackprop.derivation.loader import load
+    path = tmp_path / "d.toml"
+    path.write_text(NET + "[[claim]]\nid = \"S\"\ntex = '\\nabla b_k = \\nabla_{a_k} \\quad \\forall k = 1(1)L'\n"
+                    "[[claim]]\nid = \"T\"\nfor = \"k in 2..L\"\n"
+                    "tex = '\\nabla b_k = \\nabla_{a_k} \\quad \\forall k = 1(1)L'\n")
+    d = load(path)
+    assert not d.errors
+    assert [(c.id, c.lhs, c.rhs, c.range) for c in d.claims] == [
+        ("S", "grad(Lθ, b[k])", "grad(Lθ, a[k])", "k in 1..L"), ("T", "grad(Lθ, b[k])", "grad(Lθ, a[k])", "k in 2..L")]
+    from symbackprop.derivation import verify
+    report = verify(str(path))
+    assert [r.verdict.status for r in report.results] == ["proved", "proved"]
+
+
+def test_the_draft_keeps_a_trailing_quantifier_with_its_formula(tmp_path):
+    from symbackprop.extract import draft
+    doc = tmp_path / "notes.md"
+    doc.write_text("Summary:\n\n- $\\nabla b_k = \\nabla_{a_k} \\quad \\forall k = 1(1)L$\n")
+    text = draft(doc).toml
+    assert "tex  = '\\nabla b_k = \\nabla_{a_k} \\quad \\forall k = 1(1)L'" in text
