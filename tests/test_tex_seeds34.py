@@ -202,3 +202,33 @@ def test_a_sum_of_a_negated_term():
 def test_a_column_of_a_matrix_is_a_vector_in_a_product():
     got = link(r"x = (W_{l,\cdot,j})^T \nabla_{a_l} F")
     assert got.rhs == "(W[l][:, j]).T @ grad(F, a[l])"
+
+
+@pytest.mark.parametrize("tex", [
+    r"x = \sigma(z^2)(1 - \sigma(z^2))",
+    r"x = a^2 * (1 - a^2)",
+    r"x = \delta_{ij} + \delta_{(i,j)}",
+    r"C = \frac{1}{2}\lVert a^2 - t \rVert^2 + \frac{1}{2} || a^1 ||^2",
+    r"C = \frac{1}{n} \sum_{k=1}^{n} -\log a^2_k",
+    r"x = \frac{\partial \sigma(z^{2}_q)}{\partial W^{2}_{ij}}",
+])
+def test_round_trip_of_these_constructs_through_the_project_printer(tmp_path, tex):
+    """LaTeX → claim → the project's LaTeX printer → LaTeX reader: the same syntax tree."""
+    import ast
+
+    from symbackprop.derivation.language import parse
+    from symbackprop.latex.claims import formula_latex
+    from tests.test_tex import load_text
+    d = load_text(tmp_path, "")
+    symbols = {k: b.quantity for k, b in d.bindings.items()}
+    for first in translate(tex, symbols, ()):
+        printed = f"{formula_latex(first.lhs, d)} = {formula_latex(first.rhs, d)}"
+        (back,) = translate(printed, symbols, ())
+        for before, after in ((first.lhs, back.lhs), (first.rhs, back.rhs)):
+            assert ast.dump(parse(before)) == ast.dump(parse(after)), (printed, before, after)
+
+
+def test_an_iverson_bracket_as_the_printer_writes_it():
+    assert link(r"x = a_i [i = j] + [l \neq L]").rhs == "a[i] * (i == j) + (l != L)"
+    assert link(r"x = [a_l]").rhs == "(a[l])"
+    assert "a condition is one relation" in fails_at(r"x = [i = j = k]", 12)

@@ -652,6 +652,8 @@ class _Parser:
                     self.fail("expected '||'")
                 self.i += 2
                 return f"norm({inner})", True, None
+            if tok.value == "[" and (bracket := self._iverson()) is not None:
+                return bracket, True, None
             if tok.value in "([":
                 inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
@@ -767,6 +769,29 @@ class _Parser:
                 return f"{word}({inner})", False, None
             return word, False, word
         raise TexError(f"unknown macro \\{name}", tok.pos, self.tex)
+
+    def _iverson(self):
+        """``[i = j]`` (the bracket just opened): Iverson's bracket ``(i == j)``, as the project's
+        printer writes it; None when the brackets hold no relation."""
+        depth, k = 0, self.i
+        while k < len(self.t):
+            t = self.t[k]
+            if t.kind == "char" and t.value in "([":
+                depth += 1
+            elif t.kind == "char" and t.value in ")]":
+                if depth == 0:
+                    break
+                depth -= 1
+            k += 1
+        if k == len(self.t) or self.t[k].value != "]":
+            return None
+        inside = self.t[self.i:k]
+        if not any((t.kind == "char" and t.value in "=<>") or (t.kind == "macro" and t.value in RELATIONS)
+                   for t in inside):
+            return None
+        left, op, right = self._relation(inside, self.t[k].pos)
+        self.i = k + 1
+        return f"({left} {op} {right})"
 
     def _array_of_entries(self, inner, shape):
         """``(a_i^l)_{(n_l \\times 1)}``: the array whose entries are a_i^l, i.e. a^l; any other
@@ -1293,9 +1318,13 @@ def _goal(toks, tex):
 
 def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=(), extra_notes=()):
     toks, goal = _goal(toks, tex)
-    pieces, cur = [], []
+    pieces, cur, depth = [], [], 0
     for tok in toks:
-        if tok.kind == "char" and tok.value == "=":
+        if tok.kind == "char" and tok.value in "([":
+            depth += 1
+        elif tok.kind == "char" and tok.value in ")]":
+            depth = max(depth - 1, 0)
+        if tok.kind == "char" and tok.value == "=" and depth == 0:  # not the = of an [i = j]
             pieces.append((cur, tok.pos))
             cur = []
         else:
