@@ -426,9 +426,11 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
         if k in widths:
             sizes.append(widths[k])
         else:
-            sizes.append(3 if k == first else (2 if k == last else 4))
+            binary = loss == "bce" and not softmax  # one probability per example: one output unit
+            sizes.append(3 if k == first else ((1 if binary else 2) if k == last else 4))
     from_doc = all(k in widths for k in range(first, last + 1))
-    guesses.append(f"widths {sizes} " + ("(the document's shapes)" if from_doc else "(guessed small)"))
+    guesses.append(f"widths {sizes} " + ("(the document's shapes)" if from_doc else "(guessed small)")
+                   + ("; one output unit for the binary cross-entropy" if last not in widths and sizes[-1] == 1 else ""))
     if first != 0:
         guesses.append(f"layers numbered from {first}: a^{first} is the input")
     symbols.update(given.get("symbols", {}))

@@ -232,3 +232,10 @@ def test_an_iverson_bracket_as_the_printer_writes_it():
     assert link(r"x = a_i [i = j] + [l \neq L]").rhs == "a[i] * (i == j) + (l != L)"
     assert link(r"x = [a_l]").rhs == "(a[l])"
     assert "a condition is one relation" in fails_at(r"x = [i = j = k]", 12)
+
+
+def test_a_binary_cross_entropy_guesses_one_output_unit():
+    text = "$$F = -y \\ln a_L - (1 - y) \\ln(1 - a_L)$$ $$z_l = W_l a_{l-1} + b_l$$"
+    result = draft("notes.txt", text)
+    assert tomllib.loads(result.toml)["network"]["widths"][-1] == 1
+    assert any("one output unit for the binary cross-entropy" in g for g in result.guesses)
