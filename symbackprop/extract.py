@@ -539,7 +539,8 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
         layers = None
         try:
             links = translate(tex, symbols, ["delta[0]", *defines])
-            layers = _layer_range(links, symbols, depth) if first == 0 else None
+            quantified = any(getattr(link, "for_range", None) for link in links)  # \forall k: its own range
+            layers = _layer_range(links, symbols, depth) if first == 0 and not quantified else None
             einstein = einstein or _repeats_an_index(links, symbols)
         except (TexError, ValueError) as error:
             where = column_of.get((printed, line))

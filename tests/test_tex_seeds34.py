@@ -239,3 +239,9 @@ def test_a_binary_cross_entropy_guesses_one_output_unit():
     result = draft("notes.txt", text)
     assert tomllib.loads(result.toml)["network"]["widths"][-1] == 1
     assert any("one output unit for the binary cross-entropy" in g for g in result.guesses)
+
+
+def test_a_formula_with_its_own_quantifier_keeps_its_range():
+    text = "$$z_k = W_k a_{k-1} + b_k \\quad \\forall k = 1(1)L$$ $$F = \\frac{1}{2}\\|a_L - y\\|^2$$"
+    data = tomllib.loads(draft("notes.txt", text).toml)
+    assert "for" not in data["claim"][0]
