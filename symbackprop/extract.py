@@ -673,6 +673,8 @@ def _repeats_an_index(links, symbols) -> bool:
             if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and \
                     isinstance(node.ops[0], ast.In):
                 bound.add(node.left.id)  # sum(…, i in 1..m)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sum":
+                bound.update(a.id for a in node.args[1:] if isinstance(a, ast.Name))  # sum(…, i)
             if not isinstance(node, ast.Subscript):
                 continue
             base = node.value

@@ -245,3 +245,13 @@ def test_a_formula_with_its_own_quantifier_keeps_its_range():
     text = "$$z_k = W_k a_{k-1} + b_k \\quad \\forall k = 1(1)L$$ $$F = \\frac{1}{2}\\|a_L - y\\|^2$$"
     data = tomllib.loads(draft("notes.txt", text).toml)
     assert "for" not in data["claim"][0]
+
+
+def test_an_index_summed_by_a_sum_is_no_sign_of_einstein_summation():
+    from symbackprop.derivation.tex import TexLink
+    from symbackprop.extract import _repeats_an_index
+    symbols = {"W": "weight", "a": "activation"}
+    summed = TexLink("a[2][i]", "sum(W[2][i, j] * a[1][j], j)", 0, 0)
+    bounded = TexLink("a[2][i]", "sum(W[2][i, j] * a[1][j], j in 1..3)", 0, 0)
+    implicit = TexLink("a[2][i]", "W[2][i, j] * a[1][j]", 0, 0)
+    assert not _repeats_an_index([summed, bounded], symbols) and _repeats_an_index([implicit], symbols)
