@@ -255,3 +255,10 @@ def test_an_index_summed_by_a_sum_is_no_sign_of_einstein_summation():
     bounded = TexLink("a[2][i]", "sum(W[2][i, j] * a[1][j], j in 1..3)", 0, 0)
     implicit = TexLink("a[2][i]", "W[2][i, j] * a[1][j]", 0, 0)
     assert not _repeats_an_index([summed, bounded], symbols) and _repeats_an_index([implicit], symbols)
+
+
+def test_a_shape_annotation_on_a_call_or_a_layer_is_no_entry():
+    assert (link(r"x = [a^l]_{2\times 1}").rhs, link(r"x = [a^l]_{2\times 1}").shape) == ("a[l]", ("2", "1"))
+    got = link(r"x = \sigma(z^l)_{2 \times 1}")
+    assert (got.rhs, got.shape) == ("sigma(z[l])", ("2", "1"))
+    assert "with one \\times" in fails_at(r"x = (a_i)_{(1 \times 2 \times 3)}", 24)

@@ -446,6 +446,9 @@ class _Parser:
                 base = self._scripted(base, name, sup, sub, packed) + ".T"
                 name, sup, sub = None, None, None
                 continue
+            if tok.value == "_" and name is None and (shape := self._shape(p)) is not None:
+                self.shapes.append((base, shape))  # \sigma(z^1)_{4\times 1}: an annotation, not an entry
+                continue
             if tok.value == "_" and name is None and base.endswith(")"):  # softmax(a_L)_\ell: an entry
                 base, scalar = f"{base}[{self._subscript(p, base)[0]}]", True
                 continue
@@ -918,8 +921,8 @@ class _Parser:
             node = ast.parse(preprocess(inner), mode="eval").body
         except SyntaxError:
             return inner
-        if not isinstance(node, ast.Subscript):
-            return inner
+        if not isinstance(node, ast.Subscript) or (isinstance(node.value, ast.Name) and node.value.id in self.perlayer):
+            return inner  # a^l: a layer, not an entry
         index = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         letters = [i.id for i in index if isinstance(i, ast.Name) and len(i.id) == 1]
         if len(letters) != len(index) or len(set(letters)) != len(letters) or letters[0] in self.symbols:
@@ -1089,6 +1092,8 @@ class _Parser:
                 and p.t[-1].value == ")":  # _{(m \times n)}
             p = self._child(p.t[1:-1], p.t[-1].pos)
         cut = [k for k, t in enumerate(p.t) if t.kind == "macro" and t.value == "times"]
+        if len(cut) > 1:
+            raise TexError("a shape is written m \\times n, with one \\times", p.t[cut[1]].pos, self.tex)
         if len(cut) != 1:
             return None
         k = cut[0]
