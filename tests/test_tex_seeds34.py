@@ -262,3 +262,22 @@ def test_a_shape_annotation_on_a_call_or_a_layer_is_no_entry():
     got = link(r"x = \sigma(z^l)_{2 \times 1}")
     assert (got.rhs, got.shape) == ("sigma(z[l])", ("2", "1"))
     assert "with one \\times" in fails_at(r"x = (a_i)_{(1 \times 2 \times 3)}", 24)
+
+
+@pytest.mark.parametrize("seed, flagged", [
+    ("003", {"L20-4a": "refuted", "L20-4b": "refuted", "L49-7": "ill-formed"}),  # y = n_{W,b}(x); ε^(l) for ε^(L)
+    ("004", {"L58-12": "ill-formed", "L68-15": "ill-formed", "L68-16": "ill-formed", "L72-17": "ill-formed"}),
+])
+def test_verify_a_seed_with_its_small_symbols_file_flags_exactly_its_errata(seed, flagged, capsys):
+    """∂L/∂z_l with L the depth, ∂z_l/∂W_l = a^T, ∂z_l/∂b_l = 1 and ∂F/∂z_L for ∂F/∂z_l in 004; the
+    output called y and ε^(l) where ε^(L) belongs in 003: every other claim drafted is proved."""
+    import re
+    from pathlib import Path
+
+    from symbackprop.cli import main
+    seeds = Path(__file__).parent / "data" / "seeds"
+    (document,) = seeds.glob(f"{seed}_*.txt")
+    main(["verify", str(document), "--symbols", str(seeds / f"{seed}.symbols.toml")])
+    out = capsys.readouterr().out
+    rows = dict(re.findall(r"^(L\d+-\d+[a-z]?) .*?  (proved|refuted|ill-formed|undecided) ", out, re.M))
+    assert rows and {k: v for k, v in rows.items() if v != "proved"} == flagged, out
