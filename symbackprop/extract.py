@@ -603,7 +603,7 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
     if first != 0:
         guesses.append(f"layers numbered from {first}: a^{first} is the input")
     guessed = dict(symbols)  # what the draft writes in [symbols]: its own guesses, the user's merged after
-    symbols.update(given.get("symbols", {}))  # the formulas are read with the user's names
+    symbols.update(_well_formed(given.get("symbols", {})))  # the formulas are read with the user's names
     widths_given = given.get("network", {}).get("widths")
     depth = len(widths_given) - 1 if isinstance(widths_given, list) and widths_given else len(sizes) - 1
     # Definitions (\equiv, or = of a name that names nothing yet) and claims.
@@ -813,6 +813,19 @@ def _errors_as_gradients(defines: dict, symbols: dict, loss_name: str, printed: 
         if printed.get(name, tex) != tex:
             note += f"; read as {tex}"
         out.append((claim, line, note, printed.get(name, tex)))
+    return out
+
+
+def _well_formed(roles: dict) -> dict:
+    """The entries of a symbols file's [symbols] the draft can read with: a quantity's name, or a
+    table with its ``quantity`` and an integer ``shift`` (the loader reports any other)."""
+    out = {}
+    for name, role in roles.items():
+        if isinstance(role, str):
+            out[name] = role
+        elif isinstance(role, dict) and isinstance(role.get("quantity"), str) \
+                and isinstance(role.get("shift", 0), int) and not isinstance(role.get("shift", 0), bool):
+            out[name] = {"quantity": role["quantity"], "shift": role.get("shift", 0)}
     return out
 
 

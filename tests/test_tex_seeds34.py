@@ -272,3 +272,15 @@ def test_verify_a_seed_with_its_small_symbols_file_flags_exactly_its_errata(seed
     out = capsys.readouterr().out
     rows = dict(re.findall(r"^(L\d+-\d+[a-z]?) .*?  (proved|refuted|ill-formed|undecided) ", out, re.M))
     assert rows and {k: v for k, v in rows.items() if v != "proved"} == flagged, out
+
+
+def test_a_broken_symbols_entry_is_left_to_the_loader_to_name(tmp_path, capsys):
+    from pathlib import Path
+
+    from symbackprop.cli import main
+    (document,) = (Path(__file__).parent / "data" / "seeds").glob("003_*.txt")
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[symbols]\nz = { shift = "x" }\na = { quantity = "activation", shift = "one" }\n')
+    assert main(["verify", str(document), "--symbols", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert f"{mine}:3: [symbols] a: shift must be an integer, not 'one'" in err and "Traceback" not in err
