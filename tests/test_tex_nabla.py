@@ -143,3 +143,68 @@ def test_the_draft_keeps_a_trailing_quantifier_with_its_formula(tmp_path):
     doc.write_text("Summary:\n\n- $\\nabla b_k = \\nabla_{a_k} \\quad \\forall k = 1(1)L$\n")
     text = draft(doc).toml
     assert "tex  = '\\nabla b_k = \\nabla_{a_k} \\quad \\forall k = 1(1)L'" in text
+
+
+def test_a_sum_without_limits_runs_over_its_index_s_whole_range():
+    ((lhs, rhs, notes),) = read(r"a_{ki} = b_{ki} + \sum_j W_{kij} h_{k-1,j}")
+    assert (lhs, rhs) == ("a[k][i]", "b[k][i] + sum(W[k][i, j] * h[k - 1][j], j)")
+    assert r"read \sum_j without limits as the sum over every j" in notes
+
+
+def test_a_sum_up_to_a_letter_that_is_no_size_runs_over_the_whole_range():
+    ((_, rhs, notes),) = read(r"x = \sum_{r=1}^k \frac{\partial \mathcal{L}(\theta)}{\partial a_{i+1,r}} W_{i+1,r,j}")
+    assert rhs == "sum(grad(Lθ, a[i + 1][r]) * W[i + 1][r, j], r)"
+    assert r"read \sum_{r=1}^{k} as the sum over every r: k is not a size [symbols] gives" in notes
+    ((_, rhs, notes),) = read(r"x = \frac{1}{p} \sum_{r=1}^p a_{Lr}")  # p used elsewhere: kept
+    assert rhs == "1 / p * sum(a[L][r], r in 1..p)"
+    ((_, rhs, _),) = read(r"x = \sum_{r=1}^{L} a_{Lr}")  # L is a name
+    assert rhs == "sum(a[L][r], r in 1..L)"
+
+
+def test_a_summation_index_that_is_a_name_is_renamed_with_a_note():
+    ((_, rhs, notes),) = read(r"x = \sum_{m=1}^{L} \frac{\partial \mathcal{L}(\theta)}{\partial a_{Lm}} + m")
+    assert rhs == "sum(grad(Lθ, a[L][q]), q in 1..L) + m"  # the m after the sum is the batch size
+    assert "read the summation index m as q: m is a name in [symbols]" in notes
+
+
+@pytest.mark.parametrize("tex, message", [
+    (r"x = \sum^{m} a_i", r"a sum needs its index, as in \\sum_\{i=1\}\^\{m\} or \\sum_i at column 5"),
+    (r"x = \sum_{i}^{m} a_i", "a sum with an upper limit needs its lower one"),
+    (r"x = \sum_{=1}^{m} a_i", "expected the index of the sum at column 11"),
+])
+def test_a_malformed_sum_is_an_error_with_the_column(tex, message):
+    with pytest.raises(TexError, match=message):
+        translate(tex, SYMBOLS, [], NAMES)
+
+
+def test_the_claim_language_sums_a_bare_index_over_its_whole_range(tmp_path):
+    from symbackprop.derivation import verify
+    path = tmp_path / "d.toml"
+    path.write_text(NET + '[[claim]]\nid = "P"\nlhs = "a[k][i]"\nrhs = "b[k][i] + sum(W[k][i, j] * h[k-1][j], j)"\n'
+                    'for = "k in 1..L"\n[[claim]]\nid = "Q"\nlhs = "a[k][i]"\n'
+                    'rhs = "b[k][i] + sum(2 * W[k][i, j] * h[k-1][j], j)"\nfor = "k in 1..L"\nexpect = "refuted"\n'
+                    '[[claim]]\nid = "B"\nlhs = "a[1][i]"\nrhs = "sum(W[1][i, j] * h[0][j], L)"\n'
+                    'expect = "ill-formed"\n')
+    report = verify(str(path))
+    assert [r.verdict.status for r in report.results] == ["proved", "refuted", "ill-formed"]
+    assert "index j in sum(W[1][i, j] * h[0][j], L) is not bound" in report.results[2].verdict.message
+
+
+def test_round_trip_of_lecture_note_constructs_through_the_project_printer(tmp_path):
+    """LaTeX → claim → the project's printer → LaTeX reader: the same syntax tree."""
+    import ast
+    from symbackprop.derivation.language import parse
+    from symbackprop.derivation.loader import load
+    from symbackprop.latex.claims import formula_latex
+    path = tmp_path / "d.toml"
+    path.write_text(NET.replace('"Lθ" = "loss"', 'C = "loss"'))
+    d = load(path)
+    symbols = {k: b.quantity for k, b in d.bindings.items()}
+    for tex in (r"a_{ki} = b_{ki} + \sum_j W_{kij} h_{k-1,j}",
+                r"\nabla W_k = \nabla_{a_k} \cdot h_{k-1}^T",
+                r"\frac{\partial C}{\partial h_{ij}} = (W_{i+1,\cdot,j})^T \nabla_{a_{i+1}} C"):
+        for link in translate(tex, symbols):
+            printed = f"{formula_latex(link.lhs, d)} = {formula_latex(link.rhs, d)}"
+            (back,) = translate(printed, symbols)
+            assert ast.dump(parse(back.lhs)) == ast.dump(parse(link.lhs)), printed
+            assert ast.dump(parse(back.rhs)) == ast.dump(parse(link.rhs)), printed

@@ -31,7 +31,7 @@ from sympy import Integer
 
 from .. import rules
 from ..matrices import Mat, broadcast_shape
-from .language import PRIME, ClaimError, Env, Scope, _scalar, is_range
+from .language import PRIME, ClaimError, Env, Scope, _scalar
 from .model import forward_order
 from ..layers import FUNCTIONS as LAYER_FUNCTIONS
 from ..matrices import Explicit
@@ -264,9 +264,7 @@ class Backward:
         scope = self.scope
         axis = scope._axis(node)
         if name == "sum" and len(args) > 1:
-            bound = [(item.left.id, range(scope.integer(item.comparators[0].left, env),
-                                          scope.integer(item.comparators[0].right, env) + 1))
-                     for item in args[1:] if is_range(item)]
+            bound = scope.index_sum_ranges(node, env)
             for values in itertools.product(*(span for _, span in bound)):
                 self.push(args[0], g, env.bind(indices={letter: v for (letter, _), v in zip(bound, values)}))
             return

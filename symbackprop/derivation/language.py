@@ -573,7 +573,8 @@ class Scope:
             elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "sum" \
                     and len(sub.args) > 1:
                 # an index sum binds its own letters; the rest of its body is free, counted once
-                bound = {item.left.id for item in sub.args[1:] if is_range(item)}
+                bound = {item.left.id for item in sub.args[1:] if is_range(item)} \
+                    | {item.id for item in sub.args[1:] if isinstance(item, ast.Name)}
                 inner = self.index_counts(sub.args[0], env)
                 counts.update({letter for letter in inner if letter not in bound})
                 for item in sub.args[1:]:
@@ -1028,13 +1029,17 @@ class Scope:
             return results[0]
         return Mat([results]) if axis == 0 else Mat([[r] for r in results])
 
-    def _index_sum(self, node: ast.Call, env: Env):
-        """sum(body, k in a..b, …): the body summed over every bound index (both ends included)."""
-        body, ranges = node.args[0], node.args[1:]
-        bound = []
-        for item in ranges:
+    def index_sum_ranges(self, node: ast.Call, env: Env) -> list:
+        """The (letter, range) pairs of sum(body, k in a..b, j, …): a bare letter j runs over its
+        whole range, the dimension of the entries it selects in the body."""
+        body, bound = node.args[0], []
+        for item in node.args[1:]:
+            if isinstance(item, ast.Name) and self.is_index_letter(item.id, env):  # its own, as k in a..b
+                bound.append((item.id, range(1, self.index_range(item.id, body, env) + 1)))
+                continue
             if not is_range(item):
-                raise ClaimError(f"{show(node)}: after the body, sum takes ranges like k in 1..K")
+                raise ClaimError(f"{show(node)}: after the body, sum takes ranges like k in 1..K "
+                                 "or an index letter k (its whole range)")
             letter = item.left.id
             if letter in self.bindings or letter in self.definitions or letter in env.layers:
                 raise ClaimError(f"{show(node)}: the summation index {letter} is already a name; use another letter")
@@ -1044,6 +1049,11 @@ class Scope:
                 raise ClaimError(f"{show(node)}: {letter} runs over {high - low + 1} values "
                                  f"(at most {limits.MAX_INDEX_SUM})")
             bound.append((letter, range(low, high + 1)))
+        return bound
+
+    def _index_sum(self, node: ast.Call, env: Env):
+        """sum(body, k in a..b, j, …): the body summed over every bound index (both ends included)."""
+        body, bound = node.args[0], self.index_sum_ranges(node, env)
         _check_entries([span for _, span in bound], [letter for letter, _ in bound], "summed")
         total = Integer(0)
         for values in itertools.product(*(span for _, span in bound)):

@@ -197,7 +197,8 @@ class ClaimPrinter(ast.NodeVisitor):
 
     def visit_Call(self, node):
         function = node.func.id
-        args = [self.visit(a) for a in node.args if not is_range(a)]
+        args = [self.visit(a) for k, a in enumerate(node.args)
+                if not (is_range(a) or function == "sum" and k and isinstance(a, ast.Name))]
         if function.endswith(PRIME):
             return self._function_name(function[: -len(PRIME)]) + "'" + parens(", ".join(args))
         if function in ("grad", "jacobian") and len(args) == 2:
@@ -214,7 +215,8 @@ class ClaimPrinter(ast.NodeVisitor):
         simple = bool(node.args) and isinstance(node.args[0], (ast.Name, ast.Subscript, ast.Call))
         axis = next((k.value.value for k in node.keywords if k.arg == "axis"), None)
         if function == "sum" and len(node.args) > 1:  # an index sum: sum(body, k in a..b, …)
-            limits = "".join(rf"\sum_{{{self.visit(r.left)}={self.visit(r.comparators[0].left)}}}"
+            limits = "".join(rf"\sum_{{{self.visit(r)}}}" if isinstance(r, ast.Name) else
+                             rf"\sum_{{{self.visit(r.left)}={self.visit(r.comparators[0].left)}}}"
                              rf"^{{{self.visit(r.comparators[0].right)}}}" for r in node.args[1:])
             return limits + " " + (args[0] if simple else parens(args[0]))
         if function == "sum" and len(args) == 1:
