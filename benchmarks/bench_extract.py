@@ -60,13 +60,13 @@ def _header(hand: dict) -> list[str]:
     return out
 
 
-def _matching(edges: set, claims: list) -> int:
+def _owners(edges: set, claims: list) -> dict:
     """The hand claims that distinct printed formulas account for: the links of one chain are
     equal to each other, so "found" alone lets one link count for several hand claims.  Hand
     claims with the same printed ``text`` (one formula's readings: per example and for the batch)
     are one group; a maximum bipartite matching gives each group at most one link and each link at
     most one group, and a matched group counts its members equal to its link."""
-    group_of = {n: " ".join(str(c.get("text", n)).split()) for n, c in enumerate(claims)}
+    group_of = {n: _group(c, n) for n, c in enumerate(claims)}
     by_group: dict = {}
     for n, k in edges:
         by_group.setdefault(group_of[n], set()).add(k)
@@ -83,7 +83,16 @@ def _matching(edges: set, claims: list) -> int:
 
     for group in by_group:
         augment(group, set())
-    return sum(1 for n, k in edges if owner.get(k) == group_of[n])
+    return {k: group for k, group in owner.items()}
+
+
+def _group(claim: dict, n: int) -> str:
+    return " ".join(str(claim.get("text", n)).split())
+
+
+def _matching(edges: set, claims: list) -> int:
+    owner = _owners(edges, claims)
+    return sum(1 for n, k in edges if owner.get(k) == _group(claims[n], n))
 
 
 def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
@@ -100,12 +109,15 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
     symbols = {**drafted.get("symbols", {}), **given.get("symbols", {})}
     names = {**drafted.get("tex", {}), **given.get("tex", {})}
     defined = list(hand.get("define", {})) + ["delta[0]"]
-    links, unreadable = [], 0
+    links, sources, failed = [], [], []  # sources[k]: the drafted claim link k was read from
     for claim in drafted.get("claim", []):
         try:
-            links += translate(claim["tex"], symbols, defined, names, drafted.get("derivative_layout"))
-        except (TexError, ValueError):
-            unreadable += 1
+            read = translate(claim["tex"], symbols, defined, names, drafted.get("derivative_layout"))
+        except (TexError, ValueError) as error:
+            failed.append((claim, error))
+            continue
+        links += read
+        sources += [claim] * len(read)
     claims = [c for c in hand.get("claim", []) if "lhs" in c and "rhs" in c]
     edges, pairs, used = set(), [], set()  # (hand claim, link) written identically or proved equal
     for n, claim in enumerate(claims):
@@ -146,8 +158,10 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
     extra = sum(1 for k in range(len(links)) if k not in used)
     return {"seed": seed.name[:3], "hand": len(claims), "found": len(found), "matched": _matching(edges, claims),
             "links": len(links),
-            "unreadable": unreadable, "extra": extra, "network": f"{network_right}/{len(NETWORK_KEYS)}",
-            "symbols": f"{symbols_right} right, {symbols_wrong} wrong", "seconds": seconds}
+            "unreadable": len(failed), "extra": extra, "network": f"{network_right}/{len(NETWORK_KEYS)}",
+            "symbols": f"{symbols_right} right, {symbols_wrong} wrong", "seconds": seconds,
+            "detail": {"claims": claims, "links": links, "sources": sources, "failed": failed,
+                       "edges": edges}}
 
 
 def main() -> None:

@@ -76,6 +76,52 @@ def _kind(text, roles):
     return _node_kind(tree, roles)
 
 
+def _affine_contraction(left, left_kind, right, roles):
+    """``v ∂(W a + b)/∂W`` — a vector times the derivative of a vector affine in the matrix W (a
+    3-tensor the claim language does not write) — read as the contraction Σᵢ vᵢ ∂uᵢ/∂W = v aᵀ, as
+    derivations simplify it: (reading, note), or None when ``right`` is not such a derivative.  The
+    vector u is ``W @ a + b`` as printed, or the preactivation ``z[l]`` of W's own layer, whose
+    forward definition is ``W[l] @ a[l-1] + b[l]`` (noted: the reading takes the network's)."""
+    import ast
+
+    from .language import preprocess
+    if left_kind in ("matrix", "scalar"):
+        return None
+    try:
+        tree = ast.parse(preprocess(right), mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(tree, ast.Call) and getattr(tree.func, "id", "") == "jacobian" and len(tree.args) == 2):
+        return None
+    top, by = tree.args
+    if _node_kind(by, roles) != "matrix":
+        return None
+    def holds_by(node):
+        return ast.dump(by) in {ast.dump(n) for n in ast.walk(node)}
+
+    added = top.right if isinstance(top, ast.BinOp) and isinstance(top.op, ast.Add) else None
+    term = top.left if added is not None else top
+    if isinstance(term, ast.BinOp) and isinstance(term.op, ast.MatMult) and ast.dump(term.left) == ast.dump(by):
+        if _node_kind(term.right, roles) != "col" or holds_by(term.right) or (added is not None and holds_by(added)):
+            return None  # not affine in W with a vector coefficient
+        factor, how = ast.unparse(term.right), ""
+    elif isinstance(top, ast.Subscript) and isinstance(top.value, ast.Name) and isinstance(by, ast.Subscript) \
+            and _role(roles.get(top.value.id, "")) == "preactivation" \
+            and not isinstance(top.slice, (ast.Tuple, ast.Slice)) and ast.dump(top.slice) == ast.dump(by.slice):
+        activation = next((n for n, v in roles.items() if _role(v) == "activation"), None)
+        if activation is None:
+            return None
+        layer = top.slice.value - 1 if isinstance(top.slice, ast.Constant) and isinstance(top.slice.value, int) \
+            else f"{ast.unparse(top.slice)} - 1"
+        factor = f"{activation}[{layer}]"
+        how = f", {ast.unparse(top)} being {ast.unparse(by)} @ {factor} + its bias by the network's forward definition"
+    else:
+        return None
+    read = f"({left}) @ ({factor}).T"
+    return read, (f"read {left} times {right} (a vector times the derivative of a vector by a matrix) as "
+                  f"the contraction {read}{how}")
+
+
 def _node_kind(node, roles):
     import ast
     if isinstance(node, ast.Constant):
@@ -400,6 +446,11 @@ class _Parser:
         if ls or rs or "scalar" in kinds:
             return f"{left} * {right}"
         if sign is None:
+            contracted = _affine_contraction(left, kinds[0], right, self.symbols)
+            if contracted is not None:
+                read, note = contracted
+                self.notes.append(note)
+                return read
             if kinds[0] == kinds[1] and kinds[0] in ("col", "row"):
                 self.notes.append(f"read {left} and {right} side by side as the elementwise product "
                                   "(two vectors have no matrix product)")

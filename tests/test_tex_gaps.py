@@ -1,0 +1,47 @@
+"""The LaTeX reader on the constructs behind seed claims that were found but read otherwise than
+the hand transcriptions: one test per construct, with the exact reading, the note of the guess and
+a malformed case located."""
+import pytest
+
+from symbackprop.derivation.tex import TexError, translate
+
+SYMBOLS = {"W": "weight", "b": "bias", "z": "preactivation", "a": "activation", "t": "target", "C": "loss",
+           "sigma": "activation_function"}
+
+
+def links(tex):
+    return [(link.lhs, link.rhs, link.notes) for link in translate(tex, SYMBOLS)]
+
+
+def test_a_vector_times_the_derivative_of_an_affine_vector_by_its_matrix_is_the_outer_product():
+    contraction = ("read (a[2] - t) ∘ sigma'(z[2]) times jacobian({u}, W[2]) (a vector times the derivative of "
+                   "a vector by a matrix) as the contraction ((a[2] - t) ∘ sigma'(z[2])) @ (a[1]).T")
+    tex = r"\frac{\partial C}{\partial W^2} = (a^2-t) \circ \sigma'(z^2) \frac{\partial W^2 a^1 + b^2}{\partial W^2}"
+    ((lhs, rhs, notes),) = links(tex)
+    assert (lhs, rhs) == ("grad(C, W[2])", "((a[2] - t) ∘ sigma'(z[2])) @ (a[1]).T")
+    assert notes[-1] == contraction.format(u="W[2] @ a[1] + b[2]")
+    # z² by the network's forward definition z^l = W^l a^{l-1} + b^l: the guess is named
+    tex = r"\frac{\partial C}{\partial W^2} = (a^2-t) \circ \sigma'(z^2) \frac{\partial z^2}{\partial W^2}"
+    ((lhs, rhs, notes),) = links(tex)
+    assert (lhs, rhs) == ("grad(C, W[2])", "((a[2] - t) ∘ sigma'(z[2])) @ (a[1]).T")
+    assert notes[-1] == contraction.format(u="z[2]") + \
+        ", z[2] being W[2] @ a[1] + its bias by the network's forward definition"
+
+
+def test_the_contraction_is_not_read_where_the_vector_is_not_affine_in_that_matrix():
+    # z² depends on W¹ through a¹ (a 3-tensor contraction the claim language cannot write): kept
+    tex = r"\frac{\partial C}{\partial W^1} = (a^2-t) \circ \sigma'(z^2) \frac{\partial z^2}{\partial W^1}"
+    assert links(tex)[0][1] == "(a[2] - t) ∘ sigma'(z[2]) @ jacobian(z[2], W[1])"
+    tex = r"\frac{\partial C}{\partial W^1} = (a^2-t) \frac{\partial a^2}{\partial W^1}"
+    assert links(tex)[0][1] == "(a[2] - t) @ jacobian(a[2], W[1])"
+    # the added term holds the matrix too: not affine with coefficient a¹
+    tex = r"\frac{\partial C}{\partial W^2} = (a^2-t) \frac{\partial W^2 a^1 + W^2 b^2}{\partial W^2}"
+    assert "jacobian(" in links(tex)[0][1]
+
+
+def test_a_malformed_derivative_in_the_contraction_is_located():
+    tex = r"\frac{\partial C}{\partial W^2} = (a^2-t) \frac{\partial W^2 a^1 + }{\partial W^2}"
+    with pytest.raises(TexError) as info:
+        translate(tex, SYMBOLS)
+    message = str(info.value)
+    assert "\n" not in message and "column" in message, message
