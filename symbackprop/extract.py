@@ -477,11 +477,17 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             problems.append(f"continues the chain of line {above} (its left side repeated)")
             column_of.setdefault((printed, line), column_of.get((tex, line)))
         claims.append((spelled, line, "; ".join(problems) or None, tex))
+    claims = _functions_expanded(claims, formulas, symbols)
     claims.sort(key=lambda c: c[1])
+    layout = _derivative_layout(claims, symbols, ["delta[0]", *defines])
+    if layout:
+        guesses.append(f"derivatives in the denominator layout (line {layout}: the chain rule printed "
+                       "∂z/∂b ∂L/∂z): every ∂a/∂b of two vectors read as jacobian(a, b).T")
     lines = [f"# Draft derivation file extracted from {path.name} by `symbackprop extract`.",
              "# Every line marked `# guess:` is a reading of the document to confirm.",
              *(f"# guess: {g}" for g in guesses),
-             f'title  = "{path.stem}"', f'source = "{path.name}"', "", "[network]",
+             f'title  = "{path.stem}"', f'source = "{path.name}"',
+             *([f'derivative_layout = "denominator"      # guess: line {layout}'] if layout else []), "", "[network]",
              f"widths = {sizes}" + ("" if from_doc else "      # guess: the document gives no widths"),
              f'hidden = "{activation}"      # guess', f'output = "{"softmax" if softmax else activation}"      # guess',
              f'loss   = "{loss}"      # guess', "batch  = 1      # guess: one example", "", "[symbols]"]
@@ -498,10 +504,11 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             lines.append(f"# line {line}: {tex}")
             lines.append(f'"{name}" = {_toml_string(rhs)}')
     count, unreadable = 0, []
-    for tex, line, problem, printed in _chains_split(claims, symbols, ["delta[0]", *defines]):
+    order = "denominator" if layout else None
+    for tex, line, problem, printed in _chains_split(claims, symbols, ["delta[0]", *defines], order):
         count += 1
         try:
-            translate(tex, symbols, ["delta[0]", *defines])
+            translate(tex, symbols, ["delta[0]", *defines], layout=order)
         except (TexError, ValueError) as error:
             where = column_of.get((printed, line))
             unreadable.append(f"{path}:{line}:{where or 1}: the formula starting here cannot be read: {error}")
@@ -510,6 +517,67 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
+
+
+_FUNCTION = re.compile(r"\s*([A-Za-z])\s*\(\s*([A-Za-z])\s*\)\s*=\s*(.+?)\s*")
+
+
+def _functions_expanded(claims, formulas, symbols):
+    """The claims with each ``g(…)`` of a function the document defines, ``g(x) = \\frac12 \\| x \\|^2``
+    (g and x letters that name nothing), written out at its argument (noted) — not where g is
+    applied to its own letter, which states something of g itself."""
+    definitions = {}
+    for tex, line, _ in formulas:
+        match = _FUNCTION.fullmatch(tex)
+        if match and match.group(1) not in symbols and match.group(2) not in symbols and match.group(1) != match.group(2):
+            definitions.setdefault(match.group(1), (match.group(2), match.group(3), line))
+    out = []
+    for tex, line, problem, printed in claims:
+        notes = [problem] if problem else []
+        for name, (letter, body, at) in definitions.items():
+            expanded = _expand_calls(tex, name, letter, body)
+            if expanded != tex and at < line:
+                tex = expanded
+                notes.append(f"{name}(…) written out by its definition at line {at}: {name}({letter}) = {body}")
+        out.append((tex, line, "; ".join(notes) or None, printed))
+    return out
+
+
+def _expand_calls(tex, name, letter, body):
+    """``tex`` with every ``name(arg)`` (balanced parentheses; ``arg`` not the letter itself)
+    replaced by ``body`` at ``arg``."""
+    out, i = [], 0
+    for m in re.finditer(rf"(?<![\\A-Za-z]){name}\s*\(", tex):
+        if m.start() < i:
+            continue
+        depth, k = 1, m.end()
+        while k < len(tex) and depth:
+            depth += {"(": 1, ")": -1}.get(tex[k], 0)
+            k += 1
+        if depth:
+            return tex  # unbalanced: left as printed
+        argument = tex[m.end():k - 1].strip()
+        if argument == letter:
+            continue
+        at = re.sub(rf"(?<![\\A-Za-z]){letter}(?![A-Za-z])", lambda _: f"({argument})", body)
+        out += [tex[i:m.start()], f"\\left( {at} \\right)"]
+        i = k
+    return "".join(out) + tex[i:]
+
+
+def _derivative_layout(claims, symbols, defined) -> int | None:
+    """The line of the first formula that prints the chain rule in the denominator layout
+    (``∂z/∂b ∂L/∂z``), where the reader says so; None if no formula does."""
+    from .derivation.tex import TexError, translate
+
+    for tex, line, _, _ in claims:
+        try:
+            links = translate(tex, symbols, defined)
+        except (TexError, ValueError):
+            continue
+        if any("in the denominator layout (each factor" in note for link in links for note in link.notes):
+            return line
+    return None
 
 
 def _left_side(tex: str) -> str:
@@ -523,7 +591,7 @@ def _left_side(tex: str) -> str:
     return ""
 
 
-def _chains_split(claims, symbols, defined):
+def _chains_split(claims, symbols, defined, layout=None):
     """The claims, a chain ``a = b = c`` that cannot be read as a whole drafted link by link
     (``a = b``, ``a = c``), so that one unreadable link does not hide the others (noted)."""
     from .derivation.tex import TexError, translate
@@ -533,7 +601,7 @@ def _chains_split(claims, symbols, defined):
         sides = _sides(tex)
         if len(sides) > 2:
             try:
-                translate(tex, symbols, defined)
+                translate(tex, symbols, defined, layout=layout)
             except (TexError, ValueError):
                 for k, side in enumerate(sides[1:], start=1):
                     why = f"link {k} of the chain at line {line} (the chain cannot be read as a whole)"

@@ -190,3 +190,47 @@ def test_a_chain_with_an_unreadable_link_is_drafted_link_by_link():
     assert [c["tex"].split(" = ")[1][:12] for c in claims] == ["\\frac{\\parti", "\\begin{bmatr", "z^l"]
     assert all("of the chain at line 1 (the chain cannot be read as a whole)" in c["note"] for c in claims)
     assert len(result.unreadable) == 1 and "which column holds the entry" in result.unreadable[0]
+
+
+def test_the_documents_denominator_layout_transposes_every_jacobian_of_two_vectors(tmp_path):
+    import tomllib
+
+    from symbackprop.derivation.loader import load
+    from symbackprop.extract import draft
+    (read,) = translate(r"\frac{\partial {\bf a}^L}{\partial {\bf b}^L} = " + DIAGONAL, SYMBOLS, [], layout="denominator")
+    assert read.lhs == "jacobian(a[L], b[L]).T"
+    assert "read ∂a[L]/∂b[L] in the document's denominator layout: jacobian(a[L], b[L]).T" in read.notes
+    (entry,) = translate(r"\frac{\partial {\bf a}^L}{\partial b^L_j} = f'(z_j^L) {\bf e}_j", SYMBOLS, [],
+                         layout="denominator")
+    assert entry.lhs == "jacobian(a[L], b[L])[i, j]"  # by an entry: the same in both layouts
+    (chain,) = translate(r"x = \frac{\partial {\bf z}^l}{\partial {\bf b}^l} \frac{\partial L}{\partial {\bf z}^l}",
+                         SYMBOLS, [], {"L": "Loss"}, layout="denominator")
+    assert chain.rhs == "jacobian(z[l], b[l]).T @ grad(Loss, z[l])"  # transposed once
+    with pytest.raises(TexError, match="layout must be one of numerator, denominator"):
+        translate("x = 1", SYMBOLS, [], layout="rows")
+    text = ("$$ \\frac{\\partial C}{\\partial b^l} = \\frac{\\partial z^l}{\\partial b^l} \\frac{\\partial C}{\\partial z^l} $$\n\n"
+            "$$ \\frac{\\partial a^l}{\\partial z^l} = \\operatorname{diag}(\\sigma'(z^l)) $$\n")
+    result = draft("post.txt", text)
+    data = tomllib.loads(result.toml)
+    assert data["derivative_layout"] == "denominator"
+    assert any(g.startswith("derivatives in the denominator layout (line 1") for g in result.guesses)
+    path = tmp_path / "draft.toml"
+    path.write_text(result.toml, encoding="utf-8")
+    d = load(path)
+    assert not d.errors and d.derivative_layout == "denominator"
+    assert [c.lhs for c in d.claims][-1] == "jacobian(a[l], z[l]).T"
+    path.write_text(result.toml.replace('derivative_layout = "denominator"', 'derivative_layout = "rows"'))
+    assert any("derivative_layout must be \"numerator\" or \"denominator\", not 'rows'" in e for e in load(path).errors)
+
+
+def test_a_function_the_document_defines_is_written_out_where_it_is_applied():
+    import tomllib
+
+    from symbackprop.extract import draft
+    text = ("Let $$g(x) = \\frac12 \\| x \\|^2$$ with $\\nabla g(x) = x$. Then\n\n"
+            "$$ a^2 = g(z^2 - y) $$\n")
+    claims = {c["id"][:3]: c for c in tomllib.loads(draft("post.txt", text).toml)["claim"]}
+    applied = claims["L3-"]
+    assert applied["tex"] == "a^2 = \\left( \\frac12 \\| (z^2 - y) \\|^2 \\right)"
+    assert "g(…) written out by its definition at line 1: g(x) = \\frac12 \\| x \\|^2" in applied["note"]
+    assert all("written out" not in c.get("note", "") for k, c in claims.items() if k != "L3-")  # ∇g(x): g itself

@@ -199,6 +199,7 @@ def _named(toks, names):
 class _Parser:
     names: list = []  # the file's [tex] spellings, as spellings() gives them
     examples: tuple = ()  # the indices of the enclosing sums over the examples (\sum_{i=1}^{N}, N the batch)
+    layout: str | None = None  # the document's layout of derivatives: None (as printed) or "denominator"
     renamed: dict = {}  # summation indices renamed in the sum being read (never mutated: replaced)
 
     def __init__(self, toks, tex, layered, notes, end):
@@ -226,7 +227,7 @@ class _Parser:
         p = _Parser(toks, self.tex, self.layered, self.notes, end)
         p.scalars, p.symbols, p.perlayer, p.shapes = self.scalars, self.symbols, self.perlayer, self.shapes
         p.names, p.renamed = self.names, self.renamed
-        p.examples = self.examples
+        p.examples, p.layout = self.examples, self.layout
         return p
 
     def macro_arg(self, mtok):
@@ -380,6 +381,8 @@ class _Parser:
         if (sup is not None or sub is not None) and (arg := self._of_input(name)) is not None:
             self.notes.append(f"read {scripted}({arg}) as {scripted}: the input {arg} is the argument of every layer")
         base = scripted
+        if scalar and _row_of(base) is not None:
+            scalar = False  # w^l_i: a row of W^l, not an entry
         if self.examples and name is not None:
             self._at_example(base)
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
@@ -407,6 +410,8 @@ class _Parser:
         """A product of derivatives printed as the chain rule in the denominator layout
         (``∂z/∂b ∂L/∂z``: each factor's numerator the next one's denominator, none the other way):
         each Jacobian read transposed, as that layout's ∂z/∂b is (noted)."""
+        if self.layout is not None:
+            return text  # the document's layout says it, for every derivative
         try:
             tree = _formula_tree(text)
         except SyntaxError:
@@ -1033,7 +1038,11 @@ class _Parser:
                 return f"grad({n}, {row}).T", False
             return f"grad({n}, {d})", by_scalar  # of a scalar by an entry: a scalar
         self.notes.append(f"read ∂{n}/∂{d} as the Jacobian of {n} by {d}")
-        return f"jacobian({n}, {d if row is None else row})", False
+        by = d if row is None else row
+        if self.layout == "denominator" and not _is_entry(n, self.symbols) and not _is_entry(by, self.symbols):
+            self.notes.append(f"read ∂{n}/∂{d} in the document's denominator layout: jacobian({n}, {by}).T")
+            return f"jacobian({n}, {by}).T", False
+        return f"jacobian({n}, {by})", False
 
 
 def _role(value):
@@ -1431,6 +1440,25 @@ def _entries(node, free, symbols, is_vector, entry_of):
     return None if out is None or not out[1] else out[0]
 
 
+def _is_entry(text, symbols):
+    """Whether ``text`` is one entry (a[l][k], y[k]): its derivatives are the same in every layout."""
+    try:
+        node = _formula_tree(text)
+    except SyntaxError:
+        return False
+    if not isinstance(node, ast.Subscript) or _row(node):
+        return False
+    elements = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    if any(isinstance(e, ast.Slice) for e in elements):
+        return False  # a row, a column
+    if isinstance(node.value, ast.Subscript):
+        return True  # a[l][k]
+    base = node.value.id if isinstance(node.value, ast.Name) else None
+    role = symbols.get(base) if isinstance(symbols, Mapping) else None
+    role = role.get("quantity") if isinstance(role, Mapping) else role
+    return role not in LAYERED  # y[k]; W[l] is a layer
+
+
 def _row(node):
     """Whether ``node`` is a row ``W[l][i, :]`` (an index, then the whole row)."""
     return isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple) and len(node.slice.elts) == 2 \
@@ -1557,11 +1585,12 @@ ROW_IGNORED = {"nonumber", "notag", "label", "tag"}
 
 
 def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = (),
-              names: Mapping[str, str] | None = None) -> list[TexLink]:
+              names: Mapping[str, str] | None = None, layout: str | None = None) -> list[TexLink]:
     """The links of the chains written in ``tex``, in the claim language: one chain, or one per row
     of an ``align``/``aligned`` environment (a row that starts with ``&=`` continues the previous
     row's chain).  ``names`` is the file's ``[tex]`` table: how the document prints a name
-    (``\\mathcal{L}(\\theta)``) → the claim language's name (``Lθ``)."""
+    (``\\mathcal{L}(\\theta)``) → the claim language's name (``Lθ``).  ``layout`` is the
+    document's layout of derivatives: "denominator" reads ∂a/∂b (two vectors) as jacobian(a, b).T."""
     patterns = spellings(names)
     nodes, context = _prepare(tex, symbols, defined, patterns)
     layered, scalars, perlayer = context
@@ -1589,12 +1618,21 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
             raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
         row, for_range = _quantifier(row, tex, layered, scalars, perlayer, dict(symbols), patterns)
         row_links = _chain(row, tex, end, layered, scalars, perlayer, dict(symbols),
-                           previous if continues else None, patterns, prose_notes)
+                           previous if continues else None, patterns, prose_notes, layout=_layout(layout))
         if for_range:
             row_links = [replace(link, for_range=for_range) for link in row_links]
         links += row_links
         previous = row_links[0]
     return [_entry_by_entry(link, symbols) for link in links]
+
+
+LAYOUTS = ("numerator", "denominator")
+
+
+def _layout(layout):
+    if layout is not None and layout not in LAYOUTS:
+        raise TexError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}", 0)
+    return None if layout == "numerator" else layout
 
 
 LEADING_PROSE = {"now", "so", "thus", "hence", "then", "therefore", "finally", "also", "and", "recall", "note",
@@ -1703,7 +1741,7 @@ def _prepare(tex, symbols, defined, patterns=()):
 
 
 def translate_expression(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = (),
-                         names: Mapping[str, str] | None = None) -> TexLink:
+                         names: Mapping[str, str] | None = None, layout: str | None = None) -> TexLink:
     """One expression (no ``=``), as the right side of a link whose left side is empty."""
     patterns = spellings(names)
     nodes, (layered, scalars, perlayer) = _prepare(tex, symbols, defined, patterns)
@@ -1713,7 +1751,7 @@ def translate_expression(tex: str, symbols: Mapping[str, object], defined: Itera
     notes: list[str] = []
     p = _Parser(toks, tex, layered, notes, len(tex))
     p.scalars, p.symbols, p.perlayer, p.shapes = scalars, dict(symbols), perlayer, []
-    p.names = patterns
+    p.names, p.layout = patterns, _layout(layout)
     text = p.parse_all()
     line, column = _line_column(tex, toks[0].pos)
     return TexLink("", text, toks[0].pos, len(tex), tuple(notes), None, line, column)
@@ -1735,7 +1773,8 @@ def _line_column(tex, offset):
     return tex.count("\n", 0, offset) + 1, offset - (tex.rfind("\n", 0, offset) + 1) + 1
 
 
-def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=(), extra_notes=()):
+def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=(), extra_notes=(),
+           layout=None):
     pieces, cur = [], []
     for tok in toks:
         if tok.kind == "char" and tok.value == "=":
@@ -1756,7 +1795,7 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
         part, member = _membership(part, tex)
         p = _Parser(part, tex, layered, notes, end)
         p.scalars, p.symbols, p.perlayer, p.shapes = scalars, symbols, perlayer, []
-        p.names = patterns
+        p.names, p.layout = patterns, layout
         text = p.parse_all()
         shape = None
         if member is not None:
