@@ -653,6 +653,8 @@ class _Parser:
                     return f"{tok.value}({inner})", False, None
                 letter = self.renamed.get(tok.value, tok.value)
                 return letter, self._scalar_name(letter), letter
+            if tok.value == "[" and (bracket := self._iverson()) is not None:
+                return bracket, True, None
             if tok.value in "([":
                 inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
@@ -776,6 +778,34 @@ class _Parser:
         left = self._child(toks[:k], toks[k].pos).parse_all()
         right = self._child(toks[k + 1:], end).parse_all()
         return left, RELATIONS[toks[k].value], right
+
+    def _iverson(self):
+        """``[i = \\ell]`` (after its ``[``), a bracket holding one relation, as the project's printer
+        writes an Iverson bracket: ``(i == ell)``; None (nothing read) for any other bracket."""
+        depth, k = 0, self.i
+        while k < len(self.t):
+            t = self.t[k]
+            if t.kind == "char" and t.value in "([":
+                depth += 1
+            elif t.kind == "char" and t.value in ")]":
+                if depth == 0:
+                    break
+                depth -= 1
+            k += 1
+        if k == len(self.t) or self.t[k].value != "]":
+            return None
+        inside = self.t[self.i:k]
+        level, flat = 0, []
+        for t in inside:  # the relation must be at the bracket's own level
+            level += t.kind == "char" and t.value in "(["
+            level -= t.kind == "char" and t.value in ")]"
+            flat.append(t if level == 0 else None)
+        if not any(t is not None and ((t.kind == "char" and t.value in "=<>") or
+                                      (t.kind == "macro" and t.value in RELATIONS)) for t in flat):
+            return None
+        left, op, right = self._relation(inside, self.t[k].pos)
+        self.i = k + 1
+        return f"({left} {op} {right})"
 
     def _indicator(self):
         """``\\mathbb{1}_{i=\\ell}`` (or ``\\mathbf{1}``) is the Iverson bracket ``(i == ell)``;
@@ -1775,9 +1805,13 @@ def _line_column(tex, offset):
 
 def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=(), extra_notes=(),
            layout=None):
-    pieces, cur = [], []
+    pieces, cur, depth = [], [], 0
     for tok in toks:
-        if tok.kind == "char" and tok.value == "=":
+        if tok.kind == "char" and tok.value in "([":
+            depth += 1
+        elif tok.kind == "char" and tok.value in ")]":
+            depth = max(depth - 1, 0)
+        if tok.kind == "char" and tok.value == "=" and depth == 0:  # [i = j] inside: an Iverson bracket
             pieces.append((cur, tok.pos))
             cur = []
         else:
