@@ -522,7 +522,7 @@ def _print_guesses(result, file) -> None:
 
 
 def _with_symbols(draft_toml: str, symbols_path: str) -> str:
-    """The draft with its [network] and [symbols] replaced by those of the user's file."""
+    """The draft with its [network], [symbols] and [tex] replaced by those of the user's file."""
     import tomllib
 
     try:
@@ -532,25 +532,28 @@ def _with_symbols(draft_toml: str, symbols_path: str) -> str:
         raise UsageError(f"{symbols_path}: cannot read: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{symbols_path}: not TOML: {error}") from None
-    if not isinstance(user.get("symbols", {}), dict) or not isinstance(user.get("network", {}), dict):
-        raise UsageError(f"{symbols_path}: [symbols] and [network] must be tables")
+    if not all(isinstance(user.get(table, {}), dict) for table in USER_TABLES):
+        raise UsageError(f"{symbols_path}: [symbols], [network] and [tex] must be tables")
     out, skip = [], False
     for line in draft_toml.splitlines():
         stripped = line.strip()
         if stripped.startswith("["):
-            skip = stripped in {"[network]", "[symbols]"} and stripped[1:-1] in user
+            skip = stripped in {f"[{table}]" for table in USER_TABLES} and stripped[1:-1] in user
         if not skip:
             out.append(line)
     text = "\n".join(out) + "\n"
     head = []
-    for table in ("network", "symbols"):
+    for table in USER_TABLES:
         if table in user:
-            head.append(f"[{table}]")
-            head += [f"{key} = {_toml_value(value)}" for key, value in user[table].items()]
+            head.append(f"[{table}]")  # keys quoted: ŷ and \\hat{y} are no bare TOML keys
+            head += [f"{_toml_value(key)} = {_toml_value(value)}" for key, value in user[table].items()]
             head.append("")
     # Tables go after the top-level keys (title, source): before the first table of the draft.
     at = text.find("\n[")
     return text[: at + 1] + "\n".join(head) + "\n" + text[at + 1:] if at >= 0 else text + "\n".join(head)
+
+
+USER_TABLES = ("network", "symbols", "tex")  # what a --symbols file gives a document's draft
 
 
 def _toml_value(value) -> str:

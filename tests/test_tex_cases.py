@@ -212,3 +212,25 @@ def test_round_trip_of_cases_indicators_and_marks_through_the_project_printer(tm
             (back,) = translate(printed, symbols, (), d.tex_names)
             assert ast.dump(parse(back.lhs)) == ast.dump(parse(link.lhs)), printed
             assert ast.dump(parse(back.rhs)) == ast.dump(parse(link.rhs)), printed
+
+
+def test_a_symbols_file_with_unicode_names_and_spellings_reaches_the_draft():
+    from pathlib import Path
+
+    from symbackprop.cli import _with_symbols
+    root = Path(__file__).parent / "data" / "seeds"
+    (seed,) = root.glob("001_*.txt")
+    merged = tomllib.loads(_with_symbols(draft(seed).toml, str(root / "001.symbols.toml")))
+    assert merged["symbols"]["ŷ"] == "output" and merged["tex"]["\\mathcal{L}(\\theta)"] == "Lθ"
+    assert merged["network"]["widths"] == [3, 4, 3, 2] and merged["claim"]
+
+
+def test_a_quantifier_printed_just_before_a_display_is_its_range():
+    text = ("- $\\forall i = 1(1)L$ , the pre-activation at layer $i$ is\n\n"
+            "$$a_i = W_i h_{i-1} + b_i$$\n\n"
+            "and far below, after another display,\n\n$$h_0 = x$$\n\n$$h_i = g(a_i)$$\n")
+    claims = tomllib.loads(draft("notes.txt", text).toml)["claim"]
+    assert claims[0]["tex"] == "a_i = W_i h_{i-1} + b_i \\quad \\forall i = 1(1)L"
+    assert "the quantifier \\forall i = 1(1)L printed at line 1, before the formula, read as its range" in claims[0]["note"]
+    assert claims[0]["text"] == "a_i = W_i h_{i-1} + b_i"
+    assert [c["tex"] for c in claims[1:]] == ["h_0 = x", "h_i = g(a_i)"]  # a display between: not theirs
