@@ -234,3 +234,7 @@ def test_a_quantifier_printed_just_before_a_display_is_its_range():
     assert "the quantifier \\forall i = 1(1)L printed at line 1, before the formula, read as its range" in claims[0]["note"]
     assert claims[0]["text"] == "a_i = W_i h_{i-1} + b_i"
     assert [c["tex"] for c in claims[1:]] == ["h_0 = x", "h_i = g(a_i)"]  # a display between: not theirs
+
+
+def test_a_membership_with_nothing_after_it_is_located():
+    located(r"C = x \in", 7)

@@ -1093,7 +1093,7 @@ def _membership(part, tex):
     argd = getattr(space.node, "nodeargd", None) if space is not None and space.kind == "macro" else None
     letter = "".join(n.chars for a in (argd.argnlist if argd else []) if a is not None
                      for n in (a.nodelist if isinstance(a, LatexGroupNode) else [a]) if isinstance(n, LatexCharsNode))
-    if at == 0 or space.value not in ("mathbb", "mathbf") or letter.strip() != "R" or len(rest) != 3 \
+    if at == 0 or space is None or space.value not in ("mathbb", "mathbf") or letter.strip() != "R" or len(rest) != 3 \
             or rest[1].kind != "char" or rest[1].value != "^":
         raise TexError("a membership is written x \\in \\mathbb{R}^{m \\times n}", part[at].pos, tex)
     dims = rest[2].value if rest[2].kind == "group" else [rest[2]]
