@@ -238,3 +238,15 @@ def test_a_quantifier_printed_just_before_a_display_is_its_range():
 
 def test_a_membership_with_nothing_after_it_is_located():
     located(r"C = x \in", 7)
+
+
+def test_the_output_width_is_a_size_a_sum_runs_up_to(tmp_path):
+    symbols = {**SYMBOLS, "p": "output_width"}
+    (link,) = translate(r"C = \sum_{i=1}^p y_i", symbols)
+    assert (link.rhs, link.notes) == ("sum(y[i], i in 1..p)", ())  # a size: the sum as printed
+    from symbackprop.derivation import verify
+    path = tmp_path / "d.toml"
+    path.write_text('[network]\nwidths = [3, 4, 2]\nhidden = "sigmoid"\noutput = "softmax"\nloss = "cross_entropy"\n'
+                    '[symbols]\n"ŷ" = "output"\np = "output_width"\n'
+                    '[[claim]]\nid = "S"\nlhs = "sum(ŷ[i], i in 1..p)"\nrhs = "1"\n', encoding="utf-8")
+    assert [r.verdict.status for r in verify(str(path)).results] == ["proved"]
