@@ -685,6 +685,12 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
             above, printed = continued[(tex, line)]
             problems.append(f"continues the chain of line {above} (its left side repeated)")
             column_of.setdefault((printed, line), column_of.get((tex, line)))
+        quantifier = _quantifier_before(spans, line, spelled)
+        if quantifier is not None:
+            at, printed_quantifier = quantifier
+            spelled = f"{spelled} \\quad {printed_quantifier}"
+            problems.append(f"the quantifier {printed_quantifier} printed at line {at}, before the formula, "
+                            "read as its range")
         claims.append((spelled, line, "; ".join(problems) or None, tex))
     claims = _functions_expanded(claims, formulas, symbols)
     claims += _errors_as_gradients(defines, symbols, loss_name, as_printed)
@@ -1011,6 +1017,26 @@ def _derivative_layout(claims, symbols, defined, names=None) -> int | None:
             continue
         if any("in the denominator layout (each factor" in note for link in links for note in link.notes):
             return line
+    return None
+
+
+_QUANTIFIER = re.compile(r"\\forall\s*\{?\s*([A-Za-z])\s*\}?\s*=\s*[^=]+?")
+
+
+def _quantifier_before(spans, line, tex):
+    """``$\\forall i = 1(1)L$``, printed inline just before a one-row display (``∀ i = 1(1)L,
+    pre-activation at layer i is given by $$a_i = …$$``): (its line, the quantifier) when the display
+    at ``line`` uses its letter and states no quantifier of its own; else None."""
+    if "\\forall" in tex or "\\\\" in tex:
+        return None
+    before = [s for s in spans if line - 4 <= s.line < line or (s.line == line and not s.display)]
+    if any(s.display and s.line < line for s in before) or not any(s.display and s.line == line for s in spans):
+        return None
+    for span in reversed([s for s in before if not s.display]):
+        quantifier = span.tex.strip().rstrip(",.;").strip()
+        match = _QUANTIFIER.fullmatch(quantifier)
+        if match and re.search(rf"(?<![A-Za-z\\]){match.group(1)}(?![A-Za-z])", tex):
+            return span.line, quantifier
     return None
 
 

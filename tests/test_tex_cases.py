@@ -180,3 +180,73 @@ def test_a_layers_activation_function_is_the_files_one_function_with_a_note():
 def test_batch_matrices_are_forward_definitions():
     assert classify(r"A_0 = X") == "forward definition"
     assert classify(r"\hat{Y} = \text{softmax}(A_L)") == "forward definition"
+
+
+def test_a_bracket_holding_a_relation_is_an_iverson_bracket():
+    assert links(r"C = -([\ell = i] - y_i)") == [("C", "-((ell == i) - y[i])", ())]
+    assert links(r"C = [x_1 > 0] \cdot 2")[0][1] == "(x[1] > 0) * 2"
+    assert links(r"C = [a_L]_\ell")[0][1] == "(a[L])[ell]"  # no relation: a bracket
+    located(r"C = [i = j = k]", 12)
+
+
+def test_round_trip_of_cases_indicators_and_marks_through_the_project_printer(tmp_path):
+    """LaTeX → claim → the project's LaTeX printer → LaTeX reader: the same syntax tree."""
+    import ast
+
+    from symbackprop.derivation.language import parse
+    from symbackprop.derivation.loader import load
+    from symbackprop.latex.claims import formula_latex
+    path = tmp_path / "d.toml"
+    path.write_text('[network]\nwidths = [3, 4, 2]\nhidden = "generic:g"\noutput = "softmax"\nloss = "cross_entropy"\n'
+                    '[symbols]\nW = "weight"\nb = "bias"\na = "preactivation"\nh = "activation"\nx = "input"\n'
+                    '"ŷ" = "output"\ne = "onehot"\nell = "label"\nC = "loss"\nL = "depth"\ng = "hidden_activation"\n'
+                    'n = "width"\n[tex]\n"\\\\hat{y}" = "ŷ"\n', encoding="utf-8")
+    d = load(path)
+    symbols = {k: b.quantity for k, b in d.bindings.items()}
+    for tex in (r"C = \begin{cases} \frac{1}{\hat{y}_\ell} & \text{if } i = \ell \\ 0 & \text{otherwise} \end{cases}",
+                r"C = -(\mathbb{1}_{\ell=i} - \hat{y}_i) \text{ where } i \text{ is any unit}",
+                r"C = \text{softmax}(\underset{\sim}{a}_L)_\ell - \underset{\sim}{e}_\ell",
+                r"h_k = g_k(a_k)", r"x = b_k \cdot \mathbf{1}_n^T"):
+        for link in translate(tex, symbols, (), d.tex_names):
+            printed = f"{formula_latex(link.lhs, d)} = {formula_latex(link.rhs, d)}"
+            (back,) = translate(printed, symbols, (), d.tex_names)
+            assert ast.dump(parse(back.lhs)) == ast.dump(parse(link.lhs)), printed
+            assert ast.dump(parse(back.rhs)) == ast.dump(parse(link.rhs)), printed
+
+
+def test_a_symbols_file_with_unicode_names_and_spellings_reaches_the_draft():
+    from pathlib import Path
+
+    from symbackprop.extract import load_document
+    root = Path(__file__).parent / "data" / "seeds"
+    (seed,) = root.glob("001_*.txt")
+    d = load_document(seed, root / "001.symbols.toml")
+    assert d.bindings["ŷ"].quantity == "output" and d.tex_names["\\mathcal{L}(\\theta)"] == "Lθ"
+    assert d.spec.widths == (3, 4, 3, 2) or list(d.spec.widths) == [3, 4, 3, 2]
+
+
+def test_a_quantifier_printed_just_before_a_display_is_its_range():
+    text = ("- $\\forall i = 1(1)L$ , the pre-activation at layer $i$ is\n\n"
+            "$$a_i = W_i h_{i-1} + b_i$$\n\n"
+            "and far below, after another display,\n\n$$h_0 = x$$\n\n$$h_i = g(a_i)$$\n")
+    claims = tomllib.loads(draft("notes.txt", text).toml)["claim"]
+    assert claims[0]["tex"] == "a_i = W_i h_{i-1} + b_i \\quad \\forall i = 1(1)L"
+    assert "the quantifier \\forall i = 1(1)L printed at line 1, before the formula, read as its range" in claims[0]["note"]
+    assert claims[0]["text"] == "a_i = W_i h_{i-1} + b_i"
+    assert [c["tex"] for c in claims[1:]] == ["h_0 = x", "h_i = g(a_i)"]  # a display between: not theirs
+
+
+def test_a_membership_with_nothing_after_it_is_located():
+    located(r"C = x \in", 7)
+
+
+def test_the_output_width_is_a_size_a_sum_runs_up_to(tmp_path):
+    symbols = {**SYMBOLS, "p": "output_width"}
+    (link,) = translate(r"C = \sum_{i=1}^p y_i", symbols)
+    assert (link.rhs, link.notes) == ("sum(y[i], i in 1..p)", ())  # a size: the sum as printed
+    from symbackprop.derivation import verify
+    path = tmp_path / "d.toml"
+    path.write_text('[network]\nwidths = [3, 4, 2]\nhidden = "sigmoid"\noutput = "softmax"\nloss = "cross_entropy"\n'
+                    '[symbols]\n"ŷ" = "output"\np = "output_width"\n'
+                    '[[claim]]\nid = "S"\nlhs = "sum(ŷ[i], i in 1..p)"\nrhs = "1"\n', encoding="utf-8")
+    assert [r.verdict.status for r in verify(str(path)).results] == ["proved"]

@@ -1000,6 +1000,34 @@ class _Parser:
         right = self._child(toks[k + 1:], end).parse_all()
         return left, RELATIONS[toks[k].value], right
 
+    def _iverson(self):
+        """``[i = \\ell]`` (after its ``[``), a bracket holding one relation, as the project's printer
+        writes an Iverson bracket: ``(i == ell)``; None (nothing read) for any other bracket."""
+        depth, k = 0, self.i
+        while k < len(self.t):
+            t = self.t[k]
+            if t.kind == "char" and t.value in "([":
+                depth += 1
+            elif t.kind == "char" and t.value in ")]":
+                if depth == 0:
+                    break
+                depth -= 1
+            k += 1
+        if k == len(self.t) or self.t[k].value != "]":
+            return None
+        inside = self.t[self.i:k]
+        level, flat = 0, []
+        for t in inside:  # the relation must be at the bracket's own level
+            level += t.kind == "char" and t.value in "(["
+            level -= t.kind == "char" and t.value in ")]"
+            flat.append(t if level == 0 else None)
+        if not any(t is not None and ((t.kind == "char" and t.value in "=<>") or
+                                      (t.kind == "macro" and t.value in RELATIONS)) for t in flat):
+            return None
+        left, op, right = self._relation(inside, self.t[k].pos)
+        self.i = k + 1
+        return f"({left} {op} {right})"
+
     def _indicator(self):
         """``\\mathbb{1}_{i=\\ell}`` (or ``\\mathbf{1}``) is the Iverson bracket ``(i == ell)``;
         ``\\mathbf{1}_m`` the column of m ones (with a note); a bare ``\\mathbf{1}`` the number 1."""
@@ -1102,7 +1130,7 @@ class _Parser:
 
     def _scalar_name(self, name):
         """A name [symbols] maps to a number: the loss, the batch size, the depth, a label."""
-        return _role(self.symbols.get(name)) in SCALAR_ROLES | {"batch", "depth", "label"}
+        return _role(self.symbols.get(name)) in SCALAR_ROLES | {"batch", "depth", "label", "output_width"}
 
     def _nabla(self, tok):
         """``\\nabla_{x} C`` is the gradient of C by x; ``\\nabla_{x}`` with no function after it and
@@ -1328,7 +1356,7 @@ def _membership(part, tex):
     argd = getattr(space.node, "nodeargd", None) if space is not None and space.kind == "macro" else None
     letter = "".join(n.chars for a in (argd.argnlist if argd else []) if a is not None
                      for n in (a.nodelist if isinstance(a, LatexGroupNode) else [a]) if isinstance(n, LatexCharsNode))
-    if at == 0 or space.value not in ("mathbb", "mathbf") or letter.strip() != "R" or len(rest) != 3 \
+    if at == 0 or space is None or space.value not in ("mathbb", "mathbf") or letter.strip() != "R" or len(rest) != 3 \
             or rest[1].kind != "char" or rest[1].value != "^":
         raise TexError("a membership is written x \\in \\mathbb{R}^{m \\times n}", part[at].pos, tex)
     dims = rest[2].value if rest[2].kind == "group" else [rest[2]]
@@ -2161,7 +2189,7 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
             depth += 1
         elif tok.kind == "char" and tok.value in ")]":
             depth = max(depth - 1, 0)
-        if tok.kind == "char" and tok.value == "=" and depth == 0:  # not the = of an [i = j]
+        if tok.kind == "char" and tok.value == "=" and depth == 0:  # [i = j] inside: an Iverson bracket
             pieces.append((cur, tok.pos))
             cur = []
         else:
