@@ -45,3 +45,19 @@ def test_a_malformed_derivative_in_the_contraction_is_located():
         translate(tex, SYMBOLS)
     message = str(info.value)
     assert "\n" not in message and "column" in message, message
+
+
+def test_a_per_layer_delta_with_two_entry_letters_and_no_layer_is_the_kronecker_delta():
+    symbols = {**SYMBOLS, "L": "depth"}
+    tex = r"\frac{\partial z_k^L}{\partial b^L_j} = \delta_{jk}"
+    ((lhs, rhs, notes),) = [(k.lhs, k.rhs, k.notes) for k in translate(tex, symbols, ["delta[0]"])]
+    assert (lhs, rhs) == ("grad(z[L][k], b[L][j])", "(j == k)")
+    assert notes == ("read δ_(j,k) as the Kronecker delta (j == k): δ is per layer but δ_{jk} has no layer",)
+    # a layer given (δ^l_{jk}), a letter that names a quantity (the depth L), or letters the formula
+    # uses nowhere else (δ_{ij} may pack a layer and an entry): not a Kronecker delta
+    assert translate(r"x = \delta_{jk}", symbols, ["delta[0]"])[0].rhs == "delta[j, k]"
+    assert translate(r"x = \delta_{jk}^l", symbols, ["delta[0]"])[0].rhs == "delta[l][j, k]"
+    assert "==" not in translate(r"x = \delta_{Lk}", symbols, ["delta[0]"])[0].rhs
+    with pytest.raises(TexError) as info:
+        translate(r"x = \delta_{jk", symbols, ["delta[0]"])
+    assert "\n" not in str(info.value) and "column" in str(info.value)

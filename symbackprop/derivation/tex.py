@@ -1205,18 +1205,36 @@ class _Parser:
             else:
                 cur.append(t)
         parts.append(cur)
-        if len(parts) == 1 and len(toks) == 2 and all(t.kind == "char" and t.value.isalpha() for t in toks):
+        letters = len(parts) == 1 and len(toks) == 2 and all(t.kind == "char" and t.value.isalpha() for t in toks)
+        if letters:
             parts = [[toks[0]], [toks[1]]]
         paired = len(toks) < len(p.t)  # δ_{(l,L-1)}: a pair, whatever δ^l names
-        if len(parts) != 2 or not (paired or not {"delta", "δ"} & self.layered):
+        layered = bool({"delta", "δ"} & self.layered)
+        unlayered = layered and letters and self._entry_letters(toks, tok.pos)  # δ_{jk} of a per-layer δ
+        if len(parts) != 2 or not (paired or not layered or unlayered):
             self.i = save
             return None
         if not all(parts):
             raise TexError("empty index", commas[0], self.tex)
         left, right = (self._child(part, p.end).parse_all() for part in parts)
-        self.notes.append(f"read δ_({left},{right}) as the Kronecker delta ({left} == {right}): "
-                          "δ is not a name of [symbols]")
+        why = ("δ is per layer but δ_{" + toks[0].value + toks[1].value + "} has no layer" if unlayered and not paired
+               else "δ is not a name of [symbols]")
+        self.notes.append(f"read δ_({left},{right}) as the Kronecker delta ({left} == {right}): {why}")
         return f"({left} == {right})"
+
+    def _entry_letters(self, toks, at):
+        """Whether the two letters of ``δ_{jk}`` (δ at ``at``) are entry indices, not a layer packed
+        with an entry (``δ_{Li}``): neither names a quantity (the depth, a layer's name), no ``^``
+        follows to give δ its layer, and the formula uses each letter elsewhere as a subscript
+        (``∂z_k^L/∂b^L_j = δ_{jk}``)."""
+        if self._next_is("^") or self._next_is("'"):
+            return False
+        if any(t.value in self.symbols or t.value in self.layered for t in toks):
+            return False
+        own = range(at, toks[-1].pos + 1)
+        elsewhere = {c for m in re.finditer(r"_(?:\{([^{}]*)\}|\s*([A-Za-z]))", self.tex) if m.start() not in own
+                     for c in (m.group(1) or m.group(2) or "") if c.isalpha()}
+        return all(t.value in elsewhere for t in toks)
 
     def _sum(self, tok):
         """``\\sum_{i=a}^{b} body`` is ``sum(body, i in a..b)``; ``\\sum_i body`` (no limits), and a sum
