@@ -61,3 +61,18 @@ def test_a_per_layer_delta_with_two_entry_letters_and_no_layer_is_the_kronecker_
     with pytest.raises(TexError) as info:
         translate(r"x = \delta_{jk", symbols, ["delta[0]"])
     assert "\n" not in str(info.value) and "column" in str(info.value)
+
+
+
+def test_a_column_times_the_jacobian_of_two_vectors_is_read_as_the_row_times_it_transposed():
+    tex = r"\frac{\partial C}{\partial b^2} = (a^2-t) \circ \sigma'(z^2) \frac{\partial W^2 a^1 + b^2}{\partial b^2}"
+    ((lhs, rhs, notes),) = links(tex)
+    assert (lhs, rhs) == ("grad(C, b[2])", "jacobian(W[2] @ a[1] + b[2], b[2]).T @ ((a[2] - t) ∘ sigma'(z[2]))")
+    assert notes[-1] == ("read the column (a[2] - t) ∘ sigma'(z[2]) times jacobian(W[2] @ a[1] + b[2], b[2]) as "
+                         "jacobian(W[2] @ a[1] + b[2], b[2]).T @ ((a[2] - t) ∘ sigma'(z[2])): the column as a row "
+                         "(vᵀ ∂u/∂b), the result as a column")
+    # a matrix times the Jacobian is the matrix product, as printed
+    assert links(r"x = W^2 \frac{\partial a^1}{\partial z^1}")[0][1] == "W[2] @ jacobian(a[1], z[1])"
+    with pytest.raises(TexError) as info:
+        translate(r"\frac{\partial C}{\partial b^2} = (a^2-t) \frac{\partial a^2}{\partial z^2", SYMBOLS)
+    assert "\n" not in str(info.value) and "column" in str(info.value)

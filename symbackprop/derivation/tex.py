@@ -122,6 +122,31 @@ def _affine_contraction(left, left_kind, right, roles):
                   f"the contraction {read}{how}")
 
 
+def _column_times_jacobian(left, left_kind, right, roles):
+    """``v ∂u/∂b`` with v a column and ∂u/∂b the Jacobian of two vectors (u's length rows): v stands
+    for the row vᵀ, as the chain rule ∂C/∂b = ∂C/∂u ∂u/∂b has it, and the result for the column
+    ∂C/∂b: ``jacobian(u, b).T @ v`` (reading, note); None otherwise.  A column times a matrix does
+    not type, so no other reading is lost.  A chain of derivatives (``∂C/∂y ∂y/∂a``) is read in the
+    numerator layout as a whole instead (``_chain_layout``)."""
+    import ast
+
+    from .language import preprocess
+    if left_kind != "col":
+        return None
+    try:
+        tree, before = (ast.parse(preprocess(text), mode="eval").body for text in (right, left))
+    except SyntaxError:
+        return None
+    if any(isinstance(n, ast.Call) and getattr(n.func, "id", "") in ("grad", "jacobian") for n in ast.walk(before)):
+        return None
+    if not (isinstance(tree, ast.Call) and getattr(tree.func, "id", "") == "jacobian" and len(tree.args) == 2
+            and all(_node_kind(arg, roles) == "col" for arg in tree.args)):
+        return None
+    read = f"{right}.T @ ({left})"
+    return read, (f"read the column {left} times {right} as {read}: the column as a row (vᵀ ∂u/∂b), "
+                  "the result as a column")
+
+
 def _node_kind(node, roles):
     import ast
     if isinstance(node, ast.Constant):
@@ -446,7 +471,8 @@ class _Parser:
         if ls or rs or "scalar" in kinds:
             return f"{left} * {right}"
         if sign is None:
-            contracted = _affine_contraction(left, kinds[0], right, self.symbols)
+            contracted = _affine_contraction(left, kinds[0], right, self.symbols) or \
+                _column_times_jacobian(left, kinds[0], right, self.symbols)
             if contracted is not None:
                 read, note = contracted
                 self.notes.append(note)
