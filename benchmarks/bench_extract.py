@@ -64,26 +64,23 @@ def _owners(edges: set, claims: list) -> dict:
     """The hand claims that distinct printed formulas account for: the links of one chain are
     equal to each other, so "found" alone lets one link count for several hand claims.  Hand
     claims with the same printed ``text`` (one formula's readings: per example and for the batch)
-    are one group; a maximum bipartite matching gives each group at most one link and each link at
-    most one group, and a matched group counts its members equal to its link."""
+    are one group; a matching gives each group at most one link and each link at most one group,
+    and a matched group counts its members equal to its link.  Of the matchings, the one that
+    counts the most hand claims (a maximum-weight assignment, a group's weight on a link the number
+    of its members equal to that link): the count does not depend on the order claims are listed.
+    Returns link → group."""
+    from scipy.optimize import linear_sum_assignment
+
     group_of = {n: _group(c, n) for n, c in enumerate(claims)}
-    by_group: dict = {}
+    groups = sorted({group_of[n] for n, _ in edges})
+    links = sorted({k for _, k in edges})
+    if not edges:
+        return {}
+    weight = [[0] * len(links) for _ in groups]
     for n, k in edges:
-        by_group.setdefault(group_of[n], set()).add(k)
-    owner: dict = {}
-
-    def augment(group, seen):
-        for k in sorted(by_group[group]):
-            if k not in seen:
-                seen.add(k)
-                if k not in owner or augment(owner[k], seen):
-                    owner[k] = group
-                    return True
-        return False
-
-    for group in by_group:
-        augment(group, set())
-    return {k: group for k, group in owner.items()}
+        weight[groups.index(group_of[n])][links.index(k)] += 1
+    rows, cols = linear_sum_assignment(weight, maximize=True)
+    return {links[c]: groups[r] for r, c in zip(rows, cols) if weight[r][c]}
 
 
 def _group(claim: dict, n: int) -> str:
