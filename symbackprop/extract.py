@@ -69,7 +69,10 @@ def classify(tex: str) -> str:
         number = re.fullmatch(r"\s*-?\d+(\.\d+)?\s*[.,;]?\s*", sides[1]) is not None
         bare = re.fullmatch(r"\s*[A-Za-z]\s*", lhs) is not None
         return "other" if number and bare and len(sides) == 2 else "loss"  # L = 3: a size, not the loss
+    if re.fullmatch(r"\s*\\?[A-Za-z]+\s*(_\{?\w*\}?)?\s*'\s*\(.*", lhs):
+        return "derivative"  # g'(z) = …, \sigma'(z) = …
     forward = {"z", "a", "h", "y", "haty", "hat y"}
+    forward |= {"Z", "A", "H", "Y", "hatY"}  # Z = W X + b: a batch's matrices
     if head in forward or any(_head(side) in forward for side in sides[1:-1]):
         return "forward definition"
     return "other"

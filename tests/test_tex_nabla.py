@@ -208,3 +208,23 @@ def test_round_trip_of_lecture_note_constructs_through_the_project_printer(tmp_p
             (back,) = translate(printed, symbols)
             assert ast.dump(parse(back.lhs)) == ast.dump(parse(link.lhs)), printed
             assert ast.dump(parse(back.rhs)) == ast.dump(parse(link.rhs)), printed
+
+
+def test_an_activation_function_subscripted_by_its_layer_is_the_function_with_a_note():
+    ((lhs, rhs, notes),) = read(r"H_k = g_k(A_k) \quad \forall k = 1, 2, \dots, L-1")
+    assert (lhs, rhs) == ("H[k]", "g(A[k])")
+    assert "read g_k(…) as g(…): [symbols] gives one g for every layer" in notes
+    with pytest.raises(TexError, match="expected '\\)' at column 14"):
+        translate(r"H_k = g_k(A_k", SYMBOLS, [], NAMES)
+
+
+@pytest.mark.parametrize("tex, kind", [
+    (r"A_k = W_k H_{k-1} + b_k", "forward definition"),
+    (r"\hat{Y} = \text{softmax}(A_L)", "forward definition"),
+    (r"g'(z) = g(z)(1 - g(z))", "derivative"),
+    (r"\sigma'(z) = \sigma(z)(1 - \sigma(z))", "derivative"),
+    (r"n = 3", "other"),
+])
+def test_the_draft_classifies_batch_matrices_and_derivatives_of_functions(tex, kind):
+    from symbackprop.extract import classify
+    assert classify(tex) == kind

@@ -349,6 +349,9 @@ class _Parser:
                 sup = inner
             else:
                 sub = inner
+        applied = self._layer_function(name, sup, sub)
+        if applied is not None:
+            return applied
         scalar = scalar or self._reads_entry(name, sup, sub)
         scripted = self._scripted(base, name, sup, sub, packed)
         if (sup is not None or sub is not None) and (arg := self._of_input(name)) is not None:
@@ -419,6 +422,19 @@ class _Parser:
             self.i += 3
             return inner.value
         return None
+
+    def _layer_function(self, name, sup, sub):
+        """``g_k(A_k)``: the file's activation function, subscripted by the layer it acts in, applied —
+        read as ``g(A[k])`` (noted: one function for the layers it names), with whether it is a scalar."""
+        nxt = self.peek()
+        if name is None or self._role(name) not in FUNCTION_QUANTITIES or sup is not None or sub is None \
+                or nxt is None or nxt.kind != "char" or nxt.value != "(":
+            return None
+        self.i += 1
+        inner, scalar = self.expr_scalar()
+        self._close(")")
+        self.notes.append(f"read {name}_{sub}(…) as {name}(…): [symbols] gives one {name} for every layer")
+        return f"{name}({_unparen(inner)})", scalar
 
     def _layer_and_entry(self, base, name, inner, packed):
         """A per-layer name's one subscript holding its layer, then its entry (``W_{kij}``,
