@@ -45,8 +45,6 @@ def _toml(value) -> str:
 
 def _header(hand: dict) -> list[str]:
     out = [f"title = {_toml(hand.get('title', ''))}"]
-    if "summation" in hand:  # the hand formulas' implicit sums
-        out.append(f"summation = {_toml(hand['summation'])}")
     for table in ("network", "symbols", "define"):
         if table in hand:
             out.append(f"[{table}]")
@@ -87,11 +85,8 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
                 pairs.append((n, k, link))
     body = _header(hand)
     for n, k, link in pairs:
-        # The left side sets the grid of free indices: "+ 0 * (extracted)" makes it the letters both
-        # leave free, so that a letter the hand formula sums by Einstein's convention is not one.
-        both = f"({claims[n]['rhs']}) + 0 * ({link.rhs})"
-        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(both)}", f"rhs = {_toml(link.rhs)}"]
-        for key in ("for", "network", "instances"):
+        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(claims[n]['rhs'])}", f"rhs = {_toml(link.rhs)}"]
+        for key in ("for", "network"):
             if key in claims[n]:
                 value = claims[n][key]
                 body.append(f"{key} = " + ("{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
