@@ -876,7 +876,7 @@ def add_kernel_commands(commands) -> None:
     layout = network_defaults("export")["layout"]
     export = _command(
         commands, "export", summary="write a standalone NumPy, PyTorch or JAX kernel for a network",
-        description="Generate NumPy code (imports only NumPy) from the proven forward pass, loss and backprop "
+        description="Generate NumPy code (imports NumPy; SciPy's BLAS if installed) from the proven forward pass, loss and backprop "
                     "recurrences:\ninit_params, forward, loss, loss_and_grads, train_step. The module's "
                     "docstring lists the formulas\nand their proof status. By default the kernel takes "
                     f"{_layout_phrase(layout)} (--layout).\n--target torch writes a torch.autograd.Function "

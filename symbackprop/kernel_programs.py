@@ -132,6 +132,12 @@ class ProgramAlgebra:
         self.buffers[symbol] = buffer
         return buffer
 
+    def buffers_in(self, expr) -> list[Buffer]:
+        """The buffers ``expr`` reads, in the order they were created: a set of symbols iterates in
+        an order that changes with PYTHONHASHSEED, and the printed code must not."""
+        found = [self.buffers[s] for s in sympy.sympify(expr).free_symbols if s in self.buffers]
+        return sorted(found, key=lambda b: int(b.symbol.name[2:]))
+
     def input(self, name: str, shape) -> Symbol:
         return self.new(shape, Input(name), name).symbol
 
@@ -414,10 +420,8 @@ class Schedule:
 
     # ---- pass 1: rewrite each needed buffer (stable forms, materialised atoms) in dependency order
     def _visit(self, expr):
-        for symbol in sympy.sympify(expr).free_symbols:
-            buffer = self.alg.buffers.get(symbol)
-            if buffer is not None:
-                self._visit_buffer(buffer)
+        for buffer in self.alg.buffers_in(expr):
+            self._visit_buffer(buffer)
 
     def _visit_buffer(self, buffer: Buffer):
         if buffer in self.done:
@@ -530,12 +534,14 @@ class FormulaPrinter(StrPrinter):
 
 
 def module_docstring(spec: NetworkSpec, dtype: str, built: dict, proofs, penalty, *, target: str = "numpy",
-                     api: list | None = None, engine: str = "NumPy") -> str:
+                     api: list | None = None, engine: str = "NumPy", blas: bool = False) -> str:
     n = spec.widths
     rows = spec.layout == "rows"
     x_shape, y_shape = ((f"(m, {n[0]})", f"(m, {n[-1]})") if rows else (f"({n[0]}, m)", f"({n[-1]}, m)"))
     reduction = "1/m" if spec.reduction == "mean" else "1"
     imports = "imports only NumPy" if target == "numpy" else f"imports {engine} and NumPy"
+    if blas:
+        imports = "imports NumPy, and SciPy's BLAS where it is installed"
     lines = [
         f"{engine} kernel for the network {spec.describe().rsplit(', batch', 1)[0]}, {dtype}.",
         "",
@@ -559,6 +565,15 @@ def module_docstring(spec: NetworkSpec, dtype: str, built: dict, proofs, penalty
             "the functions are not thread-safe.",
             "",
         ]
+        if blas:
+            lines += [
+                "train_step runs one of two forms of the same products (BLAS tells which): with SciPy",
+                "installed and params a Params, SciPy's BLAS, each weight gradient's GEMM accumulating",
+                "−lr·∂J/∂W_k straight into W_k (β = 1), each bias gradient's GEMV into b_k, each forward",
+                "product added onto the broadcast bias: no gradient arrays and no update pass; else",
+                "_train_step_numpy, NumPy only (matmul into gradient arrays, then one subtract).",
+                "",
+            ]
     else:
         lines += ["Parameters: W_k is (n_k, n_{k-1}), b_k is (n_k,); init_params(seed) gives the NumPy",
                   "kernel's initial values.", ""] + list(api or []) + [

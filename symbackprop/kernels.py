@@ -39,20 +39,59 @@ from .kernel_programs import (RATE, RUNTIME_SCALARS, SCALE, Buffer, Call, Consta
 from .network import Network, NetworkSpec
 from .prove import PROVED, UNDECIDED, Decider, LemmaResult, Verdict, elementary, lemmas_for
 
-class Lowering(Schedule):
-    """Pass 2 of the NumPy target: statements over preallocated arrays."""
+@dataclass(frozen=True)
+class Gemm:
+    """BLAS ``out ← α·op(left)·op(right) + β·out`` (SciPy's ?gemm): out is a C-ordered array, so the
+    call computes its Fortran-ordered transpose, outᵀ = α·op(right)ᵀ·op(left)ᵀ + β·outᵀ, and every
+    operand is passed as the ``.T`` view of its C-ordered array with the transpose as a flag: no copy."""
 
-    def __init__(self, program: Program):
+    alpha: float
+    left: Buffer
+    left_t: bool
+    right: Buffer
+    right_t: bool
+    beta: float
+    out: Buffer
+
+
+@dataclass(frozen=True)
+class Gemv:
+    """BLAS ``out ← α·op(matrix)·ones + β·out`` (?gemv), out a 1-D array: a sum over the examples
+    accumulated into a bias."""
+
+    alpha: float
+    matrix: Buffer
+    transposed: bool
+    ones: Buffer
+    beta: float
+    out: Buffer
+
+
+class Lowering(Schedule):
+    """Pass 2 of the NumPy target: statements over preallocated arrays.
+
+    With ``blas`` (train_step only, no penalty term in the gradients) the update is fused into the
+    products with BLAS's β = 1: each weight gradient's GEMM accumulates α = −1 times lr·∂J/∂W_k (the
+    reduction factor already carries lr) straight into W_k, each bias gradient's sum over the
+    examples into b_k (a GEMV), and each forward product starts from the broadcast bias instead of
+    adding it after: no gradient arrays, no update pass, no bias pass.  Every product is still the
+    one the program records, and each parameter is updated after the last statement that reads it.
+    """
+
+    def __init__(self, program: Program, blas: bool = False):
         super().__init__(program)
         self.statements: list = []
         self.temps: list[Buffer] = []
         self.free_temps: dict = {}
         self._live: list[Buffer] = []
         self.uses: dict = {}
+        self.blas = blas and fusable(program)
+        self.parameters = {b.op.name: b for b in self.alg.buffers.values() if isinstance(b.op, Input)}
         self._count_uses()
         self._sums_early()
         for buffer in self.order:
             self._emit(buffer)
+        self.in_order = not self.blas or self._updates_last()  # else the BLAS form is not printed
 
     def _count_uses(self):
         counts: dict = {}
@@ -107,7 +146,8 @@ class Lowering(Schedule):
             alias = self._reusable(expr, buffer)
             if alias is not None:
                 buffer.storage = alias
-            self.into(expr, buffer, alias.symbol if alias is not None else None)
+            if not self._bias_first(expr, buffer, alias):
+                self.into(expr, buffer, alias.symbol if alias is not None else None)
             self._release()
         elif isinstance(op, ExampleSum):
             arg = self.operand(self.rewritten[buffer])
@@ -118,20 +158,61 @@ class Lowering(Schedule):
             self.statements.append(ScalarTotal(buffer, arg))
             self._release()
 
+    def _bias_first(self, expr, buffer, alias) -> bool:
+        """blas: P + b with the product P just computed into this array → the broadcast b first,
+        then P's GEMM with β = 1 adds onto it (one pass over the array fewer)."""
+        if not self.blas or alias is None or not isinstance(expr, Add) or len(expr.args) != 2:
+            return False
+        last = self.statements[-1] if self.statements else None
+        if not (isinstance(last, Call) and last.function == "matmul" and last.out is alias):
+            return False
+        product = next((self.alg.buffers[t] for t in expr.args if self.storage(self.alg.buffers.get(t, buffer)) is alias
+                        and isinstance(self.alg.buffers[t].op, Product)), None)
+        bias = next((self.alg.buffers[t] for t in expr.args if t in self.alg.buffers
+                     and isinstance(self.alg.buffers[t].op, Input) and self.alg.buffers[t].op.name.startswith("b")), None)
+        if product is None or bias is None:
+            return False
+        op = product.op
+        self.statements[-1] = Call("copyto", (alias, bias), None)
+        self.statements.append(Gemm(1.0, op.left, op.left_t, op.right, op.right_t, 1.0, alias))
+        return True
+
     def _reusable(self, expr, buffer) -> Buffer | None:
         """A product read only here, once, with the result's shape: compute in its array."""
         if buffer in self.keep:
             return None
-        for symbol in expr.free_symbols:
-            candidate = self.alg.buffers.get(symbol)
-            if (candidate is not None and isinstance(candidate.op, (Product, Map)) and candidate not in self.keep
+        for candidate in self.alg.buffers_in(expr):
+            if (isinstance(candidate.op, (Product, Map)) and candidate not in self.keep
                     and self.uses.get(candidate, 0) == 1 and candidate.shape == buffer.shape
-                    and not candidate.vector and expr.count(symbol) == 1):
+                    and not candidate.vector and expr.count(candidate.symbol) == 1):
                 return self.storage(candidate)
         return None
 
+    def _updated(self, buffer) -> Buffer | None:
+        """The parameter a gradient output is accumulated into (blas), else None."""
+        if not self.blas or buffer not in self.keep or not buffer.role.startswith(("GW", "Gb")):
+            return None
+        return self.parameters[buffer.role[1:]]
+
+    def _updates_last(self) -> bool:
+        """Whether each in-place parameter update comes after every statement reading the parameter
+        (true of the recorded order: the weight gradients come last, each bias is read in the
+        forward pass only); if not, the BLAS form is not used."""
+        for index, update in enumerate(self.statements):
+            if isinstance(update, (Gemm, Gemv)) and isinstance(update.out.op, Input):
+                if any(update.out in _reads(s) for s in self.statements[index + 1:]):
+                    return False
+        return True
+
     def _product(self, buffer, op: Product):
         left, right = op.left, op.right
+        parameter = self._updated(buffer)
+        if parameter is not None:
+            if isinstance(right.op, Input) and right.op.name == "ones":
+                self.statements.append(Gemv(-1.0, left, op.left_t, right, 1.0, parameter))
+            else:
+                self.statements.append(Gemm(-1.0, left, op.left_t, right, op.right_t, 1.0, parameter))
+            return
         if isinstance(right.op, Input) and right.op.name == "ones":  # δ·1: a sum over the examples
             # rows: δᵀ1 = 1ᵀδ (ones @ D); columns: δ1 (D @ ones); the result is stored 1-D
             self.statements.append(Call("matmul", (right, left) if op.left_t else (left, right), buffer))
@@ -152,7 +233,17 @@ class Lowering(Schedule):
 
     def _softmax(self, buffer, op: Softmax):
         z = op.z
-        self.statements.append(Reduce("maximum", z, op.axis, op.shift))
+        width = z.shape[op.axis]
+        if op.axis == 1 and isinstance(width, int) and width <= 64:
+            # the maximum over each short row: NumPy reduces a (m, n) array along its rows one short
+            # inner loop per example (~8 µs for 128 × 10); copied to (n, m) it is n − 1 vector passes
+            # over contiguous rows (with the copy ~2 µs)
+            columns = self.temp((width, z.shape[0]))
+            self.statements.append(Call("copyto", (columns, Transposed(z)), None))
+            self.statements.append(Reduce("maximum", columns, 0, Transposed(op.shift)))
+            self._release()
+        else:
+            self.statements.append(Reduce("maximum", z, op.axis, op.shift))
         self.statements.append(Call("subtract", (z, op.shift), buffer))
         self.statements.append(Call("exp", (buffer,), buffer))
         self._sum_units(buffer, op.axis, op.total)
@@ -321,6 +412,27 @@ class Lowering(Schedule):
 _UNARY = {sympy.tanh: "tanh", sympy.exp: "exp", sympy.log: "log", sympy.Abs: "absolute"}
 
 
+def fusable(program: Program) -> bool:
+    """train_step whose every gradient is one product (no penalty term): its update can be fused."""
+    if program.name != "train_step":
+        return False
+    return all(isinstance(program.alg.buffers[s].op, Product) for s in program.outputs.values())
+
+
+def _reads(statement) -> set:
+    if isinstance(statement, Gemm):
+        return {statement.left, statement.right} | ({statement.out} if statement.beta else set())
+    if isinstance(statement, Gemv):
+        return {statement.matrix, statement.ones, statement.out}
+    if isinstance(statement, Call):
+        return {a.buffer if isinstance(a, Transposed) else a for a in statement.args}
+    if isinstance(statement, Reduce):
+        return {statement.arg}
+    if isinstance(statement, ScalarTotal):
+        return {statement.arg}
+    return set()
+
+
 def _compound(expr) -> bool:
     return not (expr.is_Symbol or expr.is_Number)
 
@@ -368,6 +480,16 @@ class KernelPrinter(NumPyPrinter):
             return f"{arg.name}_"  # the run-time scalar as a 0-d array
         return self._print(arg)
 
+    def _print_Gemm(self, g):
+        # outᵀ = α·op(right)ᵀ·op(left)ᵀ + β·outᵀ on the Fortran-ordered .T views (Gemm's docstring)
+        return (f"gemm({g.alpha!r}, {self._print(g.right)}.T, {self._print(g.left)}.T, {g.beta!r}, "
+                f"{self._print(g.out)}.T, {int(g.right_t)}, {int(g.left_t)}, 1)")
+
+    def _print_Gemv(self, g):
+        out = g.out.op.name if isinstance(g.out.op, Input) else self._print(g.out)  # b_k itself, 1-D
+        return (f"gemv({g.alpha!r}, {self._print(g.matrix)}.T, {self._print(g.ones)}, {g.beta!r}, {out}, "
+                f"0, 1, 0, 1, {int(not g.transposed)}, 1)")
+
     def _print_Reduce(self, reduce):
         return (f"{reduce.ufunc}.reduce({self._print(reduce.arg)}, {reduce.axis}, None, "
                 f"{self._print(reduce.out)}, {reduce.keepdims})")
@@ -395,9 +517,13 @@ UFUNCS = ("add", "subtract", "multiply", "divide", "negative", "reciprocal", "sq
           "copyto")
 
 
-def _function_source(program: Program, constants: dict) -> str:
+def _function_source(program: Program, constants: dict, *, blas: bool = False, function: str | None = None) -> str | None:
+    """One function of the module; with ``blas`` train_step's fused form (None if it has none)."""
     spec, alg = program.spec, program.alg
-    lowering = Lowering(program)
+    lowering = Lowering(program, blas)
+    if blas and not (lowering.blas and lowering.in_order):
+        return None
+    function = function or program.name
     L, columns = spec.depth, spec.layout == "columns"
     # ---- names: inputs by their own names, arrays by the role of the last quantity stored there
     names: dict = {}
@@ -407,8 +533,8 @@ def _function_source(program: Program, constants: dict) -> str:
             name = buffer.op.name
             names[buffer] = f"{name}c" if (columns and name.startswith("b")) else name
     for buffer in lowering.order + lowering.temps:
-        if isinstance(buffer.op, Input):
-            continue
+        if isinstance(buffer.op, Input) or lowering._updated(buffer) is not None:
+            continue  # an input, or a gradient accumulated straight into its parameter
         root = lowering.storage(buffer)
         if buffer.role or root not in roots:
             roots[root] = buffer.role  # the last named quantity computed in this array
@@ -418,24 +544,28 @@ def _function_source(program: Program, constants: dict) -> str:
         names[root] = fresh_name(role, used)
         allocated.append(root)
     for buffer in lowering.order:
-        names.setdefault(buffer, names[lowering.storage(buffer)])
+        if lowering._updated(buffer) is None:
+            names.setdefault(buffer, names[lowering.storage(buffer)])
     for symbol, buffer in alg.buffers.items():
         if buffer in names:
             names[symbol] = names[buffer]
     printer = KernelPrinter(names, constants)
 
     grads = [f"{q}{k}" for k in range(1, L + 1) for q in ("W", "b")]
-    gradient_buffers = {name: alg.buffers[program.outputs[name]] for name in grads if name in program.outputs}
+    gradient_buffers = {g: alg.buffers[program.outputs[g]] for g in grads if g in program.outputs and not lowering.blas}
     scratch = [b for b in allocated if b not in gradient_buffers.values() and b.shape]
     lines = []
     header = {"forward": "params, X", "loss": "params, X, Y", "loss_and_grads": "params, X, Y",
               "train_step": "params, X, Y, lr"}[program.name]
-    lines.append(f"def {program.name}({header}):")
-    lines.append(f'    """{_FUNCTION_DOCS[program.name]}"""')
+    lines.append(f"def {function}({header}):")
+    lines.append(f'    """{_FUNCTION_DOCS[function]}"""')
     if program.name != "train_step":  # the hot loop takes checked arrays (kernel_checks)
         lines.append(f"    _check_inputs({program.name!r}, {'X' if program.name == 'forward' else 'X, Y'})")
+    if lowering.blas:  # W_k.T must be the Fortran-ordered array BLAS writes into: Params' views are
+        lines.append("    if gemm is None or type(params) is not Params:")
+        lines.append("        return _train_step_numpy(params, X, Y, lr)")
     lines.append(f"    m = X.shape[{1 if columns else 0}]")
-    cache = f"_BUFFERS_{program.name.upper()}"
+    cache = f"_BUFFERS_{function.upper().lstrip('_')}"
     needed = {b for b in lowering.order if isinstance(b.op, Input)}
     ones = any(b.op.name == "ones" for b in needed)
     unpacked = [names[b] for b in scratch] + (["ones"] if ones else [])
@@ -467,11 +597,13 @@ def _function_source(program: Program, constants: dict) -> str:
     if program.name == "forward":
         lines.append(f"    return {names[alg.buffers[program.outputs['output']]]}")
     elif program.name == "train_step":
+        if lowering.blas:
+            return "\n".join(lines)  # the update is done
         lines.append("    if type(params) is Params:  # one flat array: one update")
         lines.append("        subtract(params.flat, G, params.flat)")
         lines.append("    else:")
-        for name in grads:
-            lines.append(f"        subtract({name}, {names[gradient_buffers[name]]}, {name})")
+        for g in grads:
+            lines.append(f"        subtract({g}, {names[gradient_buffers[g]]}, {g})")
     else:
         loss = printer._print(program.outputs["loss"])
         if program.name == "loss":
@@ -486,6 +618,8 @@ _FUNCTION_DOCS = {
     "loss": "J(params; X, Y): the mean (or sum) over the batch of the per-example loss.",
     "loss_and_grads": "(J, {'W1': ∂J/∂W1, 'b1': ∂J/∂b1, …}); the gradient arrays are reused by the next call.",
     "train_step": "One SGD step in place: θ ← θ − lr·∂J/∂θ for every parameter.",
+    "_train_step_numpy": "train_step with NumPy only: the gradients into arrays, then one subtract per array (or "
+                         "one over the flat parameters).",
 }
 
 _RUNTIME = '''
@@ -567,13 +701,26 @@ def generate(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None
         return kernel_targets.generate(spec, target, dtype, penalty=penalty, proofs=proofs)
     built = programs(spec, penalty)
     constants: dict = {}
-    functions = [_function_source(p, constants) for p in built.values()]
+    # train_step's BLAS form is lowered from a fresh program: lowering marks buffers (storage)
+    fused = _function_source(programs(spec, penalty)["train_step"], constants, blas=True)
+    functions = [_function_source(p, constants, function="_train_step_numpy" if fused and p.name == "train_step" else None)
+                 for p in built.values()]
+    if fused is not None:
+        functions.insert(len(functions) - 1, fused)
     n = spec.widths
     parameters = ", ".join(f'("W{k}", ({n[k]}, {n[k - 1]})), ("b{k}", ({n[k]},))' for k in range(1, spec.depth + 1))
     size = sum(n[k] * n[k - 1] + n[k] for k in range(1, spec.depth + 1))
-    lines = [f'"""{module_docstring(spec, dtype, built, proofs, penalty)}"""', "",
+    lines = [f'"""{module_docstring(spec, dtype, built, proofs, penalty, blas=fused is not None)}"""', "",
              "import numpy as np",
-             f"from numpy import {', '.join(UFUNCS)}", "",
+             f"from numpy import {', '.join(UFUNCS)}", ""]
+    if fused is not None:
+        prefix = "s" if dtype == "float32" else "d"
+        lines += ["try:  # SciPy's BLAS: train_step accumulates its update into the parameters (GEMM with β = 1)",
+                  f"    from scipy.linalg.blas import {prefix}gemm as gemm, {prefix}gemv as gemv",
+                  "except ImportError:  # NumPy only: train_step runs _train_step_numpy",
+                  "    gemm = gemv = None",
+                  "BLAS = gemm is not None  # which form train_step runs (True: SciPy's BLAS)", ""]
+    lines += [
              f"DTYPE = np.{dtype}",
              f"WIDTHS = {tuple(n)!r}",
              f"LAYOUT = {spec.layout!r}",
@@ -591,7 +738,7 @@ def generate(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None
     lines.append(f"l2 = {float(penalty or 0.0)!r}")
     lines.append(_RUNTIME)
     lines.append(kernel_checks.SOURCE)
-    for name in built:
+    for name in list(built) + (["train_step_numpy"] if fused is not None else []):
         lines.append(f"_BUFFERS_{name.upper()} = {{}}")
     for source in functions:
         lines += ["", "", source]

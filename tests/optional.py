@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-EXTRAS = {"torch": "torch", "jax": "jax", "sklearn": "train", "matplotlib": "train", "hypothesis": "testing",
+EXTRAS = {"torch": "torch", "jax": "jax", "sklearn": "train", "matplotlib": "train", "scipy": "train", "hypothesis": "testing",
           "jsonschema": "test"}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib.util
+import os
 import subprocess
 import sys
 from fractions import Fraction
@@ -129,6 +131,29 @@ def test_train_step_is_sgd_on_the_gradients(case, flat):
     kernel.train_step(params, X, Y, 0.05)
     for name in values:
         np.testing.assert_allclose(params[name], expected[name], rtol=1e-13, atol=1e-15, err_msg=name)
+
+
+@pytest.mark.parametrize("layout", ["rows", "columns"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_blas_train_step_is_the_numpy_step(layout, dtype):
+    """The fused form (SciPy's GEMM/GEMV accumulating into the parameters) takes the same steps as
+    the NumPy-only form, for every batch size; a penalty term in the gradients has no fused form."""
+    require("scipy.linalg.blas")
+    rtol = 1e-12 if dtype == "float64" else 2e-5
+    for case in CASES:
+        spec = NetworkSpec(**case, batch=5, layout=layout)
+        kernel = kernels.build(spec, dtype, penalty=PENALTY if spec.l2 else None)
+        fused = "subtract(params.flat" not in kernel.source.split("def train_step", 1)[1].split("def _train_step")[0]
+        assert fused == (not spec.l2) == kernel.module.__dict__.get("BLAS", False), case_id(case)
+        mine, reference = kernel.init_params(1), kernel.init_params(1)
+        rng = np.random.default_rng(4)
+        for m in (5, 1, 3, 5):
+            values, X, Y = random_problem(dataclasses.replace(spec, batch=m), rng)
+            X, Y = X.astype(dtype), Y.astype(dtype)
+            kernel.train_step(mine, X, Y, 0.1)
+            (kernel.module._train_step_numpy if fused else kernel.train_step)(reference, X, Y, 0.1)
+            np.testing.assert_allclose(mine.flat, reference.flat, rtol=rtol, atol=rtol, err_msg=case_id(case))
+        assert not np.array_equal(mine.flat, kernel.init_params(1).flat)
 
 
 def test_forward_is_the_output_activation_for_any_batch_size():
@@ -258,7 +283,10 @@ def test_exported_module_imports_only_numpy_and_states_its_proofs(tmp_path):
     tree = ast.parse(source)
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported == {"numpy"}
+    assert imported == {"numpy", "scipy"}
+    optional = [node for node in ast.walk(tree) if isinstance(node, ast.Try)
+                and any(isinstance(n, ast.ImportFrom) and n.module == "scipy.linalg.blas" for n in node.body)]
+    assert optional and optional[0].handlers[0].type.id == "ImportError"  # SciPy is optional
     docstring = ast.get_docstring(tree)
     assert "D1 = " in docstring and "GW2 = " in docstring and "overall: every statement proved" in docstring
     check = ("import sys; sys.path.insert(0, sys.argv[1]); import numpy as np, kernel; "
@@ -267,10 +295,28 @@ def test_exported_module_imports_only_numpy_and_states_its_proofs(tmp_path):
              "p = kernel.init_params(0); X = np.ones((2, 4), np.float32); Y = np.eye(3, dtype=np.float32)[:2]; "
              "J, g = kernel.loss_and_grads(p, X, Y); assert g['W1'].dtype == np.float32; "
              "before = kernel.loss(p, X, Y); kernel.train_step(p, X, Y, 0.5); print(before > kernel.loss(p, X, Y))")
-    run = subprocess.run([sys.executable, "-I", "-c", check, str(tmp_path)], capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "True"
+    for blocked in ("", "import sys; sys.modules['scipy'] = None; "):  # with SciPy's BLAS, and NumPy alone
+        run = subprocess.run([sys.executable, "-I", "-c", blocked + check + "; print(kernel.BLAS)", str(tmp_path)],
+                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        blas = not blocked and importlib.util.find_spec("scipy") is not None
+        assert run.stdout.split() == ["True", str(blas)]
+
+
+def test_generated_code_does_not_depend_on_the_hash_seed():
+    """The same network exports the same bytes in every process: buffer order and names come from
+    creation order, not from iterating a set of SymPy symbols (whose order follows PYTHONHASHSEED)."""
+    script = ("import hashlib, sys; from symbackprop.kernels import generate; from symbackprop.network import NetworkSpec; "
+              "nets = [((5, 4, 3, 2), 'relu', 'softmax', 'cross_entropy'), ((3, 4, 4, 2), 'tanh', 'sigmoid', 'bce')]; "
+              "print(' '.join(hashlib.sha256(generate(NetworkSpec(widths=w, hidden=h, output=o, loss=l), d, target=t)"
+              ".encode()).hexdigest() for w, h, o, l in nets for t in ('numpy', 'torch', 'jax') for d in ('float32',)))")
+    digests = set()
+    for seed in ("1", "2", "3"):  # 1 and 2 printed the 5-4-3-2 module differently before the fix
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+        assert run.returncode == 0, run.stderr
+        digests.add(run.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_export_errors_are_one_line(tmp_path, capsys):
