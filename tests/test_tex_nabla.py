@@ -228,3 +228,15 @@ def test_an_activation_function_subscripted_by_its_layer_is_the_function_with_a_
 def test_the_draft_classifies_batch_matrices_and_derivatives_of_functions(tex, kind):
     from symbackprop.extract import classify
     assert classify(tex) == kind
+
+
+def test_leibniz_d_is_a_derivative_with_a_note_unless_d_is_a_name():
+    ((_, rhs, notes),) = read(r"x = \frac{d \mathcal{L}(\theta)}{d a_L} + \frac{\mathrm{d}}{\mathrm{d} h_L} \mathcal{L}(\theta)")
+    assert rhs == "grad(Lθ, a[L]) + grad(Lθ, h[L])"
+    assert "read d…/d… as the derivative ∂…/∂…" in notes
+    ((_, rhs, _),) = read(r"x = \frac{d_1}{d_2}", {**SYMBOLS, "d": "target"})
+    assert rhs == "(d[1]) / (d[2])"
+    ((_, rhs, _),) = read(r"x = \frac{d}{2}")
+    assert rhs == "d / 2"
+    with pytest.raises(TexError, match="a higher derivative d\\^n y/dx\\^n is not read at column 11"):
+        translate(r"x = \frac{d^2 a_L}{d h_L^2}", SYMBOLS, [], NAMES)

@@ -590,6 +590,7 @@ class _Parser:
         if name == "frac":
             num, ntok = self.macro_arg(tok)
             den, dtok = self.macro_arg(tok)
+            self._leibniz(num, den)
             d = self._partial(num, den)
             if d is not None:
                 return d[0], d[1], None
@@ -898,6 +899,28 @@ class _Parser:
                 return other
         raise TexError(f"the summation index {letter} is a name in [symbols], and no free letter is left",
                        self.pos(), self.tex)
+
+    def _leibniz(self, num, den):
+        """``\\frac{dy}{dx}`` and ``\\frac{d}{dx}`` (``\\mathrm{d}`` too): both d's turned into
+        ``\\partial``, so that they read as that derivative (noted), unless [symbols] maps d."""
+        def d_at(p):
+            tok = p.peek()
+            if tok is not None and tok.kind == "group" and len(tok.value) == 1:
+                tok = tok.value[0]  # \mathrm{d}
+            nxt = p.t[p.i + 1] if p.i + 1 < len(p.t) else None
+            return tok is not None and tok.kind == "char" and tok.value == "d" and not (
+                nxt is not None and nxt.kind == "char" and nxt.value in "_^'")
+        if "d" in self.symbols:
+            return
+        first = num.peek()
+        if first is not None and first.kind == "char" and first.value == "d" and num.i + 1 < len(num.t) \
+                and num.t[num.i + 1].kind == "char" and num.t[num.i + 1].value == "^" and d_at(den):
+            raise TexError("a higher derivative d^n y/dx^n is not read", first.pos, self.tex)
+        if not (d_at(num) and d_at(den)) or den.i + 1 >= len(den.t):
+            return
+        for p in (num, den):
+            p.t = p.t[:p.i] + [_Tok("macro", "partial", p.t[p.i].pos)] + p.t[p.i + 1:]
+        self.notes.append("read d…/d… as the derivative ∂…/∂…")
 
     def _partial(self, num, den):
         """``\\frac{\\partial y}{\\partial x}`` as (the derivative, whether it is a scalar), or None."""
