@@ -86,7 +86,7 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
     body = _header(hand)
     for n, k, link in pairs:
         body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(claims[n]['rhs'])}", f"rhs = {_toml(link.rhs)}"]
-        for key in ("for", "network"):
+        for key in ("for", "network", "instances"):
             if key in claims[n]:
                 value = claims[n][key]
                 body.append(f"{key} = " + ("{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"

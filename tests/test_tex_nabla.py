@@ -240,3 +240,15 @@ def test_leibniz_d_is_a_derivative_with_a_note_unless_d_is_a_name():
     assert rhs == "d / 2"
     with pytest.raises(TexError, match="a higher derivative d\\^n y/dx\\^n is not read at column 11"):
         translate(r"x = \frac{d^2 a_L}{d h_L^2}", SYMBOLS, [], NAMES)
+
+
+def test_outputs_names_the_output_width_so_a_sum_up_to_it_is_read_literally(tmp_path):
+    from symbackprop.derivation import verify
+    symbols = {**SYMBOLS, "p": "outputs"}
+    ((_, rhs, notes),) = read(r"x = \sum_{m=1}^p \frac{\partial \mathcal{L}(\theta)}{\partial a_{L,m}} W_{L,m,j}", symbols)
+    assert rhs == "sum(grad(Lθ, a[L][q]) * W[L][q, j], q in 1..p)"
+    path = tmp_path / "d.toml"
+    path.write_text(NET + 'p = "outputs"\nn = "width"\n[[claim]]\nid = "H"\nlhs = "grad(Lθ, h[L-1][j])"\n'
+                    'rhs = "sum(grad(Lθ, a[L][q]) * W[L][q, j], q in 1..p)"\n'
+                    '[[claim]]\nid = "S"\nlhs = "grad(Lθ, a[L][p])"\nrhs = "grad(Lθ, a[L])[n[L]]"\n')
+    assert [r.verdict.status for r in verify(str(path)).results] == ["proved", "proved"]

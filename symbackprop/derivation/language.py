@@ -37,7 +37,7 @@ FUNCTIONS = ("grad", "jacobian", "diag", "ones", "sum", "mean", "var", "outer", 
              *LAYER_FUNCTIONS)  # the layer library's rows: batchnorm(x, gamma, beta, eps), attention(Q, K, V), …
 AXIS_FUNCTIONS = ("sum", "mean", "var", "max", "min", "softmax", "logsumexp", "concat")  # take axis=0|1
 QUANTITIES = ("weight", "bias", "preactivation", "activation", "input", "output", "target", "onehot", "label",
-              "loss", "depth", "batch", "width", "activation_function", "hidden_activation", "output_activation")
+              "loss", "depth", "batch", "width", "outputs", "activation_function", "hidden_activation", "output_activation")
 MODEL_QUANTITIES = ("tensor", "size")  # a [model]'s own names: its tensors and its named sizes
 LAYERED = {"weight": (1, 0), "bias": (1, 0), "preactivation": (1, 0), "activation": (0, 0), "width": (0, 0)}
 FUNCTION_QUANTITIES = ("activation_function", "hidden_activation", "output_activation")
@@ -382,7 +382,7 @@ class Scope:
             if node.id in env.indices:
                 return env.indices[node.id]
             binding = self.bindings.get(node.id)
-            if binding is not None and binding.quantity in ("depth", "batch", "label", "size"):
+            if binding is not None and binding.quantity in ("depth", "batch", "label", "size", "outputs"):
                 return int(self._quantity_value(binding))
             if binding is None and node.id not in self.definitions:
                 raise self._undefined(node.id)
@@ -422,6 +422,8 @@ class Scope:
             return Integer(net.depth + binding.shift)
         if q == "batch":
             return Integer(net.batch)
+        if q == "outputs":  # the output layer's width
+            return Integer(self.spec.widths[-1])
         if q == "loss":
             return net.J
         if q == "input":
@@ -1063,7 +1065,7 @@ class Scope:
 
     def _is_integer_quantity(self, node) -> bool:
         return isinstance(node, ast.Name) and node.id in self.bindings and \
-            self.bindings[node.id].quantity in ("depth", "batch", "label", "width", "size")
+            self.bindings[node.id].quantity in ("depth", "batch", "label", "width", "size", "outputs")
 
     @staticmethod
     def _arity(name, args, n):

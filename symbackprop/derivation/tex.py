@@ -778,7 +778,7 @@ class _Parser:
 
     def _scalar_name(self, name):
         """A name [symbols] maps to a number: the loss, the batch size, the depth, a label."""
-        return _role(self.symbols.get(name)) in SCALAR_ROLES | {"batch", "depth", "label"}
+        return _role(self.symbols.get(name)) in SCALAR_ROLES | {"batch", "depth", "label", "outputs"}
 
     def _nabla(self, tok):
         """``\\nabla_{x} C`` is the gradient of C by x; ``\\nabla_{x}`` with no function after it and

@@ -16,7 +16,7 @@ from .. import rules
 from ..derivation.language import FUNCTIONS, LAYERED, PRIME, is_range, parse
 from .printer import layer_name, name, parens
 
-_SCALAR_QUANTITIES = ("loss", "depth", "batch", "label", "size")
+_SCALAR_QUANTITIES = ("loss", "depth", "batch", "label", "size", "outputs")
 _ADD, _MUL, _UNARY, _POW, _ATOM = 1, 2, 3, 4, 5
 
 
