@@ -423,6 +423,37 @@ class _Parser:
             return inner.value
         return None
 
+    def _at_dots(self):
+        tok = self.peek()
+        return tok is not None and tok.kind == "macro" and tok.value in DOTS
+
+    def _dotted_vector(self, tok):
+        """``[\\dots, g'(a_{ik}), \\dots]``: the vector whose entry k is the one printed, read as the
+        formula with its entry index k dropped (``g'(a[i])``; noted)."""
+        import re
+        self.i += 1  # the leading dots
+        for expected in (",",):
+            self._close(expected)
+        start = self.i
+        entry = self.expr()
+        self._close(",")
+        if not self._at_dots():
+            self.fail("expected \\dots after the entry of [\\dots, x_k, \\dots]")
+        self.i += 1
+        self._close("]")
+        letters = {m for part in re.findall(r"\]\[([^\[\]]+)\]", entry)
+                   for m in re.findall(r"(?<![\w])([A-Za-z])(?![\w\[])", part) if m not in self.symbols}
+        if len(letters) != 1:
+            raise TexError(f"cannot tell which index of {entry} the dots run over", self.t[start].pos, self.tex)
+        (k,) = letters
+        whole = re.sub(rf"\]\[{k}\]", "]", entry)
+        whole = re.sub(rf"\[{k}, ", "[:, ", re.sub(rf", {k}\]", ", :]", whole))
+        if re.search(rf"(?<![\w]){k}(?![\w])", whole):
+            raise TexError(f"cannot read [\\dots, {entry}, \\dots]: {k} is used outside an entry",
+                           self.t[start].pos, self.tex)
+        self.notes.append(f"read [\\dots, {entry}, \\dots] as the vector of its entries over {k}: {whole}")
+        return whole
+
     def _layer_function(self, name, sup, sub):
         """``g_k(A_k)``: the file's activation function, subscripted by the layer it acts in, applied —
         read as ``g(A[k])`` (noted: one function for the layers it names), with whether it is a scalar."""
@@ -555,6 +586,8 @@ class _Parser:
                     return f"{tok.value}({inner})", False, None
                 letter = self.renamed.get(tok.value, tok.value)
                 return letter, self._scalar_name(letter), letter
+            if tok.value == "[" and self._at_dots():
+                return self._dotted_vector(tok), False, None
             if tok.value in "([":
                 inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
@@ -983,6 +1016,7 @@ def _wrap(s):
 
 
 SCALAR_ROLES = {"loss", "cost", "objective", "scalar"}
+DOTS = {"dots", "ldots", "cdots"}
 ENTRY_RANK = {"weight": 2, "bias": 1, "preactivation": 1, "activation": 1}  # indices of one entry
 
 
