@@ -271,3 +271,11 @@ def test_a_vector_printed_by_its_generic_entry_drops_that_entry_index_with_a_not
 def test_a_dotted_vector_that_cannot_be_read_is_an_error_with_the_column(tex, message):
     with pytest.raises(TexError, match=message):
         translate(tex, SYMBOLS, [], NAMES)
+
+
+def test_e_to_a_power_is_exp_even_where_e_names_the_one_hot_vector():
+    ((_, rhs, notes),) = read(r"x = \frac{1}{1 + e^{-z}} - \underline{e}_\ell")
+    assert rhs == "1 / (1 + exp(-z)) - e"
+    assert "read e^-z as exp(-z): e is the one-hot vector, which has no power" in notes
+    ((_, rhs, _),) = read(r"x = e^T")
+    assert rhs == "e.T"

@@ -377,8 +377,9 @@ class _Parser:
                 and name.upper() != name:
             layer_of = name.upper()
             self.notes.append(f"read {name} with layer {_unparen(sup)} and entry [{sub}] as {layer_of}[{_unparen(sup)}][{sub}]")
-        if name == "e" and "e" not in self.symbols and sub is None:
-            self.notes.append(f"read e^{sup} as exp({_unparen(sup)})")
+        if name == "e" and sub is None and sup is not None and self._role("e") in ("None", "onehot"):
+            why = "" if "e" not in self.symbols else ": e is the one-hot vector, which has no power"
+            self.notes.append(f"read e^{sup} as exp({_unparen(sup)}){why}")
             return f"exp({_unparen(sup)})"
         if packed and (layer_of is None or sup is not None):
             self.notes.append(f"read the subscript {packed} of {name} as the entry [{sub}]")
