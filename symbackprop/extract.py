@@ -188,6 +188,7 @@ def find_math(path: str | Path, text: str | None = None) -> list[MathSpan]:
 
 _SEPARATORS = ("\\qquad", "\\quad")
 _ACTIVATIONS = {"sigma": "sigmoid", "tanh": "tanh", "operatorname{ReLU}": "relu", "phi": "sigmoid"}
+_QUANTIFIER = re.compile(r"\s*\\forall\s*[A-Za-z]\s*=[^=]*")  # an inline ∀ k = 1(1)L standing alone
 _CLAIMED = {"gradient", "delta", "derivative", "forward definition"}
 
 
@@ -314,10 +315,19 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     path = Path(path)
     spans = find_math(path, text)
     formulas = []  # (tex, line, kind)
-    column_of, continued = {}, {}
+    column_of, continued, quantified = {}, {}, {}
     guesses: list[str] = []
+    pending = None  # "Now, ∀ i = 1(1)L−1, [display]": a quantifier of its own, for the next display
     for span in spans:
+        if not span.display and _QUANTIFIER.fullmatch(span.tex):
+            pending = (span.tex.strip().rstrip(",.;").strip(), span.line)
+            continue
+        given, pending = (pending, None) if span.display else (None, pending)
         for part, _ in _split(span.tex):
+            if given and "\\forall" not in part:
+                quantified[(f"{part} \\quad {given[0]}", span.line)] = given
+                column_of.setdefault((f"{part} \\quad {given[0]}", span.line), span.column)
+                part = f"{part} \\quad {given[0]}"
             column_of.setdefault((part, span.line), span.column)
             if part.startswith("=") and formulas and span.display and _left_side(formulas[-1][0]):
                 # a display that starts with '=' continues the chain of the formula above it
@@ -455,6 +465,9 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if loss_name and re.search(rf"(?<![A-Za-z\\_^]){re.escape(loss_name)}\s*\([^()]*\)", spelled):
             spelled = re.sub(rf"(?<![A-Za-z\\_^]){re.escape(loss_name)}\s*\([^()]*\)", lambda m: loss_name, spelled)
             problems.append(f"the loss's arguments dropped: {loss_name}(…) read as {loss_name}")
+        if (tex, line) in quantified:
+            problems.append("the quantifier {} printed before the display (line {}) applied to it".format(
+                *quantified[(tex, line)]))
         if (tex, line) in continued:
             above, printed = continued[(tex, line)]
             problems.append(f"continues the chain of line {above} (its left side repeated)")

@@ -279,3 +279,20 @@ def test_e_to_a_power_is_exp_even_where_e_names_the_one_hot_vector():
     assert "read e^-z as exp(-z): e is the one-hot vector, which has no power" in notes
     ((_, rhs, _),) = read(r"x = e^T")
     assert rhs == "e.T"
+
+
+def test_a_quantifier_printed_before_a_display_applies_to_it_in_the_draft(tmp_path):
+    import tomllib
+    from symbackprop.extract import draft
+    doc = tmp_path / "notes.md"
+    doc.write_text("Now, $\\forall i = 1(1)\\overline{L-1}$, with $a_i$ given,\n\n"
+                   "$$\\frac{\\partial C}{\\partial a_{ij}} = \\frac{\\partial C}{\\partial h_{ij}} g'(a_{ij})$$\n\n"
+                   "$$\\frac{\\partial C}{\\partial b_{ki}} = \\frac{\\partial C}{\\partial a_{ki}}$$\n")
+    claims = tomllib.loads(draft(doc).toml)["claim"]
+    assert claims[0]["tex"].endswith(r"g'(a_{ij}) \quad \forall i = 1(1)\overline{L-1}")
+    assert r"the quantifier \forall i = 1(1)\overline{L-1} printed before the display (line 1) applied to it" \
+        in claims[0]["note"]
+    assert "forall" not in claims[1]["tex"]  # the next display only
+    (link,) = translate(claims[0]["tex"], {"a": "preactivation", "h": "activation", "C": "loss",
+                                           "g": "hidden_activation", "L": "depth"})
+    assert link.for_range == "i in 1..L - 1"
