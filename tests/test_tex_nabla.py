@@ -202,7 +202,10 @@ def test_round_trip_of_lecture_note_constructs_through_the_project_printer(tmp_p
     symbols = {k: b.quantity for k, b in d.bindings.items()}
     for tex in (r"a_{ki} = b_{ki} + \sum_j W_{kij} h_{k-1,j}",
                 r"\nabla W_k = \nabla_{a_k} \cdot h_{k-1}^T",
-                r"\frac{\partial C}{\partial h_{ij}} = (W_{i+1,\cdot,j})^T \nabla_{a_{i+1}} C"):
+                r"\frac{\partial C}{\partial h_{ij}} = (W_{i+1,\cdot,j})^T \nabla_{a_{i+1}} C",
+                r"\frac{\partial C}{\partial W_{kij}} = \frac{\partial C}{\partial a_{ki}} h_{k-1,j}",
+                r"\nabla a_k = \nabla h_k \odot [\dots, g'(a_{kr}), \dots] \quad \forall k = 1(1)\overline{L-1}",
+                r"x = \frac{d}{d a_L} C"):
         for link in translate(tex, symbols):
             printed = f"{formula_latex(link.lhs, d)} = {formula_latex(link.rhs, d)}"
             (back,) = translate(printed, symbols)
