@@ -299,3 +299,14 @@ def test_a_quantifier_printed_before_a_display_applies_to_it_in_the_draft(tmp_pa
     (link,) = translate(claims[0]["tex"], {"a": "preactivation", "h": "activation", "C": "loss",
                                            "g": "hidden_activation", "L": "depth"})
     assert link.for_range == "i in 1..L - 1"
+
+
+@pytest.mark.parametrize("tex, rhs", [
+    (r"x = W_{12}", "W[12]"),  # two digits on a weight: layer 12, not an entry
+    (r"x = a_{10}", "a[10]"),  # an entry index is never 0
+    (r"x = a_{21}", "a[2][1]"),
+    (r"x = a_{k1}", "a[k][1]"),
+])
+def test_a_run_of_digits_is_a_layer_and_an_entry_only_when_it_has_their_count(tex, rhs):
+    ((_, got, _),) = read(tex)
+    assert got == rhs

@@ -503,6 +503,9 @@ class _Parser:
         ``j,k`` the indices j, k, anything else one expression."""
         toks = [t for t in p.t if not (t.kind == "macro" and t.value in IGNORED)]
         run = [self._run_index(t, name in self.perlayer) for t in toks]
+        digits = [r for r in run if r and r.isdigit()]
+        if digits and ("0" in digits or len(run) != ENTRY_RANK.get(self._role(name), 0) + 1):
+            run = [None]  # W_{12}, a_{10}: a layer number, unless it is a layer and an entry's indices
         if len(toks) > 1 and all(run):
             return ", ".join(run), "".join(("\\" + t.value + " ") if t.kind == "macro" else t.value
                                            for t in toks).strip()
