@@ -310,3 +310,9 @@ def test_a_quantifier_printed_before_a_display_applies_to_it_in_the_draft(tmp_pa
 def test_a_run_of_digits_is_a_layer_and_an_entry_only_when_it_has_their_count(tex, rhs):
     ((_, got, _),) = read(tex)
     assert got == rhs
+
+
+@pytest.mark.parametrize("tex", [r"x = \nabla g(x)", r"x = \nabla f", r"x = \nabla g"])
+def test_nabla_of_a_function_without_its_variable_is_an_error_not_a_loss_gradient(tex):
+    with pytest.raises(TexError, match=r"needs the variable below, as in \\nabla_\{W\^2\} .* at column 5"):
+        translate(tex, SYMBOLS, [], NAMES)

@@ -836,8 +836,12 @@ class _Parser:
         if not self._starts_atom(nxt):
             raise TexError("\\nabla needs a variable, as in \\nabla_{W^2} C or \\nabla W^2", tok.pos, self.tex)
         wrt = self.factor()[0]
-        if wrt.split("[")[0] in self.scalars:
+        root = _unparen(wrt).split("[")[0].split(".")[0]
+        if root in self.scalars or "(" in _unparen(wrt) or not (root in self.perlayer or (
+                root in self.symbols and self._role(root) not in FUNCTION_QUANTITIES)):
+            # ∇C, ∇g(x), ∇f: the gradient of a function, whose variable is not printed
             raise TexError(f"\\nabla {wrt} needs the variable below, as in \\nabla_{{W^2}} {wrt}", tok.pos, self.tex)
+        wrt = _unparen(wrt)
         loss = self._loss(tok, f"∇{wrt}")
         self.notes.append(f"read ∇{wrt} as the gradient of the loss {loss} by {wrt}")
         return f"grad({loss}, {wrt})"
