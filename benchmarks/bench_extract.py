@@ -69,7 +69,7 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
     links, unreadable = [], 0
     for claim in drafted.get("claim", []):
         try:
-            links += translate(claim["tex"], symbols, defined, names)
+            links += translate(claim["tex"], symbols, defined, names, drafted.get("derivative_layout"))
         except (TexError, ValueError):
             unreadable += 1
     claims = [c for c in hand.get("claim", []) if "lhs" in c and "rhs" in c]

@@ -64,6 +64,8 @@ def classify(tex: str) -> str:
         return "gradient" if "W" in lhs or "b" in lhs or "\\theta" in lhs else "derivative"
     if "\\delta" in lhs:
         return "delta"
+    lhs = re.sub(r"\{\\bf\s+([A-Za-z])\s*\}|\\(?:mathbf|boldsymbol|bm)\s*\{\s*([A-Za-z])\s*\}",
+                 lambda m: m.group(1) or m.group(2), lhs)  # {\bf a}^L: the name a
     head = _head(lhs)
     if head in {"J", "C", "L", "E", "F", "mathcalL", "mathcalJ"}:
         number = re.fullmatch(r"\s*-?\d+(\.\d+)?\s*[.,;]?\s*", sides[1]) is not None
@@ -71,8 +73,7 @@ def classify(tex: str) -> str:
         return "other" if number and bare and len(sides) == 2 else "loss"  # L = 3: a size, not the loss
     if re.fullmatch(r"\s*\\?[A-Za-z]+\s*(_\{?\w*\}?)?\s*'\s*\(.*", lhs):
         return "derivative"  # g'(z) = …, \sigma'(z) = …
-    forward = {"z", "a", "h", "y", "haty", "hat y"}
-    forward |= {"Z", "A", "H", "Y", "hatY"}  # Z = W X + b: a batch's matrices
+    forward = {"z", "a", "h", "y", "haty", "hat y", "Z", "A", "H", "Y", "hatY"}  # and a batch's matrices
     if head in forward or any(_head(side) in forward for side in sides[1:-1]):
         return "forward definition"
     return "other"
@@ -240,11 +241,29 @@ def _rows(tex: str) -> list[str]:
     pieces.append(tex[start:])
     rows: list[str] = []
     for row in pieces:
-        row = " ".join(row.split()) if "\\begin" in row else " ".join(row.replace("&", " ").split())
-        row = row[1:].lstrip() if row.startswith("&") else row  # &= in a row that holds an environment
+        row = " ".join(_outside_environments(row, lambda part: part.replace("&", " ")).split())
         if row:
             rows.append(row)
     return rows
+
+
+def _outside_environments(tex: str, change) -> str:
+    """``tex`` with ``change`` applied to the text outside every inner environment (a bmatrix's
+    ``&`` separate its entries, an align's ``&`` only aligns)."""
+    out, depth, start = [], 0, 0
+    for m in re.finditer(r"\\begin\{[^}]*\}|\\end\{[^}]*\}", tex):
+        if m.group(0).startswith("\\begin"):
+            if depth == 0:
+                out.append(change(tex[start:m.start()]))
+                start = m.start()
+            depth += 1
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                out.append(tex[start:m.end()])
+                start = m.end()
+    out.append(change(tex[start:]) if depth == 0 else tex[start:])
+    return "".join(out)
 
 
 def _split(tex: str) -> list[tuple[str, int]]:
@@ -473,11 +492,17 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             problems.append(f"continues the chain of line {above} (its left side repeated)")
             column_of.setdefault((printed, line), column_of.get((tex, line)))
         claims.append((spelled, line, "; ".join(problems) or None, tex))
+    claims = _functions_expanded(claims, formulas, symbols)
     claims.sort(key=lambda c: c[1])
+    layout = _derivative_layout(claims, symbols, ["delta[0]", *defines])
+    if layout:
+        guesses.append(f"derivatives in the denominator layout (line {layout}: the chain rule printed "
+                       "∂z/∂b ∂L/∂z): every ∂a/∂b of two vectors read as jacobian(a, b).T")
     lines = [f"# Draft derivation file extracted from {path.name} by `symbackprop extract`.",
              "# Every line marked `# guess:` is a reading of the document to confirm.",
              *(f"# guess: {g}" for g in guesses),
-             f'title  = "{path.stem}"', f'source = "{path.name}"', "", "[network]",
+             f'title  = "{path.stem}"', f'source = "{path.name}"',
+             *([f'derivative_layout = "denominator"      # guess: line {layout}'] if layout else []), "", "[network]",
              f"widths = {sizes}" + ("" if from_doc else "      # guess: the document gives no widths"),
              f'hidden = "{activation}"      # guess', f'output = "{"softmax" if softmax else activation}"      # guess',
              f'loss   = "{loss}"      # guess', "batch  = 1      # guess: one example", "", "[symbols]"]
@@ -494,10 +519,11 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             lines.append(f"# line {line}: {tex}")
             lines.append(f'"{name}" = {_toml_string(rhs)}')
     count, unreadable = 0, []
-    for tex, line, problem, printed in claims:
+    order = "denominator" if layout else None
+    for tex, line, problem, printed in _chains_split(claims, symbols, ["delta[0]", *defines], order):
         count += 1
         try:
-            translate(tex, symbols, ["delta[0]", *defines])
+            translate(tex, symbols, ["delta[0]", *defines], layout=order)
         except (TexError, ValueError) as error:
             where = column_of.get((printed, line))
             unreadable.append(f"{path}:{line}:{where or 1}: the formula starting here cannot be read: {error}")
@@ -506,6 +532,67 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
+
+
+_FUNCTION = re.compile(r"\s*([A-Za-z])\s*\(\s*([A-Za-z])\s*\)\s*=\s*(.+?)\s*")
+
+
+def _functions_expanded(claims, formulas, symbols):
+    """The claims with each ``g(…)`` of a function the document defines, ``g(x) = \\frac12 \\| x \\|^2``
+    (g and x letters that name nothing), written out at its argument (noted) — not where g is
+    applied to its own letter, which states something of g itself."""
+    definitions = {}
+    for tex, line, _ in formulas:
+        match = _FUNCTION.fullmatch(tex)
+        if match and match.group(1) not in symbols and match.group(2) not in symbols and match.group(1) != match.group(2):
+            definitions.setdefault(match.group(1), (match.group(2), match.group(3), line))
+    out = []
+    for tex, line, problem, printed in claims:
+        notes = [problem] if problem else []
+        for name, (letter, body, at) in definitions.items():
+            expanded = _expand_calls(tex, name, letter, body)
+            if expanded != tex and at < line:
+                tex = expanded
+                notes.append(f"{name}(…) written out by its definition at line {at}: {name}({letter}) = {body}")
+        out.append((tex, line, "; ".join(notes) or None, printed))
+    return out
+
+
+def _expand_calls(tex, name, letter, body):
+    """``tex`` with every ``name(arg)`` (balanced parentheses; ``arg`` not the letter itself)
+    replaced by ``body`` at ``arg``."""
+    out, i = [], 0
+    for m in re.finditer(rf"(?<![\\A-Za-z]){name}\s*\(", tex):
+        if m.start() < i:
+            continue
+        depth, k = 1, m.end()
+        while k < len(tex) and depth:
+            depth += {"(": 1, ")": -1}.get(tex[k], 0)
+            k += 1
+        if depth:
+            return tex  # unbalanced: left as printed
+        argument = tex[m.end():k - 1].strip()
+        if argument == letter:
+            continue
+        at = re.sub(rf"(?<![\\A-Za-z]){letter}(?![A-Za-z])", lambda _: f"({argument})", body)
+        out += [tex[i:m.start()], f"\\left( {at} \\right)"]
+        i = k
+    return "".join(out) + tex[i:]
+
+
+def _derivative_layout(claims, symbols, defined) -> int | None:
+    """The line of the first formula that prints the chain rule in the denominator layout
+    (``∂z/∂b ∂L/∂z``), where the reader says so; None if no formula does."""
+    from .derivation.tex import TexError, translate
+
+    for tex, line, _, _ in claims:
+        try:
+            links = translate(tex, symbols, defined)
+        except (TexError, ValueError):
+            continue
+        if any("in the denominator layout (each factor" in note for link in links for note in link.notes):
+            return line
+    return None
 
 
 def _left_side(tex: str) -> str:
@@ -517,6 +604,43 @@ def _left_side(tex: str) -> str:
         if ch == "=" and depth == 0:
             return tex[:k].replace("&", " ").strip()
     return ""
+
+
+def _chains_split(claims, symbols, defined, layout=None):
+    """The claims, a chain ``a = b = c`` that cannot be read as a whole drafted link by link
+    (``a = b``, ``a = c``), so that one unreadable link does not hide the others (noted)."""
+    from .derivation.tex import TexError, translate
+
+    out = []
+    for tex, line, problem, printed in claims:
+        sides = _sides(tex)
+        if len(sides) > 2:
+            try:
+                translate(tex, symbols, defined, layout=layout)
+            except (TexError, ValueError):
+                for k, side in enumerate(sides[1:], start=1):
+                    why = f"link {k} of the chain at line {line} (the chain cannot be read as a whole)"
+                    out.append((f"{sides[0]} = {side}", line, "; ".join(filter(None, [problem, why])), printed))
+                continue
+        out.append((tex, line, problem, printed))
+    return out
+
+
+def _sides(tex: str) -> list[str]:
+    """The sides of a chain ``a = b = c``: split at each ``=`` outside braces and environments
+    (the row break ``\\\\`` before a row's ``=`` is not part of a side)."""
+    sides, depth, start = [], 0, 0
+    for m in re.finditer(r"\\begin\{[^}]*\}|\\end\{[^}]*\}|\\.|[{}=]", tex):
+        token = m.group(0)
+        if token in ("{",) or token.startswith("\\begin"):
+            depth += 1
+        elif token in ("}",) or token.startswith("\\end"):
+            depth -= 1
+        elif token == "=" and depth == 0:
+            sides.append(tex[start:m.start()].strip())
+            start = m.end()
+    sides.append(tex[start:].strip())
+    return [side[:-2].rstrip() if side.endswith("\\\\") else side for side in sides]
 
 
 def _toml_string(value: str) -> str:

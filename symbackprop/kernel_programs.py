@@ -567,11 +567,12 @@ def module_docstring(spec: NetworkSpec, dtype: str, built: dict, proofs, penalty
         ]
         if blas:
             lines += [
-                "train_step runs one of two forms of the same products (BLAS tells which): with SciPy",
-                "installed and params a Params, SciPy's BLAS, each weight gradient's GEMM accumulating",
-                "−lr·∂J/∂W_k straight into W_k (β = 1), each bias gradient's GEMV into b_k, each forward",
-                "product added onto the broadcast bias: no gradient arrays and no update pass; else",
-                "_train_step_numpy, NumPy only (matmul into gradient arrays, then one subtract).",
+                "train_step runs one of two forms of the same products (the module's BLAS says which once",
+                "it has run): with SciPy installed and params a Params, SciPy's BLAS (imported by the first",
+                "call), each weight gradient's GEMM accumulating −lr·∂J/∂W_k straight into W_k (β = 1), each",
+                "bias gradient's GEMV into b_k, each forward product added onto the broadcast bias: no",
+                "gradient arrays and no update pass; else _train_step_numpy, NumPy only (matmul into",
+                "gradient arrays, then one subtract).",
                 "",
             ]
     else:

@@ -562,7 +562,9 @@ def _function_source(program: Program, constants: dict, *, blas: bool = False, f
     if program.name != "train_step":  # the hot loop takes checked arrays (kernel_checks)
         lines.append(f"    _check_inputs({program.name!r}, {'X' if program.name == 'forward' else 'X, Y'})")
     if lowering.blas:  # W_k.T must be the Fortran-ordered array BLAS writes into: Params' views are
-        lines.append("    if gemm is None or type(params) is not Params:")
+        lines.append("    if BLAS is None:")
+        lines.append("        _load_blas()")
+        lines.append("    if not BLAS or type(params) is not Params:")
         lines.append("        return _train_step_numpy(params, X, Y, lr)")
     lines.append(f"    m = X.shape[{1 if columns else 0}]")
     cache = f"_BUFFERS_{function.upper().lstrip('_')}"
@@ -715,11 +717,18 @@ def generate(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None
              f"from numpy import {', '.join(UFUNCS)}", ""]
     if fused is not None:
         prefix = "s" if dtype == "float32" else "d"
-        lines += ["try:  # SciPy's BLAS: train_step accumulates its update into the parameters (GEMM with β = 1)",
-                  f"    from scipy.linalg.blas import {prefix}gemm as gemm, {prefix}gemv as gemv",
-                  "except ImportError:  # NumPy only: train_step runs _train_step_numpy",
-                  "    gemm = gemv = None",
-                  "BLAS = gemm is not None  # which form train_step runs (True: SciPy's BLAS)", ""]
+        lines += ["gemm = gemv = None  # SciPy's BLAS, imported by the first train_step (~0.2 s: not at import)",
+                  "BLAS = None  # which form train_step runs: True SciPy's BLAS, False NumPy only (None: not yet run)",
+                  "",
+                  "",
+                  "def _load_blas():",
+                  "    global gemm, gemv, BLAS",
+                  "    try:  # train_step accumulates its update into the parameters (GEMM with β = 1)",
+                  f"        from scipy.linalg.blas import {prefix}gemm as gemm, {prefix}gemv as gemv",
+                  "    except ImportError:  # NumPy only: train_step runs _train_step_numpy",
+                  "        gemm = gemv = None",
+                  "    BLAS = gemm is not None",
+                  ""]
     lines += [
              f"DTYPE = np.{dtype}",
              f"WIDTHS = {tuple(n)!r}",

@@ -26,7 +26,7 @@ def located(tex, column):
 
 def test_cases_with_otherwise_is_the_iverson_bracket_times_the_value():
     tex = r"C = \begin{cases} \frac{1}{y_\ell} & \text{if } i = \ell \\ 0 & \text{otherwise} \end{cases}"
-    assert links(tex) == [("C", "(i == ell) * (1 / (y[ell]))", ())]
+    assert links(tex) == [("C", "(i == ell) / (y[ell])", ())]
     tex = r"C = \begin{cases} 2 & i \neq j \\ 3 & \text{otherwise.} \end{cases}"
     assert links(tex) == [("C", "((i != j) * 2 + (i == j) * 3)", ())]
 
@@ -112,7 +112,7 @@ def test_a_function_of_the_input_and_a_chain_that_names_a_function():
     ((lhs, rhs, notes),) = links(r"f(\underline{x}) = \underline{h}_L(\underline{x}) = O(\underline{a}_L(\underline{x}))")
     assert (lhs, rhs) == ("h[L]", "O(a[L])")
     assert "read h[L](x) as h[L]: the input x is the argument of every layer" in notes
-    assert "read f @ (x) = h[L] = … as naming f @ (x); the chain's left side is h[L]" in notes
+    assert "read f(\\underline{x}) = h[L] = … as naming f(\\underline{x}); the chain's left side is h[L]" in notes
 
 
 def test_derivative_of_a_scalar_expression_is_a_gradient():
@@ -139,3 +139,44 @@ def test_draft_continues_a_chain_across_displays_and_keeps_rows():
         "\\frac{\\partial}{\\partial y_i} C = 2"]
     assert "continues the chain of line 1" in claims[1]["note"]
     assert "line 3: the display starts with '=': it continues the chain of line 1" in result.guesses
+
+
+def test_a_chain_rule_in_the_numerator_layout_reads_its_first_gradient_as_a_row():
+    ((lhs, rhs, notes),) = links(r"\frac{\partial C}{\partial W_{111}} = \frac{\partial C}{\partial y} "
+                                 r"\frac{\partial y}{\partial a_3} \frac{\partial a_3}{\partial W_{111}}")
+    assert (lhs, rhs) == ("grad(C, W[1][1, 1])", "jacobian(C, y) @ jacobian(y, a[3]) @ jacobian(a[3], W[1][1, 1])")
+    assert any(n.startswith("read the chain grad(C, y) @ jacobian(y, a[3]) @ jacobian(a[3], W[1][1, 1]) in the "
+                            "numerator layout") for n in notes)
+    ((_, alone, _),) = links(r"x = \frac{\partial C}{\partial y}")  # not a chain: the gradient
+    assert alone == "grad(C, y)"
+
+
+def test_a_membership_in_a_real_space_is_the_sides_shape_and_is_checked(tmp_path):
+    (link,) = links(r"a_1 = W_1 x + b_1 \in \mathbb{R}^{n_1}")
+    assert link[:2] == ("a[1]", "W[1] @ x + b[1]")
+    assert "read the membership ∈ ℝ^(n[1] × 1) as the shape of W[1] @ x + b[1] (checked)" in link[2]
+    (matrix,) = translate(r"x = W_2 \in \mathbb{R}^{n_2 \times n_1}", SYMBOLS)
+    assert matrix.shape == ("n[2]", "n[1]")
+    located(r"x = W_2 \in \mathbb{C}^{2}", 9)
+    located(r"x = W_2 \in \mathbb{R}^{2 \times}", 24)
+    from symbackprop.derivation.check import Checker
+    from symbackprop.derivation.loader import load
+    path = tmp_path / "d.toml"
+    path.write_text('[network]\nwidths = [3, 4, 2]\nhidden = "sigmoid"\noutput = "sigmoid"\nloss = "half_sse"\n'
+                    '[symbols]\nW = "weight"\nb = "bias"\nz = "preactivation"\na = "activation"\nn = "width"\n'
+                    '[[claim]]\nid = "Right"\ntex = \'z_1 = W_1 a_0 + b_1 \\in \\mathbb{R}^{n_1}\'\n'
+                    '[[claim]]\nid = "Wrong"\ntex = \'z_1 = W_1 a_0 + b_1 \\in \\mathbb{R}^{n_0}\'\n', encoding="utf-8")
+    d = load(str(path))
+    right, wrong = (Checker(d).check_claim(c).verdict for c in d.claims)
+    assert (right.status, wrong.status) == ("proved", "ill-formed")
+
+
+def test_a_layers_activation_function_is_the_files_one_function_with_a_note():
+    ((lhs, rhs, notes),) = links(r"h_k = g_k(a_k)")
+    assert (lhs, rhs) == ("h[k]", "g(a[k])")
+    assert "read g_k(…) as g(…): [symbols] gives one hidden activation for every layer" in notes
+
+
+def test_batch_matrices_are_forward_definitions():
+    assert classify(r"A_0 = X") == "forward definition"
+    assert classify(r"\hat{Y} = \text{softmax}(A_L)") == "forward definition"

@@ -21,7 +21,7 @@ from .model import build as build_model
 
 VERDICTS = ("proved", "refuted", "ill-formed", "undecided")
 TOP_KEYS = ("title", "source", "summation", "instances", "network", "model", "symbols", "tex", "define", "claim",
-            "notes")
+            "notes", "derivative_layout")
 NETWORK_KEYS = ("widths", "hidden", "output", "loss", "batch", "reduction", "layout", "l2", "relu_at_zero",
                 "leaky_slope")
 REQUIRED_NETWORK_KEYS = ("widths", "hidden", "output", "loss")  # hidden: unless there is no hidden layer
@@ -68,6 +68,7 @@ class Derivation:
     einstein: bool = False
     instances: str | None = None  # for every claim without its own: "document" or "all"
     tex_names: dict = field(default_factory=dict)  # [tex]: how the document prints a name -> the name
+    derivative_layout: str | None = None  # how its tex prints ∂a/∂b: "denominator" is jacobian(a, b).T
     errors: list = field(default_factory=list)  # file-level problems, one line each
 
     def __repr__(self) -> str:
@@ -119,6 +120,11 @@ def _load(path: Path, shown: str, text: str | None = None) -> Derivation:
     if summation not in (None, "einstein"):
         d.errors.append(f"{shown}: summation must be \"einstein\" (or absent), not {summation!r}")
     d.einstein = summation == "einstein"
+    layout = data.get("derivative_layout")
+    if layout not in (None, "numerator", "denominator"):
+        d.errors.append(f"{shown}: derivative_layout must be \"numerator\" or \"denominator\", not {layout!r}")
+    else:
+        d.derivative_layout = layout
     d.instances = _instances(data.get("instances"), shown, d.errors)
     if "model" in data:
         if "network" in data:
@@ -260,11 +266,11 @@ def _define_tex(d: Derivation, target: str, tex) -> str:
     symbols = {name: getattr(b, "quantity", b) for name, b in d.bindings.items()}
     defined = [df.name for df in d.definitions] + [target.split("[")[0].strip()]
     try:
-        links = translate(tex, symbols, defined, d.tex_names)
+        links = translate(tex, symbols, defined, d.tex_names, d.derivative_layout)
     except TexError as error:
         if not error.message.startswith("no '='"):
             raise
-        return translate_expression(tex, symbols, defined, d.tex_names).rhs  # the right side alone
+        return translate_expression(tex, symbols, defined, d.tex_names, d.derivative_layout).rhs  # the right side alone
     if len(links) != 1:
         raise TexError("a definition is one formula, not a chain", links[1].start, tex)
     return links[0].rhs
@@ -284,7 +290,8 @@ def _expand_tex(d: Derivation, claims, shown):
         try:
             if not isinstance(entry["tex"], str):
                 raise TexError("tex must be a string", 0)
-            links = translate(entry["tex"], symbols, [df.name for df in d.definitions], d.tex_names)
+            links = translate(entry["tex"], symbols, [df.name for df in d.definitions], d.tex_names,
+                              d.derivative_layout)
         except TexError as error:
             yield number, {**rest, "id": claim_id, "lhs": "", "rhs": "", " tex error": f"tex: {error}"}
             continue

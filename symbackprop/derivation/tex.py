@@ -6,6 +6,7 @@ recorded in ``TexLink.notes``; LaTeX the reader cannot read raises ``TexError`` 
 """
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
@@ -112,7 +113,9 @@ def _tokens(nodes, tex, names=None):
                     continue
                 out.append(_Tok("char", ch, node.pos + k))
         elif isinstance(node, LatexGroupNode):
-            out.append(_Tok("group", _tokens(node.nodelist, tex, names), node.pos, node))
+            script = bool(out) and out[-1].kind == "char" and out[-1].value in "^_"
+            out.append(_Tok("group", _tokens(node.nodelist, tex, _outside_scripts(names) if script else names),
+                            node.pos, node))
         elif _is_indicator(node):  # \mathbb{1}, \mathbf{1}: an indicator (or ones) before a subscript
             out.append(_Tok("indicator", "1", node.pos, node))
         elif isinstance(node, LatexMacroNode) and node.macroname in IGNORED:
@@ -124,6 +127,8 @@ def _tokens(nodes, tex, names=None):
             out.append(_Tok("char", node.specials_chars, node.pos))
         elif getattr(node, "environmentname", None) in INNER_ENVIRONMENTS:
             out.append(_Tok("env", node.environmentname, node.pos, node))
+        elif getattr(node, "environmentname", None) in MATRICES:
+            out.append(_Tok("matrix", _matrix_cells(node, tex, names), node.pos, node))
         elif getattr(node, "environmentname", None):
             raise TexError(f"cannot read the environment {node.environmentname}", node.pos, tex)
         else:
@@ -166,12 +171,21 @@ def spellings(names: Mapping[str, str] | None) -> list[tuple[tuple, str, str]]:
     return out
 
 
+def _outside_scripts(names):
+    """The spellings matched inside a sub- or superscript: not the one-letter ones — there a
+    letter is an index (the L of a^L is the layer even when [tex] spells the loss L)."""
+    return [entry for entry in names or () if len(entry[0]) > 1 or entry[0][0][0] != "char"]
+
+
 def _named(toks, names):
-    """``toks`` with every spelling of ``names`` replaced by one ``name`` token."""
+    """``toks`` with every spelling of ``names`` replaced by one ``name`` token (a one-letter
+    spelling not right after ``^`` or ``_``)."""
     out, i = [], 0
     keys = [_key(t) for t in toks]
+    inside = _outside_scripts(names)
     while i < len(toks):
-        for pattern, name, printed in names:
+        script = i > 0 and toks[i - 1].kind == "char" and toks[i - 1].value in "^_"
+        for pattern, name, printed in (inside if script else names):
             if tuple(keys[i:i + len(pattern)]) == pattern:
                 out.append(_Tok("name", name, toks[i].pos))
                 i += len(pattern)
@@ -184,6 +198,8 @@ def _named(toks, names):
 
 class _Parser:
     names: list = []  # the file's [tex] spellings, as spellings() gives them
+    examples: tuple = ()  # the indices of the enclosing sums over the examples (\sum_{i=1}^{N}, N the batch)
+    layout: str | None = None  # the document's layout of derivatives: None (as printed) or "denominator"
     renamed: dict = {}  # summation indices renamed in the sum being read (never mutated: replaced)
 
     def __init__(self, toks, tex, layered, notes, end):
@@ -211,6 +227,7 @@ class _Parser:
         p = _Parser(toks, self.tex, self.layered, self.notes, end)
         p.scalars, p.symbols, p.perlayer, p.shapes = self.scalars, self.symbols, self.perlayer, self.shapes
         p.names, p.renamed = self.names, self.renamed
+        p.examples, p.layout = self.examples, self.layout
         return p
 
     def macro_arg(self, mtok):
@@ -246,6 +263,8 @@ class _Parser:
         return e
 
     def _show(self, tok):
+        if tok.kind == "matrix":
+            return f"\\begin{{{tok.node.environmentname}}}"
         return "\\" + tok.value if tok.kind == "macro" else ("{" if tok.kind == "group" else tok.value)
 
     def expr(self):
@@ -270,7 +289,7 @@ class _Parser:
             return False
         if tok.kind == "char":
             return tok.value.isalnum() or tok.value in "(["
-        if tok.kind in ("group", "name"):
+        if tok.kind in ("group", "name", "matrix"):
             return True
         if tok.value == "|" and self.norms:
             return False  # the \| that closes a norm
@@ -293,7 +312,7 @@ class _Parser:
                 op = "*" if scalar or rs else "@"
                 out, scalar = f"{out} {op} {rhs}", scalar and rs
             else:
-                return out, scalar
+                return self._chain_layout(out), scalar
 
     def _product(self, tok, left, ls, right, rs):
         """The operator of a product macro: ``\\cdot`` between two non-scalars is the matrix product
@@ -349,20 +368,102 @@ class _Parser:
                 sup = inner
             else:
                 sub = inner
-        applied = self._layer_function(name, sup, sub)
-        if applied is not None:
-            return applied
+        if name is not None and sup is None and sub is not None and self._role(name) in FUNCTION_QUANTITIES \
+                and (nxt := self.peek()) is not None and nxt.kind == "char" and nxt.value == "(":
+            self.i += 1  # g_k(A_k): the layer's activation, which [symbols] gives as one function
+            inner = self.expr()
+            self._close(")")
+            self.notes.append(f"read {name}_{_unparen(sub)}(…) as {name}(…): [symbols] gives one "
+                              f"{self._role(name).replace('_', ' ')} for every layer")
+            return f"{name}({inner})", False
         scalar = scalar or self._reads_entry(name, sup, sub)
         scripted = self._scripted(base, name, sup, sub, packed)
         if (sup is not None or sub is not None) and (arg := self._of_input(name)) is not None:
             self.notes.append(f"read {scripted}({arg}) as {scripted}: the input {arg} is the argument of every layer")
         base = scripted
+        if scalar and _row_of(base) is not None:
+            scalar = False  # w^l_i: a row of W^l, not an entry
+        if self.examples and name is not None:
+            self._at_example(base)
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
             self.i += 1
             inner, scalar = self.expr_scalar()  # g'(a_{ij}) of an entry is a scalar
             self._close(")")
             base = f"{base}({_unparen(inner)})"
         return base, scalar
+
+    def _at_example(self, base):
+        """``a^L(x_i)`` inside a sum over the examples i: the value at example i, which the sum's
+        reading gives every per-example quantity; the argument is dropped (noted)."""
+        toks = self.t[self.i:self.i + 5]
+        if len(toks) < 5 or [t.value for t in (toks[0], toks[2], toks[4]) if t.kind == "char"] != ["(", "_", ")"]:
+            return
+        letter = toks[1].value if toks[1].kind == "char" else (
+            toks[1].value[0].value if toks[1].kind == "group" and len(toks[1].value) == 1 else None)
+        if toks[3].kind != "char" or toks[3].value not in self.examples or not isinstance(letter, str) or \
+                not letter.isalpha() or _symbol_role(self, letter) not in (None, "input"):
+            return
+        self.i += 5
+        self.notes.append(f"read {base}({letter}_{toks[3].value}) as {base} at example {toks[3].value}")
+
+    def _chain_layout(self, text):
+        """A product of derivatives printed as the chain rule in the denominator layout
+        (``∂z/∂b ∂L/∂z``: each factor's numerator the next one's denominator, none the other way):
+        each Jacobian read transposed, as that layout's ∂z/∂b is (noted)."""
+        if self.layout is not None:
+            return text  # the document's layout says it, for every derivative
+        try:
+            tree = _formula_tree(text)
+        except SyntaxError:
+            return text
+        leaves = _matmul_leaves(tree)  # (∂L/∂y ∂y/∂a)(∂a/∂w), grouped by \underbrace: one chain
+        if _numerator_chain(leaves):
+            return self._chain_numerator(text, leaves)
+        factors, node = [], tree
+        while isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            factors.insert(0, node.right)
+            node = node.left
+        factors.insert(0, node)
+        if len(factors) < 2 or not all(isinstance(f, ast.Call) and getattr(f.func, "id", "") in ("jacobian", "grad")
+                                       and len(f.args) == 2 for f in factors):
+            return text
+        num = [ast.dump(f.args[0]) for f in factors]
+        den = [ast.dump(f.args[1]) for f in factors]
+        down = sum(den[k + 1] == num[k] for k in range(len(factors) - 1))
+        up = sum(num[k + 1] == den[k] for k in range(len(factors) - 1))
+        if not down or up or not any(f.func.id == "jacobian" for f in factors):
+            return text
+        read = " @ ".join(_unparse(f) + (".T" if f.func.id == "jacobian" else "") for f in factors)
+        self.notes.append(f"read the chain {text} in the denominator layout (each factor's numerator is the next "
+                          f"one's denominator), each Jacobian transposed: {read}")
+        return read
+
+    def _chain_numerator(self, text, factors):
+        """A product of derivatives printed as the chain rule in the numerator layout
+        (``∂L/∂y ∂y/∂a ∂a/∂w``: each factor's denominator the next one's numerator) from a scalar to
+        one entry: only read so does the product multiply out to the scalar it stands for, so its
+        first factor, the gradient of the scalar, is read as the row it is in this layout (noted).
+        A chain to a whole vector is left as printed (its product may be an erratum)."""
+        first = factors[0]
+        row = f"jacobian({_unparse(first.args[0])}, {_unparse(first.args[1])})"
+        read = " @ ".join([row] + [_unparse(f) for f in factors[1:]])
+        self.notes.append(f"read the chain {text} in the numerator layout (each factor's denominator is the next "
+                          f"one's numerator), its first factor as the row {row}")
+        return read
+
+    def _placeholder(self, p):
+        """``\\partial \\cdot`` above a fraction bar — the derivative of any function — read as the
+        loss's, when the file names one loss (noted); None for anything else."""
+        toks = [t for t in p.t[p.i:] if not (t.kind == "macro" and t.value in IGNORED)]
+        if len(toks) != 1 or toks[0].kind != "macro" or toks[0].value not in ("cdot", "cdotp", "bullet"):
+            return None
+        if len(self.scalars) != 1:
+            raise TexError(f"\\partial \\{toks[0].value} stands for any function: name the loss in [symbols] "
+                           "to read it as the loss", toks[0].pos, self.tex)
+        (loss,) = self.scalars
+        p.i = len(p.t)
+        self.notes.append(f"read ∂· (the derivative of any function) as that of the loss {loss}")
+        return loss
 
     def _scripted(self, base, name, sup, sub, packed=None):
         """``name`` with its superscript (a layer, or a power) and subscript (an entry, or a layer);
@@ -372,6 +473,14 @@ class _Parser:
         if sup is None and self._onehot_of_label(name, sub):
             self.notes.append(f"read {name}_{sub} as the one-hot vector {name} of the label {sub}")
             return base
+        if sup is not None and sub is not None and "," not in sub and name not in self.symbols and \
+                name.upper() != name and _symbol_role(self, name.upper()) == "weight":
+            self.notes.append(f"read {name}^{_unparen(sup)}_{sub} as row {sub} of {name.upper()}[{_unparen(sup)}], "
+                              "as a column")
+            return f"{name.upper()}[{_unparen(sup)}][{_unparen(sub)}, :].T"
+        if name == "I" and "I" not in self.symbols and sup is None and "," not in sub:
+            self.notes.append(f"read I_{sub} as the {sub} × {sub} identity matrix")
+            return f"diag(ones({_unparen(sub)}))"
         layer_of = name if name in self.perlayer else None
         if layer_of is None and sup is not None and sub is not None and name.upper() in self.perlayer \
                 and name.upper() != name:
@@ -426,7 +535,7 @@ class _Parser:
 
     def _at_dots(self):
         tok = self.peek()
-        return tok is not None and tok.kind == "macro" and tok.value in DOTS
+        return tok is not None and tok.kind == "macro" and tok.value in ROW_DOTS
 
     def _dotted_vector(self, tok):
         """``[\\dots, g'(a_{ik}), \\dots]``: the vector whose entry k is the one printed, read as the
@@ -454,19 +563,6 @@ class _Parser:
                            self.t[start].pos, self.tex)
         self.notes.append(f"read [\\dots, {entry}, \\dots] as the vector of its entries over {k}: {whole}")
         return whole
-
-    def _layer_function(self, name, sup, sub):
-        """``g_k(A_k)``: the file's activation function, subscripted by the layer it acts in, applied —
-        read as ``g(A[k])`` (noted: one function for the layers it names), with whether it is a scalar."""
-        nxt = self.peek()
-        if name is None or self._role(name) not in FUNCTION_QUANTITIES or sup is not None or sub is None \
-                or nxt is None or nxt.kind != "char" or nxt.value != "(":
-            return None
-        self.i += 1
-        inner, scalar = self.expr_scalar()
-        self._close(")")
-        self.notes.append(f"read {name}_{sub}(…) as {name}(…): [symbols] gives one {name} for every layer")
-        return f"{name}({_unparen(inner)})", scalar
 
     def _layer_and_entry(self, base, name, inner, packed):
         """A per-layer name's one subscript holding its layer, then its entry (``W_{kij}``,
@@ -566,6 +662,8 @@ class _Parser:
             return self._indicator()
         if tok.kind == "env":
             return self._cases(tok)
+        if tok.kind == "matrix":
+            return _atom_text(_read_matrix(self, tok)), False, None
         if tok.kind == "group":
             inner = self.sub(tok).parse_all()
             if inner.isidentifier():  # {W}, \mathbf{W}: the name itself, scripts apply to it
@@ -785,7 +883,11 @@ class _Parser:
             brackets = [relation] if relation is not None else [(l, NEGATED[op], r) for l, op, r in conditions]
             if value == "0":
                 continue
-            factors = [f"({l} {op} {r})" for l, op, r in brackets] + ([] if value == "1" else [_wrap(value)])
+            factors = [f"({l} {op} {r})" for l, op, r in brackets]
+            if value.startswith("1 / ") and _wrap(value[4:]) == value[4:]:  # (c) * 1/x is (c) / x
+                terms.append(" * ".join(factors) + " / " + value[4:])
+                continue
+            factors += [] if value == "1" else [_wrap(value)]
             terms.append(" * ".join(factors) or "1")
         out = " + ".join(terms) or "0"
         return (f"({out})" if len(terms) > 1 else out), all(b[1] for b in branches), None
@@ -905,12 +1007,17 @@ class _Parser:
                 whole = (f"read \\sum_{{{letter}=1}}^{{{high}}} as the sum over every {letter}: "
                          f"{high} is not a size [symbols] gives")
         index = self._fresh_index(letter)
-        saved = self.renamed
+        saved, outer = self.renamed, self.examples
         self.renamed = {**saved, letter: index}
+        examples = span is not None and low == "1" and _symbol_role(self, high) == "batch"  # over the examples
+        if examples:
+            self.examples = outer + (index,)
         try:
             body = self.term()[0]
+            if examples:
+                body = _per_example(self, body, index, high)
         finally:
-            self.renamed = saved
+            self.renamed, self.examples = saved, outer
         if whole:
             self.notes.append(whole)
             return f"sum({body}, {index})"
@@ -972,6 +1079,9 @@ class _Parser:
             p.i += 1
             if p.peek() is None:
                 return "", False
+            placeholder = self._placeholder(p)
+            if placeholder:
+                return placeholder, True
             text, scalar = p.expr_scalar()
             if p.peek() is not None:
                 p.fail(f"unexpected '{p._show(p.peek())}'")
@@ -986,10 +1096,17 @@ class _Parser:
             n = _unparen(n) if _balanced(n) else n
             scalar = scalar or n.startswith(("sum(", "norm(", "trace("))
         root = n.split("[")[0]
+        row = _row_of(d)  # by w_i, row i of W as a column: the derivative by that row
         if root in self.scalars or scalar:
+            if row is not None:
+                return f"grad({n}, {row}).T", False
             return f"grad({n}, {d})", by_scalar  # of a scalar by an entry: a scalar
         self.notes.append(f"read ∂{n}/∂{d} as the Jacobian of {n} by {d}")
-        return f"jacobian({n}, {d})", False
+        by = d if row is None else row
+        if self.layout == "denominator" and not _is_entry(n, self.symbols) and not _is_entry(by, self.symbols):
+            self.notes.append(f"read ∂{n}/∂{d} in the document's denominator layout: jacobian({n}, {by}).T")
+            return f"jacobian({n}, {by}).T", False
+        return f"jacobian({n}, {by})", False
 
 
 def _role(value):
@@ -997,10 +1114,59 @@ def _role(value):
     return str(value.get("quantity")) if isinstance(value, Mapping) else str(value)
 
 
+def _membership(part, tex):
+    """A side ``x \\in \\mathbb{R}^{m \\times n}`` (or ``^{n}``, a column): the side without it,
+    and the tokens of (rows, cols), cols None for a column; (part, None) when it states no membership."""
+    at = next((k for k, t in enumerate(part) if t.kind == "macro" and t.value == "in"), None)
+    if at is None:
+        return part, None
+    rest = part[at + 1:]
+    space = rest[0] if rest else None
+    argd = getattr(space.node, "nodeargd", None) if space is not None and space.kind == "macro" else None
+    letter = "".join(n.chars for a in (argd.argnlist if argd else []) if a is not None
+                     for n in (a.nodelist if isinstance(a, LatexGroupNode) else [a]) if isinstance(n, LatexCharsNode))
+    if at == 0 or space.value not in ("mathbb", "mathbf") or letter.strip() != "R" or len(rest) != 3 \
+            or rest[1].kind != "char" or rest[1].value != "^":
+        raise TexError("a membership is written x \\in \\mathbb{R}^{m \\times n}", part[at].pos, tex)
+    dims = rest[2].value if rest[2].kind == "group" else [rest[2]]
+    cut = [k for k, t in enumerate(dims) if t.kind == "macro" and t.value == "times"]
+    if len(cut) > 1 or (cut and (cut[0] == 0 or cut[0] == len(dims) - 1)) or not dims:
+        raise TexError("a membership's space is written \\mathbb{R}^{m \\times n} or \\mathbb{R}^{n}", rest[2].pos, tex)
+    if not cut:
+        return part[:at], (dims, None)
+    return part[:at], (dims[:cut[0]], dims[cut[0] + 1:])
+
+
 def _names_a_function(toks, symbols):
     """``f(x)`` with f a name the file does not declare: the chain ``f(x) = h_L(x) = …`` names f."""
     return len(toks) >= 3 and toks[0].kind == "char" and toks[0].value.isalpha() and toks[0].value not in symbols \
         and toks[1].kind == "char" and toks[1].value == "(" and toks[-1].kind == "char" and toks[-1].value == ")"
+
+
+def _matmul_leaves(node):
+    """The factors of a product ``a @ (b @ c)``, its parentheses dropped."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+        return _matmul_leaves(node.left) + _matmul_leaves(node.right)
+    return [node]
+
+
+def _numerator_chain(factors):
+    """Whether ``factors`` are derivatives chained in the numerator layout (each one's denominator
+    the next one's numerator, never the other way) from a gradient to a derivative by one entry."""
+    if len(factors) < 2 or not all(isinstance(f, ast.Call) and getattr(f.func, "id", "") in ("jacobian", "grad")
+                                   and len(f.args) == 2 for f in factors):
+        return False
+    num = [ast.dump(f.args[0]) for f in factors]
+    den = [ast.dump(f.args[1]) for f in factors]
+    up = all(num[k + 1] == den[k] for k in range(len(factors) - 1))
+    down = any(den[k + 1] == num[k] for k in range(len(factors) - 1))
+    return up and not down and factors[0].func.id == "grad" and _entry_node(factors[-1].args[1])
+
+
+def _entry_node(node):
+    """Whether a parsed formula names one entry: ``W[1][1, 1]``, ``a[2][j]``, ``x[i, j]``."""
+    return isinstance(node, ast.Subscript) and (isinstance(node.value, ast.Subscript)
+                                                or isinstance(node.slice, ast.Tuple))
 
 
 def _balanced(s):
@@ -1023,8 +1189,446 @@ def _wrap(s):
     return s if (s.replace("_", "").isalnum() or _balanced(s)) else f"({s})"
 
 
+# ------------------------------------------------------------------ matrices written with dots
+
+MATRICES = {"matrix", "bmatrix", "pmatrix", "Bmatrix", "vmatrix", "Vmatrix", "smallmatrix"}
+DOTS = {"dots": "…", "ldots": "…", "cdots": "…", "vdots": "⋮", "ddots": "⋱"}
+ELEMENTWISE = {"exp", "log", "sqrt", "sigmoid", "tanh", "relu", "heaviside"}
+_VECTOR_ROLES = {"preactivation", "activation", "bias", "input", "output", "target"}
+
+
+class _NoPattern(Exception):
+    pass
+
+
+def _matrix_cells(node, tex, names=None):
+    """The rows of a matrix environment, each a list of cells (a cell is its list of tokens)."""
+    rows, row, cell = [], [], []
+    for tok in _tokens(node.nodelist, tex, names):
+        if tok.kind == "macro" and tok.value == "\\":
+            rows.append(row + [cell])
+            row, cell = [], []
+        elif tok.kind == "char" and tok.value == "&":
+            row.append(cell)
+            cell = []
+        else:
+            cell.append(tok)
+    rows.append(row + [cell])
+    if len(rows) > 1 and rows[-1] == [[]]:  # a closing \\ before \end
+        rows.pop()
+    return rows
+
+
+def _read_matrix(p, tok):
+    """A matrix written with dots, read as the one formula its corners show: a diagonal
+    ``x_1 … ⋱ … x_n`` is diag(x), a column ``x_1, ⋮, x_n`` is x, a row ``x_1 ⋯ x_n`` is xᵀ, and
+    ``a_{11} ⋯ a_{1n} / ⋮ ⋱ ⋮ / a_{m1} ⋯ a_{mn}`` is a.  The entries between the corners must be
+    dots, or follow the corners' formula; blank entries are 0.  Every reading carries a note."""
+    env = tok.node.environmentname
+    if env in ("vmatrix", "Vmatrix"):
+        raise TexError(f"\\begin{{{env}}} is a determinant, which the claim language cannot write", tok.pos, p.tex)
+    grid = []
+    for row in tok.value:
+        cells = []
+        for cell in row:
+            toks = [t for t in cell if not (t.kind == "macro" and t.value in IGNORED)]
+            if not toks:
+                cells.append(None)
+            elif len(toks) == 1 and toks[0].kind == "macro" and toks[0].value in DOTS:
+                cells.append(DOTS[toks[0].value])
+            else:
+                end = toks[-1].node.pos + toks[-1].node.len if toks[-1].node is not None else toks[-1].pos + 1
+                cells.append((p._child(toks, end).parse_all(), toks[0].pos))
+        grid.append(cells)
+    if len(grid) == 1 and isinstance(grid[0][0], str) and isinstance(grid[0][-1], str) and \
+            [c[0] for c in grid[0] if isinstance(c, tuple) and c[0] != "0"][1:] == []:
+        raise TexError(f"cannot read this {env}: which column holds the entry between the zeros is not printed",
+                       tok.pos, p.tex)
+    if not any(isinstance(c, str) for row in grid for c in row):
+        raise TexError(f"a {env} written out entry by entry (no \\dots, \\vdots, \\ddots) cannot be read: "
+                       "the claim language has no matrix literal", tok.pos, p.tex)
+    if len({len(row) for row in grid}) != 1:
+        raise TexError(f"the rows of this {env} have different numbers of entries", tok.pos, p.tex)
+    rows, cols = len(grid), len(grid[0])
+    blank = any(c is None for row in grid for c in row)
+    if rows == cols > 1 and all(grid[k][k] is not None for k in range(rows)) and \
+            all(not isinstance(grid[i][j], tuple) or grid[i][j][0] == "0"
+                for i in range(rows) for j in range(cols) if i != j):
+        vector, ends = _corners(p, tok, [grid[k][k] for k in range(rows)], "⋱", 1)
+        text = f"diag({vector})"
+        shown = f"{grid[0][0][0]} … {grid[-1][-1][0]} on its diagonal"
+    elif cols == 1 and rows > 1:
+        vector, ends = _corners(p, tok, [row[0] for row in grid], "⋮", 1)
+        text, shown = vector, f"the column {grid[0][0][0]} … {grid[-1][0][0]}"
+    elif rows == 1 and cols > 1:
+        vector, ends = _corners(p, tok, grid[0], "…", 1)
+        text, shown = f"{_atom_text(vector)}.T", f"the row {grid[0][0][0]} … {grid[0][-1][0]}"
+    elif rows > 2 and cols > 2:
+        text, ends = _matrix_corners(p, tok, grid)
+        shown = f"the entries {grid[0][0][0]} … {grid[-1][-1][0]}"
+    else:
+        raise TexError(f"cannot read this {env}: write a diagonal x_1 … \\ddots … x_n, a column x_1 \\vdots x_n, "
+                       "a row x_1 \\cdots x_n or a matrix a_{11} \\cdots a_{mn}", tok.pos, p.tex)
+    if blank:
+        shown += ", blank entries 0"
+    p.notes.append(f"read the {env} with {shown} as {text}" + ("" if ends is None else
+                   f" (the entries 1..{ends} taken to be all of them)"))
+    return text
+
+
+def _cell(p, tok, cell):
+    if not isinstance(cell, tuple):
+        raise TexError("a corner of a matrix written with dots must be an entry", tok.pos, p.tex)
+    return cell
+
+
+def _corners(p, tok, line, dots, dims):
+    """The vector whose entries 1 … n the cells of ``line`` show (the first and last an entry, the
+    ones between ``dots`` or entries of the same formula), and the end index if it is not known
+    to be the vector's length (else None)."""
+    first, last = _cell(p, tok, line[0]), _cell(p, tok, line[-1])
+    if not any(c == dots for c in line[1:-1]):
+        raise TexError(f"expected {dots} between the first and the last entry", tok.pos, p.tex)
+    vector, end, bases = _pattern_of(p, first, last, dims)
+    for k, cell in enumerate(line[1:-1], start=2):
+        if cell == dots:
+            continue
+        if not isinstance(cell, tuple):
+            raise TexError(f"expected an entry or {dots} between {first[0]} and {last[0]}", tok.pos, p.tex)
+        same, index, _ = _pattern_of(p, first, cell, dims)
+        if same != vector or _unparse(index) != str(k):
+            raise TexError(f"the entry {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1], p.tex)
+    return vector, (None if _is_length(p, bases, end) else _unparse(end))
+
+
+def _matrix_corners(p, tok, grid):
+    top, bottom = grid[0], grid[-1]
+    first, last = _cell(p, tok, top[0]), _cell(p, tok, bottom[-1])
+    matrix, end, bases = _pattern_of(p, first, last, 2)
+    rows_end, cols_end = end.elts
+    for cell, want in ((top[-1], (1, cols_end)), (bottom[0], (rows_end, 1))):
+        cell = _cell(p, tok, cell)
+        _, corner, _ = _pattern_of(p, first, cell, 2, allow_first=True)
+        got = tuple(_unparse(e) for e in corner.elts)
+        if got != tuple(_unparse(w) if not isinstance(w, int) else str(w) for w in want):
+            raise TexError(f"the corner {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1], p.tex)
+    for i, row in enumerate(grid):
+        for j, cell in enumerate(row):
+            edge_row, edge_col = i in (0, len(grid) - 1), j in (0, len(row) - 1)
+            if edge_row and edge_col:
+                continue
+            expected = "…" if edge_row else ("⋮" if edge_col else "⋱")
+            if cell != expected:
+                raise TexError(f"expected {expected} in row {i + 1}, column {j + 1} of the matrix", tok.pos, p.tex)
+    return matrix, f"{_unparse(rows_end)}, 1..{_unparse(cols_end)}"
+
+
+_PER_EXAMPLE = {"activation", "preactivation", "input", "output", "target", "onehot", "label"}
+
+
+def _per_example(p, body, var, batch):
+    """The body of a sum over the examples ``var`` = 1..``batch``: every per-example quantity in it
+    (activations, pre-activations, inputs, targets) read as example ``var``'s — its column
+    ``q[:, var]``, its entry ``q[k, var]`` — as ``y_i``, ``a^L(x_i)`` print it (noted)."""
+    def role(name):
+        return _symbol_role(p, name)
+
+    def column(node, entry=None):
+        index = ast.Name(var, ast.Load())
+        return ast.Subscript(node, ast.Tuple([entry or ast.Slice(), index], ast.Load()), ast.Load())
+
+    def walk(node):
+        if isinstance(node, ast.Name) and role(node.id) in _PER_EXAMPLE and role(node.id) not in LAYERED:
+            return column(node)
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and role(node.value.id) in _PER_EXAMPLE:
+            if role(node.value.id) in LAYERED:
+                return column(node)  # a[L]
+            same = isinstance(node.slice, ast.Name) and node.slice.id == var  # y_i: example i
+            return column(node.value, None if same else node.slice)
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Subscript) and \
+                isinstance(node.value.value, ast.Name) and role(node.value.value.id) in _PER_EXAMPLE & set(LAYERED):
+            same = isinstance(node.slice, ast.Name) and node.slice.id == var
+            return column(node.value, None if same else node.slice)  # a[L][k]: entry k of example i
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                setattr(node, name, [walk(v) if isinstance(v, ast.AST) else v for v in value])
+            elif isinstance(value, ast.AST):
+                setattr(node, name, walk(value))
+        return node
+
+    try:
+        tree = _formula_tree(body)
+    except SyntaxError:
+        return body
+    read = _unparse(walk(tree))
+    if read != body:
+        p.notes.append(f"read the sum over the examples {var} = 1..{batch} of {body} with each example's "
+                       f"quantities: {read}")
+    return read
+
+
+_VECTORS = {"activation", "preactivation", "bias", "input", "output", "target"}
+_FRESH = "ijpqrs"
+
+
+def _entry_by_entry(link, symbols):
+    """A link whose left side is a vector's derivative by an entry, ``∂a/∂b_j`` (``jacobian(a,
+    b[j])``), read entry by entry, as its right side's unit vectors e_k ask: entry i (a letter the
+    link does not use) of each side, ``jacobian(a, b)[i, j]``, e_k's entry ``(i == k)``, a vector
+    v's ``v[i]``.  The derivative of an entry by an entry is the Jacobian's entry either way.
+    Each reading is noted; a side with a matrix or a transpose is left as it is."""
+    def role(name):
+        value = symbols.get(name)
+        return value.get("quantity") if isinstance(value, Mapping) else value
+
+    def is_vector(node):
+        if isinstance(node, ast.Name):
+            return role(node.id) in _VECTORS and role(node.id) not in LAYERED
+        return isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and \
+            role(node.value.id) in _VECTORS and role(node.value.id) in LAYERED
+
+    def entry_of(node):  # q[k] or q[l][k] of a vector q: (q, k)
+        if isinstance(node, ast.Subscript) and is_vector(node.value) and not isinstance(node.slice, (ast.Tuple, ast.Slice)):
+            return node.value, node.slice
+        return None
+
+    try:
+        lhs, rhs = _formula_tree(link.lhs), _formula_tree(link.rhs)
+    except SyntaxError:
+        return link
+    notes = []
+
+    def scalar_jacobians(node):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "jacobian" and len(node.args) == 2:
+            top, by = entry_of(node.args[0]), entry_of(node.args[1])
+            if top and by:
+                notes.append(f"read {_unparse(node)} as the entry [{_unparse(top[1])}, {_unparse(by[1])}] of "
+                             "the Jacobian")
+                return ast.Subscript(ast.Call(node.func, [top[0], by[0]], []),
+                                     ast.Tuple([top[1], by[1]], ast.Load()), ast.Load())
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                setattr(node, name, [scalar_jacobians(v) if isinstance(v, ast.AST) else v for v in value])
+            elif isinstance(value, ast.AST):
+                setattr(node, name, scalar_jacobians(value))
+        return node
+
+    lhs, rhs = scalar_jacobians(lhs), scalar_jacobians(rhs)
+    vector_by_entry = isinstance(lhs, ast.Call) and getattr(lhs.func, "id", "") == "jacobian" and \
+        is_vector(lhs.args[0]) and entry_of(lhs.args[1]) is not None or (  # ∂L/∂w_i, w_i a row of W
+            isinstance(lhs, ast.Attribute) and isinstance(lhs.value, ast.Call) and
+            getattr(lhs.value.func, "id", "") == "grad" and len(lhs.value.args) == 2 and _row(lhs.value.args[1]))
+    if vector_by_entry:
+        used = {n.id for side in (lhs, rhs) for n in ast.walk(side) if isinstance(n, ast.Name)}
+        free = next((c for c in _FRESH if c not in used), None)
+        sides = [_entries(side, free, symbols, is_vector, entry_of) for side in (lhs, rhs)] if free else [None]
+        if None not in sides:
+            lhs, rhs = sides
+            notes.append(f"read the vector equation {link.lhs} = {link.rhs} entry by entry: its entry {free}"
+                         + (f" (e_k the unit vector, its entry {free} is ({free} == k))" if "e[" in link.rhs else ""))
+    if not notes:
+        return link
+    from dataclasses import replace
+    return replace(link, lhs=_unparse(lhs), rhs=_unparse(rhs), notes=link.notes + tuple(notes))
+
+
+def _entries(node, free, symbols, is_vector, entry_of):
+    """Entry ``free`` of a vector formula built from vectors, scalars, + − * / and @ with a scalar
+    (as ``v @ jacobian(z, b)[k, j]`` is): None where it holds a matrix or a transpose."""
+    index = ast.Name(free, ast.Load())
+    unit = [n for n in ("e",) if n not in symbols]
+
+    def at(row):  # W[l][i, :] → W[l][i, free]
+        return ast.Subscript(row.value, ast.Tuple([row.slice.elts[0], index], ast.Load()), ast.Load())
+
+    def walk(node):  # (the entry's formula, whether it is a vector) or None
+        if isinstance(node, ast.Attribute) and _row(node.value):
+            return at(node.value), True  # w_i's entry
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call) and len(node.value.args) == 2 and \
+                getattr(node.value.func, "id", "") == "grad" and _row(node.value.args[1]):
+            return ast.Call(node.value.func, [node.value.args[0], at(node.value.args[1])], []), True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult) and isinstance(node.left, ast.Attribute) \
+                and isinstance(node.left.value, ast.Call) and getattr(node.left.value.func, "id", "") == "jacobian" \
+                and len(node.left.value.args) == 2 and _row(node.left.value.args[1]):
+            by = ast.Call(node.left.value.func, [node.left.value.args[0], at(node.left.value.args[1])], [])
+            return ast.BinOp(ast.Attribute(by, "T", ast.Load()), ast.MatMult(), node.right), True  # ∂z/∂w_i's row
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "jacobian" and len(node.args) == 2:
+            by = entry_of(node.args[1])
+            if is_vector(node.args[0]) and by:
+                call = ast.Call(node.func, [node.args[0], by[0]], [])
+                return ast.Subscript(call, ast.Tuple([index, by[1]], ast.Load()), ast.Load()), True
+            return node, False
+        if is_vector(node):
+            return ast.Subscript(node, index, ast.Load()), True
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple) and isinstance(node.value, ast.Call) \
+                and getattr(node.value.func, "id", "") == "jacobian":
+            return node, False  # an entry of a Jacobian
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in unit \
+                and not isinstance(node.slice, (ast.Tuple, ast.Slice)):
+            return ast.Compare(index, [ast.Eq()], [node.slice]), True  # e_k: the unit vector
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.MatMult)):
+            left, right = walk(node.left), walk(node.right)
+            if left is None or right is None:
+                return None
+            op = ast.Mult() if isinstance(node.op, ast.MatMult) else node.op
+            if isinstance(node.op, ast.MatMult) and left[1] and right[1]:
+                return None  # two vectors: not a scalar factor
+            return ast.BinOp(left[0], op, right[0]), left[1] or right[1]
+        if isinstance(node, ast.UnaryOp):
+            inner = walk(node.operand)
+            return None if inner is None else (ast.UnaryOp(node.op, inner[0]), inner[1])
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "sum" and len(node.args) > 1:
+            inner = walk(node.args[0])
+            return None if inner is None else (ast.Call(node.func, [inner[0], *node.args[1:]], node.keywords), inner[1])
+        if isinstance(node, ast.Attribute) or (isinstance(node, ast.Call) and getattr(node.func, "id", "") in
+                                               ("jacobian", "diag", "outer")):
+            return None
+        if bare_vector(node) or matrix(node):
+            return None  # a vector inside a call, or a matrix: not read entry by entry
+        return node, False
+
+    def matrix(node):  # a weight matrix somewhere in node (its entries W[l][i, j] aside)
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple):
+            return False
+        if isinstance(node, ast.Name):
+            value = symbols.get(node.id)
+            return (value.get("quantity") if isinstance(value, Mapping) else value) == "weight"
+        return any(matrix(child) for child in ast.iter_child_nodes(node))
+
+    def bare_vector(node):  # a whole vector somewhere in node (its entries q[k] aside)
+        if entry_of(node) is not None:
+            return False
+        return is_vector(node) or any(bare_vector(child) for child in ast.iter_child_nodes(node))
+
+    out = walk(node)
+    return None if out is None or not out[1] else out[0]
+
+
+def _is_entry(text, symbols):
+    """Whether ``text`` is one entry (a[l][k], y[k]): its derivatives are the same in every layout."""
+    try:
+        node = _formula_tree(text)
+    except SyntaxError:
+        return False
+    if not isinstance(node, ast.Subscript) or _row(node):
+        return False
+    elements = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    if any(isinstance(e, ast.Slice) for e in elements):
+        return False  # a row, a column
+    if isinstance(node.value, ast.Subscript):
+        return True  # a[l][k]
+    base = node.value.id if isinstance(node.value, ast.Name) else None
+    role = symbols.get(base) if isinstance(symbols, Mapping) else None
+    role = role.get("quantity") if isinstance(role, Mapping) else role
+    return role not in LAYERED  # y[k]; W[l] is a layer
+
+
+def _row(node):
+    """Whether ``node`` is a row ``W[l][i, :]`` (an index, then the whole row)."""
+    return isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Tuple) and len(node.slice.elts) == 2 \
+        and not isinstance(node.slice.elts[0], ast.Slice) and isinstance(node.slice.elts[1], ast.Slice) \
+        and node.slice.elts[1].lower is None and node.slice.elts[1].upper is None
+
+
+def _row_of(text):
+    """``W[l][i, :]`` for a column ``W[l][i, :].T`` (w_i, row i of W), else None."""
+    try:
+        tree = _formula_tree(text)
+    except SyntaxError:
+        return None
+    return _unparse(tree.value) if isinstance(tree, ast.Attribute) and _row(tree.value) else None
+
+
+def _atom_text(text):
+    """``text`` in parentheses unless it is one name, call, entry or transpose."""
+    tree = _formula_tree(text)
+    return text if isinstance(tree, (ast.Name, ast.Call, ast.Subscript, ast.Attribute)) else f"({text})"
+
+
+def _formula_tree(text):
+    from .language import preprocess
+    return ast.parse(preprocess(text), mode="eval").body
+
+
+def _unparse(node):
+    from .language import show
+    return show(node)
+
+
+def _first_index(slice_node, dims):
+    elts = slice_node.elts if isinstance(slice_node, ast.Tuple) else [slice_node]
+    return len(elts) == dims and all(isinstance(e, ast.Constant) and e.value == 1 for e in elts)
+
+
+def _pattern_of(p, first, last, dims, allow_first=False):
+    """(the formula with entry index 1 of ``first`` dropped, the index ``last`` has there, the
+    quantities indexed); TexError where the two entries are not one formula."""
+    ends, bases = [], []
+
+    def walk(a, b):
+        if isinstance(a, ast.Subscript) and _first_index(a.slice, dims) and isinstance(b, ast.Subscript) \
+                and ast.dump(a.value) == ast.dump(b.value) and (allow_first or ast.dump(a.slice) != ast.dump(b.slice)):
+            ends.append(b.slice)
+            bases.append(a.value)
+            return a.value
+        if type(a) is not type(b):
+            raise _NoPattern
+        if not isinstance(a, ast.AST):
+            if a != b:
+                raise _NoPattern
+            return a
+        fields = {}
+        for name, va in ast.iter_fields(a):
+            vb = getattr(b, name)
+            if isinstance(va, list):
+                if len(va) != len(vb):
+                    raise _NoPattern
+                fields[name] = [walk(x, y) for x, y in zip(va, vb)]
+            else:
+                fields[name] = walk(va, vb)
+        return type(a)(**fields)
+
+    try:
+        tree = walk(_formula_tree(first[0]), _formula_tree(last[0]))
+        if not ends or len({ast.dump(e) for e in ends}) != 1:
+            raise _NoPattern
+    except (_NoPattern, SyntaxError):
+        raise TexError(f"cannot read {first[0]} … {last[0]} as the entries of one formula", first[1], p.tex) from None
+    _check_elementwise(p, tree, first)
+    return _unparse(tree), ends[0], bases
+
+
+def _check_elementwise(p, tree, first):
+    """Dropping the entry index is right only for a formula built entry by entry."""
+    from .language import PRIME
+    for node in ast.walk(tree):
+        fine = isinstance(node, (ast.Name, ast.Constant, ast.Load, ast.UnaryOp, ast.USub, ast.UAdd, ast.Add,
+                                 ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.Subscript))
+        if isinstance(node, ast.BinOp):
+            fine = isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow))
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", "")
+            fine = not node.keywords and (name in ELEMENTWISE or name.endswith(PRIME) or _symbol_role(p, name) in (
+                "activation_function", "hidden_activation", "output_activation"))
+        if not fine:
+            raise TexError(f"the entries {first[0]} … are not one formula applied entry by entry", first[1], p.tex)
+
+
+def _symbol_role(p, name):
+    role = p.symbols.get(name) if isinstance(p.symbols, Mapping) else None
+    return role.get("quantity") if isinstance(role, Mapping) else role
+
+
+def _is_length(p, bases, end):
+    """Whether ``end`` is n[l], the width of layer l, for every base q[l] (a per-layer vector)."""
+    if not (isinstance(end, ast.Subscript) and isinstance(end.value, ast.Name) and _symbol_role(p, end.value.id) == "width"):
+        return False
+    return all(isinstance(b, ast.Subscript) and isinstance(b.value, ast.Name) and _symbol_role(p, b.value.id) in _VECTOR_ROLES
+               and ast.dump(b.slice) == ast.dump(end.slice) for b in bases)
+
+
 SCALAR_ROLES = {"loss", "cost", "objective", "scalar"}
-DOTS = {"dots", "ldots", "cdots"}
+ROW_DOTS = {"dots", "ldots", "cdots"}  # the dots of a row [\dots, x_k, \dots]
 ENTRY_RANK = {"weight": 2, "bias": 1, "preactivation": 1, "activation": 1}  # indices of one entry
 
 
@@ -1046,11 +1650,12 @@ ROW_IGNORED = {"nonumber", "notag", "label", "tag"}
 
 
 def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = (),
-              names: Mapping[str, str] | None = None) -> list[TexLink]:
+              names: Mapping[str, str] | None = None, layout: str | None = None) -> list[TexLink]:
     """The links of the chains written in ``tex``, in the claim language: one chain, or one per row
     of an ``align``/``aligned`` environment (a row that starts with ``&=`` continues the previous
     row's chain).  ``names`` is the file's ``[tex]`` table: how the document prints a name
-    (``\\mathcal{L}(\\theta)``) → the claim language's name (``Lθ``)."""
+    (``\\mathcal{L}(\\theta)``) → the claim language's name (``Lθ``).  ``layout`` is the
+    document's layout of derivatives: "denominator" reads ∂a/∂b (two vectors) as jacobian(a, b).T."""
     patterns = spellings(names)
     nodes, context = _prepare(tex, symbols, defined, patterns)
     layered, scalars, perlayer = context
@@ -1078,12 +1683,21 @@ def translate(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = 
             raise TexError("a row starts with '=' but no row is above it", row[0].pos, tex)
         row, for_range = _quantifier(row, tex, layered, scalars, perlayer, dict(symbols), patterns)
         row_links = _chain(row, tex, end, layered, scalars, perlayer, dict(symbols),
-                           previous if continues else None, patterns, prose_notes)
+                           previous if continues else None, patterns, prose_notes, layout=_layout(layout))
         if for_range:
             row_links = [replace(link, for_range=for_range) for link in row_links]
         links += row_links
         previous = row_links[0]
-    return links
+    return [_entry_by_entry(link, symbols) for link in links]
+
+
+LAYOUTS = ("numerator", "denominator")
+
+
+def _layout(layout):
+    if layout is not None and layout not in LAYOUTS:
+        raise TexError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}", 0)
+    return None if layout == "numerator" else layout
 
 
 LEADING_PROSE = {"now", "so", "thus", "hence", "then", "therefore", "finally", "also", "and", "recall", "note",
@@ -1192,7 +1806,7 @@ def _prepare(tex, symbols, defined, patterns=()):
 
 
 def translate_expression(tex: str, symbols: Mapping[str, object], defined: Iterable[str] = (),
-                         names: Mapping[str, str] | None = None) -> TexLink:
+                         names: Mapping[str, str] | None = None, layout: str | None = None) -> TexLink:
     """One expression (no ``=``), as the right side of a link whose left side is empty."""
     patterns = spellings(names)
     nodes, (layered, scalars, perlayer) = _prepare(tex, symbols, defined, patterns)
@@ -1202,7 +1816,7 @@ def translate_expression(tex: str, symbols: Mapping[str, object], defined: Itera
     notes: list[str] = []
     p = _Parser(toks, tex, layered, notes, len(tex))
     p.scalars, p.symbols, p.perlayer, p.shapes = scalars, dict(symbols), perlayer, []
-    p.names = patterns
+    p.names, p.layout = patterns, _layout(layout)
     text = p.parse_all()
     line, column = _line_column(tex, toks[0].pos)
     return TexLink("", text, toks[0].pos, len(tex), tuple(notes), None, line, column)
@@ -1224,7 +1838,8 @@ def _line_column(tex, offset):
     return tex.count("\n", 0, offset) + 1, offset - (tex.rfind("\n", 0, offset) + 1) + 1
 
 
-def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=(), extra_notes=()):
+def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=(), extra_notes=(),
+           layout=None):
     pieces, cur = [], []
     for tok in toks:
         if tok.kind == "char" and tok.value == "=":
@@ -1242,11 +1857,15 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
         if not part:
             raise TexError("empty side of '='", end, tex)
         notes: list[str] = []
+        part, member = _membership(part, tex)
         p = _Parser(part, tex, layered, notes, end)
         p.scalars, p.symbols, p.perlayer, p.shapes = scalars, symbols, perlayer, []
-        p.names = patterns
+        p.names, p.layout = patterns, layout
         text = p.parse_all()
         shape = None
+        if member is not None:
+            shape = p._child(member[0], end).parse_all(), p._child(member[1], end).parse_all() if member[1] else "1"
+            notes.append(f"read the membership ∈ ℝ^({shape[0]} × {shape[1]}) as the shape of {text} (checked)")
         for annotated, annotated_shape in p.shapes:
             if annotated == text and shape is None:
                 shape = annotated_shape
@@ -1259,13 +1878,13 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
         lhs, lstart, lnotes, lshape = previous.lhs, toks[0].pos, [], None
     else:
         if len(sides) > 2 and _names_a_function(pieces[0][0], symbols):
-            first = sides[0][0]
+            first = " ".join(tex[pieces[0][0][0].pos:pieces[0][0][-1].pos + 1].split())
             sides = sides[1:]
             sides[0][3].append(f"read {first} = {sides[0][0]} = … as naming {first}; the chain's left side is "
                                f"{sides[0][0]}")
         (lhs, lstart, _, lnotes, lshape), sides = sides[0], sides[1:]
     line, column = _line_column(tex, lstart)
     last = len(sides) - 1  # the prose after a formula follows its last side
-    return [TexLink(lhs, rhs, lstart, end, tuple(lnotes + notes + (list(extra_notes) if k == last else [])),
+    return [TexLink(lhs, rhs, lstart, end, tuple(dict.fromkeys(lnotes + notes + (list(extra_notes) if k == last else []))),
                     shape or lshape, line, column)
             for k, (rhs, _, end, notes, shape) in enumerate(sides)]
