@@ -613,7 +613,11 @@ def _chains_split(claims, symbols, defined, layout=None):
 
     out = []
     for tex, line, problem, printed in claims:
+        tex, quantifier = _without_quantifier(tex)
         sides = _sides(tex)
+        if quantifier:  # each link keeps the chain's trailing \forall k = 1(1)L
+            sides[1:] = [f"{side} {quantifier}" for side in sides[1:]]
+            tex = f"{tex} {quantifier}"
         if len(sides) > 2:
             try:
                 translate(tex, symbols, defined, layout=layout)
@@ -624,6 +628,17 @@ def _chains_split(claims, symbols, defined, layout=None):
                 continue
         out.append((tex, line, problem, printed))
     return out
+
+
+def _without_quantifier(tex: str) -> tuple[str, str]:
+    """A formula and its trailing quantifier ``\\quad \\forall k = 1(1)L`` (outside braces), split."""
+    depth = 0
+    for m in re.finditer(r"(?:\\q?quad\s*|,\s*)?\\forall(?![A-Za-z])|[{}]", tex):
+        depth += m.group(0) == "{"
+        depth -= m.group(0) == "}"
+        if m.group(0) not in "{}" and depth == 0:
+            return tex[:m.start()].rstrip(), tex[m.start():].strip()
+    return tex, ""
 
 
 def _sides(tex: str) -> list[str]:

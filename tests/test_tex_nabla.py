@@ -216,7 +216,7 @@ def test_round_trip_of_lecture_note_constructs_through_the_project_printer(tmp_p
 def test_an_activation_function_subscripted_by_its_layer_is_the_function_with_a_note():
     ((lhs, rhs, notes),) = read(r"H_k = g_k(A_k) \quad \forall k = 1, 2, \dots, L-1")
     assert (lhs, rhs) == ("H[k]", "g(A[k])")
-    assert "read g_k(…) as g(…): [symbols] gives one g for every layer" in notes
+    assert "read g_k(…) as g(…): [symbols] gives one hidden activation for every layer" in notes
     with pytest.raises(TexError, match="expected '\\)' at column 14"):
         translate(r"H_k = g_k(A_k", SYMBOLS, [], NAMES)
 
@@ -312,7 +312,17 @@ def test_a_run_of_digits_is_a_layer_and_an_entry_only_when_it_has_their_count(te
     assert got == rhs
 
 
-@pytest.mark.parametrize("tex", [r"x = \nabla g(x)", r"x = \nabla f", r"x = \nabla g"])
+@pytest.mark.parametrize("tex", [r"x = \nabla g(x)", r"x = \nabla q(x)", r"x = \nabla g"])
 def test_nabla_of_a_function_without_its_variable_is_an_error_not_a_loss_gradient(tex):
     with pytest.raises(TexError, match=r"needs the variable below, as in \\nabla_\{W\^2\} .* at column 5"):
         translate(tex, SYMBOLS, [], NAMES)
+
+
+def test_a_chain_drafted_link_by_link_keeps_its_quantifier_on_every_link():
+    from symbackprop.extract import _chains_split
+    tex = r"\nabla A_k = \nabla H_k \odot g'(A_k) = \foo \quad \forall k = 1(1)\overline{L-1}"
+    ((first, *_), (second, *_)) = _chains_split([(tex, 3, None, tex)], SYMBOLS, [])
+    assert first == r"\nabla A_k = \nabla H_k \odot g'(A_k) \quad \forall k = 1(1)\overline{L-1}"
+    assert second == r"\nabla A_k = \foo \quad \forall k = 1(1)\overline{L-1}"
+    (link,) = translate(first, SYMBOLS, [], NAMES)
+    assert link.for_range == "k in 1..L - 1"

@@ -939,8 +939,9 @@ class _Parser:
             raise TexError("\\nabla needs a variable, as in \\nabla_{W^2} C or \\nabla W^2", tok.pos, self.tex)
         wrt = self.factor()[0]
         root = _unparen(wrt).split("[")[0].split(".")[0]
-        if root in self.scalars or "(" in _unparen(wrt) or not (root in self.perlayer or (
-                root in self.symbols and self._role(root) not in FUNCTION_QUANTITIES)):
+        after = self.peek()
+        applied = wrt.isidentifier() and after is not None and after.kind == "char" and after.value == "("
+        if root in self.scalars or "(" in _unparen(wrt) or self._role(root) in FUNCTION_QUANTITIES or applied:
             # ∇C, ∇g(x), ∇f: the gradient of a function, whose variable is not printed
             raise TexError(f"\\nabla {wrt} needs the variable below, as in \\nabla_{{W^2}} {wrt}", tok.pos, self.tex)
         wrt = _unparen(wrt)
