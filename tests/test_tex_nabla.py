@@ -92,6 +92,8 @@ def test_a_fraction_of_scalars_is_a_scalar_factor():
     (r"\nabla W_k = \nabla_{a_k} \cdot h_{k-1}^T \quad \forall k = 1(1)\overline{L-1}", "k in 1..L - 1"),
     (r"A_k = W_k H_{k-1} \quad \forall k = 1, 2, \dots, L", "k in 1..L"),
     (r"A_k = W_k H_{k-1}, \; \forall k = 1, \ldots, L-1.", "k in 1..L - 1"),
+    (r"A_k = W_k H_{k-1} \quad \forall k \in \{1, 2, \dots, L\}", "k in 1..L"),
+    (r"A_k = W_k H_{k-1} \quad \forall k = L-1, \dots, 1", "k in 1..L - 1"),  # counted down
 ])
 def test_a_trailing_quantifier_is_the_links_range(tex, for_range):
     links = translate(tex, SYMBOLS, [], NAMES)
@@ -111,6 +113,7 @@ def test_every_link_of_a_quantified_chain_has_its_range():
     (r"x = 1 \quad \forall k = 1", r"a quantifier is written \\forall k = 1\(1\)L or .* at column 13"),
     (r"x = 1 \quad \forall k = 1(2)L", "a quantifier's step must be 1 at column 27"),
     (r"x = 1 \quad \forall k", "a quantifier is written"),
+    (r"x = 1 \quad \forall k \in \{1, \dots, L", r"expected '\\\}' closing the set of the quantifier at column 39"),
 ])
 def test_a_malformed_quantifier_is_an_error_with_the_column(tex, message):
     with pytest.raises(TexError, match=message):

@@ -1754,11 +1754,17 @@ def _quantifier(row, tex, layered, scalars, perlayer, symbols, patterns):
     where, toks = row[at], row[at + 1:]
     while row[:at] and row[at - 1].kind == "char" and row[at - 1].value in ",;":
         at -= 1
+    member = len(toks) > 3 and toks[1].kind == "macro" and toks[1].value == "in" \
+        and toks[2].kind == "macro" and toks[2].value == "{"  # \forall k \in \{1, \dots, L\}
     if len(toks) < 3 or toks[0].kind != "char" or not toks[0].value.isalpha() \
-            or toks[1].kind != "char" or toks[1].value != "=":
+            or not member and (toks[1].kind != "char" or toks[1].value != "="):
         raise TexError("a quantifier is written \\forall k = 1(1)L or \\forall k = 1, 2, \\dots, L", where.pos, tex)
-    letter, rest = toks[0].value, toks[2:]
+    letter, rest = toks[0].value, toks[3 if member else 2:]
     while rest and rest[-1].kind == "char" and rest[-1].value in ".,;":
+        rest = rest[:-1]
+    if member:
+        if not rest or rest[-1].kind != "macro" or rest[-1].value != "}":
+            raise TexError("expected '\\}' closing the set of the quantifier", rest[-1].pos if rest else where.pos, tex)
         rest = rest[:-1]
 
     def read(part, end):
@@ -1788,6 +1794,8 @@ def _quantifier(row, tex, layered, scalars, perlayer, symbols, patterns):
         if not commas:
             raise TexError("a quantifier is written \\forall k = 1(1)L or \\forall k = 1, 2, \\dots, L", where.pos, tex)
         low, high = read(rest[:commas[0]], end), read(rest[commas[-1] + 1:], end)
+        if high.isdigit() and not low.isdigit():  # k = L-1, \dots, 1: the same layers, counted down
+            low, high = high, low
     return row[:at], f"{letter} in {_unparen(low)}..{_unparen(high)}"
 
 
