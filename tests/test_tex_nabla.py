@@ -329,3 +329,16 @@ def test_a_chain_drafted_link_by_link_keeps_its_quantifier_on_every_link():
     assert second == r"\nabla A_k = \foo \quad \forall k = 1(1)\overline{L-1}"
     (link,) = translate(first, SYMBOLS, [], NAMES)
     assert link.for_range == "k in 1..L - 1"
+
+
+def test_a_d_written_against_a_quantity_is_the_loss_gradient_with_a_note():
+    symbols = {"W": "weight", "b": "bias", "Z": "preactivation", "A": "activation", "J": "loss", "m": "batch"}
+    (link,) = translate(r"dW^{[l]} = \frac{1}{m} dZ^{[l]} (A^{[l-1]})^T", symbols)
+    assert (link.lhs, link.rhs) == ("grad(J, W[l])", "1 / m * grad(J, Z[l]) @ (A[l - 1]).T")
+    assert "read dW[l] as the gradient of the loss J by W[l]" in link.notes
+    (link,) = translate(r"x = d W + d", symbols)  # apart, or d alone: the letter d, as printed
+    assert link.rhs == "d @ W + d"
+    (link,) = translate(r"x = dW", {**symbols, "d": "target"})  # d is a name
+    assert link.rhs == "d @ W"
+    with pytest.raises(TexError, match="missing argument at column 8"):
+        translate(r"x = dW^", symbols)

@@ -328,6 +328,31 @@ class _Parser:
         return op
 
     def factor(self):
+        """One factor: a name with its scripts, a call, a fraction, …; ``dW^{[l]}`` the loss's gradient."""
+        loss = self._gradient_shorthand()
+        base, scalar = self._factor()
+        if loss is None:
+            return base, scalar
+        self.notes.append(f"read d{base} as the gradient of the loss {loss} by {base}")
+        return f"grad({loss}, {base})", scalar
+
+    def _gradient_shorthand(self):
+        """``dW``, ``dZ^{[l]}`` (a d written against a per-layer name, d mapped to nothing): the
+        gradient of the loss by that quantity, as lecture notes abbreviate ∂J/∂W — the loss's name,
+        with the d consumed, or None."""
+        tok = self.peek()
+        nxt = self.t[self.i + 1] if tok is not None and self.i + 1 < len(self.t) else None
+        if tok is None or tok.kind != "char" or tok.value != "d" or "d" in self.symbols or nxt is None \
+                or nxt.kind != "char" or nxt.pos != tok.pos + 1 or not nxt.value.isalpha() \
+                or self._role(nxt.value) not in ENTRY_RANK:
+            return None
+        losses = [k for k, v in self.symbols.items() if _role(v) == "loss"]
+        if len(losses) != 1:
+            return None
+        self.i += 1
+        return losses[0]
+
+    def _factor(self):
         base, scalar, name = self.atom()
         sup = sub = packed = None  # a name's layer superscript and entry subscript, read together
         while (tok := self.peek()) is not None and tok.kind == "char" and tok.value in "^_'":
