@@ -565,7 +565,6 @@ class _Parser:
     def _dotted_vector(self, tok):
         """``[\\dots, g'(a_{ik}), \\dots]``: the vector whose entry k is the one printed, read as the
         formula with its entry index k dropped (``g'(a[i])``; noted)."""
-        import re
         self.i += 1  # the leading dots
         for expected in (",",):
             self._close(expected)
@@ -1052,7 +1051,6 @@ class _Parser:
     def _no_size(self, limit):
         """Whether a sum's upper limit names no size: a letter [symbols] does not map, or a width
         given without its layer."""
-        import re
         if not limit.isidentifier():
             return False
         uses = re.finditer(rf"(?<![\\\\A-Za-z]){re.escape(limit)}(?![A-Za-z])", self.tex)
@@ -1065,7 +1063,6 @@ class _Parser:
         when [symbols] maps ``letter`` (``\\sum_{m}`` where m is the batch size; noted)."""
         if letter not in self.symbols and letter not in self.layered:
             return letter
-        import re
         for other in "qrstuvwxyzdfgjkop":
             if other not in self.symbols and other not in self.layered and other not in self.renamed.values() \
                     and not re.search(rf"(?<![\\\\A-Za-z]){other}(?![A-Za-z])", self.tex):
