@@ -566,8 +566,7 @@ class _Parser:
         """``[\\dots, g'(a_{ik}), \\dots]``: the vector whose entry k is the one printed, read as the
         formula with its entry index k dropped (``g'(a[i])``; noted)."""
         self.i += 1  # the leading dots
-        for expected in (",",):
-            self._close(expected)
+        self._close(",")
         start = self.i
         entry = self.expr()
         self._close(",")
