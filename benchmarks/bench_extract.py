@@ -45,6 +45,8 @@ def _toml(value) -> str:
 
 def _header(hand: dict) -> list[str]:
     out = [f"title = {_toml(hand.get('title', ''))}"]
+    if "summation" in hand:  # the hand formulas' implicit sums
+        out.append(f"summation = {_toml(hand['summation'])}")
     for table in ("network", "symbols", "define"):
         if table in hand:
             out.append(f"[{table}]")
@@ -85,7 +87,16 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
                 pairs.append((n, k, link))
     body = _header(hand)
     for n, k, link in pairs:
-        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(claims[n]['rhs'])}", f"rhs = {_toml(link.rhs)}"]
+        # "hand rhs = extracted rhs" — except under Einstein summation, where every letter of a
+        # claim's left side is free, so the hand right side's dummies would stop being summed there.
+        # Such a pair keeps the hand claim's own left side L: "L = extracted" for a claim expected
+        # proved (L = hand rhs holds), "L = (extracted) - (hand rhs) + L" for one expected refuted;
+        # each term sums its own dummies and L's letters stay free, as in the hand file.
+        lhs, rhs, left = claims[n]["rhs"], link.rhs, claims[n]["lhs"]
+        if hand.get("summation") == "einstein":
+            lhs, rhs = left, (rhs if claims[n].get("expect", "proved") == "proved"
+                              else f"({rhs}) - ({claims[n]['rhs']}) + {left}")
+        body += ["[[claim]]", f'id = "H{n}-E{k}"', f"lhs = {_toml(lhs)}", f"rhs = {_toml(rhs)}"]
         for key in ("for", "network", "instances"):
             if key in claims[n]:
                 value = claims[n][key]
