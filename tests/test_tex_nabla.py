@@ -342,3 +342,12 @@ def test_a_d_written_against_a_quantity_is_the_loss_gradient_with_a_note():
     assert link.rhs == "d @ W"
     with pytest.raises(TexError, match="missing argument at column 8"):
         translate(r"x = dW^", symbols)
+
+
+def test_a_matrix_product_mixed_with_an_elementwise_one_unparenthesised_is_noted():
+    note = ("read W[k + 1].T @ grad(Lθ, a[k + 1]) ∘ g'(a[k]) left to right, as printed without parentheses "
+            "(a matrix product and an elementwise one)")
+    ((_, rhs, notes),) = read(r"x = W_{k+1}^T \cdot \nabla_{a_{k+1}} \odot g'(a_k)")
+    assert rhs == "W[k + 1].T @ grad(Lθ, a[k + 1]) ∘ g'(a[k])" and note in notes
+    ((_, rhs, notes),) = read(r"x = (W_{k+1}^T \cdot \nabla_{a_{k+1}}) \odot g'(a_k)")
+    assert not any("left to right" in n for n in notes)

@@ -297,12 +297,15 @@ class _Parser:
 
     def term(self):
         out, scalar = self.factor()
+        ops = set()  # the products of this term, to note a matrix product mixed with an elementwise one
         while True:
             tok = self.peek()
             if tok is not None and tok.kind == "macro" and tok.value in PRODUCTS:
                 self.i += 1
                 rhs, rs = self.factor()
-                out, scalar = f"{out} {self._product(tok, out, scalar, rhs, rs)} {rhs}", scalar and rs
+                op = self._product(tok, out, scalar, rhs, rs)
+                out, scalar = f"{out} {op} {rhs}", scalar and rs
+                ops.add(op)
             elif tok is not None and tok.kind == "char" and tok.value == "/":
                 self.i += 1
                 rhs, rs = self.factor()
@@ -311,7 +314,11 @@ class _Parser:
                 rhs, rs = self.factor()
                 op = "*" if scalar or rs else "@"
                 out, scalar = f"{out} {op} {rhs}", scalar and rs
+                ops.add(op)
             else:
+                if {"@", "∘"} <= ops:
+                    self.notes.append(f"read {out} left to right, as printed without parentheses "
+                                      "(a matrix product and an elementwise one)")
                 return self._chain_layout(out), scalar
 
     def _product(self, tok, left, ls, right, rs):
