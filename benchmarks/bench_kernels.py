@@ -1,5 +1,6 @@
-"""One SGD step (forward, backward, update) of the generated kernels against hand-written NumPy,
-PyTorch (CPU), JAX (jit, optional) and the GEMM-only floor, examples as rows; and the exported
+"""One SGD step (forward, backward, update) of the generated kernels (train_step, and its NumPy-only
+form: the one run without SciPy) against hand-written NumPy, PyTorch (CPU), JAX (jit, optional)
+and the GEMM-only floor, examples as rows; and the exported
 PyTorch / JAX modules (``--target torch|jax``: the proven backward) against their engines' own
 autograd, each with the same update: "torch target" is J = module.loss(...); J.backward() against
 torch.autograd of the same network, "jax target" is jax.grad of the custom_vjp loss under jit
@@ -240,6 +241,15 @@ def implementations(spec, dtype, X, Y, torch, jax):
 
     result["kernel"] = (kernel.train_step, params, X, Y, lambda p=params: {n: np.array(v, float) for n, v in p.items()},
                         reset_kernel)
+    numpy_only = getattr(kernel.module, "_train_step_numpy", None)  # the form run without SciPy
+    if numpy_only is not None:
+        other = kernel.init_params(0)
+
+        def reset_other():
+            other.flat[...] = start.flat
+
+        result["kernel NumPy only"] = (numpy_only, other, X, Y, lambda p=other: {n: np.array(v, float) for n, v in p.items()},
+                                       reset_other)
     hand = flat_copy(start, L)
 
     def reset_hand():
@@ -392,7 +402,7 @@ def main(argv=None):
           + (f", torch {torch.__version__}" if torch else "") + (f", jax {jax.__version__}" if jax else ""))
     chosen = [NETS[int(i)] for i in args.nets.split(",")] if args.nets else NETS
     dtypes = ("float64", "float32") if args.dtype == "both" else (args.dtype,)
-    names = ["kernel", "hand NumPy", "PyTorch", "JAX jit", "GEMM floor"]
+    names = ["kernel", "kernel NumPy only", "hand NumPy", "PyTorch", "JAX jit", "GEMM floor"]
     engines = [("torch target", "PyTorch"), ("jax target", "JAX jit")]
     for dtype in dtypes:
         rows = []

@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import difflib
 import json
-import os
 import re
 import sys
 from fractions import Fraction
@@ -521,40 +520,19 @@ def _print_guesses(result, file) -> None:
         print(problem, file=file)
 
 
-def _with_symbols(draft_toml: str, symbols_path: str) -> str:
-    """The draft with its [network] and [symbols] replaced by those of the user's file."""
-    import tomllib
+def _document(path: str, symbols_path: str | None = None):
+    """A document's draft loaded from memory (:func:`extract.load_document`); a document that cannot
+    be read, or has nothing to check, is a UsageError (a FileError is this document's problem only)."""
+    from .extract import ExtractError, load_document
 
     try:
-        with open(symbols_path, "rb") as handle:
-            user = tomllib.load(handle)
-    except OSError as error:
-        raise UsageError(f"{symbols_path}: cannot read: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise UsageError(f"{symbols_path}: not TOML: {error}") from None
-    if not isinstance(user.get("symbols", {}), dict) or not isinstance(user.get("network", {}), dict):
-        raise UsageError(f"{symbols_path}: [symbols] and [network] must be tables")
-    out, skip = [], False
-    for line in draft_toml.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("["):
-            skip = stripped in {"[network]", "[symbols]"} and stripped[1:-1] in user
-        if not skip:
-            out.append(line)
-    text = "\n".join(out) + "\n"
-    head = []
-    for table in ("network", "symbols"):
-        if table in user:
-            head.append(f"[{table}]")
-            head += [f"{key} = {_toml_value(value)}" for key, value in user[table].items()]
-            head.append("")
-    # Tables go after the top-level keys (title, source): before the first table of the draft.
-    at = text.find("\n[")
-    return text[: at + 1] + "\n".join(head) + "\n" + text[at + 1:] if at >= 0 else text + "\n".join(head)
-
-
-def _toml_value(value) -> str:
-    return json.dumps(value, ensure_ascii=False)
+        derivation = load_document(path, symbols_path, warn=warn)
+    except ExtractError as error:
+        raise UsageError(str(error)) from None
+    if not derivation.claims:
+        raise UsageError(f"{path}: nothing to verify: no formula about a gradient, a delta, a derivative "
+                         "or the forward pass found")
+    return derivation
 
 
 # ------------------------------------------------------------------------------- verify
@@ -562,28 +540,30 @@ def _toml_value(value) -> str:
 
 def run_verify(args) -> int:
     from .derivation import verify
+    from .derivation.loader import FileError
 
     check_latex_arguments(args)
-    paths, drafts = [], []
+    paths, problems = [], []
     for path in args.paths:
         if path != "-" and path.lower().endswith(DOCUMENT_SUFFIXES):
-            result = _draft(path)
-            if not result.claims:
-                raise UsageError(f"{path}: nothing to verify: no formula about a gradient, a delta, a derivative "
-                                 "or the forward pass found")
-            text = _with_symbols(result.toml, args.symbols) if args.symbols else result.toml
-            import tempfile
-
-            folder = tempfile.mkdtemp(prefix="symbackprop-")
-            name = os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + ".draft.toml")
-            with open(name, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            drafts.append(folder)
-            paths.append(name)
+            try:
+                derivation = _document(path, args.symbols)
+            except (FileError, UsageError) as error:  # this document cannot be checked; the others still are
+                problems.append(str(error))
+                continue
+            paths.append(derivation)
             if not quiet(args) and not args.json:
-                print(f"{path}: extracted {result.claims} claims; guesses used"
-                      + (" (network and symbols from " + args.symbols + ")" if args.symbols else "") + ":")
-                _print_guesses(result, sys.stdout)
+                extraction = derivation.extraction
+                print(f"{path}: extracted {len(derivation.claims)} claims; guesses used:")
+                for guess in extraction["guesses"]:
+                    print(f"  guess: {guess}")
+                if args.symbols:
+                    merged = [f"{what} {', '.join(extraction[key])}" for what, key in
+                              (("overrides", "overridden"), ("adds", "added")) if extraction[key]]
+                    print(f"  {args.symbols}: {'; '.join(merged) or 'changes nothing'}")
+                if extraction["unreadable"]:
+                    count = len(extraction["unreadable"])
+                    print(f"  {count} formula{'s' if count != 1 else ''} cannot be read (listed at the end)")
                 print()
         elif args.symbols:
             raise UsageError(f"--symbols applies to documents (.md, .html, .tex, .txt), not to {path}")
@@ -595,10 +575,7 @@ def run_verify(args) -> int:
                         jobs=args.jobs, memory=args.memory)
     finally:
         progress.done()
-        import shutil
-
-        for folder in drafts:
-            shutil.rmtree(folder, ignore_errors=True)
+    report.errors[:0] = problems
     if args.json:
         print_json(report.to_dict())
     elif args.latex != "-":
@@ -643,7 +620,8 @@ def render_file_report(report, screen: Screen | None = None, details: bool = Fal
     for result in report.results:
         claim_lines = _claim_details(result, screen, details)
         if claim_lines:
-            lines.append(f"{result.claim.id}:")
+            where = f" ({d.path}:{result.claim.line})" if result.claim.line is not None else ""
+            lines.append(f"{result.claim.id}{where}:")
             lines += claim_lines
     return "\n".join(lines)
 
@@ -966,20 +944,30 @@ def build_parser() -> argparse.ArgumentParser:
     add_latex_arguments(prove)
     prove.set_defaults(run=run_prove)
 
-    verify = _command(commands, "verify", summary="check a document's gradient formulas (derivation files)",
+    verify = _command(commands, "verify", summary="check derivation files, or a document's own formulas",
                       description="Check derivation files claim by claim: proved, refuted (with a counterexample), "
                                   "ill-formed or\nundecided. A folder means every *.toml in it; '-' reads one file "
-                                  "from standard input.\nExit 0 when every verdict is the claim's expected one, 1 "
-                                  "otherwise, 2 when a file itself is broken.",
+                                  "from standard input.\n"
+                                  "A document (.md, .markdown, .html, .htm, .tex, .txt) is drafted first, as by "
+                                  "'symbackprop extract',\nand checked from memory: every message names the document "
+                                  "and the formula's line, the guesses\nthe draft used are printed first (with "
+                                  "--json: under \"extraction\", with the formulas that cannot be\nread), and "
+                                  "--symbols FILE.toml overrides them.\n"
+                                  "Exit 0 when every verdict is the claim's expected one, 1 otherwise, 2 when a file "
+                                  "itself is broken\n(for a document: also when a formula cannot be read).",
                       examples=["symbackprop verify derivations/",
                                 "symbackprop verify notes.toml --json",
                                 "symbackprop verify - < notes.toml",
-                                "symbackprop verify notes.toml --latex errata.tex --pdf"])
+                                "symbackprop verify notes.toml --latex errata.tex --pdf",
+                                "symbackprop verify post.md",
+                                "symbackprop verify post.md --symbols mine.toml --json"])
     verify.add_argument("paths", nargs="+", metavar="PATH",
                         help="derivation files or folders, or - (stdin); a document (.md, .html, .tex, .txt) is "
                              "extracted first, as by 'symbackprop extract', and its guesses are printed")
     verify.add_argument("--symbols", metavar="FILE.toml",
-                        help="for documents: take [network] and [symbols] from FILE.toml instead of the guesses")
+                        help="for documents: FILE.toml's tables ([network], [symbols], [tex], [define], …) merged "
+                             "over the draft's, key by key, FILE's entries winning; the claims stay the document's "
+                             "(FILE's [[claim]] tables are not used); problems in FILE are named FILE:line")
     verify.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                         help="time budget per claim, in seconds")
     add_memory_argument(verify, "claim")
@@ -992,11 +980,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     extract = _command(commands, "extract", summary="draft a derivation file from a document's LaTeX",
                        description="Find every formula of a Markdown, HTML, LaTeX or plain-text document ($…$, "
-                                   "$$…$$, \\(…\\), \\[…\\],\nequation, align), read its forward definitions "
-                                   "and loss to guess [network] and [symbols], and write\na derivation file with one "
-                                   "claim per formula about a gradient, a delta, a derivative or the\nforward pass "
-                                   "(its tex, its line). Every guess is marked '# guess:' for you to confirm; check "
-                                   "the\ndraft with 'symbackprop verify'.",
+                                   "$$…$$, \\(…\\), \\[…\\],\nequation, align; in Markdown prose '$5' is a "
+                                   "price, not math) and write a derivation file with one claim\nper formula about a "
+                                   "gradient, a delta, a derivative or the forward pass: its tex (shape\nannotations "
+                                   "[X]_{m\\times n} kept, to be checked), its printed text and its line; each row "
+                                   "of an\nalign is a formula. A formula the LaTeX reader cannot read is printed "
+                                   "with its line and column.\n\n"
+                                   "The guesses, each marked '# guess:' in the draft and printed on standard error:\n"
+                                   "  [network]  widths from shape annotations such as [W^1]_{4\\times 3} (else "
+                                   "small ones), the\n             activations (\\sigma, \\tanh, ReLU, a "
+                                   "softmax written out), the loss from its formula,\n             batch 1\n"
+                                   "  [symbols]  W, b, z, a from the forward definitions, the loss's and the "
+                                   "target's letters,\n             an index shift (x = a^{(1)}), a width symbol "
+                                   "for the sizes of shape annotations\n"
+                                   "  [define]   each \\equiv definition; other repairs are in the claim's note\n\n"
+                                   "To override them, edit the draft, or leave the document as it is and run\n"
+                                   "'symbackprop verify DOC --symbols mine.toml': mine.toml's [network], [symbols], "
+                                   "[tex] and [define]\nare merged over the guesses key by key, yours winning; the "
+                                   "claims stay the document's.",
                        examples=["symbackprop extract post.md -o draft.toml && symbackprop verify draft.toml",
                                  "symbackprop extract notes.tex",
                                  "symbackprop verify post.md --symbols mine.toml"])

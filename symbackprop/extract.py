@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import html.parser
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["MathSpan", "ExtractError", "Draft", "find_math", "classify", "draft"]
+__all__ = ["MathSpan", "ExtractError", "Draft", "find_math", "classify", "draft", "load_document"]
 
 
 class ExtractError(ValueError):
@@ -23,10 +23,11 @@ class ExtractError(ValueError):
 @dataclass(frozen=True)
 class MathSpan:
     tex: str
-    line: int
+    line: int  # where the formula's opening delimiter is (1-based)
     column: int
     display: bool
     kind: str
+    start: tuple[int, int] | None = None  # (line, column) of the formula's first character, when known
 
 
 # (opening, closing, display); longest openings first so $$ wins over $.
@@ -87,7 +88,12 @@ def _position(text: str, offset: int, base_line: int = 1, base_column: int = 1) 
     return base_line, base_column + offset
 
 
-def _scan(text: str, name: str, base_line: int = 1, base_column: int = 1) -> list[MathSpan]:
+def _scan(text: str, name: str, base_line: int = 1, base_column: int = 1, dollars: str = "math") -> list[MathSpan]:
+    """The formulas of ``text`` between TeX delimiters.  ``dollars`` says what a ``$`` is: ``"math"``
+    a delimiter that must be closed (LaTeX, where a price is written ``\\$``); ``"lenient"`` a
+    delimiter, but a single ``$`` never closed is prose (``$5``) unless what follows reads as TeX;
+    ``"prose"`` not a delimiter (Markdown, whose parser has taken the math): only a ``$`` that
+    opens TeX and is never closed is reported."""
     spans: list[MathSpan] = []
     i = 0
     while i < len(text):
@@ -95,21 +101,45 @@ def _scan(text: str, name: str, base_line: int = 1, base_column: int = 1) -> lis
             i += 2
             continue
         for opening, closing, display in _DELIMITERS:
-            if text.startswith(opening, i):
-                start = i + len(opening)
-                end = text.find(closing, start)
-                if end < 0:
+            if not text.startswith(opening, i):
+                continue
+            if opening.startswith("$") and dollars != "math":
+                end = text.find(closing, i + len(opening))
+                if end < 0 and (opening == "$$" or _opens_tex(text, i)):
                     line, column = _position(text, i, base_line, base_column)
                     raise ExtractError(f"{name}:{line}:{column}: {opening} is never closed by {closing}")
-                tex = text[start:end].strip()
+                if end < 0:
+                    i += len(opening)  # prose: a price
+                    break
+                if dollars == "prose" and not _opens_tex(text[:end], i, closed=True):
+                    i += len(opening)  # prose to the Markdown parser and to us ($5 … $10); the next $ is its own
+                    break
+            start = i + len(opening)
+            end = text.find(closing, start)
+            if end < 0:
                 line, column = _position(text, i, base_line, base_column)
-                if tex:
-                    spans.append(MathSpan(tex, line, column, display, classify(tex)))
-                i = end + len(closing)
-                break
+                raise ExtractError(f"{name}:{line}:{column}: {opening} is never closed by {closing}")
+            raw = text[start:end]
+            tex = raw.strip()
+            line, column = _position(text, i, base_line, base_column)
+            if tex:
+                first = _position(text, start + len(raw) - len(raw.lstrip()), base_line, base_column)
+                spans.append(MathSpan(tex, line, column, display, classify(tex), first))
+            i = end + len(closing)
+            break
         else:
             i += 1
     return spans
+
+
+def _opens_tex(text: str, i: int, closed: bool = False) -> bool:
+    """Whether the ``$`` at ``i`` opens a formula rather than being prose (``$5``, ``US$ 3``): what
+    follows it in ``text``, to the paragraph's end, starts with no digit and has a TeX command, a
+    script or a brace — or, between two ``$`` (``closed``, ``$ z = Wx $``), an ``=``."""
+    after = re.split(r"\n[ \t]*\n", text[i + 1:], maxsplit=1)[0]
+    if not after.strip() or after.lstrip()[0].isdigit():
+        return False
+    return re.search(r"\\[A-Za-z]+|[\^_{}]" + ("|=" if closed else ""), after) is not None
 
 
 class _HtmlText(html.parser.HTMLParser):
@@ -140,7 +170,7 @@ def _html(text: str, name: str) -> list[MathSpan]:
     parser.close()
     spans: list[MathSpan] = []
     for data, line, column in parser.runs:
-        spans.extend(_scan(data, name, line, column))
+        spans.extend(_scan(data, name, line, column, dollars="lenient"))
     return spans
 
 
@@ -149,7 +179,10 @@ def _markdown(text: str, name: str) -> list[MathSpan]:
     from mdit_py_plugins.amsmath import amsmath_plugin
     from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-    md = MarkdownIt("commonmark").use(dollarmath_plugin, double_inline=True).use(amsmath_plugin)
+    # Pandoc's rule: "$5 or $10" is prose (no digit after the closing $, no space inside the $s);
+    # a pair it leaves for a space inside, $ x^2 $, is still math when it reads as TeX (_scan).
+    md = MarkdownIt("commonmark").use(dollarmath_plugin, double_inline=True, allow_digits=False,
+                                      allow_space=False).use(amsmath_plugin)
     lines = text.split("\n")
     spans: list[MathSpan] = []
     for token in md.parse(text):
@@ -159,12 +192,39 @@ def _markdown(text: str, name: str) -> list[MathSpan]:
         if token.type in {"math_block", "amsmath", "math_block_label"}:
             column = lines[first].find(token.markup or "$$") + 1 if token.markup else 1
             tex = token.content.strip()
-            spans.append(MathSpan(tex, first + 1, max(column, 1), True, classify(tex)))
+            block = "\n".join(lines[first: token.map[1]])
+            at = block.find(tex[:40])
+            start = _position(block, at, first + 1, 1) if tex and at >= 0 else None
+            spans.append(MathSpan(tex, first + 1, max(column, 1), True, classify(tex), start))
         elif token.type == "inline":
-            # Inline math: scan the block's own source lines so columns are the document's.
-            block = "\n".join(lines[token.map[0] : token.map[1]])
-            spans.extend(_scan(block, name, first + 1, 1))
+            spans.extend(_inline_math(token, "\n".join(lines[first: token.map[1]]), name, first + 1))
     return spans
+
+
+def _inline_math(token, block: str, name: str, base_line: int) -> list[MathSpan]:
+    """The math of one inline run: ``$…$`` and ``$$…$$`` as the Markdown parser reads them, placed in
+    the block's own source; ``\\(…\\)`` and ``\\[…\\]`` (escapes to Markdown) scanned in the rest."""
+    spans, cursor, masked = [], 0, list(block)
+    for child in token.children or ():
+        if child.type in {"math_inline", "math_inline_double", "code_inline"}:
+            written = child.markup + child.content + child.markup
+            at = block.find(written, cursor)
+            if at < 0:  # a code span whose content the parser normalised: from its opening mark
+                at = block.find(child.markup, cursor)
+                close = block.find(child.markup, at + len(child.markup)) if at >= 0 else -1
+                if close < 0:
+                    continue
+                written = block[at: close + len(child.markup)]
+            masked[at: at + len(written)] = [c if c == "\n" else " " for c in written]
+            cursor = at + len(written)
+            if child.type == "code_inline" or not child.content.strip():
+                continue
+            tex = child.content.strip()
+            body = at + len(child.markup) + len(child.content) - len(child.content.lstrip())
+            spans.append(MathSpan(tex, *_position(block, at, base_line, 1), child.type == "math_inline_double",
+                                  classify(tex), _position(block, body, base_line, 1)))
+    spans += _scan("".join(masked), name, base_line, 1, dollars="prose")
+    return sorted(spans, key=lambda s: (s.line, s.column))
 
 
 def find_math(path: str | Path, text: str | None = None) -> list[MathSpan]:
@@ -182,7 +242,7 @@ def find_math(path: str | Path, text: str | None = None) -> list[MathSpan]:
         return _markdown(text, str(path))
     if suffix in {".html", ".htm"}:
         return _html(text, str(path))
-    return _scan(text, str(path))
+    return _scan(text, str(path), dollars="math" if suffix == ".tex" else "lenient")
 
 
 # ------------------------------------------------------------------------------ the draft
@@ -201,6 +261,16 @@ class Draft:
     guesses: list[str]
     claims: int
     unreadable: list[str]  # "file:line:column: …" of each drafted formula the LaTeX reader stops on
+    positions: dict = field(default_factory=dict)  # claim id -> (line, column) of its formula in the document
+    origins: dict = field(default_factory=dict)  # the loader's origins: each claim and definition's "DOC:line"
+    rows: dict = field(default_factory=dict)  # claim id -> [(offset in its tex, text, line, column)] of a chain's rows
+
+    @property
+    def data(self) -> dict:
+        """The draft as the loader reads it (the parsed ``toml``)."""
+        import tomllib
+
+        return tomllib.loads(self.toml)
 
 
 def _unwrap(tex: str) -> str:
@@ -222,11 +292,18 @@ def _depth0(tex: str) -> list[int]:
 
 def _rows(tex: str) -> list[str]:
     """The rows of a display: ``align``/``aligned``/``\\displaylines`` opened, split at ``\\\\`` and
-    ``\\cr``; a row that starts with ``=`` continues the chain of the row before."""
+    ``\\cr`` (a row that starts with ``=`` stays a row: :func:`_split` joins it to the chain above)."""
+    return [row for row, _ in _placed_rows(tex)]
+
+
+def _placed_rows(tex: str) -> list[tuple[str, int]]:
+    """:func:`_rows` with the offset in ``tex`` where each row starts (its first character)."""
     tex = tex.strip()
-    if tex.startswith("\\displaylines{") and tex.endswith("}"):
-        tex = tex[len("\\displaylines{"):-1]
-    tex = re.sub(r"\\(?:begin|end)\{(?:align|aligned|align\*|split|gather|gather\*|eqnarray\*?)\}", " ", tex)
+    wrapped = tex.startswith("\\displaylines{") and tex.endswith("}")
+    if wrapped:  # blanked, not cut: the offsets stay the formula's
+        tex = " " * len("\\displaylines{") + tex[len("\\displaylines{"):-1] + " "
+    tex = re.sub(r"\\(?:begin|end)\{(?:align|aligned|align\*|split|gather|gather\*|eqnarray\*?)\}",
+                 lambda m: " " * len(m.group(0)), tex)
     # Split at row breaks outside any inner environment (a bmatrix's rows stay in its formula).
     pieces, depth, start = [], 0, 0
     for m in re.finditer(r"\\begin\{[^}]*\}|\\end\{[^}]*\}|\\\\|\\cr\b", tex):
@@ -236,14 +313,15 @@ def _rows(tex: str) -> list[str]:
         elif token.startswith("\\end"):
             depth = max(depth - 1, 0)
         elif depth == 0:
-            pieces.append(tex[start:m.start()])
+            pieces.append((tex[start:m.start()], start))
             start = m.end()
-    pieces.append(tex[start:])
-    rows: list[str] = []
-    for row in pieces:
+    pieces.append((tex[start:], start))
+    rows: list[tuple[str, int]] = []
+    for row, offset in pieces:
+        offset += len(row) - len(row.lstrip())
         row = " ".join(_outside_environments(row, lambda part: part.replace("&", " ")).split())
         if row:
-            rows.append(row)
+            rows.append((row, offset))
     return rows
 
 
@@ -270,14 +348,24 @@ def _split(tex: str) -> list[tuple[str, int]]:
     """Formulas written side by side in one span (``a = b, \\qquad c = d``) or in rows; a row that
     starts with ``=`` continues the chain of the row above (kept as a row of it, after ``\\\\``),
     and what follows a ``\\quad`` in a row is a formula (or a remark) of its own."""
-    out: list[tuple[str, int]] = []
+    return [(part, offset) for part, offset, _, _ in _placed(tex)]
+
+
+_ROW_JOIN = " \\\\ "  # between the rows of one chain, as the draft writes them
+
+
+def _placed(tex: str) -> list[tuple[str, int, int, list[tuple[str, int]]]]:
+    """:func:`_split` with, for each formula, the offset in ``tex`` of its first row and its rows
+    (each row's own text and offset: a chain continued on the rows below has several)."""
+    out: list[tuple[str, int, int, list]] = []
     chain = None
-    for row in _rows(tex):
+    for row, at in _placed_rows(tex):
         for k, (part, offset) in enumerate(_split_row(row)):
             if k == 0 and part.startswith("=") and chain is not None:
-                out[chain] = (out[chain][0] + " \\\\ " + part, out[chain][1])
+                text, first, first_at, rows = out[chain]
+                out[chain] = (text + _ROW_JOIN + part, first, first_at, rows + [(part, at)])
                 continue
-            out.append((part, offset))
+            out.append((part, offset, at, [(part, at)]))
             if k == 0:
                 chain = len(out) - 1
     return out
@@ -325,6 +413,58 @@ def _layer_of(name_tex: str, letter: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _annotated(inner: str) -> tuple[str, int] | None:
+    """What a shape annotation ``[X]_{m\\times n}`` is about, when X is one layer's quantity: W^k, a^k,
+    z^k, b^k, δ^k or the derivative ∂·/∂ of one (which has its shape) → (letter, k)."""
+    inner = re.sub(r"\\(?:left|right)\b", "", inner).strip()
+    derivative = re.fullmatch(r"\\frac\s*\{\s*\\partial[^{}]*\}\s*\{\s*\\partial\s*(.*)\}", inner)
+    if derivative:
+        inner = derivative.group(1)
+    for letter in ("W", "a", "z", "b", "delta"):
+        k = _layer_of(inner, letter)
+        if k is not None:
+            return letter, k
+    return None
+
+
+def _sized(tex: str, known: dict, name: str | None) -> tuple[str, list[str], list[str]]:
+    """The shape annotations of ``tex`` with each number the document gives as a layer's width
+    written as that width, ``name_{k}`` (checked on every network, not only where the number is
+    right): the layer the annotation is about (``[W^2]_{2\\times 4}`` → n_{2}, n_{1}), else the one
+    layer of ``known`` (the widths the document states) with that width.  A size 1 stays 1; any
+    other number stays as printed.  Returns the formula, what was rewritten, what was kept."""
+    rewritten, kept = [], []
+
+    def size(number: int, layer: int | None, by_value: bool) -> str:
+        if number == 1:
+            return "1"
+        if name is not None:
+            if layer is not None and known.get(layer) == number:
+                return f"{name}_{{{layer}}}"
+            matches = [k for k, width in known.items() if width == number]
+            if layer is None and by_value and len(matches) == 1:
+                return f"{name}_{{{matches[0]}}}"
+        return str(number)
+
+    def rewrite(match):
+        inner, rows, cols = match.group(1), int(match.group(2)), int(match.group(3))
+        about = _annotated(inner)
+        matrix = about is None or about[0] == "W"
+        row_layer = about[1] if about else None
+        col_layer = about[1] - 1 if about and about[0] == "W" else None
+        r, c = size(rows, row_layer, True), size(cols, col_layer, matrix)
+        shown = f"[{' '.join(inner.split())}] {rows}×{cols}"
+        if (r, c) != (str(rows), str(cols)):
+            rewritten.append(f"{shown} as {r}×{c}")
+        if any(written == str(n) and n != 1 for written, n in ((r, rows), (c, cols))):
+            kept.append(shown)
+        start, whole = match.start(0), match.group(0)
+        return (whole[:match.start(2) - start] + r + whole[match.end(2) - start:match.start(3) - start] + c
+                + whole[match.end(3) - start:])
+
+    return _SHAPE.sub(rewrite, tex), rewritten, kept
+
+
 def draft(path: str | Path, text: str | None = None) -> Draft:
     """A derivation file for the document at *path*: [network] and [symbols] read from its forward
     definitions and loss (each guess commented), one claim per formula about a gradient, a delta, a
@@ -334,7 +474,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     path = Path(path)
     spans = find_math(path, text)
     formulas = []  # (tex, line, kind)
-    column_of, continued, quantified = {}, {}, {}
+    column_of, continued, rows_of, quantified = {}, {}, {}, {}
     guesses: list[str] = []
     pending = None  # "Now, ∀ i = 1(1)L−1, [display]": a quantifier of its own, for the next display
     for span in spans:
@@ -342,20 +482,25 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             pending = (span.tex.strip().rstrip(",.;").strip(), span.line)
             continue
         given, pending = (pending, None) if span.display else (None, pending)
-        for part, _ in _split(span.tex):
+        for part, _, at, rows in _placed(span.tex):
+            # Each row of a display at its own line: where it starts in the document.
+            line, column = span.line, span.column
+            if span.start is not None:
+                line, column = _position(span.tex, at, *span.start)
             if given and "\\forall" not in part:
-                quantified[(f"{part} \\quad {given[0]}", span.line)] = given
-                column_of.setdefault((f"{part} \\quad {given[0]}", span.line), span.column)
                 part = f"{part} \\quad {given[0]}"
-            column_of.setdefault((part, span.line), span.column)
+                quantified[(part, line)] = given
+            if span.start is not None and len(rows) > 1:  # a chain over several rows: each row's text and place
+                rows_of[(part, line)] = [(row, *_position(span.tex, row_at, *span.start)) for row, row_at in rows]
+            column_of.setdefault((part, line), column)
             if part.startswith("=") and formulas and span.display and _left_side(formulas[-1][0]):
                 # a display that starts with '=' continues the chain of the formula above it
                 printed, part = part, _left_side(formulas[-1][0]) + " " + part
-                continued[(part, span.line)] = (formulas[-1][1], printed)
-                column_of.setdefault((part, span.line), span.column)
-                guesses.append(f"line {span.line}: the display starts with '=': it continues the chain of "
+                continued[(part, line)] = (formulas[-1][1], printed)
+                column_of.setdefault((part, line), column)
+                guesses.append(f"line {line}: the display starts with '=': it continues the chain of "
                                f"line {formulas[-1][1]}")
-            formulas.append((part, span.line, classify(part.replace("\\equiv", "="))))
+            formulas.append((part, line, classify(part.replace("\\equiv", "="))))
     symbols = {"W": "weight", "b": "bias", "z": "preactivation", "a": "activation"}
     everything = " ".join(f for f, _, _ in formulas)
     present = [k for k in symbols if re.search(rf"(?<![\\A-Za-z]){k}\s*\^", everything)]
@@ -387,6 +532,11 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             activation = rule
             symbols[name.split("{")[-1].rstrip("}")] = "activation_function"
             break
+    else:  # f'(z^l): a letter the document differentiates is its activation function, left unnamed
+        primed = re.search(r"(?<![\\A-Za-z])([a-zA-Z])\s*'\s*\(", everything)
+        if primed and primed.group(1) not in symbols:
+            activation = f"generic:{primed.group(1)}"
+            symbols[primed.group(1)] = "activation_function"
     softmax = any(re.search(r"\\frac\s*\{\s*e\s*\^", f) and "\\sum" in f for f, _, _ in formulas) or \
         "softmax" in everything.lower()
     if softmax:
@@ -405,15 +555,13 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                     weights.add(int(m.group(1)))
     for span in spans:
         for inner, rows, cols in _shapes(_unwrap(span.tex))[1]:
-            for letter in ("W", "a", "z", "b"):
-                k = _layer_of(inner, letter)
-                if k is None:
-                    continue
-                if letter == "W":
-                    widths.setdefault(k, rows)
-                    widths.setdefault(k - 1, cols)
-                else:
-                    widths.setdefault(k, rows)
+            about = _annotated(inner)
+            if about is None:
+                continue
+            letter, k = about
+            widths.setdefault(k, rows)
+            if letter == "W":
+                widths.setdefault(k - 1, cols)
     # An index shift: the document's input is a^{(k)} (``x = a^{(1)}``): a and z are shifted by k.
     shift = 0
     for tex, line, _ in formulas:
@@ -468,14 +616,25 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                 claims.append((as_claim, line, f"definition of {link.lhs} checked as a claim ({why})", tex))
                 continue
             defines[link.lhs] = (link.rhs, tex, line)
+    # Shape annotations stay in the claims, checked.  A number the document gives as a layer's width
+    # is written as that width (a symbol no formula uses), so that the claim holds on every network
+    # the checker tries, as the document means; the network's layers must be the document's.
+    width_name = None
+    if first == 0 and not shift:
+        width_name = next((n for n in ("n", "d", "N", "m") if n not in symbols
+                           and not re.search(rf"(?<![\\A-Za-z]){n}(?![A-Za-z])", everything)), None)
+    known = {k: w for k, w in widths.items() if 0 <= k - first < len(sizes) and sizes[k - first] == w}
+    document_only = {}  # (printed, line) -> the annotations whose sizes stay numbers
     for tex, line, kind in formulas:
         if kind not in _CLAIMED or "\\equiv" in tex or "=" not in tex:
             continue
-        stripped, shapes = _shapes(tex)
+        stripped, rewritten, kept = _sized(tex, known, width_name)
         problems = []
-        if shapes:
-            problems.append("shape annotations removed, not checked: "
-                            + ", ".join(f"[{inner}] {r}×{c}" for inner, r, c in shapes))
+        if rewritten:
+            symbols[width_name] = "width"
+            problems.append("shape annotations checked, their sizes read as layer widths: " + ", ".join(rewritten))
+        if kept:
+            document_only[(tex, line)] = kept
         spelled = re.sub(r"\{\\bf\s+([A-Za-z])\s*\}|\\(?:mathbf|boldsymbol|bm)\s*\{\s*([A-Za-z])\s*\}",
                          lambda m: m.group(1) or m.group(2), stripped)
         spelled = spelled.replace("\\cdotp", "\\cdot")
@@ -510,28 +669,50 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if isinstance(role, dict):
             lines.append(f'{name} = {{ quantity = "{role["quantity"]}", shift = {role["shift"]} }}      # guess')
         else:
-            lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function", "input"} else ""))
+            lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function", "input"}
+                                                 else "      # the sizes of shape annotations" if role == "width"
+                                                 else ""))
     if first != 0:
         lines.append(f'# guess: the input is a^{first}')
+    origins = {}
     if defines:
         lines += ["", "[define]"]
         for name, (rhs, tex, line) in defines.items():
+            origins[("define", name)] = f"{path}:{line}"
             lines.append(f"# line {line}: {tex}")
             lines.append(f'"{name}" = {_toml_string(rhs)}')
-    count, unreadable = 0, []
+    count, unreadable, positions, chains = 0, [], {}, {}
     order = "denominator" if layout else None
     for tex, line, problem, printed in _chains_split(claims, symbols, ["delta[0]", *defines], order):
         count += 1
+        column = column_of.get((printed, line)) or 1
+        positions[f"L{line}-{count}"] = (line, column)
+        rows = rows_of.get((printed, line))
+        starts = [k + len(_ROW_JOIN) for k in range(len(tex)) if tex.startswith(_ROW_JOIN + "=", k)]
+        if rows and len(starts) == len(rows) - 1:  # where each row starts in the drafted tex
+            chains[f"L{line}-{count}"] = [(at, *row) for at, row in zip([0, *starts], rows)]
+        origins[("claim", count)] = f"{path}:{line}"
         try:
-            translate(tex, symbols, ["delta[0]", *defines], layout=order)
+            links = translate(tex, symbols, ["delta[0]", *defines], layout=order)
         except (TexError, ValueError) as error:
-            where = column_of.get((printed, line))
-            unreadable.append(f"{path}:{line}:{where or 1}: the formula starting here cannot be read: {error}")
+            links = None
+            unreadable.append(f"{path}:{line}:{column}: the formula starting here cannot be read: {error}")
+        kept = document_only.get((printed, line))
+        # A number left in an annotation the checker checks (one on a whole side) holds on the
+        # document's network only: the claim is checked there only.
+        only = kept and (links is None or any(size.isdigit() and size != "1"
+                                              for link in links for size in link.shape or ()))
+        if kept:
+            problem = "; ".join(filter(None, [problem, "shape sizes kept as printed (" + ", ".join(kept) + "): not "
+                                              "a width the document gives one layer"
+                                              + (", so checked on the document's network only" if only else "")]))
         lines += ["", "[[claim]]", f'id   = "L{line}-{count}"', f"tex  = {_toml_string(tex)}",
                   f"text = {_toml_string(printed)}", f'note = "line {line}"']
         if problem:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
-    return Draft("\n".join(lines) + "\n", guesses, count, unreadable)
+        if only:
+            lines.append('instances = "document"')
+    return Draft("\n".join(lines) + "\n", guesses, count, unreadable, positions, origins, chains)
 
 
 _FUNCTION = re.compile(r"\s*([A-Za-z])\s*\(\s*([A-Za-z])\s*\)\s*=\s*(.+?)\s*")
@@ -662,3 +843,52 @@ def _toml_string(value: str) -> str:
     if "'" not in value and "\n" not in value:
         return f"'{value}'"
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def load_document(path: str | Path, symbols: str | Path | None = None, text: str | None = None, *,
+                  warn=None):
+    """The draft of the document at *path* loaded as a Derivation, from memory, as ``symbackprop
+    verify DOC`` checks it: every message names the document and the formula's line.  With
+    ``symbols`` (a TOML file), that file's tables are merged over the draft's key by key, its
+    entries winning and named FILE:line in messages; the claims stay the document's (its own
+    ``[[claim]]`` tables are not used: ``warn`` is told).  ``derivation.extraction`` holds the guesses,
+    the draft's entries the symbols file changed and the formulas that cannot be read, with their positions.
+    Raises ExtractError for a document that cannot be read, FileError when nothing can be checked."""
+    from .derivation.loader import load, merge, read_overrides
+
+    result = draft(path, text)
+    data, origins, overridden, added = result.data, dict(result.origins), [], []
+    if symbols is not None:
+        user, user_origins = read_overrides(symbols)
+        if "claim" in user and warn is not None:
+            warn(f"{symbols}: its [[claim]] tables are not used: the claims are those of {path}")
+        overridden = [f"[{table}] {key}" for table, entries in user.items()
+                      if isinstance(entries, dict) and isinstance(data.get(table), dict)
+                      for key in entries if key in data[table] and data[table][key] != entries[key]]
+        overridden += [f"[{table}]" for table in ("network", "symbols") if "model" in user and table in data]
+        added = [f"[{table}] {key}" if isinstance(entries, dict) else table for table, entries in user.items()
+                 if table != "claim" for key in (entries if isinstance(entries, dict) else [None])
+                 if not isinstance(data.get(table), dict) or key not in data[table]]
+        data = merge(data, user)
+        origins.update((key, where) for key, where in user_origins.items() if key[0] != "claim")
+    derivation = load(path, data=data, origins=origins)
+    for claim in derivation.claims:  # each claim at its line; a link of a chain over rows, its own row's
+        base = claim.id if claim.id in result.positions else claim.id[:-1]
+        if base not in result.positions:
+            continue
+        claim.line = result.positions[base][0]
+        rows = result.rows.get(base)
+        if rows and claim.offset is not None:
+            _, text, line, _ = [row for row in rows if row[0] <= claim.offset][-1]
+            if claim.note and line != claim.line and claim.note.startswith(f"line {claim.line}"):
+                claim.note = f"line {line}" + claim.note[len(f"line {claim.line}"):]
+            claim.text, claim.line = text, line
+    unreadable = []
+    for claim in derivation.claims:
+        if claim.error and claim.error.startswith("tex: ") and claim.id in result.positions:
+            line, column = result.positions[claim.id]
+            unreadable.append({"claim": claim.id, "line": line, "column": column, "message": claim.error[5:]})
+    derivation.extraction = {"document": str(path), "symbols": None if symbols is None else str(symbols),
+                             "guesses": list(result.guesses), "overridden": overridden, "added": added,
+                             "unreadable": unreadable}
+    return derivation

@@ -553,7 +553,8 @@ def module_docstring(spec: NetworkSpec, dtype: str, built: dict, proofs, penalty
     if target == "numpy":
         lines += [
             "Parameters: W_k is (n_k, n_{k-1}), b_k is (n_k,); init_params(seed) returns a Params dict whose",
-            "arrays are views into one flat array (train_step then updates all of them in one call).",
+            "arrays are views into one flat array " + ("(train_step's fastest form needs them: see below)." if blas
+                                                        else "(train_step then updates all of them in one call)."),
             "",
             "    init_params(seed=0) -> Params",
             "    forward(params, X) -> a_L",

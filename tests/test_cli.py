@@ -89,7 +89,7 @@ def test_verify_a_document_prints_its_guesses_and_symbols_override(tmp_path, cap
                     'loss = "half_sse"\nbatch = 1\n')
     main(["verify", str(seed), "--symbols", str(mine)])
     out = capsys.readouterr().out
-    assert "network and symbols from" in out and "3-5-2" in out
+    assert f"{mine}: overrides [network] widths" in out and "3-5-2" in out
 
 
 def test_extract_errors_are_one_line(tmp_path, capsys):

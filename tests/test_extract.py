@@ -86,7 +86,7 @@ def test_draft_reads_network_symbols_and_claims_from_a_post():
     assert data["define"] == {"delta[2]": "(a[2] - y) ∘ sigma'(z[2])"}
     texts = [c["tex"] for c in data["claim"]]
     assert texts == ["z^l = W^l a^{l-1} + b^l", "a^l = \\sigma(z^l)", "\\frac{\\partial C}{\\partial b^2} = \\delta^2"]
-    assert [c["note"] for c in data["claim"]] == ["line 3", "line 3", "line 5"]
+    assert [c["note"] for c in data["claim"]] == ["line 3", "line 3", "line 6"]  # the formula's own line
     assert "# guess: the document gives no widths" in result.toml
     assert any("guessed small" in g for g in result.guesses)
 
@@ -99,7 +99,7 @@ def test_draft_of_seed_002_takes_the_widths_from_its_shapes_and_keeps_the_erratu
     assert set(data["define"]) == {"delta[2]", "delta[1]"}
     assert any("\\delta^3" in c["tex"] for c in data["claim"])
     shaped = [c for c in data["claim"] if "line 69" in c["note"]]
-    assert shaped and "shape annotations removed, not checked" in shaped[0]["note"]
+    assert shaped and "shape annotations checked" in shaped[0]["note"] and "_{n_{2}\\times n_{1}}" in shaped[0]["tex"]
 
 
 def test_side_by_side_formulas_are_split():
@@ -135,7 +135,7 @@ def test_a_formula_the_reader_stops_on_is_named_with_line_and_column():
     text = "intro\n  \\[ \\frac{\\partial C}{\\partial W^2} = \\unknownmacro{x} \\]\n"
     result = draft("doc.tex", text)
     (problem,) = result.unreadable
-    assert problem.startswith("doc.tex:2:3: the formula starting here cannot be read: ") and "column" in problem
+    assert problem.startswith("doc.tex:2:6: the formula starting here cannot be read: ") and "column" in problem
     assert "\n" not in problem and result.claims == 1
 
 

@@ -219,7 +219,7 @@ def test_norms_exp_bold_names_and_closing_punctuation():
                      "\\end{align*}", SYMBOLS, DEFINED)
     assert [(l.lhs, l.rhs) for l in rows] == [("z[1]", "W[1] @ a[0] + b[1]"), ("a[1]", "sigma(z[1])")]
     with pytest.raises(TexError, match=r"a pmatrix written out entry by entry .* at column 5"):
-        translate(r"x = \begin{pmatrix} a \end{pmatrix}", SYMBOLS, DEFINED)
+        translate(r"x = \begin{pmatrix} a & b \end{pmatrix}", SYMBOLS, DEFINED)
 
 
 def test_a_greek_macro_is_the_defined_unicode_name():

@@ -188,7 +188,7 @@ def test_a_chain_with_an_unreadable_link_is_drafted_link_by_link():
     result = draft("post.txt", text)
     claims = tomllib.loads(result.toml)["claim"]
     assert [c["tex"].split(" = ")[1][:12] for c in claims] == ["\\frac{\\parti", "\\begin{bmatr", "z^l"]
-    assert all("of the chain at line 1 (the chain cannot be read as a whole)" in c["note"] for c in claims)
+    assert all("of the chain at line 2 (the chain cannot be read as a whole)" in c["note"] for c in claims)  # its first row
     assert len(result.unreadable) == 1 and "which column holds the entry" in result.unreadable[0]
 
 
@@ -234,3 +234,55 @@ def test_a_function_the_document_defines_is_written_out_where_it_is_applied():
     assert applied["tex"] == "a^2 = \\left( \\frac12 \\| (z^2 - y) \\|^2 \\right)"
     assert "g(…) written out by its definition at line 1: g(x) = \\frac12 \\| x \\|^2" in applied["note"]
     assert all("written out" not in c.get("note", "") for k, c in claims.items() if k != "L3-")  # ∇g(x): g itself
+
+
+def test_a_list_with_dots_is_the_vector_of_its_entries_and_a_one_entry_matrix_is_parentheses():
+    symbols = {"a": "preactivation", "h": "activation", "g": "activation_function", "Lθ": "loss", "y": "target"}
+    names = {r"\mathcal{L}(\theta)": "Lθ"}
+    column, listed = translate(
+        r"\nabla_{a_i} \mathcal{L}(\theta) = \begin{bmatrix} \frac{\partial \mathcal{L}(\theta)}{\partial h_{i,1}}"
+        r" g'(a_{i,1}) \\ \vdots \\ \frac{\partial \mathcal{L}(\theta)}{\partial h_{i,n}} g'(a_{i,n}) \end{bmatrix}"
+        r" = \nabla_{h_i} \mathcal{L}(\theta) \odot [\dots, g'(a_{i,k}), \dots]", symbols, [], names)
+    assert column.rhs in ("(grad(Lθ, h[i]) * g'(a[i]))", "grad(Lθ, h[i]) * g'(a[i])")  # ∂L/∂h_{i1}: entry 1 of ∂L/∂h_i
+    assert listed.rhs == "grad(Lθ, h[i]) ∘ g'(a[i])"
+    assert "read [… g'(a[i][k]) …] as the vector of the entries g'(a[i][k]) over k: g'(a[i])" in listed.notes
+    (paren,) = translate(r"v = - \begin{pmatrix} y - h_2 \end{pmatrix}", symbols, [])
+    assert paren.rhs == "-(y - h[2])" and "read the pmatrix with the one entry y - h[2] as parentheses" in paren.notes
+    with pytest.raises(TexError, match=r"write \[\\dots, x_k, \\dots\] .* at column 7"):
+        translate(r"e_k = [\dots, 0, 1, 0, \dots]^T", symbols, [])
+
+
+def test_a_differentiated_letter_is_the_drafts_unspecified_activation_function():
+    import tomllib
+
+    from symbackprop.extract import draft
+    text = "$$ \\frac{\\partial a^2}{\\partial z^2} = \\operatorname{diag}(f'(z^2)) $$\n"
+    result = draft("post.txt", text)
+    data = tomllib.loads(result.toml)
+    assert (data["network"]["hidden"], data["network"]["output"], data["symbols"]["f"]) == \
+        ("generic:f", "generic:f", "activation_function")
+    assert "every layer's activation is generic:f" in result.guesses
+
+
+def test_an_array_in_brackets_reads_as_a_matrix_with_its_column_spec_ignored():
+    read = link(r"v = \left[\begin{array}{c} a_1^l \\ \vdots \\ a_{n_l}^l \end{array}\right]")
+    assert read.rhs in ("a[l]", "(a[l])")
+    assert "read the array with the column a[l][1] … a[l][n[l]] as a[l]" in read.notes
+
+
+def test_a_matrix_with_more_explicit_entries_and_dotted_rows_checks_each_entrys_place():
+    body = (r"W^l_{1,1} & W^l_{1,2} & \dots & W^l_{1,n} \\ \vdots & \vdots & \ddots & \vdots \\"
+            r" W^l_{m,1} & W^l_{m,2} & \dots & W^l_{m,n}")
+    read = link(r"M = \begin{bmatrix} " + body + r" \end{bmatrix}")
+    assert read.rhs == "W[l]"
+    with pytest.raises(TexError, match=re.escape("the entry W[l][m, 3] does not follow the pattern")):
+        translate(r"M = \begin{bmatrix} " + body.replace("W^l_{m,2}", "W^l_{m,3}") + r" \end{bmatrix}", SYMBOLS, [])
+
+
+def test_a_column_of_iverson_brackets_is_the_unit_vector():
+    symbols = {"ŷ": "output", "Lθ": "loss", "ell": "label", "p": "width"}
+    (read,) = translate(r"v = \begin{bmatrix} -(\mathbb{1}_{\ell=1} - \hat{y}_1) \\ -(\mathbb{1}_{\ell=2} - \hat{y}_2) \\"
+                        r" \vdots \\ -(\mathbb{1}_{\ell=p} - \hat{y}_p) \end{bmatrix}", symbols, [], {r"\hat{y}": "ŷ"})
+    assert read.rhs in ("-(diag(ones(p))[:, ell] - ŷ)", "(-(diag(ones(p))[:, ell] - ŷ))")
+    assert any(note.startswith("read the bmatrix with the column -((ell == 1) - ŷ[1]) … -((ell == p) - ŷ[p]) as ")
+               for note in read.notes)

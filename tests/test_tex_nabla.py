@@ -260,23 +260,10 @@ def test_outputs_names_the_output_width_so_a_sum_up_to_it_is_read_literally(tmp_
     assert [r.verdict.status for r in verify(str(path)).results] == ["proved", "proved"]
 
 
-def test_a_vector_printed_by_its_generic_entry_drops_that_entry_index_with_a_note():
+def test_the_generic_entry_of_a_vector_reads_with_packed_subscripts():
     ((_, rhs, notes),) = read(r"x = \nabla_{h_i} \mathcal{L}(\theta) \odot [\dots, g'(a_{ik}), \dots]")
     assert rhs == "grad(Lθ, h[i]) ∘ g'(a[i])"
-    assert r"read [\dots, g'(a[i][k]), \dots] as the vector of its entries over k: g'(a[i])" in notes
-    ((_, rhs, _),) = read(r"x = [\ldots, W_{i,k,1}, \ldots]")
-    assert rhs == "W[i][:, 1]"
-
-
-@pytest.mark.parametrize("tex, message", [
-    (r"x = [\dots, a_{ik} + k, \dots]", r"k is used outside an entry at column 13"),
-    (r"x = [\dots, a_{ik}]", "expected ',' at column 19"),
-    (r"x = [\dots, L, \dots]", "cannot tell which index of L the dots run over at column 13"),
-    (r"x = [\dots, W_{i,k,j}, \dots]", r"cannot tell which index of W\[i\]\[k, j\] the dots run over"),
-])
-def test_a_dotted_vector_that_cannot_be_read_is_an_error_with_the_column(tex, message):
-    with pytest.raises(TexError, match=message):
-        translate(tex, SYMBOLS, [], NAMES)
+    assert "read the subscript ik of a as layer i, entry [k]" in notes
 
 
 def test_e_to_a_power_is_exp_even_where_e_names_the_one_hot_vector():

@@ -100,7 +100,8 @@ class ClaimResult:
 
     def to_dict(self) -> dict:
         v = self.verdict
-        return {"id": self.claim.id, "text": self.claim.text, "lhs": self.claim.lhs, "rhs": self.claim.rhs,
+        return {"id": self.claim.id, "text": self.claim.text, "line": self.claim.line,
+                "lhs": self.claim.lhs, "rhs": self.claim.rhs,
                 "verdict": v.status, "expect": self.claim.expect, "scope": v.scope,
                 "seconds": round(v.seconds, 4), "message": v.message, "counterexample": v.counterexample,
                 "correction": self.correction, "method": v.method, "notes": v.notes,
@@ -121,8 +122,11 @@ class FileReport:
 
     def to_dict(self) -> dict:
         d = self.derivation
-        return {"path": d.path, "title": d.title, "source": d.source, "errors": d.errors,
-                "claims": [r.to_dict() for r in self.results], "seconds": round(self.seconds, 3)}
+        document = {"path": d.path, "title": d.title, "source": d.source, "errors": d.errors,
+                    "claims": [r.to_dict() for r in self.results], "seconds": round(self.seconds, 3)}
+        if d.extraction is not None:
+            document["extraction"] = d.extraction
+        return document
 
 
 # -------------------------------------------------------------------------------- instances

@@ -51,6 +51,8 @@ class Claim:
     instances: str | None = None  # "document" or "all"; None: the file's choice, else the checker's
     error: str | None = None  # set when the claim's entry in the file is itself broken
     shape: tuple | None = None  # (rows, cols) formulas: the LaTeX's shape annotation of the right side
+    offset: int | None = None  # a tex claim: where its link starts in the tex (a chain's links differ)
+    line: int | None = None  # where the claim is in the document, when known (a draft read from it)
 
 
 @dataclass
@@ -70,6 +72,13 @@ class Derivation:
     tex_names: dict = field(default_factory=dict)  # [tex]: how the document prints a name -> the name
     derivative_layout: str | None = None  # how its tex prints ∂a/∂b: "denominator" is jacobian(a, b).T
     errors: list = field(default_factory=list)  # file-level problems, one line each
+    origins: dict = field(default_factory=dict, repr=False)  # (table, key) -> "FILE:line" of that entry
+    extraction: dict | None = None  # for a draft read from a document: its guesses and unreadable formulas
+
+    def at(self, table: str | None = None, key=None) -> str:
+        """Where the entry ``[table] key`` comes from, as error messages name it: its origin when the
+        derivation was merged from several sources (``mine.toml:3``, ``post.md:12``), else the file."""
+        return self.origins.get((table, key), self.path)
 
     def __repr__(self) -> str:
         return (f"<Derivation {self.path}: {len(self.claims)} claims, {len(self.bindings)} symbols, "
@@ -80,12 +89,19 @@ def _unknown(keys, allowed, where) -> list[str]:
     return [f"{where}: unknown key {key!r} (allowed: {', '.join(allowed)})" for key in keys if key not in allowed]
 
 
-def load(path: str | Path, text: str | None = None) -> Derivation:
-    """Read a derivation file (or parse ``text``, named ``path``).  Raises FileError only when nothing in it can be checked — and
-    nothing else: one file's failure never costs the other files theirs."""
+def load(path: str | Path, text: str | None = None, *, data: dict | None = None,
+         origins: dict | None = None) -> Derivation:
+    """Read a derivation file (or parse ``text``, or take the already parsed ``data``, named ``path``).
+    Raises FileError only when nothing in it can be checked — and nothing else: one file's failure
+    never costs the other files theirs.
+
+    ``origins`` maps an entry to where it was written, for messages: ``(table, key)`` →
+    ``"FILE:line"`` with table ``None`` for a top-level key, ``"claim"`` with the claim's 1-based
+    position, or a table's name (``"symbols"``, ``"network"``, …) with the entry's key (``None``: the
+    table itself).  An entry without one is named by ``path``."""
     shown = str(path)
     try:
-        return _load(Path(path), shown, text)
+        return _load(Path(path), shown, text, data, origins or {})
     except FileError:
         raise
     except Exception as error:  # a bug, not the file's fault: still one line, naming the file
@@ -97,9 +113,18 @@ def _first_line(error: Exception) -> str:
     return text[0][:200] if text else "no message"
 
 
-def _load(path: Path, shown: str, text: str | None = None) -> Derivation:
+def _load(path: Path, shown: str, text: str | None = None, data: dict | None = None,
+          origins: dict | None = None) -> Derivation:
+    d = Derivation(path=shown, origins=dict(origins or {}))
+    if data is None:
+        data = _parse(path, shown, text)
+    _read(d, data)
+    return d
+
+
+def _parse(path: Path, shown: str, text: str | None) -> dict:
     try:
-        data = tomllib.loads(limits.read_text(path, limits.MAX_FILE_BYTES, "derivation file") if text is None else text)
+        return tomllib.loads(limits.read_text(path, limits.MAX_FILE_BYTES, "derivation file") if text is None else text)
     except FileNotFoundError:
         raise FileError(f"{shown}: no such file") from None
     except limits.LimitError as error:
@@ -112,31 +137,35 @@ def _load(path: Path, shown: str, text: str | None = None) -> Derivation:
         raise FileError(f"{shown}: cannot read: {error.strerror}") from None
     except RecursionError:
         raise FileError(f"{shown}: malformed TOML: nested too deeply") from None
-    d = Derivation(path=shown)
-    d.errors += _unknown(data, TOP_KEYS, shown)
+
+
+def _read(d: Derivation, data: dict) -> None:
+    shown = d.path
+    d.errors += [message for key in data for message in _unknown([key], TOP_KEYS, d.at(None, key))]
     d.title = str(data.get("title", ""))
     d.source = str(data.get("source", ""))
     summation = data.get("summation")
     if summation not in (None, "einstein"):
-        d.errors.append(f"{shown}: summation must be \"einstein\" (or absent), not {summation!r}")
+        d.errors.append(f"{d.at(None, 'summation')}: summation must be \"einstein\" (or absent), not {summation!r}")
     d.einstein = summation == "einstein"
     layout = data.get("derivative_layout")
     if layout not in (None, "numerator", "denominator"):
-        d.errors.append(f"{shown}: derivative_layout must be \"numerator\" or \"denominator\", not {layout!r}")
+        d.errors.append(f"{d.at(None, 'derivative_layout')}: derivative_layout must be \"numerator\" or "
+                        f"\"denominator\", not {layout!r}")
     else:
         d.derivative_layout = layout
-    d.instances = _instances(data.get("instances"), shown, d.errors)
+    d.instances = _instances(data.get("instances"), d.at(None, "instances"), d.errors)
     if "model" in data:
         if "network" in data:
             raise FileError(f"{shown}: give either [network] (a dense network) or [model] (definitions), not both")
         if "symbols" in data:
             raise FileError(f"{shown}: a [model] names its own quantities; [symbols] maps a [network]'s")
         try:
-            d.model = parse_model(data["model"], shown)
+            d.model = parse_model(data["model"], d.at("model"))
             build_model(d.model, d.model.sizes)  # at the document's sizes: every definition must evaluate
         except (ModelError, ClaimError) as error:
             message = str(error)
-            raise FileError(message if message.startswith(shown) else f"{shown}: {message}") from None
+            raise FileError(message if message.startswith(d.at("model")) else f"{d.at('model')}: {message}") from None
         d.bindings = bindings_of(d.model)
     else:
         _load_network(d, data.get("network"), shown)
@@ -144,7 +173,6 @@ def _load(path: Path, shown: str, text: str | None = None) -> Derivation:
     _load_tex_names(d, data.get("tex", {}), shown)
     _load_definitions(d, data.get("define", {}), shown)
     _load_claims(d, data.get("claim", []), shown)
-    return d
 
 
 def _instances(value, where: str, errors: list) -> str | None:
@@ -156,9 +184,11 @@ def _instances(value, where: str, errors: list) -> str | None:
 
 
 def _load_network(d: Derivation, network, shown):
+    shown = d.at("network")
     if not isinstance(network, dict):
         raise FileError(f"{shown}: missing [network] table (widths, hidden, output, loss, …)")
-    d.errors += _unknown(network, NETWORK_KEYS, f"{shown}: [network]")
+    d.errors += [message for key in network
+                 for message in _unknown([key], NETWORK_KEYS, f"{d.at('network', key)}: [network]")]
     d.network = {k: v for k, v in network.items() if k in NETWORK_KEYS}
     for key in REQUIRED_NETWORK_KEYS:
         hidden_layers = isinstance(d.network.get("widths"), list) and len(d.network["widths"]) > 2
@@ -177,10 +207,10 @@ def _load_network(d: Derivation, network, shown):
 
 def _load_symbols(d: Derivation, symbols, shown):
     if not isinstance(symbols, dict):
-        d.errors.append(f"{shown}: [symbols] must be a table of name = \"quantity\"")
+        d.errors.append(f"{d.at('symbols')}: [symbols] must be a table of name = \"quantity\"")
         return
     for name, value in symbols.items():
-        where = f"{shown}: [symbols] {name}"
+        where = f"{d.at('symbols', name)}: [symbols] {name}"
         normalised = unicodedata.normalize("NFKC", name)
         if normalised != name:
             d.errors.append(f"{where}: Python reads this name as {normalised!r}; use that spelling")
@@ -206,10 +236,10 @@ def _load_tex_names(d: Derivation, names, shown):
     """``[tex]``: ``"\\mathcal{L}(\\theta)" = "Lθ"`` — the LaTeX of ``tex`` formulas reads that
     spelling as the name (which [symbols] or [define] gives a meaning)."""
     if not isinstance(names, dict):
-        d.errors.append(f"{shown}: [tex] must be a table of \"printed LaTeX\" = \"name\"")
+        d.errors.append(f"{d.at('tex')}: [tex] must be a table of \"printed LaTeX\" = \"name\"")
         return
     for printed, name in names.items():
-        where = f"{shown}: [tex] {printed!r}"
+        where = f"{d.at('tex', printed)}: [tex] {printed!r}"
         if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
             d.errors.append(f"{where}: must name a claim-language name (letters, digits and _), not {name!r}")
             continue
@@ -223,10 +253,10 @@ def _load_tex_names(d: Derivation, names, shown):
 
 def _load_definitions(d: Derivation, define, shown):
     if not isinstance(define, dict):
-        d.errors.append(f"{shown}: [define] must be a table of \"name[l]\" = \"formula\"")
+        d.errors.append(f"{d.at('define')}: [define] must be a table of \"name[l]\" = \"formula\"")
         return
     for target, value in define.items():
-        where = f"{shown}: [define] {target}"
+        where = f"{d.at('define', target)}: [define] {target}"
         range_text = None
         if isinstance(value, dict):
             d.errors += _unknown(value, DEFINE_KEYS, where)
@@ -300,21 +330,21 @@ def _expand_tex(d: Derivation, claims, shown):
             note = "; ".join(filter(None, [rest.get("note"), *link.notes])) or None
             quantified = {"for": link.for_range} if link.for_range and "for" not in rest else {}
             yield number, {**rest, **quantified, "id": claim_id + suffix, "lhs": link.lhs, "rhs": link.rhs,
-                           "note": note, " shape": link.shape}
+                           "note": note, " shape": link.shape, " offset": link.start}
 
 
 def _load_claims(d: Derivation, claims, shown):
     if not isinstance(claims, list):
-        d.errors.append(f"{shown}: claims are [[claim]] tables")
+        d.errors.append(f"{d.at('claim')}: claims are [[claim]] tables")
         return
     seen = set()
     for number, entry in _expand_tex(d, claims, shown):
         claim_id = str(entry.get("id", f"C{number}")) if isinstance(entry, dict) else f"C{number}"
-        where = f"{shown}: claim {claim_id}"
+        where = f"{d.at('claim', number)}: claim {claim_id}"
         if not isinstance(entry, dict):
             d.errors.append(f"{where}: must be a table")
             continue
-        problems = _unknown(entry, CLAIM_KEYS + (" tex error", " shape"), where)
+        problems = _unknown(entry, CLAIM_KEYS + (" tex error", " shape", " offset"), where)
         if " tex error" in entry:
             problems.append(f"{where}: {entry[' tex error']}")
         for size in entry.get(" shape") or ():
@@ -351,9 +381,98 @@ def _load_claims(d: Derivation, claims, shown):
                       rhs=entry.get("rhs", ""), range=entry.get("for"), expect=expect,
                       correction=entry.get("correction"), correction_lhs=entry.get("correction_lhs"),
                       note=entry.get("note"), network=overrides, instances=instances,
-                      error="; ".join(p.split(": ", 2)[-1] for p in problems) or None, shape=entry.get(" shape"))
+                      error="; ".join(p.split(": ", 2)[-1] for p in problems) or None, shape=entry.get(" shape"), offset=entry.get(" offset"))
         d.errors += problems
         d.claims.append(claim)
+
+
+def read_overrides(path: str | Path) -> tuple[dict, dict]:
+    """A file of tables to merge into another derivation (``verify DOC --symbols FILE``): its data
+    and the origin ``"FILE:line"`` of each entry, in the form :func:`load` takes as ``origins``."""
+    shown = str(path)
+    try:
+        text = limits.read_text(Path(path), limits.MAX_FILE_BYTES, "symbols file")
+    except FileNotFoundError:
+        raise FileError(f"{shown}: no such file") from None
+    except limits.LimitError as error:
+        raise FileError(f"{shown}: {error}") from None
+    except UnicodeDecodeError as error:
+        raise FileError(f"{shown}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise FileError(f"{shown}: cannot read: {error.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        import re
+
+        at = re.search(r"\(at line (\d+), column (\d+)\)$", str(error))
+        message = str(error)[:at.start()].rstrip() if at else str(error)
+        raise FileError(f"{shown}:{at.group(1)}:{at.group(2)}: malformed TOML: {message}" if at
+                        else f"{shown}: malformed TOML: {message}") from None
+    except RecursionError:
+        raise FileError(f"{shown}: malformed TOML: nested too deeply") from None
+    return data, entry_origins(text, shown)
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """``base`` with ``overrides`` merged in: a table key by key, the override's entry winning; any
+    other top-level value replaced.  The claims stay ``base``'s; a ``[model]`` in ``overrides``
+    replaces ``base``'s ``[network]`` and ``[symbols]``."""
+    merged = dict(base)
+    if "model" in overrides:
+        merged.pop("network", None)
+        merged.pop("symbols", None)
+    for key, value in overrides.items():
+        if key == "claim":
+            continue
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+_KEY = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+
+
+def entry_origins(text: str, shown: str) -> dict:
+    """``(table, key)`` → ``"FILE:line"`` for each table header and each key of a TOML text (array
+    tables ``[[claim]]`` by their 1-based position); only where an entry starts, for messages."""
+    import re
+
+    origins: dict = {}
+    table, counts, quote = None, {}, None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if quote:  # inside a multi-line string
+            if line.count(quote) % 2:
+                quote = None
+            continue
+        stripped = line.strip()
+        header = re.fullmatch(r"\[\[\s*(" + _KEY + r")\s*\]\](?:\s*#.*)?|\[\s*(" + _KEY + r")\s*\](?:\s*#.*)?", stripped)
+        if header:
+            if header.group(1):
+                table = _unquote(header.group(1))
+                counts[table] = counts.get(table, 0) + 1
+                origins.setdefault((table, counts[table]), f"{shown}:{number}")
+            else:
+                table = _unquote(header.group(2))
+                origins.setdefault((table, None), f"{shown}:{number}")
+            continue
+        key = re.match(r"(" + _KEY + r")\s*=", stripped)
+        if key and table not in counts:
+            origins.setdefault((table, _unquote(key.group(1))), f"{shown}:{number}")
+        for mark in ('"""', "'''"):
+            if line.count(mark) % 2:
+                quote = mark
+    return origins
+
+
+def _unquote(key: str) -> str:
+    if key.startswith("'"):
+        return key[1:-1]
+    if key.startswith('"'):
+        return tomllib.loads(f"k = {key}")["k"]
+    return key
 
 
 def expand_paths(paths: list[str]) -> list[Path]:
@@ -371,4 +490,5 @@ def expand_paths(paths: list[str]) -> list[Path]:
     return result
 
 
-__all__ = ["Claim", "Derivation", "FileError", "load", "expand_paths", "parse", "VERDICTS"]
+__all__ = ["Claim", "Derivation", "FileError", "load", "read_overrides", "merge", "expand_paths",
+           "parse", "VERDICTS"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .. import budget, limits
 from .check import Checker, FileReport, summarize
-from .loader import FileError, expand_paths, load
+from .loader import Derivation, FileError, expand_paths, load
 
 STDIN = "-"
 STDIN_LIMIT = limits.MAX_FILE_BYTES  # the same cap as a derivation file on disk
@@ -83,18 +83,23 @@ def cores() -> int:
 def verify(paths, timeout: float | None = 60.0, *, progress=None, stdin=None, jobs: int | None = 1,
            memory: int | None = None) -> Report:
     """Check derivation files as the command line does: ``paths`` is a file, a folder (every
-    ``*.toml`` in it), ``"-"`` (standard input, or the text stream ``stdin``) or a list of these.
+    ``*.toml`` in it), ``"-"`` (standard input, or the text stream ``stdin``), a loaded
+    :class:`Derivation`, or a list of these.
 
     ``verify("derivations/").results`` are the claims' results; ``.errors`` the files' problems.
     Each claim is decided under ``timeout`` seconds and ``memory`` bytes (default: the default
     budget shared by the workers).  ``jobs`` > 1 (None: :func:`cores`) checks the files in that
     many worker processes; the report is the serial one, in the files' order.
     """
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    paths = [paths] if isinstance(paths, (str, Path, Derivation)) else list(paths)
     jobs = cores() if jobs is None else max(1, int(jobs))
     report = Report()
     derivations = []
     for given in paths:
+        if isinstance(given, Derivation):  # already loaded (a draft read from a document)
+            report.errors += given.errors
+            derivations.append(given)
+            continue
         try:
             found = [STDIN] if str(given) == STDIN else expand_paths([str(given)])
         except FileError as error:

@@ -565,35 +565,6 @@ class _Parser:
             return inner.value
         return None
 
-    def _at_dots(self):
-        tok = self.peek()
-        return tok is not None and tok.kind == "macro" and tok.value in ROW_DOTS
-
-    def _dotted_vector(self, tok):
-        """``[\\dots, g'(a_{ik}), \\dots]``: the vector whose entry k is the one printed, read as the
-        formula with its entry index k dropped (``g'(a[i])``; noted)."""
-        self.i += 1  # the leading dots
-        self._close(",")
-        start = self.i
-        entry = self.expr()
-        self._close(",")
-        if not self._at_dots():
-            self.fail("expected \\dots after the entry of [\\dots, x_k, \\dots]")
-        self.i += 1
-        self._close("]")
-        letters = {m for part in re.findall(r"\]\[([^\[\]]+)\]", entry)
-                   for m in re.findall(r"(?<![\w])([A-Za-z])(?![\w\[])", part) if m not in self.symbols}
-        if len(letters) != 1:
-            raise TexError(f"cannot tell which index of {entry} the dots run over", self.t[start].pos, self.tex)
-        (k,) = letters
-        whole = re.sub(rf"\]\[{k}\]", "]", entry)
-        whole = re.sub(rf"\[{k}, ", "[:, ", re.sub(rf", {k}\]", ", :]", whole))
-        if re.search(rf"(?<![\w]){k}(?![\w])", whole):
-            raise TexError(f"cannot read [\\dots, {entry}, \\dots]: {k} is used outside an entry",
-                           self.t[start].pos, self.tex)
-        self.notes.append(f"read [\\dots, {entry}, \\dots] as the vector of its entries over {k}: {whole}")
-        return whole
-
     def _layer_and_entry(self, base, name, inner, packed):
         """A per-layer name's one subscript holding its layer, then its entry (``W_{kij}``,
         ``a_{i+1,m}``, ``W_{i+1,\\cdot,j}``): read so when it has one index more than an entry of the
@@ -718,8 +689,8 @@ class _Parser:
                     return f"{tok.value}({inner})", False, None
                 letter = self.renamed.get(tok.value, tok.value)
                 return letter, self._scalar_name(letter), letter
-            if tok.value == "[" and self._at_dots():
-                return self._dotted_vector(tok), False, None
+            if tok.value == "[" and (listed := _dotted_list(self)) is not None:
+                return listed, False, None
             if tok.value in "([":
                 inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
@@ -1220,7 +1191,7 @@ def _wrap(s):
 
 # ------------------------------------------------------------------ matrices written with dots
 
-MATRICES = {"matrix", "bmatrix", "pmatrix", "Bmatrix", "vmatrix", "Vmatrix", "smallmatrix"}
+MATRICES = {"matrix", "bmatrix", "pmatrix", "Bmatrix", "vmatrix", "Vmatrix", "smallmatrix", "array"}
 DOTS = {"dots": "…", "ldots": "…", "cdots": "…", "vdots": "⋮", "ddots": "⋱"}
 ELEMENTWISE = {"exp", "log", "sqrt", "sigmoid", "tanh", "relu", "heaviside"}
 _VECTOR_ROLES = {"preactivation", "activation", "bias", "input", "output", "target"}
@@ -1269,6 +1240,9 @@ def _read_matrix(p, tok):
                 end = toks[-1].node.pos + toks[-1].node.len if toks[-1].node is not None else toks[-1].pos + 1
                 cells.append((p._child(toks, end).parse_all(), toks[0].pos))
         grid.append(cells)
+    if len(grid) == 1 and len(grid[0]) == 1 and isinstance(grid[0][0], tuple):  # \begin{pmatrix} x \end{pmatrix}
+        p.notes.append(f"read the {env} with the one entry {grid[0][0][0]} as parentheses")
+        return grid[0][0][0]
     if len(grid) == 1 and isinstance(grid[0][0], str) and isinstance(grid[0][-1], str) and \
             [c[0] for c in grid[0] if isinstance(c, tuple) and c[0] != "0"][1:] == []:
         raise TexError(f"cannot read this {env}: which column holds the entry between the zeros is not printed",
@@ -1324,8 +1298,8 @@ def _corners(p, tok, line, dots, dims):
             continue
         if not isinstance(cell, tuple):
             raise TexError(f"expected an entry or {dots} between {first[0]} and {last[0]}", tok.pos, p.tex)
-        same, index, _ = _pattern_of(p, first, cell, dims)
-        if same != vector or _unparse(index) != str(k):
+        same, index, _ = _pattern_of(p, first, cell, dims, placeholder=True)
+        if same != _pattern_of(p, first, last, dims, placeholder=True)[0] or _unparse(index) != str(k):
             raise TexError(f"the entry {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1], p.tex)
     return vector, (None if _is_length(p, bases, end) else _unparse(end))
 
@@ -1341,14 +1315,36 @@ def _matrix_corners(p, tok, grid):
         got = tuple(_unparse(e) for e in corner.elts)
         if got != tuple(_unparse(w) if not isinstance(w, int) else str(w) for w in want):
             raise TexError(f"the corner {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1], p.tex)
+    # The cells between the corners: dots, or entries of the formula at their own row and column —
+    # known where no dotted row (column) comes before them (then it is their number) or after them
+    # (then it counts back from the last).
+    dotted_rows = [i for i, row in enumerate(grid) if isinstance(row[0], str)]  # ⋮ where a row is skipped
+    dotted_cols = [j for j, cell in enumerate(grid[0]) if isinstance(cell, str)]  # … where a column is
+
+    def index(k, dotted, count, end):
+        if not dotted or k < dotted[0]:
+            return str(k + 1)
+        if k > dotted[-1]:
+            back = count - 1 - k
+            return _unparse(end) if back == 0 else f"{_unparse(end)} - {back}"
+        return None
+
     for i, row in enumerate(grid):
         for j, cell in enumerate(row):
-            edge_row, edge_col = i in (0, len(grid) - 1), j in (0, len(row) - 1)
-            if edge_row and edge_col:
+            if (i, j) in ((0, 0), (0, len(row) - 1), (len(grid) - 1, 0), (len(grid) - 1, len(row) - 1)):
                 continue
-            expected = "…" if edge_row else ("⋮" if edge_col else "⋱")
-            if cell != expected:
-                raise TexError(f"expected {expected} in row {i + 1}, column {j + 1} of the matrix", tok.pos, p.tex)
+            if isinstance(cell, str):
+                continue
+            if cell is None:
+                raise TexError(f"expected an entry or dots in row {i + 1}, column {j + 1} of the matrix", tok.pos, p.tex)
+            same, at, _ = _pattern_of(p, first, cell, 2, allow_first=True)
+            want = (index(i, dotted_rows, len(grid), rows_end), index(j, dotted_cols, len(row), cols_end))
+            got = tuple(_unparse(e) for e in at.elts)
+            if same != matrix or any(w is not None and w != g for w, g in zip(want, got)):
+                raise TexError(f"the entry {cell[0]} does not follow the pattern of {first[0]} … {last[0]}", cell[1],
+                               p.tex)
+    if not dotted_rows or not dotted_cols:
+        raise TexError("a matrix written with dots needs a row of \\vdots and a column of \\cdots", tok.pos, p.tex)
     return matrix, f"{_unparse(rows_end)}, 1..{_unparse(cols_end)}"
 
 
@@ -1589,12 +1585,19 @@ def _first_index(slice_node, dims):
     return len(elts) == dims and all(isinstance(e, ast.Constant) and e.value == 1 for e in elts)
 
 
-def _pattern_of(p, first, last, dims, allow_first=False):
+def _pattern_of(p, first, last, dims, allow_first=False, placeholder=False):
     """(the formula with entry index 1 of ``first`` dropped, the index ``last`` has there, the
     quantities indexed); TexError where the two entries are not one formula."""
-    ends, bases = [], []
+    ends, bases, units = [], [], []
 
     def walk(a, b):
+        if dims == 1 and isinstance(a, ast.Compare) and isinstance(b, ast.Compare) and len(a.ops) == len(b.ops) == 1 \
+                and isinstance(a.ops[0], ast.Eq) and isinstance(b.ops[0], ast.Eq) \
+                and ast.dump(a.left) == ast.dump(b.left) and _first_index(a.comparators[0], 1) \
+                and (allow_first or ast.dump(a.comparators[0]) != ast.dump(b.comparators[0])):
+            ends.append(b.comparators[0])  # (x == 1) … (x == n): the unit vector e_x, entry by entry
+            units.append(a.left)
+            return ast.Name(f"UNIT{len(units) - 1}", ast.Load())
         if isinstance(a, ast.Subscript) and _first_index(a.slice, dims) and isinstance(b, ast.Subscript) \
                 and ast.dump(a.value) == ast.dump(b.value) and (allow_first or ast.dump(a.slice) != ast.dump(b.slice)):
             ends.append(b.slice)
@@ -1624,7 +1627,10 @@ def _pattern_of(p, first, last, dims, allow_first=False):
     except (_NoPattern, SyntaxError):
         raise TexError(f"cannot read {first[0]} … {last[0]} as the entries of one formula", first[1], p.tex) from None
     _check_elementwise(p, tree, first)
-    return _unparse(tree), ends[0], bases
+    text = _unparse(tree)
+    for k, at in enumerate([] if placeholder else units):
+        text = re.sub(rf"\bUNIT{k}\b", lambda _: f"diag(ones({_unparse(ends[0])}))[:, {_unparse(at)}]", text)
+    return text, ends[0], bases
 
 
 def _check_elementwise(p, tree, first):
@@ -1639,8 +1645,70 @@ def _check_elementwise(p, tree, first):
             name = getattr(node.func, "id", "")
             fine = not node.keywords and (name in ELEMENTWISE or name.endswith(PRIME) or _symbol_role(p, name) in (
                 "activation_function", "hidden_activation", "output_activation"))
+            if name == "grad" and len(node.args) == 2 and isinstance(node.args[0], ast.Name):
+                fine = _symbol_role(p, node.args[0].id) in SCALAR_ROLES  # ∂L/∂x_k: entry k of ∂L/∂x
         if not fine:
             raise TexError(f"the entries {first[0]} … are not one formula applied entry by entry", first[1], p.tex)
+
+
+def _dotted_list(p):
+    """``[\\dots, x_k, \\dots]`` (the ``[`` just read): the vector whose entry k is x_k, its entry
+    index dropped (noted); None when the brackets hold no dots.  Any other list with dots is an error."""
+    depth, end = 0, None
+    for k in range(p.i, len(p.t)):
+        tok = p.t[k]
+        if tok.kind == "char" and tok.value in "([":
+            depth += 1
+        elif tok.kind == "char" and tok.value in ")]":
+            if depth == 0:
+                end = k
+                break
+            depth -= 1
+    if end is None:
+        return None
+    inside = p.t[p.i:end]
+    if not any(t.kind == "macro" and t.value in DOTS for t in inside):
+        return None
+    items, cur, depth = [], [], 0
+    for t in inside:
+        depth += t.kind == "char" and t.value in "(["
+        depth -= t.kind == "char" and t.value in ")]"
+        if depth == 0 and t.kind == "char" and t.value == ",":
+            items.append(cur)
+            cur = []
+        else:
+            cur.append(t)
+    items.append(cur)
+    dots = [len(item) == 1 and item[0].kind == "macro" and item[0].value in DOTS for item in items]
+    start = p.t[p.i - 1].pos
+    if len(items) != 3 or dots != [True, False, True]:
+        raise TexError("cannot read this list with dots: write [\\dots, x_k, \\dots] for the vector of the x_k",
+                       start, p.tex)
+    entry = p._child(items[1], items[1][-1].pos + 1).parse_all()
+    tree = _formula_tree(entry)
+    letters = {n.slice.id for n in ast.walk(tree) if isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Name)
+               and len(n.slice.id) == 1 and n.slice.id not in p.symbols  # an entry index, not a layer
+               and not (isinstance(n.value, ast.Name) and _symbol_role(p, n.value.id) in LAYERED)}
+    if len(letters) != 1:
+        raise TexError(f"cannot tell which index of {entry} the list runs over", start, p.tex)
+    (letter,) = letters
+
+    def drop(node):
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Name) and node.slice.id == letter:
+            return drop(node.value)
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                setattr(node, name, [drop(v) if isinstance(v, ast.AST) else v for v in value])
+            elif isinstance(value, ast.AST):
+                setattr(node, name, drop(value))
+        return node
+
+    vector = drop(tree)
+    _check_elementwise(p, vector, (entry, items[1][0].pos))
+    p.i = end + 1
+    text = _unparse(vector)
+    p.notes.append(f"read [… {entry} …] as the vector of the entries {entry} over {letter}: {text}")
+    return _atom_text(text)
 
 
 def _symbol_role(p, name):
@@ -1657,7 +1725,6 @@ def _is_length(p, bases, end):
 
 
 SCALAR_ROLES = {"loss", "cost", "objective", "scalar"}
-ROW_DOTS = {"dots", "ldots", "cdots"}  # the dots of a row [\dots, x_k, \dots]
 ENTRY_RANK = {"weight": 2, "bias": 1, "preactivation": 1, "activation": 1}  # indices of one entry
 
 
