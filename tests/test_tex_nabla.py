@@ -338,3 +338,8 @@ def test_a_matrix_product_mixed_with_an_elementwise_one_unparenthesised_is_noted
     assert rhs == "W[k + 1].T @ grad(Lθ, a[k + 1]) ∘ g'(a[k])" and note in notes
     ((_, rhs, notes),) = read(r"x = (W_{k+1}^T \cdot \nabla_{a_{k+1}}) \odot g'(a_k)")
     assert not any("left to right" in n for n in notes)
+
+
+def test_nabla_of_a_transposed_quantity_is_the_transposed_gradient():
+    ((_, rhs, _),) = read(r"x = \nabla h_k^T W_k")
+    assert rhs == "grad(Lθ, h[k]).T @ W[k]"

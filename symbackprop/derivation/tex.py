@@ -946,9 +946,11 @@ class _Parser:
             # ∇C, ∇g(x), ∇f: the gradient of a function, whose variable is not printed
             raise TexError(f"\\nabla {wrt} needs the variable below, as in \\nabla_{{W^2}} {wrt}", tok.pos, self.tex)
         wrt = _unparen(wrt)
+        transposed = wrt.endswith(".T")  # \nabla h_k^T: the gradient, transposed
+        wrt = _unparen(wrt[:-2]) if transposed else wrt
         loss = self._loss(tok, f"∇{wrt}")
         self.notes.append(f"read ∇{wrt} as the gradient of the loss {loss} by {wrt}")
-        return f"grad({loss}, {wrt})"
+        return f"grad({loss}, {wrt})" + (".T" if transposed else "")
 
     def _loss(self, tok, what):
         """The one name [symbols] maps to the loss, for a gradient that does not name its function."""
