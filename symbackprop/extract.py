@@ -505,6 +505,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     everything = " ".join(f for f, _, _ in formulas)
     present = [k for k in symbols if re.search(rf"(?<![\\A-Za-z]){k}\s*\^", everything)]
     symbols = {k: symbols[k] for k in present} or symbols
+    symbols = _forward_roles(formulas, symbols, guesses)
     # Loss: its left side names the loss, the other plain letter of it is the target.
     loss_name, loss, target = "C", "half_sse", None
     losses = [f for f in formulas if f[2] == "loss"]
@@ -774,6 +775,33 @@ def _derivative_layout(claims, symbols, defined) -> int | None:
         if any("in the denominator layout (each factor" in note for link in links for note in link.notes):
             return line
     return None
+
+
+_AFFINE = re.compile(r"([A-Za-z])\s*[_^]\s*\{?\s*\(?\s*([a-zA-Z])\s*\)?\s*\}?\s*=\s*W\s*[_^]\s*\{?\s*\(?\s*\2"
+                     r"\s*\)?\s*\}?\s*(?:\\cdot\s*)?([A-Za-z])\s*[_^]\s*\{?\s*\(?\s*\2\s*-\s*1\s*\)?\s*\}?\s*\+\s*b")
+
+
+def _forward_roles(formulas, symbols: dict, guesses: list) -> dict:
+    """The symbols, with the pre-activation and activation letters a forward definition of the
+    document shows: ``a_i = W_i h_{i-1} + b_i`` makes a the pre-activation and h the activation
+    (the defaults z, a give way; each guess noted)."""
+    out = dict(symbols)
+    for tex, line, kind in formulas:
+        plain = _DECORATIONS.sub("", tex).replace("{\\bf", "{")
+        plain = re.sub(r"\{\s*([A-Za-z])\s*\}", r"\1", plain)  # {a}_i, \underline{a}_i: the letter a
+        match = _AFFINE.match(plain.strip()) if kind == "forward definition" else None
+        if match is None or match.group(1) == match.group(3):
+            continue
+        pre, act = match.group(1), match.group(3)
+        if out.get(pre) == "preactivation" and out.get(act) == "activation":
+            return out
+        for name, role in symbols.items():  # a default the document's letters replace
+            if role in ("preactivation", "activation") and name not in (pre, act):
+                out.pop(name, None)
+        out[pre], out[act] = "preactivation", "activation"
+        guesses.append(f"line {line}: {pre} = W {act} + b: {pre} is the pre-activation, {act} the activation")
+        return out
+    return out
 
 
 def _left_side(tex: str) -> str:

@@ -343,3 +343,18 @@ def test_a_matrix_product_mixed_with_an_elementwise_one_unparenthesised_is_noted
 def test_nabla_of_a_transposed_quantity_is_the_transposed_gradient():
     ((_, rhs, _),) = read(r"x = \nabla h_k^T W_k")
     assert rhs == "grad(Lθ, h[k]).T @ W[k]"
+
+
+def test_the_draft_reads_the_pre_activation_and_activation_letters_from_a_forward_definition(tmp_path):
+    import tomllib
+    from symbackprop.extract import draft
+    doc = tmp_path / "notes.md"
+    doc.write_text("$$\\underline{a}_i = W_i \\cdot \\underline{h}_{i-1} + \\underline{b}_i$$\n\n"
+                   "$$\\frac{\\partial C}{\\partial W_{kij}} = \\frac{\\partial C}{\\partial a_{ki}} h_{k-1,j}$$\n")
+    result = draft(doc)
+    symbols = tomllib.loads(result.toml)["symbols"]
+    assert (symbols["a"], symbols["h"]) == ("preactivation", "activation") and "z" not in symbols
+    assert "line 1: a = W h + b: a is the pre-activation, h the activation" in result.guesses
+    doc.write_text("$$z^l = W^l a^{l-1} + b^l$$\n")  # the defaults: nothing to change
+    symbols = tomllib.loads(draft(doc).toml)["symbols"]
+    assert (symbols["z"], symbols["a"]) == ("preactivation", "activation")
