@@ -2,10 +2,11 @@
 
 For each seed ``tests/data/seeds/00N_*.txt`` and its hand transcription ``derivations/00N_*.toml``:
 the draft of ``symbackprop extract`` (seconds per document), whether its guessed [network] and
-[symbols] match the hand file's, and the fraction of the hand file's claims that extraction finds
-and parses to a formula proved equal to the hand transcription's.  The draft is read with the
-seed's small symbols file ``tests/data/seeds/00N.symbols.toml`` merged over its guesses, table by
-table and key by key, as ``verify DOC --symbols FILE`` does: [symbols] and the [tex] spellings.
+[symbols] match the hand file's (scored on the draft made without help), and the fraction of the
+hand file's claims that extraction finds and parses to a formula proved equal to the hand
+transcription's.  For the claims the draft is made and read with the seed's small symbols file
+``tests/data/seeds/00N.symbols.toml`` merged over its guesses, table by table and key by key, as
+``verify DOC --symbols FILE`` does: [network], [symbols] and the [tex] spellings.
 A hand claim counts as found when an extracted link has the same left side and a right side
 either written identically or proved equal by ``verify`` (one claim "hand rhs = extracted rhs"
 per candidate, under the hand file's network and definitions and the claim's own ``network``
@@ -40,6 +41,11 @@ def _norm(expr: str) -> str:
 
 
 def _toml(value) -> str:
+    """A TOML value: strings, numbers and lists as JSON writes them, tables inline."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -58,13 +64,13 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
     hand = tomllib.loads(hand_path.read_text(encoding="utf-8"))
     given = tomllib.loads(symbols_path.read_text(encoding="utf-8")) if symbols_path else {}
     start = time.perf_counter()
-    result = draft(seed)
+    guessed = tomllib.loads(draft(seed).toml)  # the guesses alone, scored against the hand file
     seconds = time.perf_counter() - start
-    drafted = tomllib.loads(result.toml)
-    network_right = sum(drafted["network"].get(k) == hand.get("network", {}).get(k) for k in NETWORK_KEYS)
+    drafted = tomllib.loads(draft(seed, given=given).toml)  # the claims, read as verify --symbols does
+    network_right = sum(guessed["network"].get(k) == hand.get("network", {}).get(k) for k in NETWORK_KEYS)
     hand_symbols = hand.get("symbols", {})
-    symbols_right = sum(hand_symbols.get(k) == v for k, v in drafted.get("symbols", {}).items())
-    symbols_wrong = len(drafted.get("symbols", {})) - symbols_right
+    symbols_right = sum(hand_symbols.get(k) == v for k, v in guessed.get("symbols", {}).items())
+    symbols_wrong = len(guessed.get("symbols", {})) - symbols_right
     symbols = {**drafted.get("symbols", {}), **given.get("symbols", {})}
     names = {**drafted.get("tex", {}), **given.get("tex", {})}
     defined = list(hand.get("define", {})) + ["delta[0]"]
@@ -100,8 +106,7 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
         for key in ("for", "network", "instances"):
             if key in claims[n]:
                 value = claims[n][key]
-                body.append(f"{key} = " + ("{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-                                           if isinstance(value, dict) else _toml(value)))
+                body.append(f"{key} = {_toml(value)}")
     if pairs:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "pairs.toml"

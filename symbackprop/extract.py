@@ -74,7 +74,7 @@ def classify(tex: str) -> str:
         return "other" if number and bare and len(sides) == 2 else "loss"  # L = 3: a size, not the loss
     if re.fullmatch(r"\s*\\?[A-Za-z]+\s*(_\{?\w*\}?)?\s*'\s*\(.*", lhs):
         return "derivative"  # g'(z) = …, \sigma'(z) = …
-    forward = {"z", "a", "h", "y", "haty", "hat y", "Z", "A", "H", "Y", "hatY"}  # and a batch's matrices
+    forward = {"z", "a", "h", "x", "y", "haty", "hat y", "Z", "A", "H", "Y", "hatY"}  # and a batch's matrices
     if head in forward or any(_head(side) in forward for side in sides[1:-1]):
         return "forward definition"
     return "other"
@@ -250,7 +250,7 @@ def find_math(path: str | Path, text: str | None = None) -> list[MathSpan]:
 _SEPARATORS = ("\\qquad", "\\quad")
 _ACTIVATIONS = {"sigma": "sigmoid", "tanh": "tanh", "operatorname{ReLU}": "relu", "phi": "sigmoid"}
 _QUANTIFIER = re.compile(r"\s*\\forall\s*[A-Za-z]\s*=[^=]*")  # an inline ∀ k = 1(1)L standing alone
-_CLAIMED = {"gradient", "delta", "derivative", "forward definition"}
+_CLAIMED = {"gradient", "delta", "derivative", "forward definition", "loss"}
 
 
 @dataclass
@@ -465,11 +465,20 @@ def _sized(tex: str, known: dict, name: str | None) -> tuple[str, list[str], lis
     return _SHAPE.sub(rewrite, tex), rewritten, kept
 
 
-def draft(path: str | Path, text: str | None = None) -> Draft:
+def draft(path: str | Path, text: str | None = None, given: dict | None = None) -> Draft:
     """A derivation file for the document at *path*: [network] and [symbols] read from its forward
     definitions and loss (each guess commented), one claim per formula about a gradient, a delta, a
-    derivative or the forward pass, with its ``tex`` and source line."""
-    from .derivation.tex import TexError, translate
+    derivative or the forward pass, with its ``tex`` and source line.  ``given`` is the user's
+    symbols file (its [network], [symbols] and [tex] tables): its names win over the guesses and
+    its spellings are read as names."""
+    from .derivation.tex import TexError
+    from .derivation.tex import translate as read
+
+    given = {k: v for k, v in (given or {}).items() if isinstance(v, dict)}  # its tables (the loader checks them)
+    names = {str(k): v for k, v in given.get("tex", {}).items() if isinstance(v, str)}
+
+    def translate(tex, symbols, defined, **options):
+        return read(tex, symbols, defined, names, **options)
 
     path = Path(path)
     spans = find_math(path, text)
@@ -481,15 +490,15 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if not span.display and _QUANTIFIER.fullmatch(span.tex):
             pending = (span.tex.strip().rstrip(",.;").strip(), span.line)
             continue
-        given, pending = (pending, None) if span.display else (None, pending)
+        prose, pending = (pending, None) if span.display else (None, pending)
         for part, _, at, rows in _placed(span.tex):
             # Each row of a display at its own line: where it starts in the document.
             line, column = span.line, span.column
             if span.start is not None:
                 line, column = _position(span.tex, at, *span.start)
-            if given and "\\forall" not in part:
-                part = f"{part} \\quad {given[0]}"
-                quantified[(part, line)] = given
+            if prose and "\\forall" not in part:
+                part = f"{part} \\quad {prose[0]}"
+                quantified[(part, line)] = prose
             if span.start is not None and len(rows) > 1:  # a chain over several rows: each row's text and place
                 rows_of[(part, line)] = [(row, *_position(span.tex, row_at, *span.start)) for row, row_at in rows]
             column_of.setdefault((part, line), column)
@@ -578,6 +587,13 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                         symbols[name] = {"quantity": symbols[name], "shift": k}
                 guesses.append(f"line {line}: {letter} = a^({k}) is the input: a and z indices shifted by {k}")
             break
+    # The output layer's letter (a_L, z^{(L)}): the depth, shifted as a is.
+    for letter in ("L", "N"):
+        pattern = rf"(?<![\\A-Za-z])[azWb]\s*[_^]\s*\{{?\s*\(?{letter}\)?\s*\}}?(?![A-Za-z])"
+        if letter not in symbols and re.search(pattern, everything):
+            symbols[letter] = {"quantity": "depth", "shift": shift} if shift else "depth"
+            guesses.append(f"{letter} is the number of the output layer (a layer index of the document)")
+            break
     # The input is the layer before the first weight matrix (a^0 unless W^1 is missing).
     first = min(weights) - 1 if weights else 0
     if shift:
@@ -591,15 +607,42 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if k in widths:
             sizes.append(widths[k])
         else:
-            sizes.append(3 if k == first else (2 if k == last else 4))
+            binary = loss == "bce" and not softmax  # one probability per example: one output unit
+            sizes.append(3 if k == first else ((1 if binary else 2) if k == last else 4))
     from_doc = all(k in widths for k in range(first, last + 1))
-    guesses.append(f"widths {sizes} " + ("(the document's shapes)" if from_doc else "(guessed small)"))
+    guesses.append(f"widths {sizes} " + ("(the document's shapes)" if from_doc else "(guessed small)")
+                   + ("; one output unit for the binary cross-entropy" if last not in widths and sizes[-1] == 1 else ""))
     if first != 0:
         guesses.append(f"layers numbered from {first}: a^{first} is the input")
-    # Definitions (\equiv) and claims.
+    guessed = dict(symbols)  # what the draft writes in [symbols]: its own guesses, the user's merged after
+    symbols.update(_well_formed(given.get("symbols", {})))  # the formulas are read with the user's names
+    widths_given = given.get("network", {}).get("widths")
+    depth = len(widths_given) - 1 if isinstance(widths_given, list) and widths_given else len(sizes) - 1
+    # Definitions (\equiv, or = of a name that names nothing yet) and claims.
     defines, claims = {}, []
+    ranges = {}  # a definition's for range
+    as_printed = {}  # a definition's formula as printed, where the one read differs
+    repeated = False  # an entry index repeats in a product (Einstein's summation)
+    for tex, line, kind in formulas:
+        if kind != "other" or "\\equiv" in tex or "=" not in tex:
+            continue
+        try:  # read once to find the name on the left, then again with it a per-layer name
+            head = _head_name(translate(tex, symbols, ["delta[0]", *defines])[0].lhs)
+            links = translate(tex, symbols, ["delta[0]", *defines, head or "delta"])
+        except (TexError, ValueError):
+            continue
+        if len(links) != 1 or not _names_a_new_quantity(links[0].lhs, symbols, defines):
+            continue
+        (link,) = links
+        defines[link.lhs] = (link.rhs, tex, line)
+        repeated = repeated or _repeats_an_index(links, symbols)
+        layers = _layer_range(links, symbols, depth) if first == 0 else None
+        if layers:
+            ranges[link.lhs] = layers
+        guesses.append(f"line {line}: {tex.split('=')[0].strip()} names nothing else: read as its definition")
     for tex, line, kind in formulas:
         if "\\equiv" in tex:
+            original = tex
             repaired = re.sub(r"\[\s*\\equiv", r"\\equiv [", tex)
             if repaired != tex:
                 guesses.append(f"line {line}: '[\\equiv' read as '\\equiv [' (a misplaced bracket)")
@@ -617,6 +660,7 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
                 claims.append((as_claim, line, f"definition of {link.lhs} checked as a claim ({why})", tex))
                 continue
             defines[link.lhs] = (link.rhs, tex, line)
+            as_printed[link.lhs] = original
     # Shape annotations stay in the claims, checked.  A number the document gives as a layer's width
     # is written as that width (a symbol no formula uses), so that the claim holds on every network
     # the checker tries, as the document means; the network's layers must be the document's.
@@ -627,6 +671,11 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
     known = {k: w for k, w in widths.items() if 0 <= k - first < len(sizes) and sizes[k - first] == w}
     document_only = {}  # (printed, line) -> the annotations whose sizes stay numbers
     for tex, line, kind in formulas:
+        at_layers = _at_preactivations(tex, symbols)
+        if at_layers is not None:
+            rewritten, problem = at_layers
+            claims.append((rewritten, line, problem, tex))
+            continue
         if kind not in _CLAIMED or "\\equiv" in tex or "=" not in tex:
             continue
         stripped, rewritten, kept = _sized(tex, known, width_name)
@@ -653,8 +702,9 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             column_of.setdefault((printed, line), column_of.get((tex, line)))
         claims.append((spelled, line, "; ".join(problems) or None, tex))
     claims = _functions_expanded(claims, formulas, symbols)
+    claims += _errors_as_gradients(defines, symbols, loss_name, as_printed)
     claims.sort(key=lambda c: c[1])
-    layout = _derivative_layout(claims, symbols, ["delta[0]", *defines])
+    layout = _derivative_layout(claims, symbols, ["delta[0]", *defines], names)
     if layout:
         guesses.append(f"derivatives in the denominator layout (line {layout}: the chain rule printed "
                        "∂z/∂b ∂L/∂z): every ∂a/∂b of two vectors read as jacobian(a, b).T")
@@ -667,10 +717,16 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
              f'hidden = "{activation}"      # guess', f'output = "{"softmax" if softmax else activation}"      # guess',
              f'loss   = "{loss}"      # guess', "batch  = 1      # guess: one example", "", "[symbols]"]
     for name, role in symbols.items():
+        if name in given.get("symbols", {}):
+            if name not in guessed:
+                continue
+            role = guessed[name]
+        name = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else _toml_string(name)
         if isinstance(role, dict):
             lines.append(f'{name} = {{ quantity = "{role["quantity"]}", shift = {role["shift"]} }}      # guess')
         else:
-            lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function", "input"}
+            lines.append(f'{name} = "{role}"' + ("      # guess" if role in {"target", "loss", "activation_function", "input",
+                                                                          "depth"}
                                                  else "      # the sizes of shape annotations" if role == "width"
                                                  else ""))
     if first != 0:
@@ -681,10 +737,14 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         for name, (rhs, tex, line) in defines.items():
             origins[("define", name)] = f"{path}:{line}"
             lines.append(f"# line {line}: {tex}")
-            lines.append(f'"{name}" = {_toml_string(rhs)}')
-    count, unreadable, positions, chains = 0, [], {}, {}
+            if name in ranges:
+                lines.append(f'"{name}" = {{ expr = {_toml_string(rhs)}, for = "{ranges[name]}" }}'
+                             "      # guess: the for range")
+            else:
+                lines.append(f'"{name}" = {_toml_string(rhs)}')
+    count, unreadable, positions, chains, einstein = 0, [], {}, {}, repeated
     order = "denominator" if layout else None
-    for tex, line, problem, printed in _chains_split(claims, symbols, ["delta[0]", *defines], order):
+    for tex, line, problem, printed in _chains_split(claims, symbols, ["delta[0]", *defines], order, names):
         count += 1
         column = column_of.get((printed, line)) or 1
         positions[f"L{line}-{count}"] = (line, column)
@@ -693,8 +753,12 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
         if rows and len(starts) == len(rows) - 1:  # where each row starts in the drafted tex
             chains[f"L{line}-{count}"] = [(at, *row) for at, row in zip([0, *starts], rows)]
         origins[("claim", count)] = f"{path}:{line}"
+        layers = None
         try:
             links = translate(tex, symbols, ["delta[0]", *defines], layout=order)
+            quantified = any(getattr(link, "for_range", None) for link in links)  # \forall k: its own range
+            layers = _layer_range(links, symbols, depth) if first == 0 and not quantified else None
+            einstein = einstein or _repeats_an_index(links, symbols)
         except (TexError, ValueError) as error:
             links = None
             unreadable.append(f"{path}:{line}:{column}: the formula starting here cannot be read: {error}")
@@ -713,7 +777,195 @@ def draft(path: str | Path, text: str | None = None) -> Draft:
             lines[-1] = f"note = {_toml_string(f'line {line}; {problem}')}"
         if only:
             lines.append('instances = "document"')
+        if layers:
+            lines.append(f'for  = "{layers}"      # guess: every layer where the quantities it names exist')
+    if einstein:
+        at = lines.index("[network]")
+        lines.insert(at - 1, 'summation = "einstein"      # guess: an entry index repeats in a product, '
+                     "summed as in Einstein's convention")
+        guesses.append("an entry index repeats within a product: summed (Einstein's convention)")
     return Draft("\n".join(lines) + "\n", guesses, count, unreadable, positions, origins, chains)
+
+
+_FUNCTION_DEFINITION = re.compile(r"\s*\\(sigma|phi|varphi)\s*('?)\s*\(\s*([A-Za-z])\s*\)\s*=")
+
+
+def _at_preactivations(tex: str, symbols: dict) -> tuple[str, str] | None:
+    """``\\sigma(x) = \\frac{1}{1 + e^{-x}}``, x a letter naming nothing: the activation function's
+    definition, to be checked where the network applies it: the formula with x replaced by the
+    preactivation of layer l (and a note saying so); None for any other formula."""
+    match = _FUNCTION_DEFINITION.match(tex)
+    if match is None or match.group(1) not in symbols or match.group(3) in symbols:
+        return None
+    pre = next((k for k, v in symbols.items()
+                if (v.get("quantity") if isinstance(v, dict) else v) == "preactivation"), None)
+    if pre is None:
+        return None
+    letter, at = match.group(3), f"{pre}^{{(l)}}"
+    rewritten = re.sub(rf"(?<![\\A-Za-z]){letter}(?![A-Za-z])", lambda m: at, tex)
+    return rewritten, f"the definition of \\{match.group(1)}{match.group(2)}({letter}) checked at {letter} = {at}"
+
+
+_ERROR = re.compile(r"\s*\\(delta|epsilon|varepsilon)(?![A-Za-z])(.*)")
+
+
+def _errors_as_gradients(defines: dict, symbols: dict, loss_name: str, printed: dict) -> list:
+    """A layer's error δ^l (or ε^l) defined by the document, checked as what backpropagation means
+    by it, the gradient of the loss by z^l: one claim ``∂C/∂z^l = (the definition)`` per definition,
+    its printed text the definition's, the reading in its note."""
+    pre = next((k for k, v in symbols.items()
+                if (v.get("quantity") if isinstance(v, dict) else v) == "preactivation"), None)
+    if pre is None or not re.fullmatch(r"[A-Za-z]", loss_name or ""):
+        return []
+    out = []
+    for name, (rhs, tex, line) in defines.items():
+        left, _, right = tex.partition("\\equiv") if "\\equiv" in tex else tex.partition("=")
+        match = _ERROR.fullmatch(left.strip())
+        if match is None or not right.strip():
+            continue
+        claim = f"\\frac{{\\partial {loss_name}}}{{\\partial {pre}{match.group(2).strip()}}} = {right.strip()}"
+        note = f"the definition of {name} checked as the gradient of {loss_name} by {pre}: a layer's error is that gradient"
+        if printed.get(name, tex) != tex:
+            note += f"; read as {tex}"
+        out.append((claim, line, note, printed.get(name, tex)))
+    return out
+
+
+def _well_formed(roles: dict) -> dict:
+    """The entries of a symbols file's [symbols] the draft can read with: a quantity's name, or a
+    table with its ``quantity`` and an integer ``shift`` (the loader reports any other)."""
+    out = {}
+    for name, role in roles.items():
+        if isinstance(role, str):
+            out[name] = role
+        elif isinstance(role, dict) and isinstance(role.get("quantity"), str) \
+                and isinstance(role.get("shift", 0), int) and not isinstance(role.get("shift", 0), bool):
+            out[name] = {"quantity": role["quantity"], "shift": role.get("shift", 0)}
+    return out
+
+
+def _head_name(lhs: str) -> str | None:
+    """The name a left side is about: ``eps`` of ``eps[i] ** l``."""
+    import ast
+    try:
+        node = ast.parse(lhs, mode="eval").body
+    except SyntaxError:
+        return None
+    while isinstance(node, (ast.Subscript, ast.BinOp)):
+        node = node.value if isinstance(node, ast.Subscript) else node.left
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _names_a_new_quantity(lhs: str, symbols: dict, defines: dict) -> bool:
+    """Whether ``lhs`` is a name of nothing yet (not a symbol, not a function), with its layer and
+    entry indices: ``eps[l][i]``."""
+    import ast
+    try:
+        node = ast.parse(lhs, mode="eval").body
+    except SyntaxError:
+        return False
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id not in symbols and node.id != "delta" \
+        and node.id.isidentifier() and len(node.id) > 1 and lhs not in defines
+
+
+def _repeats_an_index(links, symbols) -> bool:
+    """Whether an entry index letter not on a link's left side is used twice on its right side
+    (``ε_q ∂z_q/∂W_ij``): the document sums over it as Einstein did."""
+    import ast
+
+    from .derivation.language import LAYERED, preprocess
+
+    def entry_letters(side):
+        try:
+            tree = ast.parse(preprocess(side), mode="eval")
+        except SyntaxError:
+            return []
+        out, bound = [], set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and \
+                    isinstance(node.ops[0], ast.In):
+                bound.add(node.left.id)  # sum(…, i in 1..m)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "sum":
+                bound.update(a.id for a in node.args[1:] if isinstance(a, ast.Name))  # sum(…, i)
+            if not isinstance(node, ast.Subscript):
+                continue
+            base = node.value
+            role = symbols.get(base.id) if isinstance(base, ast.Name) else None
+            quantity = role.get("quantity") if isinstance(role, dict) else role
+            if isinstance(base, ast.Name) and quantity in LAYERED:
+                continue  # X[l]: a layer
+            index = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            out += [i.id for i in index if isinstance(i, ast.Name) and i.id not in symbols]
+        return [letter for letter in out if letter not in bound]
+
+    for link in links:
+        left = set(entry_letters(link.lhs))
+        right = entry_letters(link.rhs)
+        if any(right.count(letter) >= 2 and letter not in left for letter in set(right)):
+            return True
+    return False
+
+
+def _layer_letters(links, symbols) -> dict[str, list[tuple[str, int]]]:
+    """Each letter used in a layer index (``W[l + 1]``) of the links: the names it indexes, with the
+    offset (``l + 1`` → 1)."""
+    import ast
+
+    from .derivation.language import LAYERED, preprocess
+    uses: dict[str, list[tuple[str, int]]] = {}
+    for link in links:
+        for side in (link.lhs, link.rhs):
+            try:
+                tree = ast.parse(preprocess(side), mode="eval")
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)):
+                    continue
+                role = symbols.get(node.value.id)
+                quantity = role.get("quantity") if isinstance(role, dict) else role
+                if quantity not in LAYERED:
+                    continue
+                index, offset = node.slice, 0
+                if isinstance(index, ast.BinOp) and isinstance(index.op, (ast.Add, ast.Sub)) \
+                        and isinstance(index.right, ast.Constant) and isinstance(index.right.value, int):
+                    offset = index.right.value if isinstance(index.op, ast.Add) else -index.right.value
+                    index = index.left
+                if isinstance(index, ast.Name) and index.id not in symbols:
+                    uses.setdefault(index.id, []).append((node.value.id, offset))
+    return uses
+
+
+def _layer_range(links, symbols, depth: int) -> str | None:
+    """The ``for`` range of a formula with a free layer letter: the layers where every quantity it
+    indexes exists (``z_{l+1} = W_{l+1} a_l + b_{l+1}``: l in 0..L-1), the last one written with
+    the document's depth name if it has one; None without a layer letter, or with two."""
+    from .derivation.language import LAYERED
+    uses = _layer_letters(links, symbols)
+    if len(uses) != 1:
+        return None
+    ((letter, refs),) = uses.items()
+    depth_name = next((k for k, v in symbols.items()
+                       if (v.get("quantity") if isinstance(v, dict) else v) == "depth"), None)
+    depth_shift = next((v.get("shift", 0) for k, v in symbols.items() if k == depth_name and isinstance(v, dict)), 0)
+    low, high = None, None
+    for name, offset in refs:
+        role = symbols[name]
+        quantity, shift = (role["quantity"], role.get("shift", 0)) if isinstance(role, dict) else (role, 0)
+        first = LAYERED[quantity][0] + shift - offset
+        last = shift - offset  # beyond the network's depth
+        low = first if low is None else max(low, first)
+        high = last if high is None else min(high, last)
+    if low > depth + high:
+        return None
+    if depth_name is None:
+        top = str(depth + high)
+    else:
+        k = high - depth_shift
+        top = depth_name if k == 0 else f"{depth_name} {'+' if k > 0 else '-'} {abs(k)}"
+    return f"{letter} in {low}..{top}"
 
 
 _FUNCTION = re.compile(r"\s*([A-Za-z])\s*\(\s*([A-Za-z])\s*\)\s*=\s*(.+?)\s*")
@@ -762,14 +1014,14 @@ def _expand_calls(tex, name, letter, body):
     return "".join(out) + tex[i:]
 
 
-def _derivative_layout(claims, symbols, defined) -> int | None:
+def _derivative_layout(claims, symbols, defined, names=None) -> int | None:
     """The line of the first formula that prints the chain rule in the denominator layout
     (``∂z/∂b ∂L/∂z``), where the reader says so; None if no formula does."""
     from .derivation.tex import TexError, translate
 
     for tex, line, _, _ in claims:
         try:
-            links = translate(tex, symbols, defined)
+            links = translate(tex, symbols, defined, names)
         except (TexError, ValueError):
             continue
         if any("in the denominator layout (each factor" in note for link in links for note in link.notes):
@@ -815,7 +1067,7 @@ def _left_side(tex: str) -> str:
     return ""
 
 
-def _chains_split(claims, symbols, defined, layout=None):
+def _chains_split(claims, symbols, defined, layout=None, names=None):
     """The claims, a chain ``a = b = c`` that cannot be read as a whole drafted link by link
     (``a = b``, ``a = c``), so that one unreadable link does not hide the others (noted)."""
     from .derivation.tex import TexError, translate
@@ -829,7 +1081,7 @@ def _chains_split(claims, symbols, defined, layout=None):
             tex = f"{tex} {quantifier}"
         if len(sides) > 2:
             try:
-                translate(tex, symbols, defined, layout=layout)
+                translate(tex, symbols, defined, names, layout=layout)
             except (TexError, ValueError):
                 for k, side in enumerate(sides[1:], start=1):
                     why = f"link {k} of the chain at line {line} (the chain cannot be read as a whole)"
@@ -884,10 +1136,10 @@ def load_document(path: str | Path, symbols: str | Path | None = None, text: str
     Raises ExtractError for a document that cannot be read, FileError when nothing can be checked."""
     from .derivation.loader import load, merge, read_overrides
 
-    result = draft(path, text)
+    user, user_origins = read_overrides(symbols) if symbols is not None else ({}, {})
+    result = draft(path, text, given=user)  # the formulas read with the user's names and spellings
     data, origins, overridden, added = result.data, dict(result.origins), [], []
     if symbols is not None:
-        user, user_origins = read_overrides(symbols)
         if "claim" in user and warn is not None:
             warn(f"{symbols}: its [[claim]] tables are not used: the claims are those of {path}")
         overridden = [f"[{table}] {key}" for table, entries in user.items()

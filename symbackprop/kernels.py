@@ -87,33 +87,42 @@ class Lowering(Schedule):
         self.uses: dict = {}
         self.blas = blas and fusable(program)
         self.parameters = {b.op.name: b for b in self.alg.buffers.values() if isinstance(b.op, Input)}
+        self.emitted: set = set()
         self._count_uses()
         self._sums_early()
         for buffer in self.order:
             self._emit(buffer)
+            self.emitted.add(buffer)
         self.in_order = not self.blas or self._updates_last()  # else the BLAS form is not printed
 
     def _count_uses(self):
+        """How often each buffer is read (``uses``) and by which buffers' statements (``readers``;
+        None for the function's outputs, which are read after the last statement)."""
         counts: dict = {}
+        readers: dict = {}
 
-        def count(expr, weight=1):
-            for symbol in sympy.sympify(expr).free_symbols:
-                buffer = self.alg.buffers.get(symbol)
-                if buffer is not None:
-                    counts[buffer] = counts.get(buffer, 0) + sympy.sympify(expr).count(symbol) * weight
+        def read(buffer, by, times=1):
+            counts[buffer] = counts.get(buffer, 0) + times
+            readers.setdefault(buffer, []).extend([by] * times)
+
+        def count(expr, by, weight=1):
+            expr = sympy.sympify(expr)
+            for buffer in self.alg.buffers_in(expr):
+                read(buffer, by, expr.count(buffer.symbol) * weight)
 
         for buffer in self.order:
             op = buffer.op
             if buffer in self.rewritten:
-                count(self.rewritten[buffer])
+                count(self.rewritten[buffer], buffer)
             elif isinstance(op, Product):
-                counts[op.left] = counts.get(op.left, 0) + 1
-                counts[op.right] = counts.get(op.right, 0) + 1
+                read(op.left, buffer)
+                read(op.right, buffer)
             elif isinstance(op, Softmax):
-                counts[op.z] = counts.get(op.z, 0) + 2
+                read(op.z, buffer, 2)
         for symbol in self.program.outputs.values():
-            count(symbol, 2)
+            count(symbol, None, 2)
         self.uses = counts
+        self.readers = readers
 
     def _sums_early(self):
         """Each δ·1 (a bias gradient) right after its δ, while δ is still in cache: after the
@@ -143,11 +152,12 @@ class Lowering(Schedule):
             expr = self.rewritten[buffer]
             if not buffer.shape:
                 return  # a scalar: printed as a Python expression where it is used
-            alias = self._reusable(expr, buffer)
+            reused = self._reusable(expr, buffer)  # a buffer read here for the last time
+            alias = self.storage(reused) if reused is not None else None
             if alias is not None:
                 buffer.storage = alias
             if not self._bias_first(expr, buffer, alias):
-                self.into(expr, buffer, alias.symbol if alias is not None else None)
+                self.into(expr, buffer, reused.symbol if reused is not None else None)
             self._release()
         elif isinstance(op, ExampleSum):
             arg = self.operand(self.rewritten[buffer])
@@ -178,15 +188,24 @@ class Lowering(Schedule):
         return True
 
     def _reusable(self, expr, buffer) -> Buffer | None:
-        """A product read only here, once, with the result's shape: compute in its array."""
+        """A product or map read here for the last time, once, with the result's shape: the
+        result is computed in its array."""
         if buffer in self.keep:
             return None
         for candidate in self.alg.buffers_in(expr):
             if (isinstance(candidate.op, (Product, Map)) and candidate not in self.keep
-                    and self.uses.get(candidate, 0) == 1 and candidate.shape == buffer.shape
+                    and self._last_read(candidate, buffer) and candidate.shape == buffer.shape
                     and not candidate.vector and expr.count(candidate.symbol) == 1):
-                return self.storage(candidate)
+                return candidate
         return None
+
+    def _last_read(self, candidate, buffer) -> bool:
+        """``buffer``'s statement reads ``candidate`` once and is the last to read it (every other
+        reader already emitted): its array is free to take the result (step(z) of a ReLU into z's
+        array once a = relu(z) is computed: one array fewer to write and to read back)."""
+        others = [r for r in self.readers.get(candidate, []) if r is not buffer]
+        return len(others) == len(self.readers.get(candidate, [])) - 1 and all(
+            r is not None and r in self.emitted for r in others)
 
     def _updated(self, buffer) -> Buffer | None:
         """The parameter a gradient output is accumulated into (blas), else None."""

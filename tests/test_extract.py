@@ -85,8 +85,10 @@ def test_draft_reads_network_symbols_and_claims_from_a_post():
     assert data["symbols"]["C"] == "loss" and data["symbols"]["sigma"] == "activation_function"
     assert data["define"] == {"delta[2]": "(a[2] - y) ∘ sigma'(z[2])"}
     texts = [c["tex"] for c in data["claim"]]
-    assert texts == ["z^l = W^l a^{l-1} + b^l", "a^l = \\sigma(z^l)", "\\frac{\\partial C}{\\partial b^2} = \\delta^2"]
-    assert [c["note"] for c in data["claim"]] == ["line 3", "line 3", "line 6"]  # the formula's own line
+    assert texts == ["z^l = W^l a^{l-1} + b^l", "a^l = \\sigma(z^l)", "C = \\frac{1}{2} \\|a^2 - y\\|^2",
+                     "\\frac{\\partial C}{\\partial b^2} = \\delta^2",
+                     "\\frac{\\partial C}{\\partial z^2} = (a^2 - y) \\odot \\sigma'(z^2)"]
+    assert [c["note"] for c in data["claim"]][:4] == ["line 3", "line 3", "line 3", "line 6"]
     assert "# guess: the document gives no widths" in result.toml
     assert any("guessed small" in g for g in result.guesses)
 
@@ -121,7 +123,7 @@ def test_align_rows_are_formulas_and_a_row_starting_with_equals_continues_the_ch
     data = tomllib.loads(draft("notes.txt", text).toml)
     assert [c["tex"] for c in data["claim"]] == [
         "z^{(2)} = W^{(1)} a^{(1)} + b^{(1)}",
-        "a^{(2)} = \\sigma(z^{(2)}) \\\\ = \\sigma(W^{(1)} a^{(1)} + b^{(1)})"]  # the row break kept
+        "a^{(2)} = \\sigma(z^{(2)}) \\\\ = \\sigma(W^{(1)} a^{(1)} + b^{(1)})", "x = a^{(1)}"]  # the row break kept
     assert data["symbols"]["x"] == "input" and data["symbols"]["a"] == {"quantity": "activation", "shift": 1}
 
 
@@ -145,7 +147,8 @@ def test_a_loss_written_with_its_arguments():
     result = draft("doc.txt", text)
     data = tomllib.loads(result.toml)
     assert data["symbols"]["J"] == "loss"
-    (claim,) = data["claim"]
+    loss, claim = data["claim"]
+    assert loss["tex"] == "J = \\frac{1}{2} \\| a^2 - y \\|^2" and "arguments dropped" in loss["note"]
     assert claim["tex"] == "\\frac{\\partial J}{\\partial b^2} = \\delta^2" and "J(W,x,y)" in claim["text"]
     assert "arguments dropped" in claim["note"]
 

@@ -54,7 +54,7 @@ def test_verify_doc_names_the_document_and_the_formulas_line_not_a_temporary_fil
     assert code == 2  # a formula the reader cannot read is a problem with the file, as in a derivation file
     (file,) = report["files"]
     assert file["path"] == str(post)
-    assert report["errors"] == [f"{post}:10: claim L10-4: tex: unknown macro \\unknownmacro at column 35"]
+    assert report["errors"] == [f"{post}:10: claim L10-6: tex: unknown macro \\unknownmacro at column 35"]
     assert err.strip() == f"symbackprop: {report['errors'][0]}"
     assert ".draft.toml" not in json.dumps(report) and "symbackprop-" not in json.dumps(report)
 
@@ -109,7 +109,7 @@ def test_symbols_file_merges_key_by_key_and_its_errors_name_its_lines(post, tmp_
     (file,) = report["files"]
     # The user's widths, the draft's other [network] keys (hidden, output, loss), the draft's claims.
     assert "2-3-2 sigmoid/sigmoid, half_sse" in file["claims"][0]["instances"][0]
-    assert [c["id"] for c in file["claims"]] == ["L3-1", "L3-2", "L6-3", "L10-4"]
+    assert [c["id"] for c in file["claims"]] == ["L3-1", "L3-2", "L3-3", "L6-4", "L6-5", "L10-6"]
     assert file["extraction"]["overridden"] == ["[network] widths"]  # y = "target" was the draft's too
     assert file["extraction"]["added"] == ["[symbols] q"]
     assert file["extraction"]["symbols"] == str(mine)
@@ -150,7 +150,7 @@ def test_json_carries_the_guesses_and_the_unreadable_formulas_with_their_positio
     assert extraction["document"] == str(post) and extraction["symbols"] is None
     assert "loss C = half_sse (line 3)" in extraction["guesses"]
     assert any(g.startswith("widths [3, 4, 2]") for g in extraction["guesses"])
-    assert extraction["unreadable"] == [{"claim": "L10-4", "line": 10, "column": 1,
+    assert extraction["unreadable"] == [{"claim": "L10-6", "line": 10, "column": 1,
                                          "message": "unknown macro \\unknownmacro at column 35"}]
 
 
@@ -178,8 +178,8 @@ def test_the_tex_table_of_the_symbols_file_merges_the_same_way(tmp_path, capsys)
     _, report, _ = _verify_json(doc, "--symbols", mine, capsys=capsys)
     assert report["errors"] == [(f"{mine}:3: [tex] '\\\\hat{{y}}': must name a claim-language name (letters, "
                                  "digits and _), not '_bad'")]
-    (claim,) = report["files"][0]["claims"]
-    assert (claim["lhs"], claim["verdict"]) == ("grad(C, b[2])", "proved")
+    claims = {c["lhs"]: c["verdict"] for c in report["files"][0]["claims"]}  # with the loss and δ² as ∂C/∂z²
+    assert claims["grad(C, b[2])"] == "proved" and set(claims.values()) == {"proved"}
 
 
 def test_seed_002_with_its_symbols_file(capsys):
@@ -230,7 +230,7 @@ def test_verify_a_markdown_post_with_prices(tmp_path, capsys):
     doc = tmp_path / "post.md"
     doc.write_text("A GPU hour costs $5 or $10.\n\n" + POST.split("\n", 1)[1], encoding="utf-8")
     _, report, _ = _verify_json(doc, capsys=capsys)
-    assert [c["id"] for c in report["files"][0]["claims"]] == ["L4-1", "L4-2", "L7-3", "L11-4"]
+    assert [c["id"] for c in report["files"][0]["claims"]] == ["L4-1", "L4-2", "L4-3", "L7-4", "L7-5", "L11-6"]
 
 
 # ------------------------------------------------------------------ 5. each row of an align, its own line
@@ -300,16 +300,16 @@ def _shaped_claims():
 def test_shape_annotations_stay_in_the_claim_with_the_documents_sizes_as_widths():
     data, claims = _shaped_claims()
     assert data["network"]["widths"] == [3, 4, 2] and data["symbols"]["n"] == "width"
-    claim = claims["L4-3"]
+    claim = claims["L4-5"]
     assert claim["tex"] == (r"\left[ \frac{\partial C}{\partial W^2} \right]_{n_{2}\times n_{1}} = "
                             r"\left[ \delta^2 \right]_{n_{2}\times 1} \left[ a^1 \right]_{n_{1}\times 1}^\top")
     assert "[a^1] 4×1 as n_{1}×1" in claim["note"] and "instances" not in claim
-    assert claims["L5-4"]["tex"].endswith(r"\right]_{n_{1}\times n_{2}}")  # by value: the one layer 4 wide
+    assert claims["L5-6"]["tex"].endswith(r"\right]_{n_{1}\times n_{2}}")  # by value: the one layer 4 wide
 
 
 def test_a_size_that_is_no_layers_width_stays_printed_and_is_checked_on_the_documents_network():
     _, claims = _shaped_claims()
-    claim = claims["L6-5"]
+    claim = claims["L6-7"]
     assert claim["tex"].endswith(r"\right]_{7\times 1}") and claim["instances"] == "document"
     assert "shape sizes kept as printed ([\\delta^2] 7×1)" in claim["note"]
 
@@ -319,17 +319,17 @@ def test_the_shapes_are_checked_on_every_network(tmp_path, capsys):
     doc.write_text(SHAPED, encoding="utf-8")
     _, report, _ = _verify_json(doc, capsys=capsys)
     claims = {c["id"]: c for c in report["files"][0]["claims"]}
-    assert claims["L4-3"]["verdict"] == "proved" and len(claims["L4-3"]["instances"]) == 2
-    assert claims["L5-4"]["verdict"] == "ill-formed"   # the document's transposed annotation
-    assert "the right side is 2×4, but its shape annotation says n[1]×n[2] = 4×2" in claims["L5-4"]["message"]
-    assert claims["L6-5"]["verdict"] == "ill-formed" and "says 7×1" in claims["L6-5"]["message"]
-    assert claims["L6-5"]["instances"] == [claims["L6-5"]["instances"][0]]  # the document's network only
+    assert claims["L4-5"]["verdict"] == "proved" and len(claims["L4-5"]["instances"]) == 2
+    assert claims["L5-6"]["verdict"] == "ill-formed"   # the document's transposed annotation
+    assert "the right side is 2×4, but its shape annotation says n[1]×n[2] = 4×2" in claims["L5-6"]["message"]
+    assert claims["L6-7"]["verdict"] == "ill-formed" and "says 7×1" in claims["L6-7"]["message"]
+    assert claims["L6-7"]["instances"] == [claims["L6-7"]["instances"][0]]  # the document's network only
 
 
 def test_the_width_symbol_is_a_letter_the_document_does_not_use():
     data = draft("notes.tex", SHAPED + "\\( n = 3 \\)\n").data
     assert data["symbols"]["d"] == "width" and "n" not in data["symbols"]
-    assert "d_{2}" in {c["id"]: c for c in data["claim"]}["L4-3"]["tex"]
+    assert "d_{2}" in {c["id"]: c for c in data["claim"]}["L4-5"]["tex"]
 
 
 # ------------------------------------------------------------------ 7. help and README
@@ -411,11 +411,11 @@ def test_an_unknown_key_in_the_symbols_file_is_named_by_its_line(post, tmp_path,
 
 def test_the_text_report_names_a_claims_line_in_the_document(post, capsys):
     main(["verify", str(post)])
-    assert f"L10-4 ({post}:10):" in capsys.readouterr().out
+    assert f"L10-6 ({post}:10):" in capsys.readouterr().out
 
 
 def test_a_number_kept_inside_a_side_does_not_narrow_the_check():
     text = SHAPED + "\\[ \\frac{\\partial C}{\\partial W^2} = \\left[ \\delta^2 \\right]_{7\\times 1} (a^1)^\\top \\]\n"
-    claim = {c["id"]: c for c in draft("notes.tex", text).data["claim"]}["L7-6"]
+    claim = {c["id"]: c for c in draft("notes.tex", text).data["claim"]}["L7-8"]
     assert "instances" not in claim and "[\\delta^2] 7×1" in claim["note"]
     assert "document's network only" not in claim["note"]

@@ -49,7 +49,87 @@ IGNORED = {",", ";", "!", " ", "quad", "qquad", "displaystyle", "right", "big", 
 PRODUCTS = {"odot": "∘", "circ": "∘", "cdot": "*", "cdotp": "*", "times": "*"}
 FUNCS = {"log": "log", "ln": "log", "exp": "exp", "tanh": "tanh"}
 NAMES = {"ell": "ell"}
+NORMS = {"|": "|", "lVert": "rVert", "Vert": "Vert"}  # the macro that opens a norm → the one that closes it
 CALLS = {"diag", "trace", "softmax", "sigmoid", "tanh", "relu", "outer", "ones", "norm", "sqrt"}
+
+
+MATRIX_ROLES = {"weight"}
+VECTOR_ROLES = {"bias", "preactivation", "activation", "input", "output", "target", "onehot", "label"}
+NUMBER_ROLES = {"loss", "cost", "objective", "scalar", "depth", "batch"}
+ELEMENTWISE_CALLS = {"log", "exp", "sqrt", "tanh", "sigmoid", "relu", "sigma", "σ"}
+
+
+def _operator(product, left):
+    """The operator ``_product`` put after ``left`` in ``product`` (``left @ right`` → ``@``)."""
+    rest = product[len(left):].split() if product.startswith(left) else []
+    return rest[0] if rest else ""
+
+
+def _role(value):
+    return str(value.get("quantity", "")) if isinstance(value, Mapping) else str(value)
+
+
+def _kind(text, roles):
+    """What a reading denotes, as far as the names' roles tell: "scalar", "col", "row", "matrix"
+    or None (unknown).  Used only to choose between the readings of a product sign."""
+    import ast
+
+    from .language import preprocess
+    try:
+        tree = ast.parse(preprocess(text), mode="eval").body
+    except SyntaxError:
+        return None
+    return _node_kind(tree, roles)
+
+
+def _node_kind(node, roles):
+    import ast
+    if isinstance(node, ast.Constant):
+        return "scalar"
+    if isinstance(node, ast.Name):
+        role = _role(roles.get(node.id, ""))
+        return ("matrix" if role in MATRIX_ROLES else "col" if role in VECTOR_ROLES
+                else "scalar" if role in NUMBER_ROLES else None)
+    if isinstance(node, ast.Subscript):
+        if isinstance(node.value, ast.Subscript):  # X[l][i]: an entry; X[l][:, j] a column
+            index = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            sliced = [isinstance(i, ast.Slice) for i in index]
+            if not any(sliced):
+                return "scalar"
+            return {(True, False): "col", (False, True): "row"}.get(tuple(sliced)) if len(index) == 2 else None
+        if isinstance(node.value, ast.Name):
+            role = _role(roles.get(node.value.id, ""))
+            if role in LAYERED:  # X[l]: the layer's quantity
+                return _node_kind(node.value, roles)
+            return "scalar" if role in QUANTITIES else None  # y[i]: an entry
+        return None
+    if isinstance(node, ast.Attribute) and node.attr == "T":
+        return {"col": "row", "row": "col"}.get(_node_kind(node.value, roles), _node_kind(node.value, roles))
+    if isinstance(node, ast.UnaryOp):
+        return _node_kind(node.operand, roles)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        name = node.func.id.removesuffix("__prime")
+        args = node.args
+        if name == "grad" and len(args) == 2:
+            return _node_kind(args[1], roles)
+        if name in ("jacobian", "diag", "outer"):
+            return "matrix"
+        if name in ("norm", "sum", "trace", "mean"):
+            return "scalar"
+        if len(args) == 1 and (name in ELEMENTWISE_CALLS or _role(roles.get(name, "")) in FUNCTION_QUANTITIES):
+            return _node_kind(args[0], roles)
+        return None
+    if isinstance(node, ast.BinOp):
+        left, right = _node_kind(node.left, roles), _node_kind(node.right, roles)
+        if isinstance(node.op, ast.MatMult):
+            return {("matrix", "col"): "col", ("row", "col"): "scalar", ("col", "row"): "matrix",
+                    ("matrix", "matrix"): "matrix", ("row", "matrix"): "row"}.get((left, right))
+        if left == "scalar":
+            return right
+        if right == "scalar" or right is None:
+            return left
+        return left if left == right else None
+    return None
 
 
 def _greek_letter(name):
@@ -206,6 +286,7 @@ class _Parser:
         self.t, self.i, self.tex, self.layered, self.notes = toks, 0, tex, layered, notes
         self.end = end
         self.norms = 0
+        self.closers = []  # the macro that closes each norm being read
 
     def peek(self):
         while self.i < len(self.t) and self.t[self.i].kind == "macro" and self.t[self.i].value in IGNORED:
@@ -288,10 +369,12 @@ class _Parser:
         if tok is None:
             return False
         if tok.kind == "char":
+            if tok.value == "|":  # ||x|| opens a norm, unless it closes the one being read
+                return self._bars() and not (self.closers and self.closers[-1] == "||")
             return tok.value.isalnum() or tok.value in "(["
         if tok.kind in ("group", "name", "matrix"):
             return True
-        if tok.value == "|" and self.norms:
+        if self.norms and tok.value == self.closers[-1]:
             return False  # the \| that closes a norm
         return tok.value not in PRODUCTS and tok.value not in ("right",)
 
@@ -300,39 +383,55 @@ class _Parser:
         ops = set()  # the products of this term, to note a matrix product mixed with an elementwise one
         while True:
             tok = self.peek()
-            if tok is not None and tok.kind == "macro" and tok.value in PRODUCTS:
+            if tok is not None and (tok.kind == "macro" and tok.value in PRODUCTS
+                                    or tok.kind == "char" and tok.value == "*"):
                 self.i += 1
                 rhs, rs = self.factor()
-                op = self._product(tok, out, scalar, rhs, rs)
-                out, scalar = f"{out} {op} {rhs}", scalar and rs
-                ops.add(op)
+                product = self._product(tok, out, scalar, rhs, rs)
+                ops.add(_operator(product, out))
+                out, scalar = product, scalar and rs
             elif tok is not None and tok.kind == "char" and tok.value == "/":
                 self.i += 1
                 rhs, rs = self.factor()
                 out, scalar = f"{out} / {rhs}", scalar and rs
             elif self._starts_atom(tok):
                 rhs, rs = self.factor()
-                op = "*" if scalar or rs else "@"
-                out, scalar = f"{out} {op} {rhs}", scalar and rs
-                ops.add(op)
+                product = self._product(None, out, scalar, rhs, rs)
+                ops.add(_operator(product, out))
+                out, scalar = product, scalar and rs
             else:
                 if {"@", "∘"} <= ops:
                     self.notes.append(f"read {out} left to right, as printed without parentheses "
                                       "(a matrix product and an elementwise one)")
                 return self._chain_layout(out), scalar
 
-    def _product(self, tok, left, ls, right, rs):
-        """The operator of a product macro: ``\\cdot`` between two non-scalars is the matrix product
-        (as ``W \\cdot x`` is printed), ``\\times`` the elementwise one; each noted."""
-        op = PRODUCTS[tok.value]
-        if op != "*" or ls or rs:
-            return op
-        if tok.value in ("cdot", "cdotp"):
-            self.notes.append(f"read \\{tok.value} between {left} and {right} as the matrix product")
-            return "@"
-        self.notes.append(f"read \\{tok.value} between {left} and {right} as the elementwise product "
+    def _product(self, sign, left, ls, right, rs):
+        """``left sign right`` (``sign`` None for two factors written side by side).  Side by side is
+        the matrix product, except between two vectors (then elementwise, noted); ``\\cdot`` between
+        two non-scalars is the matrix product (as ``W \\cdot x`` is printed), ``\\times`` and ``*``
+        the elementwise one; each noted."""
+        kinds = (_kind(left, self.symbols), _kind(right, self.symbols))
+        if ls or rs or "scalar" in kinds:
+            return f"{left} * {right}"
+        if sign is None:
+            if kinds[0] == kinds[1] and kinds[0] in ("col", "row"):
+                self.notes.append(f"read {left} and {right} side by side as the elementwise product "
+                                  "(two vectors have no matrix product)")
+                return f"{left} ∘ {right}"
+            return f"{left} @ {right}"
+        if sign.kind == "char":  # a * b
+            self.notes.append(f"read * between {left} and {right} as the elementwise product "
+                              "(a scalar factor broadcasts)")
+            return f"{left} ∘ {right}"
+        op = PRODUCTS[sign.value]
+        if op != "*":
+            return f"{left} {op} {right}"
+        if sign.value in ("cdot", "cdotp"):
+            self.notes.append(f"read \\{sign.value} between {left} and {right} as the matrix product")
+            return f"{left} @ {right}"
+        self.notes.append(f"read \\{sign.value} between {left} and {right} as the elementwise product "
                           "(a scalar factor broadcasts)")
-        return op
+        return f"{left} * {right}"
 
     def factor(self):
         """One factor: a name with its scripts, a call, a fraction, …; ``dW^{[l]}`` the loss's gradient."""
@@ -373,6 +472,10 @@ class _Parser:
                 continue
             p, argtok = self.arg()
             if tok.value == "_" and name is not None:
+                shape = self._shape(p)
+                if shape is not None:  # W^2_{2\times 4}: the shape of W^2, not an entry
+                    self.shapes.append((self._scripted(base, name, sup, sub), shape))
+                    continue
                 if sub is not None:
                     self.fail("a second subscript")
                 sub, packed = self._subscript(p, name)
@@ -381,6 +484,9 @@ class _Parser:
                 scalar = scalar or self._reads_entry(name, sup, sub)
                 base = self._scripted(base, name, sup, sub, packed) + ".T"
                 name, sup, sub = None, None, None
+                continue
+            if tok.value == "_" and name is None and (shape := self._shape(p)) is not None:
+                self.shapes.append((base, shape))  # \sigma(z^1)_{4\times 1}: an annotation, not an entry
                 continue
             if tok.value == "_" and name is None and base.endswith(")"):  # softmax(a_L)_\ell: an entry
                 base, scalar = f"{base}[{self._subscript(p, base)[0]}]", True
@@ -648,6 +754,15 @@ class _Parser:
         return len(flat) == 1 and ((flat[0].kind == "char" and flat[0].value == "T")
                                    or (flat[0].kind == "macro" and flat[0].value in ("top", "intercal")))
 
+    def _bars(self):
+        """Whether the next two tokens are the characters ``||``."""
+        return self._next_is("|") and self.i + 1 < len(self.t) and self.t[self.i + 1].kind == "char" \
+            and self.t[self.i + 1].value == "|"
+
+    def _next_is(self, ch):
+        tok = self.peek()
+        return tok is not None and tok.kind == "char" and tok.value == ch
+
     def _close(self, ch):
         tok = self.peek()
         if tok is None or tok.kind != "char" or tok.value != ch:
@@ -691,11 +806,22 @@ class _Parser:
                 return letter, self._scalar_name(letter), letter
             if tok.value == "[" and (listed := _dotted_list(self)) is not None:
                 return listed, False, None
+            if tok.value == "|" and self._next_is("|"):  # ||x||: a norm written with two bars
+                self.i += 1
+                self.closers.append("||")
+                inner = self.expr()
+                self.closers.pop()
+                if not self._bars():
+                    self.fail("expected '||'")
+                self.i += 2
+                return f"norm({inner})", True, None
+            if tok.value == "[" and (bracket := self._iverson()) is not None:
+                return bracket, True, None
             if tok.value in "([":
                 inner, inner_scalar = self.expr_scalar()
                 self._close(")" if tok.value == "(" else "]")
                 nxt = self.peek()
-                if tok.value == "[" and nxt is not None and nxt.kind == "char" and nxt.value == "_":
+                if nxt is not None and nxt.kind == "char" and nxt.value == "_":
                     save = self.i
                     self.i += 1
                     p, _ = self.arg()
@@ -703,17 +829,21 @@ class _Parser:
                     if shape is None:
                         self.i = save
                     else:
+                        inner = self._array_of_entries(inner, shape)
                         self.shapes.append((f"({inner})", shape))
+                        return f"({inner})", False, None
                 return f"({inner})", inner_scalar, None
             raise TexError(f"unexpected '{tok.value}'", tok.pos, self.tex)
         name = tok.value
-        if name == "|":
+        if name in NORMS:
             self.norms += 1
+            self.closers.append(NORMS[name])
             inner = self.expr()
             self.norms -= 1
+            self.closers.pop()
             close = self.peek()
-            if close is None or close.kind != "macro" or close.value != "|":
-                self.fail("expected '\\|'")
+            if close is None or close.kind != "macro" or close.value != NORMS[name]:
+                self.fail(f"expected '\\{NORMS[name]}'")
             self.i += 1
             return f"norm({inner})", True, None
         if name == "left":
@@ -757,6 +887,10 @@ class _Parser:
             return NAMES[name], False, NAMES[name]
         if name == "nabla":
             return self._nabla(tok), False, None
+        if name == "delta" and "delta" not in self.symbols and self._next_is("_"):
+            kronecker = self._kronecker(tok)
+            if kronecker is not None:
+                return kronecker, True, None
         if name in GREEK:
             alias = name.replace("var", "")
             letter = _greek_letter(alias)
@@ -799,6 +933,49 @@ class _Parser:
                 return f"{word}({inner})", False, None
             return word, False, word
         raise TexError(f"unknown macro \\{name}", tok.pos, self.tex)
+
+    def _iverson(self):
+        """``[i = j]`` (the bracket just opened): Iverson's bracket ``(i == j)``, as the project's
+        printer writes it; None when the brackets hold no relation."""
+        depth, k = 0, self.i
+        while k < len(self.t):
+            t = self.t[k]
+            if t.kind == "char" and t.value in "([":
+                depth += 1
+            elif t.kind == "char" and t.value in ")]":
+                if depth == 0:
+                    break
+                depth -= 1
+            k += 1
+        if k == len(self.t) or self.t[k].value != "]":
+            return None
+        inside = self.t[self.i:k]
+        if not any((t.kind == "char" and t.value in "=<>") or (t.kind == "macro" and t.value in RELATIONS)
+                   for t in inside):
+            return None
+        left, op, right = self._relation(inside, self.t[k].pos)
+        self.i = k + 1
+        return f"({left} {op} {right})"
+
+    def _array_of_entries(self, inner, shape):
+        """``(a_i^l)_{(n_l \\times 1)}``: the array whose entries are a_i^l, i.e. a^l; any other
+        annotated expression stands for itself."""
+        import ast
+
+        from .language import preprocess
+        try:
+            node = ast.parse(preprocess(inner), mode="eval").body
+        except SyntaxError:
+            return inner
+        if not isinstance(node, ast.Subscript) or (isinstance(node.value, ast.Name) and node.value.id in self.perlayer):
+            return inner  # a^l: a layer, not an entry
+        index = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        letters = [i.id for i in index if isinstance(i, ast.Name) and len(i.id) == 1]
+        if len(letters) != len(index) or len(set(letters)) != len(letters) or letters[0] in self.symbols:
+            return inner
+        whole = ast.unparse(node.value)
+        self.notes.append(f"read ({inner})_{{{shape[0]}×{shape[1]}}} as the array of the entries {inner}: {whole}")
+        return whole
 
     def _relation(self, toks, end):
         """The Iverson bracket ``(lhs op rhs)`` of a condition ``i = \\ell``, ``x \\geq 0``; None
@@ -964,13 +1141,54 @@ class _Parser:
 
     def _shape(self, p):
         """The shape of an annotation ``[x]_{m \\times n}``, or None for a plain subscript."""
+        if len(p.t) >= 2 and p.t[0].kind == "char" and p.t[0].value == "(" and p.t[-1].kind == "char" \
+                and p.t[-1].value == ")":  # _{(m \times n)}
+            p = self._child(p.t[1:-1], p.t[-1].pos)
         cut = [k for k, t in enumerate(p.t) if t.kind == "macro" and t.value == "times"]
+        if len(cut) > 1:
+            raise TexError("a shape is written m \\times n, with one \\times", p.t[cut[1]].pos, self.tex)
         if len(cut) != 1:
             return None
         k = cut[0]
         if k == 0 or k == len(p.t) - 1:
             p.fail("a shape is written m \\times n")
         return (self._child(p.t[:k], p.t[k].pos).parse_all(), self._child(p.t[k + 1:], p.end).parse_all())
+
+    def _kronecker(self, tok):
+        """``\\delta_{ij}``, ``\\delta_{i,j}``, ``\\delta_{(l,L-1)}`` where δ names nothing: the
+        Kronecker delta, the bracket ``(i == j)`` (noted); None if the subscript is not two indices."""
+        save = self.i
+        self.i += 1
+        p, _ = self.arg()
+        toks = list(p.t)
+        if len(toks) >= 2 and toks[0].kind == "char" and toks[0].value == "(" and toks[-1].kind == "char" \
+                and toks[-1].value == ")":
+            toks = toks[1:-1]
+        parts, cur, depth, commas = [], [], 0, []
+        for t in toks:
+            if t.kind == "char" and t.value in "([":
+                depth += 1
+            elif t.kind == "char" and t.value in ")]":
+                depth -= 1
+            if depth == 0 and t.kind == "char" and t.value == ",":
+                parts.append(cur)
+                commas.append(t.pos)
+                cur = []
+            else:
+                cur.append(t)
+        parts.append(cur)
+        if len(parts) == 1 and len(toks) == 2 and all(t.kind == "char" and t.value.isalpha() for t in toks):
+            parts = [[toks[0]], [toks[1]]]
+        paired = len(toks) < len(p.t)  # δ_{(l,L-1)}: a pair, whatever δ^l names
+        if len(parts) != 2 or not (paired or not {"delta", "δ"} & self.layered):
+            self.i = save
+            return None
+        if not all(parts):
+            raise TexError("empty index", commas[0], self.tex)
+        left, right = (self._child(part, p.end).parse_all() for part in parts)
+        self.notes.append(f"read δ_({left},{right}) as the Kronecker delta ({left} == {right}): "
+                          "δ is not a name of [symbols]")
+        return f"({left} == {right})"
 
     def _sum(self, tok):
         """``\\sum_{i=a}^{b} body`` is ``sum(body, i in a..b)``; ``\\sum_i body`` (no limits), and a sum
@@ -1016,8 +1234,11 @@ class _Parser:
         examples = span is not None and low == "1" and _symbol_role(self, high) == "batch"  # over the examples
         if examples:
             self.examples = outer + (index,)
+        negative = self._next_is("-")  # \sum_{i=1}^m -\log y_i: the sum of the negated term
+        self.i += negative
         try:
             body = self.term()[0]
+            body = f"-{body}" if negative else body
             if examples:
                 body = _per_example(self, body, index, high)
         finally:
@@ -1099,7 +1320,7 @@ class _Parser:
             scalar = scalar or n.startswith(("sum(", "norm(", "trace("))
         root = n.split("[")[0]
         row = _row_of(d)  # by w_i, row i of W as a column: the derivative by that row
-        if root in self.scalars or scalar:
+        if root in self.scalars or scalar or _kind(n, self.symbols) == "scalar":
             if row is not None:
                 return f"grad({n}, {row}).T", False
             return f"grad({n}, {d})", by_scalar  # of a scalar by an entry: a scalar
@@ -1944,11 +2165,31 @@ def _line_column(tex, offset):
     return tex.count("\n", 0, offset) + 1, offset - (tex.rfind("\n", 0, offset) + 1) + 1
 
 
+ARROWS = {"rightarrow", "to", "longrightarrow"}
+GOALS = {"min", "max", "arg"}
+
+
+def _goal(toks, tex):
+    """``F = … \\rightarrow \\min_b``: the formula without its trailing goal, and a note (else none)."""
+    for k, tok in enumerate(toks[:-1]):
+        nxt = toks[k + 1]
+        if tok.kind == "macro" and tok.value in ARROWS and nxt.kind == "macro" and nxt.value in GOALS:
+            last = toks[-1]
+            end = last.node.pos + last.node.len if last.node is not None else last.pos + len(str(last.value))
+            return toks[:k], f"dropped the trailing '{' '.join(tex[tok.pos:end].split())}': what is optimised, not a formula"
+    return toks, None
+
+
 def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patterns=(), extra_notes=(),
            layout=None):
-    pieces, cur = [], []
+    toks, goal = _goal(toks, tex)
+    pieces, cur, depth = [], [], 0
     for tok in toks:
-        if tok.kind == "char" and tok.value == "=":
+        if tok.kind == "char" and tok.value in "([":
+            depth += 1
+        elif tok.kind == "char" and tok.value in ")]":
+            depth = max(depth - 1, 0)
+        if tok.kind == "char" and tok.value == "=" and depth == 0:  # not the = of an [i = j]
             pieces.append((cur, tok.pos))
             cur = []
         else:
@@ -1989,6 +2230,8 @@ def _chain(toks, tex, stop, layered, scalars, perlayer, symbols, previous, patte
             sides[0][3].append(f"read {first} = {sides[0][0]} = … as naming {first}; the chain's left side is "
                                f"{sides[0][0]}")
         (lhs, lstart, _, lnotes, lshape), sides = sides[0], sides[1:]
+    if goal:
+        sides[-1][3].append(goal)
     line, column = _line_column(tex, lstart)
     last = len(sides) - 1  # the prose after a formula follows its last side
     return [TexLink(lhs, rhs, lstart, end, tuple(dict.fromkeys(lnotes + notes + (list(extra_notes) if k == last else []))),
