@@ -486,19 +486,23 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
     column_of, continued, rows_of, quantified = {}, {}, {}, {}
     guesses: list[str] = []
     pending = None  # "Now, ∀ i = 1(1)L−1, [display]": a quantifier of its own, for the next display
+    prose = None  # … and for the displays that follow it with \therefore, its consequences
     for span in spans:
         if not span.display and _QUANTIFIER.fullmatch(span.tex):
             pending = (span.tex.strip().rstrip(",.;").strip(), span.line)
             continue
-        prose, pending = (pending, None) if span.display else (None, pending)
+        if span.display:
+            follows = prose is not None and pending is None and span.tex.lstrip().startswith("\\therefore")
+            prose, pending = (prose if follows else pending), None
+        applied = prose if span.display else None
         for part, _, at, rows in _placed(span.tex):
             # Each row of a display at its own line: where it starts in the document.
             line, column = span.line, span.column
             if span.start is not None:
                 line, column = _position(span.tex, at, *span.start)
-            if prose and "\\forall" not in part:
-                part = f"{part} \\quad {prose[0]}"
-                quantified[(part, line)] = prose
+            if applied and "\\forall" not in part:
+                part = f"{part} \\quad {applied[0]}"
+                quantified[(part, line)] = applied
             if span.start is not None and len(rows) > 1:  # a chain over several rows: each row's text and place
                 rows_of[(part, line)] = [(row, *_position(span.tex, row_at, *span.start)) for row, row_at in rows]
             column_of.setdefault((part, line), column)

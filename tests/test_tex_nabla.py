@@ -280,12 +280,15 @@ def test_a_quantifier_printed_before_a_display_applies_to_it_in_the_draft(tmp_pa
     doc = tmp_path / "notes.md"
     doc.write_text("Now, $\\forall i = 1(1)\\overline{L-1}$, with $a_i$ given,\n\n"
                    "$$\\frac{\\partial C}{\\partial a_{ij}} = \\frac{\\partial C}{\\partial h_{ij}} g'(a_{ij})$$\n\n"
+                   "$$\\therefore \\frac{\\partial C}{\\partial h_{ij}} = \\frac{\\partial C}{\\partial a_{ij}}$$\n\n"
+                   "so $x_i = a_i$ and\n\n"
                    "$$\\frac{\\partial C}{\\partial b_{ki}} = \\frac{\\partial C}{\\partial a_{ki}}$$\n")
     claims = tomllib.loads(draft(doc).toml)["claim"]
     assert claims[0]["tex"].endswith(r"g'(a_{ij}) \quad \forall i = 1(1)\overline{L-1}")
     assert r"the quantifier \forall i = 1(1)\overline{L-1} printed before the display (line 1) applied to it" \
         in claims[0]["note"]
-    assert "forall" not in claims[1]["tex"]  # the next display only
+    assert claims[1]["tex"].endswith(r"\quad \forall i = 1(1)\overline{L-1}")  # ∴: a consequence, in its scope
+    assert all("forall" not in c["tex"] for c in claims[2:])  # the inline x_i = a_i, then a display of its own
     (link,) = translate(claims[0]["tex"], {"a": "preactivation", "h": "activation", "C": "loss",
                                            "g": "hidden_activation", "L": "depth"})
     assert link.for_range == "i in 1..L - 1"
