@@ -688,13 +688,16 @@ def run_export(args) -> int:
     if not args.path:
         raise UsageError("export: the following arguments are required: -o/--output FILE "
                          "(see symbackprop export --help)")
+    if args.numpy_only and args.target != "numpy":
+        raise UsageError(f"export: --numpy-only is for --target numpy, not {args.target}")
     spec = spec_from_arguments(args)
     penalty = _penalty(args, spec)
     progress = Progress(None if not quiet(args) else False)
     progress("proving the formulas the kernel computes")
     try:
         proofs = kernel_proofs(spec, timeout=args.timeout)
-        source = generate(spec, args.dtype, penalty=penalty, proofs=proofs, target=args.target)
+        source = generate(spec, args.dtype, penalty=penalty, proofs=proofs, target=args.target,
+                          blas=not args.numpy_only)
     except KernelError as error:
         raise UsageError(str(error)) from None
     finally:
@@ -854,7 +857,8 @@ def add_kernel_commands(commands) -> None:
     layout = network_defaults("export")["layout"]
     export = _command(
         commands, "export", summary="write a standalone NumPy, PyTorch or JAX kernel for a network",
-        description="Generate NumPy code (imports NumPy; SciPy's BLAS if installed) from the proven forward pass, loss and backprop "
+        description="Generate NumPy code (runs on NumPy alone; train_step uses SciPy's BLAS if installed, --numpy-only "
+                    "not) from the proven forward pass, loss and backprop "
                     "recurrences:\ninit_params, forward, loss, loss_and_grads, train_step. The module's "
                     "docstring lists the formulas\nand their proof status. By default the kernel takes "
                     f"{_layout_phrase(layout)} (--layout).\n--target torch writes a torch.autograd.Function "
@@ -871,6 +875,9 @@ def add_kernel_commands(commands) -> None:
     export.add_argument("--timeout", type=_positive_seconds, default=DEFAULT_TIMEOUT, metavar="S",
                         help="time budget per proof obligation, in seconds")
     export.add_argument("--json", action="store_true", help="print the kernel's proof report as JSON")
+    export.add_argument("--numpy-only", action="store_true",
+                        help="a NumPy module that imports nothing else: train_step without the fused form that "
+                             "uses SciPy's BLAS when installed (a few %% slower on big networks)")
     export.set_defaults(run=run_export)
 
     trainer = _command(

@@ -710,9 +710,12 @@ class Kernel:
 
 
 def generate(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None = None,
-             proofs: list | None = None, target: str = "numpy") -> str:
-    """The source of a standalone module implementing the kernel: NumPy (imports only NumPy), or
-    PyTorch / JAX (``target``; see :mod:`symbackprop.kernel_targets`)."""
+             proofs: list | None = None, target: str = "numpy", blas: bool = True) -> str:
+    """The source of a standalone module implementing the kernel: NumPy, or PyTorch / JAX
+    (``target``; see :mod:`symbackprop.kernel_targets`).  The NumPy module runs on NumPy alone;
+    with ``blas`` its train_step also has the fused form that uses SciPy's BLAS where SciPy is
+    installed (the update accumulated into the parameters: ≈5–10 % faster on big networks);
+    ``blas=False`` writes a module that imports only NumPy."""
     if dtype not in ("float32", "float64"):
         raise KernelError(f"dtype must be float32 or float64, not {dtype!r}")
     for row in spec.activations:
@@ -723,7 +726,7 @@ def generate(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None
     built = programs(spec, penalty)
     constants: dict = {}
     # train_step's BLAS form is lowered from a fresh program: lowering marks buffers (storage)
-    fused = _function_source(programs(spec, penalty)["train_step"], constants, blas=True)
+    fused = _function_source(programs(spec, penalty)["train_step"], constants, blas=True) if blas else None
     functions = [_function_source(p, constants, function="_train_step_numpy" if fused and p.name == "train_step" else None)
                  for p in built.values()]
     if fused is not None:
@@ -780,10 +783,10 @@ def compile_module(source: str, name: str = "symbackprop_kernel") -> types.Modul
 
 
 def build(spec: NetworkSpec, dtype: str = "float64", *, penalty: float | None = None,
-          target: str = "numpy") -> Kernel:
+          target: str = "numpy", blas: bool = True) -> Kernel:
     """Derive, generate and compile the kernel for ``spec`` (no proofs: see :func:`kernel_proofs`)."""
     started = time.perf_counter()
-    source = generate(spec, dtype, penalty=penalty, target=target)
+    source = generate(spec, dtype, penalty=penalty, target=target, blas=blas)
     module = compile_module(source, f"symbackprop_{target}_kernel")
     return Kernel(spec, dtype, source, module, time.perf_counter() - started, target)
 

@@ -305,6 +305,31 @@ def test_exported_module_imports_only_numpy_and_states_its_proofs(tmp_path):
         assert run.stdout.split() == ["True", str(blas)]
 
 
+def test_numpy_only_export_imports_nothing_but_numpy(tmp_path, capsys):
+    from symbackprop.cli import main
+
+    path = tmp_path / "kernel.py"
+    assert main(["export", "--widths", "4,5,3", "--hidden", "relu", "--output-activation", "softmax", "--loss",
+                 "cross_entropy", "--numpy-only", "-o", str(path)]) == 0
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported == {"numpy"}
+    spec = NetworkSpec(widths=(4, 5, 3), hidden="relu", output="softmax", loss="cross_entropy")
+    plain, fused = kernels.build(spec, blas=False).module, kernels.build(spec).module
+    rng = np.random.default_rng(0)
+    X, Y = rng.normal(size=(6, 4)), np.eye(3)[rng.integers(0, 3, 6)]
+    if plain.LAYOUT == "columns":
+        X, Y = X.T.copy(), Y.T.copy()
+    p, q = plain.init_params(1), fused.init_params(1)
+    plain.train_step(p, X, Y, 0.1)
+    fused.train_step(q, X, Y, 0.1)
+    assert all(np.allclose(p[k], q[k], rtol=1e-12, atol=1e-12) for k in ("W1", "b1", "W2", "b2"))
+    capsys.readouterr()
+    assert main(["export", "--widths", "4,3", "--target", "torch", "--numpy-only", "-o", str(path)]) == 2
+    assert "--numpy-only is for --target numpy" in capsys.readouterr().err
+
+
 def test_generated_code_does_not_depend_on_the_hash_seed():
     """The same network exports the same bytes in every process: buffer order and names come from
     creation order, not from iterating a set of SymPy symbols (whose order follows PYTHONHASHSEED)."""
