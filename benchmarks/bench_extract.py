@@ -64,26 +64,22 @@ def _matching(edges: set, claims: list) -> int:
     """The hand claims that distinct printed formulas account for: the links of one chain are
     equal to each other, so "found" alone lets one link count for several hand claims.  Hand
     claims with the same printed ``text`` (one formula's readings: per example and for the batch)
-    are one group; a maximum bipartite matching gives each group at most one link and each link at
-    most one group, and a matched group counts its members equal to its link."""
+    are one group; each group gets at most one link and each link at most one group, the
+    assignment that accounts for the most hand claims (a maximum-weight bipartite matching, the
+    weight of a group and a link the group's members equal to that link)."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    if not edges:
+        return 0
     group_of = {n: " ".join(str(c.get("text", n)).split()) for n, c in enumerate(claims)}
-    by_group: dict = {}
+    groups = sorted({group_of[n] for n, _ in edges})
+    links = sorted({k for _, k in edges})
+    weight = np.zeros((len(groups), len(links)))
     for n, k in edges:
-        by_group.setdefault(group_of[n], set()).add(k)
-    owner: dict = {}
-
-    def augment(group, seen):
-        for k in sorted(by_group[group]):
-            if k not in seen:
-                seen.add(k)
-                if k not in owner or augment(owner[k], seen):
-                    owner[k] = group
-                    return True
-        return False
-
-    for group in by_group:
-        augment(group, set())
-    return sum(1 for n, k in edges if owner.get(k) == group_of[n])
+        weight[groups.index(group_of[n]), links.index(k)] += 1
+    rows, cols = linear_sum_assignment(weight, maximize=True)
+    return int(weight[rows, cols].sum())
 
 
 def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
