@@ -64,23 +64,22 @@ def _owners(edges: set, claims: list) -> dict:
     """The hand claims that distinct printed formulas account for: the links of one chain are
     equal to each other, so "found" alone lets one link count for several hand claims.  Hand
     claims with the same printed ``text`` (one formula's readings: per example and for the batch)
-    are one group; a matching gives each group at most one link and each link at most one group,
-    and a matched group counts its members equal to its link.  Of the matchings, the one that
-    counts the most hand claims (a maximum-weight assignment, a group's weight on a link the number
-    of its members equal to that link): the count does not depend on the order claims are listed.
-    Returns link → group."""
+    are one group; each group gets at most one link and each link at most one group, the
+    assignment that accounts for the most hand claims (a maximum-weight bipartite matching, the
+    weight of a group and a link the group's members equal to that link).  Returns link → group."""
+    import numpy as np
     from scipy.optimize import linear_sum_assignment
 
+    if not edges:
+        return {}
     group_of = {n: _group(c, n) for n, c in enumerate(claims)}
     groups = sorted({group_of[n] for n, _ in edges})
     links = sorted({k for _, k in edges})
-    if not edges:
-        return {}
-    weight = [[0] * len(links) for _ in groups]
+    weight = np.zeros((len(groups), len(links)))
     for n, k in edges:
-        weight[groups.index(group_of[n])][links.index(k)] += 1
+        weight[groups.index(group_of[n]), links.index(k)] += 1
     rows, cols = linear_sum_assignment(weight, maximize=True)
-    return {links[c]: groups[r] for r, c in zip(rows, cols) if weight[r][c]}
+    return {links[c]: groups[r] for r, c in zip(rows, cols) if weight[r, c]}
 
 
 def _group(claim: dict, n: int) -> str:
@@ -157,8 +156,7 @@ def measure(seed: Path, hand_path: Path, symbols_path: Path | None) -> dict:
             "links": len(links),
             "unreadable": len(failed), "extra": extra, "network": f"{network_right}/{len(NETWORK_KEYS)}",
             "symbols": f"{symbols_right} right, {symbols_wrong} wrong", "seconds": seconds,
-            "detail": {"claims": claims, "links": links, "sources": sources, "failed": failed,
-                       "edges": edges}}
+            "detail": {"claims": claims, "links": links, "sources": sources, "failed": failed, "edges": edges}}
 
 
 def main() -> None:

@@ -72,6 +72,8 @@ def classify(tex: str) -> str:
         number = re.fullmatch(r"\s*-?\d+(\.\d+)?\s*[.,;]?\s*", sides[1]) is not None
         bare = re.fullmatch(r"\s*[A-Za-z]\s*", lhs) is not None
         return "other" if number and bare and len(sides) == 2 else "loss"  # L = 3: a size, not the loss
+    if re.fullmatch(r"\s*\\?[A-Za-z]+\s*(_\{?\w*\}?)?\s*'\s*\(.*", lhs):
+        return "derivative"  # g'(z) = …, \sigma'(z) = …
     forward = {"z", "a", "h", "x", "y", "haty", "hat y", "Z", "A", "H", "Y", "hatY"}  # and a batch's matrices
     if head in forward or any(_head(side) in forward for side in sides[1:-1]):
         return "forward definition"
@@ -247,6 +249,7 @@ def find_math(path: str | Path, text: str | None = None) -> list[MathSpan]:
 
 _SEPARATORS = ("\\qquad", "\\quad")
 _ACTIVATIONS = {"sigma": "sigmoid", "tanh": "tanh", "operatorname{ReLU}": "relu", "phi": "sigmoid"}
+_QUANTIFIER = re.compile(r"\s*\\forall\s*[A-Za-z]\s*=[^=]*")  # an inline ∀ k = 1(1)L standing alone
 _CLAIMED = {"gradient", "delta", "derivative", "forward definition", "loss"}
 
 
@@ -480,16 +483,28 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
     path = Path(path)
     spans = find_math(path, text)
     formulas = []  # (tex, line, kind)
-    column_of, continued, rows_of = {}, {}, {}
+    column_of, continued, rows_of, quantified = {}, {}, {}, {}
     guesses: list[str] = []
+    pending = None  # "Now, ∀ i = 1(1)L−1, [display]": a quantifier of its own, for the next display
+    prose = None  # … and for the displays that follow it with \therefore, its consequences
     for span in spans:
+        if not span.display and _QUANTIFIER.fullmatch(span.tex):
+            pending = (span.tex.strip().rstrip(",.;").strip(), span.line)
+            continue
+        if span.display:
+            follows = prose is not None and pending is None and span.tex.lstrip().startswith("\\therefore")
+            prose, pending = (prose if follows else pending), None
+        applied = prose if span.display else None
         for part, _, at, rows in _placed(span.tex):
             # Each row of a display at its own line: where it starts in the document.
             line, column = span.line, span.column
             if span.start is not None:
                 line, column = _position(span.tex, at, *span.start)
-                if len(rows) > 1:  # a chain over several rows: each row's text and place
-                    rows_of[(part, line)] = [(row, *_position(span.tex, row_at, *span.start)) for row, row_at in rows]
+            if applied and "\\forall" not in part:
+                part = f"{part} \\quad {applied[0]}"
+                quantified[(part, line)] = applied
+            if span.start is not None and len(rows) > 1:  # a chain over several rows: each row's text and place
+                rows_of[(part, line)] = [(row, *_position(span.tex, row_at, *span.start)) for row, row_at in rows]
             column_of.setdefault((part, line), column)
             if part.startswith("=") and formulas and span.display and _left_side(formulas[-1][0]):
                 # a display that starts with '=' continues the chain of the formula above it
@@ -503,6 +518,7 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
     everything = " ".join(f for f, _, _ in formulas)
     present = [k for k in symbols if re.search(rf"(?<![\\A-Za-z]){k}\s*\^", everything)]
     symbols = {k: symbols[k] for k in present} or symbols
+    symbols = _forward_roles(formulas, symbols, guesses)
     # Loss: its left side names the loss, the other plain letter of it is the target.
     loss_name, loss, target = "C", "half_sse", None
     losses = [f for f in formulas if f[2] == "loss"]
@@ -681,16 +697,13 @@ def draft(path: str | Path, text: str | None = None, given: dict | None = None) 
         if loss_name and re.search(rf"(?<![A-Za-z\\_^]){re.escape(loss_name)}\s*\([^()]*\)", spelled):
             spelled = re.sub(rf"(?<![A-Za-z\\_^]){re.escape(loss_name)}\s*\([^()]*\)", lambda m: loss_name, spelled)
             problems.append(f"the loss's arguments dropped: {loss_name}(…) read as {loss_name}")
+        if (tex, line) in quantified:
+            problems.append("the quantifier {} printed before the display (line {}) applied to it".format(
+                *quantified[(tex, line)]))
         if (tex, line) in continued:
             above, printed = continued[(tex, line)]
             problems.append(f"continues the chain of line {above} (its left side repeated)")
             column_of.setdefault((printed, line), column_of.get((tex, line)))
-        quantifier = _quantifier_before(spans, line, spelled)
-        if quantifier is not None:
-            at, printed_quantifier = quantifier
-            spelled = f"{spelled} \\quad {printed_quantifier}"
-            problems.append(f"the quantifier {printed_quantifier} printed at line {at}, before the formula, "
-                            "read as its range")
         claims.append((spelled, line, "; ".join(problems) or None, tex))
     claims = _functions_expanded(claims, formulas, symbols)
     claims += _errors_as_gradients(defines, symbols, loss_name, as_printed)
@@ -1020,24 +1033,31 @@ def _derivative_layout(claims, symbols, defined, names=None) -> int | None:
     return None
 
 
-_QUANTIFIER = re.compile(r"\\forall\s*\{?\s*([A-Za-z])\s*\}?\s*=\s*[^=]+?")
+_AFFINE = re.compile(r"([A-Za-z])\s*[_^]\s*\{?\s*\(?\s*([a-zA-Z])\s*\)?\s*\}?\s*=\s*W\s*[_^]\s*\{?\s*\(?\s*\2"
+                     r"\s*\)?\s*\}?\s*(?:\\cdot\s*)?([A-Za-z])\s*[_^]\s*\{?\s*\(?\s*\2\s*-\s*1\s*\)?\s*\}?\s*\+\s*b")
 
 
-def _quantifier_before(spans, line, tex):
-    """``$\\forall i = 1(1)L$``, printed inline just before a one-row display (``∀ i = 1(1)L,
-    pre-activation at layer i is given by $$a_i = …$$``): (its line, the quantifier) when the display
-    at ``line`` uses its letter and states no quantifier of its own; else None."""
-    if "\\forall" in tex or "\\\\" in tex:
-        return None
-    before = [s for s in spans if line - 4 <= s.line < line or (s.line == line and not s.display)]
-    if any(s.display and s.line < line for s in before) or not any(s.display and s.line == line for s in spans):
-        return None
-    for span in reversed([s for s in before if not s.display]):
-        quantifier = span.tex.strip().rstrip(",.;").strip()
-        match = _QUANTIFIER.fullmatch(quantifier)
-        if match and re.search(rf"(?<![A-Za-z\\]){match.group(1)}(?![A-Za-z])", tex):
-            return span.line, quantifier
-    return None
+def _forward_roles(formulas, symbols: dict, guesses: list) -> dict:
+    """The symbols, with the pre-activation and activation letters a forward definition of the
+    document shows: ``a_i = W_i h_{i-1} + b_i`` makes a the pre-activation and h the activation
+    (the defaults z, a give way; each guess noted)."""
+    out = dict(symbols)
+    for tex, line, kind in formulas:
+        plain = _DECORATIONS.sub("", tex).replace("{\\bf", "{")
+        plain = re.sub(r"\{\s*([A-Za-z])\s*\}", r"\1", plain)  # {a}_i, \underline{a}_i: the letter a
+        match = _AFFINE.match(plain.strip()) if kind == "forward definition" else None
+        if match is None or match.group(1) == match.group(3):
+            continue
+        pre, act = match.group(1), match.group(3)
+        if out.get(pre) == "preactivation" and out.get(act) == "activation":
+            return out
+        for name, role in symbols.items():  # a default the document's letters replace
+            if role in ("preactivation", "activation") and name not in (pre, act):
+                out.pop(name, None)
+        out[pre], out[act] = "preactivation", "activation"
+        guesses.append(f"line {line}: {pre} = W {act} + b: {pre} is the pre-activation, {act} the activation")
+        return out
+    return out
 
 
 def _left_side(tex: str) -> str:
@@ -1058,7 +1078,11 @@ def _chains_split(claims, symbols, defined, layout=None, names=None):
 
     out = []
     for tex, line, problem, printed in claims:
+        tex, quantifier = _without_quantifier(tex)
         sides = _sides(tex)
+        if quantifier:  # each link keeps the chain's trailing \forall k = 1(1)L
+            sides[1:] = [f"{side} {quantifier}" for side in sides[1:]]
+            tex = f"{tex} {quantifier}"
         if len(sides) > 2:
             try:
                 translate(tex, symbols, defined, names, layout=layout)
@@ -1069,6 +1093,17 @@ def _chains_split(claims, symbols, defined, layout=None, names=None):
                 continue
         out.append((tex, line, problem, printed))
     return out
+
+
+def _without_quantifier(tex: str) -> tuple[str, str]:
+    """A formula and its trailing quantifier ``\\quad \\forall k = 1(1)L`` (outside braces), split."""
+    depth = 0
+    for m in re.finditer(r"(?:\\q?quad\s*|,\s*)?\\forall(?![A-Za-z])|[{}]", tex):
+        depth += m.group(0) == "{"
+        depth -= m.group(0) == "}"
+        if m.group(0) not in "{}" and depth == 0:
+            return tex[:m.start()].rstrip(), tex[m.start():].strip()
+    return tex, ""
 
 
 def _sides(tex: str) -> list[str]:

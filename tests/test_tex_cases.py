@@ -231,8 +231,8 @@ def test_a_quantifier_printed_just_before_a_display_is_its_range():
             "and far below, after another display,\n\n$$h_0 = x$$\n\n$$h_i = g(a_i)$$\n")
     claims = tomllib.loads(draft("notes.txt", text).toml)["claim"]
     assert claims[0]["tex"] == "a_i = W_i h_{i-1} + b_i \\quad \\forall i = 1(1)L"
-    assert "the quantifier \\forall i = 1(1)L printed at line 1, before the formula, read as its range" in claims[0]["note"]
-    assert claims[0]["text"] == "a_i = W_i h_{i-1} + b_i"
+    assert "the quantifier \\forall i = 1(1)L printed before the display (line 1) applied to it" in claims[0]["note"]
+    assert claims[0]["text"].startswith("a_i = W_i h_{i-1} + b_i")
     assert [c["tex"] for c in claims[1:]] == ["h_0 = x", "h_i = g(a_i)"]  # a display between: not theirs
 
 

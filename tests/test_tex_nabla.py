@@ -42,7 +42,7 @@ def test_nabla_without_a_loss_or_a_variable_is_an_error_with_the_column(tex, sym
 def test_cdot_between_non_scalars_is_the_matrix_product_with_a_note():
     ((_, rhs, notes),) = read(r"x = W_k^T \cdot A_k")
     assert rhs == "W[k].T @ A[k]"
-    assert r"read \cdot between W[k].T and A[k] as the matrix product" in notes
+    assert any(n.startswith(r"read \cdot between W[k].T and A[k] as the matrix product") for n in notes)
     ((_, rhs, notes),) = read(r"x = 2 \cdot A_k")
     assert rhs == "2 * A[k]" and not any("product" in n for n in notes)
     ((_, rhs, notes),) = read(r"x = A_k \times A_k")
@@ -92,6 +92,8 @@ def test_a_fraction_of_scalars_is_a_scalar_factor():
     (r"\nabla W_k = \nabla_{a_k} \cdot h_{k-1}^T \quad \forall k = 1(1)\overline{L-1}", "k in 1..L - 1"),
     (r"A_k = W_k H_{k-1} \quad \forall k = 1, 2, \dots, L", "k in 1..L"),
     (r"A_k = W_k H_{k-1}, \; \forall k = 1, \ldots, L-1.", "k in 1..L - 1"),
+    (r"A_k = W_k H_{k-1} \quad \forall k \in \{1, 2, \dots, L\}", "k in 1..L"),
+    (r"A_k = W_k H_{k-1} \quad \forall k = L-1, \dots, 1", "k in 1..L - 1"),  # counted down
 ])
 def test_a_trailing_quantifier_is_the_links_range(tex, for_range):
     links = translate(tex, SYMBOLS, [], NAMES)
@@ -111,6 +113,7 @@ def test_every_link_of_a_quantified_chain_has_its_range():
     (r"x = 1 \quad \forall k = 1", r"a quantifier is written \\forall k = 1\(1\)L or .* at column 13"),
     (r"x = 1 \quad \forall k = 1(2)L", "a quantifier's step must be 1 at column 27"),
     (r"x = 1 \quad \forall k", "a quantifier is written"),
+    (r"x = 1 \quad \forall k \in \{1, \dots, L", r"expected '\\\}' closing the set of the quantifier at column 39"),
 ])
 def test_a_malformed_quantifier_is_an_error_with_the_column(tex, message):
     with pytest.raises(TexError, match=message):
@@ -202,9 +205,159 @@ def test_round_trip_of_lecture_note_constructs_through_the_project_printer(tmp_p
     symbols = {k: b.quantity for k, b in d.bindings.items()}
     for tex in (r"a_{ki} = b_{ki} + \sum_j W_{kij} h_{k-1,j}",
                 r"\nabla W_k = \nabla_{a_k} \cdot h_{k-1}^T",
-                r"\frac{\partial C}{\partial h_{ij}} = (W_{i+1,\cdot,j})^T \nabla_{a_{i+1}} C"):
+                r"\frac{\partial C}{\partial h_{ij}} = (W_{i+1,\cdot,j})^T \nabla_{a_{i+1}} C",
+                r"\frac{\partial C}{\partial W_{kij}} = \frac{\partial C}{\partial a_{ki}} h_{k-1,j}",
+                r"\nabla a_k = \nabla h_k \odot [\dots, g'(a_{kr}), \dots] \quad \forall k = 1(1)\overline{L-1}",
+                r"x = \frac{d}{d a_L} C"):
         for link in translate(tex, symbols):
             printed = f"{formula_latex(link.lhs, d)} = {formula_latex(link.rhs, d)}"
             (back,) = translate(printed, symbols)
             assert ast.dump(parse(back.lhs)) == ast.dump(parse(link.lhs)), printed
             assert ast.dump(parse(back.rhs)) == ast.dump(parse(link.rhs)), printed
+
+
+def test_an_activation_function_subscripted_by_its_layer_is_the_function_with_a_note():
+    ((lhs, rhs, notes),) = read(r"H_k = g_k(A_k) \quad \forall k = 1, 2, \dots, L-1")
+    assert (lhs, rhs) == ("H[k]", "g(A[k])")
+    assert "read g_k(…) as g(…): [symbols] gives one hidden activation for every layer" in notes
+    with pytest.raises(TexError, match="expected '\\)' at column 14"):
+        translate(r"H_k = g_k(A_k", SYMBOLS, [], NAMES)
+
+
+@pytest.mark.parametrize("tex, kind", [
+    (r"A_k = W_k H_{k-1} + b_k", "forward definition"),
+    (r"\hat{Y} = \text{softmax}(A_L)", "forward definition"),
+    (r"g'(z) = g(z)(1 - g(z))", "derivative"),
+    (r"\sigma'(z) = \sigma(z)(1 - \sigma(z))", "derivative"),
+    (r"n = 3", "other"),
+])
+def test_the_draft_classifies_batch_matrices_and_derivatives_of_functions(tex, kind):
+    from symbackprop.extract import classify
+    assert classify(tex) == kind
+
+
+def test_leibniz_d_is_a_derivative_with_a_note_unless_d_is_a_name():
+    ((_, rhs, notes),) = read(r"x = \frac{d \mathcal{L}(\theta)}{d a_L} + \frac{\mathrm{d}}{\mathrm{d} h_L} \mathcal{L}(\theta)")
+    assert rhs == "grad(Lθ, a[L]) + grad(Lθ, h[L])"
+    assert "read d…/d… as the derivative ∂…/∂…" in notes
+    ((_, rhs, _),) = read(r"x = \frac{d_1}{d_2}", {**SYMBOLS, "d": "target"})
+    assert rhs == "(d[1]) / (d[2])"
+    ((_, rhs, _),) = read(r"x = \frac{d}{2}")
+    assert rhs == "d / 2"
+    with pytest.raises(TexError, match="a higher derivative d\\^n y/dx\\^n is not read at column 11"):
+        translate(r"x = \frac{d^2 a_L}{d h_L^2}", SYMBOLS, [], NAMES)
+
+
+def test_outputs_names_the_output_width_so_a_sum_up_to_it_is_read_literally(tmp_path):
+    from symbackprop.derivation import verify
+    symbols = {**SYMBOLS, "p": "output_width"}
+    ((_, rhs, notes),) = read(r"x = \sum_{m=1}^p \frac{\partial \mathcal{L}(\theta)}{\partial a_{L,m}} W_{L,m,j}", symbols)
+    assert rhs == "sum(grad(Lθ, a[L][q]) * W[L][q, j], q in 1..p)"
+    path = tmp_path / "d.toml"
+    path.write_text(NET + 'p = "output_width"\nn = "width"\n[[claim]]\nid = "H"\nlhs = "grad(Lθ, h[L-1][j])"\n'
+                    'rhs = "sum(grad(Lθ, a[L][q]) * W[L][q, j], q in 1..p)"\n'
+                    '[[claim]]\nid = "S"\nlhs = "grad(Lθ, a[L][p])"\nrhs = "grad(Lθ, a[L])[n[L]]"\n')
+    assert [r.verdict.status for r in verify(str(path)).results] == ["proved", "proved"]
+
+
+def test_the_generic_entry_of_a_vector_reads_with_packed_subscripts():
+    ((_, rhs, notes),) = read(r"x = \nabla_{h_i} \mathcal{L}(\theta) \odot [\dots, g'(a_{ik}), \dots]")
+    assert rhs == "grad(Lθ, h[i]) ∘ g'(a[i])"
+    assert "read the subscript ik of a as layer i, entry [k]" in notes
+
+
+def test_e_to_a_power_is_exp_even_where_e_names_the_one_hot_vector():
+    ((_, rhs, notes),) = read(r"x = \frac{1}{1 + e^{-z}} - \underline{e}_\ell")
+    assert rhs == "1 / (1 + exp(-z)) - e"
+    assert "read e^-z as exp(-z): e is the one-hot vector, which has no power" in notes
+    ((_, rhs, _),) = read(r"x = e^T")
+    assert rhs == "e.T"
+
+
+def test_a_quantifier_printed_before_a_display_applies_to_it_in_the_draft(tmp_path):
+    import tomllib
+    from symbackprop.extract import draft
+    doc = tmp_path / "notes.md"
+    doc.write_text("Now, $\\forall i = 1(1)\\overline{L-1}$, with $a_i$ given,\n\n"
+                   "$$\\frac{\\partial C}{\\partial a_{ij}} = \\frac{\\partial C}{\\partial h_{ij}} g'(a_{ij})$$\n\n"
+                   "$$\\therefore \\frac{\\partial C}{\\partial h_{ij}} = \\frac{\\partial C}{\\partial a_{ij}}$$\n\n"
+                   "so $x_i = a_i$ and\n\n"
+                   "$$\\frac{\\partial C}{\\partial b_{ki}} = \\frac{\\partial C}{\\partial a_{ki}}$$\n")
+    claims = tomllib.loads(draft(doc).toml)["claim"]
+    assert claims[0]["tex"].endswith(r"g'(a_{ij}) \quad \forall i = 1(1)\overline{L-1}")
+    assert r"the quantifier \forall i = 1(1)\overline{L-1} printed before the display (line 1) applied to it" \
+        in claims[0]["note"]
+    assert claims[1]["tex"].endswith(r"\quad \forall i = 1(1)\overline{L-1}")  # ∴: a consequence, in its scope
+    assert all("forall" not in c["tex"] for c in claims[2:])  # the inline x_i = a_i, then a display of its own
+    (link,) = translate(claims[0]["tex"], {"a": "preactivation", "h": "activation", "C": "loss",
+                                           "g": "hidden_activation", "L": "depth"})
+    assert link.for_range == "i in 1..L - 1"
+
+
+@pytest.mark.parametrize("tex, rhs", [
+    (r"x = W_{12}", "W[12]"),  # two digits on a weight: layer 12, not an entry
+    (r"x = a_{10}", "a[10]"),  # an entry index is never 0
+    (r"x = a_{21}", "a[2][1]"),
+    (r"x = a_{k1}", "a[k][1]"),
+])
+def test_a_run_of_digits_is_a_layer_and_an_entry_only_when_it_has_their_count(tex, rhs):
+    ((_, got, _),) = read(tex)
+    assert got == rhs
+
+
+@pytest.mark.parametrize("tex", [r"x = \nabla g(x)", r"x = \nabla q(x)", r"x = \nabla g"])
+def test_nabla_of_a_function_without_its_variable_is_an_error_not_a_loss_gradient(tex):
+    with pytest.raises(TexError, match=r"needs the variable below, as in \\nabla_\{W\^2\} .* at column 5"):
+        translate(tex, SYMBOLS, [], NAMES)
+
+
+def test_a_chain_drafted_link_by_link_keeps_its_quantifier_on_every_link():
+    from symbackprop.extract import _chains_split
+    tex = r"\nabla A_k = \nabla H_k \odot g'(A_k) = \foo \quad \forall k = 1(1)\overline{L-1}"
+    ((first, *_), (second, *_)) = _chains_split([(tex, 3, None, tex)], SYMBOLS, [])
+    assert first == r"\nabla A_k = \nabla H_k \odot g'(A_k) \quad \forall k = 1(1)\overline{L-1}"
+    assert second == r"\nabla A_k = \foo \quad \forall k = 1(1)\overline{L-1}"
+    (link,) = translate(first, SYMBOLS, [], NAMES)
+    assert link.for_range == "k in 1..L - 1"
+
+
+def test_a_d_written_against_a_quantity_is_the_loss_gradient_with_a_note():
+    symbols = {"W": "weight", "b": "bias", "Z": "preactivation", "A": "activation", "J": "loss", "m": "batch"}
+    (link,) = translate(r"dW^{[l]} = \frac{1}{m} dZ^{[l]} (A^{[l-1]})^T", symbols)
+    assert (link.lhs, link.rhs) == ("grad(J, W[l])", "1 / m * grad(J, Z[l]) @ (A[l - 1]).T")
+    assert "read dW[l] as the gradient of the loss J by W[l]" in link.notes
+    (link,) = translate(r"x = d W + d", symbols)  # apart, or d alone: the letter d, as printed
+    assert link.rhs == "d @ W + d"
+    (link,) = translate(r"x = dW", {**symbols, "d": "target"})  # d is a name
+    assert link.rhs == "d @ W"
+    with pytest.raises(TexError, match="missing argument at column 8"):
+        translate(r"x = dW^", symbols)
+
+
+def test_a_matrix_product_mixed_with_an_elementwise_one_unparenthesised_is_noted():
+    note = ("read W[k + 1].T @ grad(Lθ, a[k + 1]) ∘ g'(a[k]) left to right, as printed without parentheses "
+            "(a matrix product and an elementwise one)")
+    ((_, rhs, notes),) = read(r"x = W_{k+1}^T \cdot \nabla_{a_{k+1}} \odot g'(a_k)")
+    assert rhs == "W[k + 1].T @ grad(Lθ, a[k + 1]) ∘ g'(a[k])" and note in notes
+    ((_, rhs, notes),) = read(r"x = (W_{k+1}^T \cdot \nabla_{a_{k+1}}) \odot g'(a_k)")
+    assert not any("left to right" in n for n in notes)
+
+
+def test_nabla_of_a_transposed_quantity_is_the_transposed_gradient():
+    ((_, rhs, _),) = read(r"x = \nabla h_k^T W_k")
+    assert rhs == "grad(Lθ, h[k]).T @ W[k]"
+
+
+def test_the_draft_reads_the_pre_activation_and_activation_letters_from_a_forward_definition(tmp_path):
+    import tomllib
+    from symbackprop.extract import draft
+    doc = tmp_path / "notes.md"
+    doc.write_text("$$\\underline{a}_i = W_i \\cdot \\underline{h}_{i-1} + \\underline{b}_i$$\n\n"
+                   "$$\\frac{\\partial C}{\\partial W_{kij}} = \\frac{\\partial C}{\\partial a_{ki}} h_{k-1,j}$$\n")
+    result = draft(doc)
+    symbols = tomllib.loads(result.toml)["symbols"]
+    assert (symbols["a"], symbols["h"]) == ("preactivation", "activation") and "z" not in symbols
+    assert "line 1: a = W h + b: a is the pre-activation, h the activation" in result.guesses
+    doc.write_text("$$z^l = W^l a^{l-1} + b^l$$\n")  # the defaults: nothing to change
+    symbols = tomllib.loads(draft(doc).toml)["symbols"]
+    assert (symbols["z"], symbols["a"]) == ("preactivation", "activation")

@@ -59,6 +59,12 @@ NUMBER_ROLES = {"loss", "cost", "objective", "scalar", "depth", "batch"}
 ELEMENTWISE_CALLS = {"log", "exp", "sqrt", "tanh", "sigmoid", "relu", "sigma", "σ"}
 
 
+def _operator(product, left):
+    """The operator ``_product`` put after ``left`` in ``product`` (``left @ right`` → ``@``)."""
+    rest = product[len(left):].split() if product.startswith(left) else []
+    return rest[0] if rest else ""
+
+
 def _role(value):
     return str(value.get("quantity", "")) if isinstance(value, Mapping) else str(value)
 
@@ -445,21 +451,29 @@ class _Parser:
 
     def term(self):
         out, scalar = self.factor()
+        ops = set()  # the products of this term, to note a matrix product mixed with an elementwise one
         while True:
             tok = self.peek()
             if tok is not None and (tok.kind == "macro" and tok.value in PRODUCTS
                                     or tok.kind == "char" and tok.value == "*"):
                 self.i += 1
                 rhs, rs = self.factor()
-                out, scalar = self._product(tok, out, scalar, rhs, rs), scalar and rs
+                product = self._product(tok, out, scalar, rhs, rs)
+                ops.add(_operator(product, out))
+                out, scalar = product, scalar and rs
             elif tok is not None and tok.kind == "char" and tok.value == "/":
                 self.i += 1
                 rhs, rs = self.factor()
                 out, scalar = f"{out} / {rhs}", scalar and rs
             elif self._starts_atom(tok):
                 rhs, rs = self.factor()
-                out, scalar = self._product(None, out, scalar, rhs, rs), scalar and rs
+                product = self._product(None, out, scalar, rhs, rs)
+                ops.add(_operator(product, out))
+                out, scalar = product, scalar and rs
             else:
+                if {"@", "∘"} <= ops:
+                    self.notes.append(f"read {out} left to right, as printed without parentheses "
+                                      "(a matrix product and an elementwise one)")
                 return self._chain_layout(out), scalar
 
     def _product(self, sign, left, ls, right, rs):
@@ -497,6 +511,31 @@ class _Parser:
         return f"{left} * {right}"
 
     def factor(self):
+        """One factor: a name with its scripts, a call, a fraction, …; ``dW^{[l]}`` the loss's gradient."""
+        loss = self._gradient_shorthand()
+        base, scalar = self._factor()
+        if loss is None:
+            return base, scalar
+        self.notes.append(f"read d{base} as the gradient of the loss {loss} by {base}")
+        return f"grad({loss}, {base})", scalar
+
+    def _gradient_shorthand(self):
+        """``dW``, ``dZ^{[l]}`` (a d written against a per-layer name, d mapped to nothing): the
+        gradient of the loss by that quantity, as lecture notes abbreviate ∂J/∂W — the loss's name,
+        with the d consumed, or None."""
+        tok = self.peek()
+        nxt = self.t[self.i + 1] if tok is not None and self.i + 1 < len(self.t) else None
+        if tok is None or tok.kind != "char" or tok.value != "d" or "d" in self.symbols or nxt is None \
+                or nxt.kind != "char" or nxt.pos != tok.pos + 1 or not nxt.value.isalpha() \
+                or self._role(nxt.value) not in ENTRY_RANK:
+            return None
+        losses = [k for k, v in self.symbols.items() if _role(v) == "loss"]
+        if len(losses) != 1:
+            return None
+        self.i += 1
+        return losses[0]
+
+    def _factor(self):
         base, scalar, name = self.atom()
         sup = sub = packed = None  # a name's layer superscript and entry subscript, read together
         while (tok := self.peek()) is not None and tok.kind == "char" and tok.value in "^_'":
@@ -662,8 +701,9 @@ class _Parser:
                 and name.upper() != name:
             layer_of = name.upper()
             self.notes.append(f"read {name} with layer {_unparen(sup)} and entry [{sub}] as {layer_of}[{_unparen(sup)}][{sub}]")
-        if name == "e" and "e" not in self.symbols and sub is None:
-            self.notes.append(f"read e^{sup} as exp({_unparen(sup)})")
+        if name == "e" and sub is None and sup is not None and self._role("e") in ("None", "onehot"):
+            why = "" if "e" not in self.symbols else ": e is the one-hot vector, which has no power"
+            self.notes.append(f"read e^{sup} as exp({_unparen(sup)}){why}")
             return f"exp({_unparen(sup)})"
         if packed and (layer_of is None or sup is not None):
             self.notes.append(f"read the subscript {packed} of {name} as the entry [{sub}]")
@@ -743,6 +783,9 @@ class _Parser:
         ``j,k`` the indices j, k, anything else one expression."""
         toks = [t for t in p.t if not (t.kind == "macro" and t.value in IGNORED)]
         run = [self._run_index(t, name in self.perlayer) for t in toks]
+        digits = [r for r in run if r and r.isdigit()]
+        if digits and ("0" in digits or len(run) != ENTRY_RANK.get(self._role(name), 0) + 1):
+            run = [None]  # W_{12}, a_{10}: a layer number, unless it is a layer and an entry's indices
         if len(toks) > 1 and all(run):
             return ", ".join(run), "".join(("\\" + t.value + " ") if t.kind == "macro" else t.value
                                            for t in toks).strip()
@@ -890,6 +933,7 @@ class _Parser:
         if name == "frac":
             num, ntok = self.macro_arg(tok)
             den, dtok = self.macro_arg(tok)
+            self._leibniz(num, den)
             d = self._partial(num, den)
             if d is not None:
                 return d[0], d[1], None
@@ -1177,11 +1221,18 @@ class _Parser:
         if not self._starts_atom(nxt):
             raise TexError("\\nabla needs a variable, as in \\nabla_{W^2} C or \\nabla W^2", tok.pos, self.tex)
         wrt = self.factor()[0]
-        if wrt.split("[")[0] in self.scalars:
+        root = _unparen(wrt).split("[")[0].split(".")[0]
+        after = self.peek()
+        applied = wrt.isidentifier() and after is not None and after.kind == "char" and after.value == "("
+        if root in self.scalars or "(" in _unparen(wrt) or self._role(root) in FUNCTION_QUANTITIES or applied:
+            # ∇C, ∇g(x), ∇f: the gradient of a function, whose variable is not printed
             raise TexError(f"\\nabla {wrt} needs the variable below, as in \\nabla_{{W^2}} {wrt}", tok.pos, self.tex)
+        wrt = _unparen(wrt)
+        transposed = wrt.endswith(".T")  # \nabla h_k^T: the gradient, transposed
+        wrt = _unparen(wrt[:-2]) if transposed else wrt
         loss = self._loss(tok, f"∇{wrt}")
         self.notes.append(f"read ∇{wrt} as the gradient of the loss {loss} by {wrt}")
-        return f"grad({loss}, {wrt})"
+        return f"grad({loss}, {wrt})" + (".T" if transposed else "")
 
     def _loss(self, tok, what):
         """The one name [symbols] maps to the loss, for a gradient that does not name its function."""
@@ -1323,7 +1374,6 @@ class _Parser:
     def _no_size(self, limit):
         """Whether a sum's upper limit names no size: a letter [symbols] does not map, or a width
         given without its layer."""
-        import re
         if not limit.isidentifier():
             return False
         uses = re.finditer(rf"(?<![\\\\A-Za-z]){re.escape(limit)}(?![A-Za-z])", self.tex)
@@ -1336,7 +1386,6 @@ class _Parser:
         when [symbols] maps ``letter`` (``\\sum_{m}`` where m is the batch size; noted)."""
         if letter not in self.symbols and letter not in self.layered:
             return letter
-        import re
         for other in "qrstuvwxyzdfgjkop":
             if other not in self.symbols and other not in self.layered and other not in self.renamed.values() \
                     and not re.search(rf"(?<![\\\\A-Za-z]){other}(?![A-Za-z])", self.tex):
@@ -1344,6 +1393,28 @@ class _Parser:
                 return other
         raise TexError(f"the summation index {letter} is a name in [symbols], and no free letter is left",
                        self.pos(), self.tex)
+
+    def _leibniz(self, num, den):
+        """``\\frac{dy}{dx}`` and ``\\frac{d}{dx}`` (``\\mathrm{d}`` too): both d's turned into
+        ``\\partial``, so that they read as that derivative (noted), unless [symbols] maps d."""
+        def d_at(p):
+            tok = p.peek()
+            if tok is not None and tok.kind == "group" and len(tok.value) == 1:
+                tok = tok.value[0]  # \mathrm{d}
+            nxt = p.t[p.i + 1] if p.i + 1 < len(p.t) else None
+            return tok is not None and tok.kind == "char" and tok.value == "d" and not (
+                nxt is not None and nxt.kind == "char" and nxt.value in "_^'")
+        if "d" in self.symbols:
+            return
+        first = num.peek()
+        if first is not None and first.kind == "char" and first.value == "d" and num.i + 1 < len(num.t) \
+                and num.t[num.i + 1].kind == "char" and num.t[num.i + 1].value == "^" and d_at(den):
+            raise TexError("a higher derivative d^n y/dx^n is not read", first.pos, self.tex)
+        if not (d_at(num) and d_at(den)) or den.i + 1 >= len(den.t):
+            return
+        for p in (num, den):
+            p.t = p.t[:p.i] + [_Tok("macro", "partial", p.t[p.i].pos)] + p.t[p.i + 1:]
+        self.notes.append("read d…/d… as the derivative ∂…/∂…")
 
     def _partial(self, num, den):
         """``\\frac{\\partial y}{\\partial x}`` as (the derivative, whether it is a scalar), or None."""
@@ -2124,11 +2195,17 @@ def _quantifier(row, tex, layered, scalars, perlayer, symbols, patterns):
     where, toks = row[at], row[at + 1:]
     while row[:at] and row[at - 1].kind == "char" and row[at - 1].value in ",;":
         at -= 1
+    member = len(toks) > 3 and toks[1].kind == "macro" and toks[1].value == "in" \
+        and toks[2].kind == "macro" and toks[2].value == "{"  # \forall k \in \{1, \dots, L\}
     if len(toks) < 3 or toks[0].kind != "char" or not toks[0].value.isalpha() \
-            or toks[1].kind != "char" or toks[1].value != "=":
+            or not member and (toks[1].kind != "char" or toks[1].value != "="):
         raise TexError("a quantifier is written \\forall k = 1(1)L or \\forall k = 1, 2, \\dots, L", where.pos, tex)
-    letter, rest = toks[0].value, toks[2:]
+    letter, rest = toks[0].value, toks[3 if member else 2:]
     while rest and rest[-1].kind == "char" and rest[-1].value in ".,;":
+        rest = rest[:-1]
+    if member:
+        if not rest or rest[-1].kind != "macro" or rest[-1].value != "}":
+            raise TexError("expected '\\}' closing the set of the quantifier", rest[-1].pos if rest else where.pos, tex)
         rest = rest[:-1]
 
     def read(part, end):
@@ -2158,6 +2235,8 @@ def _quantifier(row, tex, layered, scalars, perlayer, symbols, patterns):
         if not commas:
             raise TexError("a quantifier is written \\forall k = 1(1)L or \\forall k = 1, 2, \\dots, L", where.pos, tex)
         low, high = read(rest[:commas[0]], end), read(rest[commas[-1] + 1:], end)
+        if high.isdigit() and not low.isdigit():  # k = L-1, \dots, 1: the same layers, counted down
+            low, high = high, low
     return row[:at], f"{letter} in {_unparen(low)}..{_unparen(high)}"
 
 
