@@ -76,3 +76,16 @@ def test_a_column_times_the_jacobian_of_two_vectors_is_read_as_the_row_times_it_
     with pytest.raises(TexError) as info:
         translate(r"\frac{\partial C}{\partial b^2} = (a^2-t) \frac{\partial a^2}{\partial z^2", SYMBOLS)
     assert "\n" not in str(info.value) and "column" in str(info.value)
+
+
+def test_a_layer_at_example_k_outside_a_sum_over_the_examples_is_refused_not_multiplied():
+    symbols = {**SYMBOLS, "x": "input", "p": "output", "L": "depth", "N": "batch"}
+    with pytest.raises(TexError) as info:
+        translate(r"p_k = a_L(x_k)", symbols)
+    assert str(info.value).startswith("cannot read a[L](x_k), the value at example k, outside a sum over the "
+                                      "examples")
+    assert str(info.value).endswith("column 10")
+    # inside the sum over k it is the example's column; the bare input is every layer's argument
+    ((_, rhs, notes),) = [(k.lhs, k.rhs, k.notes) for k in translate(r"C = \sum_{k=1}^N a_L(x_k)", symbols)]
+    assert rhs == "sum(a[L][:, k], k in 1..N)" and "read a[L](x_k) as a[L] at example k" in notes
+    assert translate(r"C = a^L(x)", symbols)[0].rhs == "a[L]"

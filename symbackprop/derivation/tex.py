@@ -598,7 +598,7 @@ class _Parser:
         base = scripted
         if scalar and _row_of(base) is not None:
             scalar = False  # w^l_i: a row of W^l, not an entry
-        if self.examples and name is not None:
+        if name is not None:
             self._at_example(base)
         if self.peek() is not None and base.endswith("'") and self.peek().kind == "char" and self.peek().value == "(":
             self.i += 1
@@ -615,8 +615,13 @@ class _Parser:
             return
         letter = toks[1].value if toks[1].kind == "char" else (
             toks[1].value[0].value if toks[1].kind == "group" and len(toks[1].value) == 1 else None)
-        if toks[3].kind != "char" or toks[3].value not in self.examples or not isinstance(letter, str) or \
-                not letter.isalpha() or _symbol_role(self, letter) not in (None, "input"):
+        if toks[3].kind != "char" or not isinstance(letter, str) or not letter.isalpha() or \
+                _symbol_role(self, letter) not in (None, "input"):
+            return
+        if toks[3].value not in self.examples:  # a^L(x_k) with no sum over k: not a product with x_k
+            if _symbol_role(self, letter) == "input" and toks[3].value.isalpha():
+                raise TexError(f"cannot read {base}({letter}_{toks[3].value}), the value at example "
+                               f"{toks[3].value}, outside a sum over the examples", toks[0].pos, self.tex)
             return
         self.i += 5
         self.notes.append(f"read {base}({letter}_{toks[3].value}) as {base} at example {toks[3].value}")
