@@ -91,7 +91,7 @@ def _affine_contraction(left, left_kind, right, roles):
     import ast
 
     from .language import preprocess
-    if left_kind in ("matrix", "scalar"):
+    if left_kind not in ("col", None):  # a matrix, a number or a row: the product as printed
         return None
     try:
         tree = ast.parse(preprocess(right), mode="eval").body
