@@ -18,6 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_extract import ROOT, _group, _norm, _owners, measure  # noqa: E402
 
 
+def _line(claim: dict) -> str:
+    """The drafted claim's source line, as its note and id give it (``line 38``, ``L38-6``)."""
+    note = str(claim.get("note", "")).split(";")[0].strip()
+    return note if note.startswith("line ") else str(claim.get("id", "?"))
+
+
 def gaps(row: dict) -> list[str]:
     detail = row["detail"]
     claims, links, sources, edges = detail["claims"], detail["links"], detail["sources"], detail["edges"]
@@ -34,10 +40,10 @@ def gaps(row: dict) -> list[str]:
             if _norm(link.lhs) == _norm(claim["lhs"]):
                 source = sources[k]
                 taken = f" (counted for {owner[k]!r})" if k in owner else ""
-                out.append(f"      E{k} line {source.get('line', '?')}: {link.lhs} = {link.rhs}{taken}")
+                out.append(f"      E{k} {_line(source)}: {link.lhs} = {link.rhs}{taken}")
                 out.append(f"          from: {' '.join(str(source.get('tex', '')).split())[:160]}")
     for source, error in detail["failed"]:
-        out.append(f"  unreadable line {source.get('line', '?')}: {error}")
+        out.append(f"  unreadable, {_line(source)}: {error}")
     return out
 
 
