@@ -66,7 +66,8 @@ def _operator(product, left):
 
 
 def _role(value):
-    return str(value.get("quantity", "")) if isinstance(value, Mapping) else str(value)
+    """The quantity a [symbols] entry names (a role, or a table with its quantity)."""
+    return str(value.get("quantity")) if isinstance(value, Mapping) else str(value)
 
 
 def _kind(text, roles):
@@ -1016,29 +1017,6 @@ class _Parser:
             return word, False, word
         raise TexError(f"unknown macro \\{name}", tok.pos, self.tex)
 
-    def _iverson(self):
-        """``[i = j]`` (the bracket just opened): Iverson's bracket ``(i == j)``, as the project's
-        printer writes it; None when the brackets hold no relation."""
-        depth, k = 0, self.i
-        while k < len(self.t):
-            t = self.t[k]
-            if t.kind == "char" and t.value in "([":
-                depth += 1
-            elif t.kind == "char" and t.value in ")]":
-                if depth == 0:
-                    break
-                depth -= 1
-            k += 1
-        if k == len(self.t) or self.t[k].value != "]":
-            return None
-        inside = self.t[self.i:k]
-        if not any((t.kind == "char" and t.value in "=<>") or (t.kind == "macro" and t.value in RELATIONS)
-                   for t in inside):
-            return None
-        left, op, right = self._relation(inside, self.t[k].pos)
-        self.i = k + 1
-        return f"({left} {op} {right})"
-
     def _array_of_entries(self, inner, shape):
         """``(a_i^l)_{(n_l \\times 1)}``: the array whose entries are a_i^l, i.e. a^l; any other
         annotated expression stands for itself."""
@@ -1458,11 +1436,6 @@ class _Parser:
             self.notes.append(f"read ∂{n}/∂{d} in the document's denominator layout: jacobian({n}, {by}).T")
             return f"jacobian({n}, {by}).T", False
         return f"jacobian({n}, {by})", False
-
-
-def _role(value):
-    """The quantity a [symbols] entry names (a role, or a table with its quantity)."""
-    return str(value.get("quantity")) if isinstance(value, Mapping) else str(value)
 
 
 def _membership(part, tex):
