@@ -122,19 +122,27 @@ def _load(path: Path, shown: str, text: str | None = None, data: dict | None = N
     return d
 
 
-def _parse(path: Path, shown: str, text: str | None) -> dict:
+def _read_text(path: Path, shown: str, what: str) -> str:
+    """The file's text, or a FileError naming the file and what went wrong."""
     try:
-        return tomllib.loads(limits.read_text(path, limits.MAX_FILE_BYTES, "derivation file") if text is None else text)
+        return limits.read_text(path, limits.MAX_FILE_BYTES, what)
     except FileNotFoundError:
         raise FileError(f"{shown}: no such file") from None
     except limits.LimitError as error:
         raise FileError(f"{shown}: {error}") from None
     except UnicodeDecodeError as error:
         raise FileError(f"{shown}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except tomllib.TOMLDecodeError as error:
-        raise FileError(f"{shown}: malformed TOML: {error}") from None
     except OSError as error:
         raise FileError(f"{shown}: cannot read: {error.strerror}") from None
+
+
+def _parse(path: Path, shown: str, text: str | None) -> dict:
+    if text is None:
+        text = _read_text(path, shown, "derivation file")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise FileError(f"{shown}: malformed TOML: {error}") from None
     except RecursionError:
         raise FileError(f"{shown}: malformed TOML: nested too deeply") from None
 
@@ -390,16 +398,7 @@ def read_overrides(path: str | Path) -> tuple[dict, dict]:
     """A file of tables to merge into another derivation (``verify DOC --symbols FILE``): its data
     and the origin ``"FILE:line"`` of each entry, in the form :func:`load` takes as ``origins``."""
     shown = str(path)
-    try:
-        text = limits.read_text(Path(path), limits.MAX_FILE_BYTES, "symbols file")
-    except FileNotFoundError:
-        raise FileError(f"{shown}: no such file") from None
-    except limits.LimitError as error:
-        raise FileError(f"{shown}: {error}") from None
-    except UnicodeDecodeError as error:
-        raise FileError(f"{shown}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise FileError(f"{shown}: cannot read: {error.strerror}") from None
+    text = _read_text(Path(path), shown, "symbols file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
