@@ -143,16 +143,22 @@ def test_torch_inputs_are_checked_with_one_line_errors(torch):
         module.loss_and_grads(params, torch.zeros(4, 3, dtype=torch.float64), torch.zeros(5, 2, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("logit", [1000.0, -1000.0])
-@pytest.mark.parametrize("case", EXTREME, ids=case_id)
-def test_torch_float32_stays_finite_for_extreme_logits(torch, case, logit):
-    spec = _spec(case, batch=4)
-    module = _build(spec, "torch", "float32").module
+def _extreme_problem(spec, logit):
+    """A 4-example problem whose output biases are ±logit, and its float64 loss and gradients."""
     values, X, Y = random_problem(spec, np.random.default_rng(5), scale=0.1)
     n = spec.widths[-1]
     values[f"b{spec.depth}"] = np.where(np.arange(n) % 2 == 0, logit, -logit)
     Y = np.eye(n)[np.arange(4) % n] if spec.loss_rule.simplex_targets else (np.arange(4 * n).reshape(4, n) % 2) * 1.0
     J64, grads64, _ = _numpy_reference(spec, values, X, Y)
+    return values, X, Y, J64, grads64
+
+
+@pytest.mark.parametrize("logit", [1000.0, -1000.0])
+@pytest.mark.parametrize("case", EXTREME, ids=case_id)
+def test_torch_float32_stays_finite_for_extreme_logits(torch, case, logit):
+    spec = _spec(case, batch=4)
+    module = _build(spec, "torch", "float32").module
+    values, X, Y, J64, grads64 = _extreme_problem(spec, logit)
     params = _torch_params(torch, values, dtype=torch.float32, requires_grad=True)
     J = module.loss(params, torch.tensor(X, dtype=torch.float32), torch.tensor(Y, dtype=torch.float32))
     J.backward()
@@ -296,11 +302,7 @@ def test_jax_train_step_and_loss_and_grads_agree_with_the_numpy_kernel(jax):
 def test_jax_float32_stays_finite_for_extreme_logits(jax, case, logit):
     spec = _spec(case, batch=4)
     module = _build(spec, "jax", "float32").module
-    values, X, Y = random_problem(spec, np.random.default_rng(5), scale=0.1)
-    n = spec.widths[-1]
-    values[f"b{spec.depth}"] = np.where(np.arange(n) % 2 == 0, logit, -logit)
-    Y = np.eye(n)[np.arange(4) % n] if spec.loss_rule.simplex_targets else (np.arange(4 * n).reshape(4, n) % 2) * 1.0
-    J64, grads64, _ = _numpy_reference(spec, values, X, Y)
+    values, X, Y, J64, grads64 = _extreme_problem(spec, logit)
     params = _jax_params(jax, values, "float32")
     X32, Y32 = jax.numpy.asarray(X, "float32"), jax.numpy.asarray(Y, "float32")
     J, grads = jax.value_and_grad(module.loss)(params, X32, Y32)
