@@ -202,9 +202,7 @@ def test_a_per_example_loss_beside_the_batch_loss(tmp_path):
     assert_refuted_truly(checker, results[2])
 
 
-def test_masks_are_binary_and_causal_attention_keeps_the_softmax_jacobian(tmp_path):
-    body = """
-    title = "masked attention"
+MASKED_ATTENTION = """
     [model]
     sizes = { T = 3, d = 2 }
     upstream = { O = "dO" }
@@ -213,7 +211,13 @@ def test_masks_are_binary_and_causal_attention_keeps_the_softmax_jacobian(tmp_pa
     K = "T x d"
     V = "T x d"
     mask = { shape = "T x T", values = "binary" }
-    [model.forward]
+"""  # queries, keys, values and a symbolic 0/1 mask
+
+
+def test_masks_are_binary_and_causal_attention_keeps_the_softmax_jacobian(tmp_path):
+    body = """
+    title = "masked attention"
+""" + MASKED_ATTENTION + """    [model.forward]
     S = "Q @ K.T / sqrt(d)"
     E = "mask * exp(S)"
     P = "E / sum(E, axis=1)"
@@ -233,15 +237,7 @@ def test_masks_are_binary_and_causal_attention_keeps_the_softmax_jacobian(tmp_pa
 def test_the_masked_attention_row_in_a_model_keeps_its_mask_symbolic(tmp_path):
     body = """
     title = "masked attention, the library's row"
-    [model]
-    sizes = { T = 3, d = 2 }
-    upstream = { O = "dO" }
-    [model.inputs]
-    Q = "T x d"
-    K = "T x d"
-    V = "T x d"
-    mask = { shape = "T x T", values = "binary" }
-    [model.forward]
+""" + MASKED_ATTENTION + """    [model.forward]
     O = "masked_attention(Q, K, V, mask)"
     """ + claims(
         ("grad(loss, V)", "(mask * exp(Q @ K.T / sqrt(d)) / sum(mask * exp(Q @ K.T / sqrt(d)), axis=1)).T @ dO"),
